@@ -1,0 +1,98 @@
+"""Tests run on real PostgreSQL: an embedded server started for the session, or the server
+named by TIMEBANK_TEST_DATABASE_URL (a fresh database is created on it and dropped after).
+Each test works in a timebank of its own, so tests never see each other's rows."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from timebank.db import embedded, migrations
+from timebank.db.engine import asyncpg_dsn, sqlalchemy_url
+from timebank.ledger import Ledger
+from timebank.participants.schemas import TimebankPolicy, TimebankRecord
+from timebank.participants.service import Participants
+from timebank.settings import Settings
+
+_slugs = itertools.count(1)
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = sqlalchemy_url(url).partition("?")
+    server = base.rsplit("/", 1)[0]
+    return f"{server}/{name}" + (f"?{query}" if query else "")
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server_url = Settings().test_database_url
+    if server_url:
+        name = f"timebank_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+        url = _with_database(server_url, name)
+        migrations.upgrade(url)
+        yield url
+        asyncio.run(_admin(server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    else:
+        url = embedded.start(tmp_path_factory.mktemp("postgres"), delete_on_exit=True)
+        migrations.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(sqlalchemy_url(database_url), pool_size=20, max_overflow=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection as the database superuser, bypassing the service."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def ledger(engine: AsyncEngine) -> Ledger:
+    return Ledger(engine)
+
+
+@pytest.fixture
+def participants(engine: AsyncEngine) -> Participants:
+    return Participants(engine)
+
+
+def unique_slug(prefix: str = "tb") -> str:
+    return f"{prefix}-{os.getpid()}-{next(_slugs)}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+async def timebank(participants: Participants) -> TimebankRecord:
+    """A fresh timebank with tight, round limits: floor -10 h, ceiling 20 h, max 8 h."""
+    return await participants.create_timebank(
+        unique_slug(),
+        "Riverside Timebank",
+        TimebankPolicy(
+            default_floor_minutes=-600,
+            default_ceiling_minutes=1200,
+            max_exchange_minutes=480,
+            welcome_grant_minutes=0,
+        ),
+    )

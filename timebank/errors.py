@@ -1,0 +1,80 @@
+"""Typed errors. Each carries its HTTP status and a stable problem ``type`` (RFC 9457), so a
+business conflict reaches a JSON client as a 4xx problem and never as a 500."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://timebank.dev/problems/"
+
+
+class TimebankError(Exception):
+    status_code: ClassVar[int] = 400
+    kind: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.kind
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status_code,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class ValidationFailed(TimebankError):
+    status_code = 422
+    kind = "validation"
+    title = "The request is not valid"
+
+
+class NotFound(TimebankError):
+    status_code = 404
+    kind = "not-found"
+    title = "Not found"
+
+
+class Forbidden(TimebankError):
+    status_code = 403
+    kind = "forbidden"
+    title = "Not allowed"
+
+
+class Conflict(TimebankError):
+    status_code = 409
+    kind = "conflict"
+    title = "Conflict"
+
+
+class LimitExceeded(Conflict):
+    kind = "limit-exceeded"
+    title = "An account limit would be exceeded"
+
+
+class InvalidTransition(Conflict):
+    kind = "invalid-transition"
+    title = "Not possible in the current state"
+
+
+class IdempotencyMismatch(Conflict):
+    kind = "idempotency-mismatch"
+    title = "Idempotency key reused with a different request"
+
+
+class ServiceUnavailable(TimebankError):
+    status_code = 503
+    kind = "unavailable"
+    title = "Temporarily unavailable"

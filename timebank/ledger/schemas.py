@@ -1,0 +1,94 @@
+"""What the ledger service takes and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+TransferKind = Literal["exchange", "reversal", "grant", "adjustment"]
+DirectKind = Literal["exchange", "grant", "adjustment"]
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's key for one request: ``author`` (who sent it) and the ``key`` they chose."""
+
+    author: str
+    key: str
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    id: int
+    timebank_id: int
+    debit_account_id: int
+    credit_account_id: int
+    minutes: int
+    kind: str
+    pending_transfer_id: int | None
+    reverses_transfer_id: int | None
+    memo: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PostResult:
+    transfer: TransferRecord
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    id: int
+    timebank_id: int
+    debit_account_id: int
+    credit_account_id: int
+    minutes: int
+    kind: str
+    state: str
+    memo: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PendingResult:
+    pending: PendingRecord
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    account_id: int
+    balance_minutes: int
+    pending_in_minutes: int
+    pending_out_minutes: int
+    floor_minutes: int | None
+    ceiling_minutes: int | None
+    version: int
+
+    @property
+    def available_minutes(self) -> int | None:
+        """Minutes that can still be spent before the floor, pending spending counted."""
+        if self.floor_minutes is None:
+            return None
+        return self.balance_minutes - self.pending_out_minutes - self.floor_minutes
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    account_version: int
+    transfer_id: int
+    kind: str
+    minutes: int
+    balance_after: int
+    counterparty_account_id: int
+    memo: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    lines: list[StatementLine]
+    next_before_version: int | None

@@ -1,0 +1,268 @@
+"""The ledger service: every write in one short transaction, retried invisibly on deadlock or
+serialization failure, with database refusals turned into typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from timebank.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InvalidTransition,
+    LimitExceeded,
+    NotFound,
+    ServiceUnavailable,
+    TimebankError,
+    ValidationFailed,
+)
+from timebank.ledger import repository
+from timebank.ledger.schemas import (
+    AccountBalance,
+    DirectKind,
+    IdempotencyKey,
+    PendingResult,
+    PostResult,
+    StatementPage,
+)
+
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+_ERRORS_BY_SQLSTATE: dict[str, type[TimebankError]] = {
+    "TBNF0": NotFound,
+    "TBST0": InvalidTransition,
+    "TBVA0": ValidationFailed,
+    "TBID0": IdempotencyMismatch,
+}
+
+_ERRORS_BY_CONSTRAINT: dict[str, tuple[type[TimebankError], str]] = {
+    "accounts_within_floor": (
+        LimitExceeded,
+        "this would take an account below its floor (pending exchanges count)",
+    ),
+    "accounts_within_ceiling": (
+        LimitExceeded,
+        "this would take an account above its ceiling (pending exchanges count)",
+    ),
+    "transfers_reverses_transfer_id_key": (InvalidTransition, "this transfer is already reversed"),
+    "transfers_pending_transfer_id_key": (InvalidTransition, "this reservation is already posted"),
+}
+
+
+def _postgres_error(exc: BaseException) -> BaseException | None:
+    """The asyncpg exception under SQLAlchemy's wrapper, if there is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "sqlstate", None) and hasattr(seen, "as_dict"):
+            return seen
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return None
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    pg = _postgres_error(exc)
+    if pg is not None:
+        return pg.sqlstate  # type: ignore[attr-defined]
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
+def translate(exc: DBAPIError) -> TimebankError | None:
+    """A typed error for a refusal by the database, or None if it is not a business error."""
+    pg = _postgres_error(exc)
+    if pg is None:
+        return None
+    state = pg.sqlstate  # type: ignore[attr-defined]
+    message = getattr(pg, "message", None) or str(pg)
+    if state in _ERRORS_BY_SQLSTATE:
+        return _ERRORS_BY_SQLSTATE[state](message)
+    constraint = getattr(pg, "constraint_name", None)
+    if constraint in _ERRORS_BY_CONSTRAINT:
+        error_type, detail = _ERRORS_BY_CONSTRAINT[constraint]
+        return error_type(detail)
+    if state == "23503":  # foreign key: an account or row of another timebank, or none at all
+        return NotFound("an account named in the request does not exist in this timebank")
+    if state in {"23505", "23514", "23502", "22003"}:
+        return Conflict(message) if state == "23505" else ValidationFailed(message)
+    return None
+
+
+async def run_in_transaction(
+    engine: AsyncEngine,
+    work: Callable[[AsyncConnection], Awaitable[T]],
+    *,
+    max_retries: int = 8,
+) -> T:
+    """Run ``work`` in its own READ COMMITTED transaction, retried on deadlock/serialization
+    failure with jittered backoff; database refusals come out as typed errors."""
+    attempt = 0
+    while True:
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        except DBAPIError as exc:
+            state = sqlstate_of(exc)
+            if state in RETRYABLE_SQLSTATES:
+                if attempt < max_retries:
+                    attempt += 1
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311
+                    continue
+                raise ServiceUnavailable(
+                    "the ledger is busy; please retry", retry_after=1
+                ) from exc
+            typed = translate(exc)
+            if typed is not None:
+                raise typed from exc
+            raise
+
+
+class Ledger:
+    """Post, reserve, post or void a reservation, reverse; read balances and statements.
+
+    Every write takes an optional idempotency key: the same key with the same request returns
+    the original result (``replayed=True``); the same key with a different request is refused.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, max_retries: int = 8) -> None:
+        self._engine = engine
+        self._max_retries = max_retries
+
+    async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        return await run_in_transaction(self._engine, work, max_retries=self._max_retries)
+
+    async def post_transfer(
+        self,
+        timebank_id: int,
+        debit_account_id: int,
+        credit_account_id: int,
+        minutes: int,
+        *,
+        kind: DirectKind = "exchange",
+        memo: str | None = None,
+        key: IdempotencyKey | None = None,
+    ) -> PostResult:
+        """Post one transfer at once: ``minutes`` from the debit to the credit account."""
+
+        async def work(conn: AsyncConnection) -> PostResult:
+            transfer_id, replayed = await repository.post_transfer(
+                conn,
+                timebank_id=timebank_id,
+                debit_account_id=debit_account_id,
+                credit_account_id=credit_account_id,
+                minutes=minutes,
+                kind=kind,
+                memo=memo,
+                key=key,
+            )
+            transfer = await repository.get_transfer(conn, timebank_id, transfer_id)
+            return PostResult(transfer=transfer, replayed=replayed)
+
+        return await self._run(work)
+
+    async def reserve(
+        self,
+        timebank_id: int,
+        debit_account_id: int,
+        credit_account_id: int,
+        minutes: int,
+        *,
+        kind: DirectKind = "exchange",
+        memo: str | None = None,
+        key: IdempotencyKey | None = None,
+    ) -> PendingResult:
+        """Reserve minutes for a pending exchange; they count against both accounts' limits."""
+
+        async def work(conn: AsyncConnection) -> PendingResult:
+            pending_id, replayed = await repository.reserve(
+                conn,
+                timebank_id=timebank_id,
+                debit_account_id=debit_account_id,
+                credit_account_id=credit_account_id,
+                minutes=minutes,
+                kind=kind,
+                memo=memo,
+                key=key,
+            )
+            pending = await repository.get_pending(conn, timebank_id, pending_id)
+            return PendingResult(pending=pending, replayed=replayed)
+
+        return await self._run(work)
+
+    async def post_pending(
+        self, timebank_id: int, pending_id: int, *, key: IdempotencyKey | None = None
+    ) -> PostResult:
+        """Post a reservation; it was checked against the limits when it was made."""
+
+        async def work(conn: AsyncConnection) -> PostResult:
+            transfer_id, replayed = await repository.post_pending(
+                conn, timebank_id=timebank_id, pending_id=pending_id, key=key
+            )
+            transfer = await repository.get_transfer(conn, timebank_id, transfer_id)
+            return PostResult(transfer=transfer, replayed=replayed)
+
+        return await self._run(work)
+
+    async def void_pending(
+        self, timebank_id: int, pending_id: int, *, key: IdempotencyKey | None = None
+    ) -> PendingResult:
+        """Release a reservation without posting it."""
+
+        async def work(conn: AsyncConnection) -> PendingResult:
+            voided_id, replayed = await repository.void_pending(
+                conn, timebank_id=timebank_id, pending_id=pending_id, key=key
+            )
+            pending = await repository.get_pending(conn, timebank_id, voided_id)
+            return PendingResult(pending=pending, replayed=replayed)
+
+        return await self._run(work)
+
+    async def reverse(
+        self,
+        timebank_id: int,
+        transfer_id: int,
+        reason: str,
+        *,
+        key: IdempotencyKey | None = None,
+    ) -> PostResult:
+        """Reverse a posted transfer, once, with a reason: the same minutes move back."""
+
+        async def work(conn: AsyncConnection) -> PostResult:
+            reversal_id, replayed = await repository.reverse(
+                conn, timebank_id=timebank_id, transfer_id=transfer_id, reason=reason, key=key
+            )
+            transfer = await repository.get_transfer(conn, timebank_id, reversal_id)
+            return PostResult(transfer=transfer, replayed=replayed)
+
+        return await self._run(work)
+
+    async def balance(self, timebank_id: int, account_id: int) -> AccountBalance:
+        """Posted balance, pending in and out, and limits of one account."""
+        async with self._engine.connect() as conn:
+            return await repository.get_balance(conn, timebank_id, account_id)
+
+    async def statement(
+        self,
+        timebank_id: int,
+        account_id: int,
+        *,
+        before_version: int | None = None,
+        limit: int = 50,
+    ) -> StatementPage:
+        """An account's postings, newest first, each with the running balance after it."""
+        if not 1 <= limit <= 500:
+            raise ValidationFailed("limit must be between 1 and 500")
+        async with self._engine.connect() as conn:
+            await repository.get_balance(conn, timebank_id, account_id)  # 404 if not here
+            lines = await repository.statement_lines(
+                conn, timebank_id, account_id, before_version=before_version, limit=limit
+            )
+        next_before = lines[-1].account_version if len(lines) == limit else None
+        if next_before == 1:
+            next_before = None
+        return StatementPage(lines=lines, next_before_version=next_before)

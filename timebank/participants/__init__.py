@@ -1,0 +1,1 @@
+"""Timebanks, their participants (members, professionals, organisations) and categories."""
