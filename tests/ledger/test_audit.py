@@ -1,0 +1,41 @@
+"""The audit finds nothing on an honest ledger and names what was changed behind its back."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank.ledger.audit import audit
+
+
+async def run_audit(engine: AsyncEngine, slug: str):
+    async with engine.connect() as conn:
+        return await audit(conn, slug)
+
+
+async def test_clean_ledger_passes(engine, ledger, participants, timebank):
+    a = await participants.enrol(timebank, "member", "Ada")
+    b = await participants.enrol(timebank, "professional", "Bo")
+    await ledger.post_transfer(timebank.id, a.account_id, b.account_id, 60)
+    pending = await ledger.reserve(timebank.id, b.account_id, a.account_id, 30)
+    await ledger.post_pending(timebank.id, pending.pending.id)
+    await ledger.reserve(timebank.id, b.account_id, a.account_id, 15)
+    report = await run_audit(engine, timebank.slug)
+    assert report.ok, report.findings
+    assert (report.accounts, report.transfers, report.postings) == (3, 2, 4)
+
+
+async def test_tampered_posting_is_named(engine, raw, ledger, participants, timebank):
+    a = await participants.enrol(timebank, "member", "Ada")
+    b = await participants.enrol(timebank, "member", "Bo")
+    posted = await ledger.post_transfer(timebank.id, a.account_id, b.account_id, 60)
+    async with raw.transaction():
+        await raw.execute("SET LOCAL session_replication_role = replica")
+        await raw.execute(
+            "UPDATE postings SET minutes = minutes + 5, balance_after = balance_after + 5"
+            " WHERE transfer_id = $1 AND account_id = $2",
+            posted.transfer.id,
+            b.account_id,
+        )
+    report = await run_audit(engine, timebank.slug)
+    assert not report.ok
+    named = {(f.check, f.subject) for f in report.findings}
+    assert ("balance-matches-postings", f"account {b.account_id}") in named
+    assert ("transfer-zero-sum", f"transfer {posted.transfer.id}") in named

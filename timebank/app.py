@@ -1,0 +1,126 @@
+"""Application assembly: database lifecycle, routes, dependency injection, error handlers and
+OpenAPI (served at ``/schema``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import timebank
+from timebank.db.engine import create_engine, resolve_database_url
+from timebank.errors import PROBLEM_BASE, TimebankError, ValidationFailed
+from timebank.ledger import Ledger
+from timebank.settings import Settings, get_settings
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass
+class Health:
+    status: str
+    database: str
+
+
+@get("/health", summary="Liveness: 200 only when the database answers", tags=["operations"])
+async def health(engine: AsyncEngine) -> Response[Health]:
+    """Answer 200 when the database answers a query, 503 otherwise."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach the database means "not healthy"
+        return Response(Health(status="unavailable", database="unreachable"), status_code=503)
+    return Response(Health(status="ok", database="ok"))
+
+
+def _problem_response(error: TimebankError, request: Request) -> Response:
+    headers = {}
+    retry_after = error.extra.get("retry_after")
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return Response(
+        error.problem(instance=request.url.path),
+        status_code=error.status_code,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _timebank_error_handler(request: Request, exc: TimebankError) -> Response:
+    return _problem_response(exc, request)
+
+
+def _validation_error_handler(request: Request, exc: ValidationException) -> Response:
+    error = ValidationFailed(exc.detail, errors=exc.extra or [])
+    return _problem_response(error, request)
+
+
+def _http_error_handler(request: Request, exc: HTTPException) -> Response:
+    return Response(
+        {
+            "type": f"{PROBLEM_BASE}http-{exc.status_code}",
+            "title": exc.detail,
+            "status": exc.status_code,
+            "instance": request.url.path,
+        },
+        status_code=exc.status_code,
+        media_type=PROBLEM_JSON,
+        headers=exc.headers,
+    )
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Litestar:
+    """Build the service. ``database_url`` overrides the settings (the CLI passes the URL of
+    the embedded server it started)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        url = database_url or resolve_database_url(settings)[0]
+        engine = create_engine(url, settings)
+        app.state.engine = engine
+        app.state.ledger = Ledger(engine, max_retries=settings.ledger_max_retries)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    def provide_engine(state: State) -> AsyncEngine:
+        return state.engine
+
+    def provide_ledger(state: State) -> Ledger:
+        return state.ledger
+
+    return Litestar(
+        route_handlers=[health],
+        lifespan=[database],
+        dependencies={
+            "engine": Provide(provide_engine, sync_to_thread=False),
+            "ledger": Provide(provide_ledger, sync_to_thread=False),
+        },
+        exception_handlers={
+            TimebankError: _timebank_error_handler,
+            ValidationException: _validation_error_handler,
+            HTTPException: _http_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title="Timebank",
+            version=timebank.__version__,
+            description="A reciprocity ledger for timebanks: exchanges of hours, kept in a "
+            "double-entry ledger of integer minutes.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            use_handler_docstrings=True,
+        ),
+        debug=False,
+    )
+

@@ -1,0 +1,135 @@
+"""The ``timebank`` command: serve, migrate, audit, load a demo, benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+
+import click
+
+from timebank.db import migrations
+from timebank.db.engine import create_engine, resolve_database_url
+from timebank.settings import Settings, get_settings
+
+
+def _database(settings: Settings, *, migrate_embedded: bool) -> str:
+    """The database URL for a command; an embedded server is started (and, where the command
+    asks, migrated) when no TIMEBANK_DATABASE_URL is set."""
+    url, embedded = resolve_database_url(settings)
+    if embedded and migrate_embedded:
+        migrations.upgrade(url)
+    return url
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """Timebank: a reciprocity ledger service for timebanks."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default: TIMEBANK_HOST).")
+@click.option("--port", default=None, type=int, help="Port to listen on (default: TIMEBANK_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the service (migrating the embedded database first)."""
+    import uvicorn
+
+    from timebank.app import create_app
+
+    settings = get_settings()
+    url = _database(settings, migrate_embedded=True)
+    app = create_app(settings, database_url=url)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    click.echo(f"Timebank serving on http://{bind_host}:{bind_port} (API docs at /schema)")
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    url = _database(get_settings(), migrate_embedded=False)
+    migrations.upgrade(url)
+    click.echo(f"database at revision {migrations.head_revision()}")
+
+
+@main.command()
+@click.option("--timebank", "slug", default=None, help="Audit only this timebank.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(slug: str | None, as_json: bool) -> None:
+    """Audit every ledger invariant; exit 1 naming whatever does not add up."""
+    from timebank.errors import TimebankError
+    from timebank.ledger.audit import audit
+
+    settings = get_settings()
+    url = _database(settings, migrate_embedded=False)
+
+    async def run():
+        engine = create_engine(url, settings)
+        try:
+            async with engine.connect() as conn:
+                return await audit(conn, slug)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(run())
+    except TimebankError as error:
+        raise click.ClickException(error.detail) from error
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(
+            f"checked {report.timebanks} timebank(s), {report.accounts} accounts, "
+            f"{report.transfers} transfers, {report.postings} postings"
+        )
+        for finding in report.findings:
+            click.echo(f"BROKEN {finding}")
+        click.echo("ledger OK" if report.ok else f"{len(report.findings)} problem(s) found")
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.option("--slug", default="riverside", show_default=True, help="Slug of the demo timebank.")
+@click.option("--seed", default=2026, show_default=True, help="Random seed (same seed, same demo).")
+def demo(slug: str, seed: int) -> None:
+    """Load a realistic demo timebank so there is something real to look at."""
+    from timebank.demo import load_demo
+
+    settings = get_settings()
+    url = _database(settings, migrate_embedded=True)
+    summary = asyncio.run(load_demo(url, settings, slug=slug, seed=seed))
+    click.echo(summary)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: programs that print figures measured against a baseline in the same run."""
+
+
+@bench.command("ledger")
+@click.option("--clients", default=16, show_default=True, help="Concurrent clients.")
+@click.option("--accounts", default=10_000, show_default=True, help="Accounts in the ledger.")
+@click.option("--seconds", default=10.0, show_default=True, help="Duration of each phase.")
+@click.option("--batch-size", default=50, show_default=True, help="Transfers per batch.")
+def bench_ledger(clients: int, accounts: int, seconds: float, batch_size: int) -> None:
+    """Transfers/s of the ledger service against the raw-SQL floor, on a fresh embedded
+    PostgreSQL."""
+    from timebank.bench.ledger import run_ledger_benchmark
+
+    asyncio.run(
+        run_ledger_benchmark(
+            clients=clients, accounts=accounts, seconds=seconds, batch_size=batch_size
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The ledger audit behind ``timebank verify``: re-derive every figure from the postings and
+report everything that does not add up, naming the timebank and the account or transfer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    timebank: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] timebank {self.timebank}, {self.subject}: {self.detail}"
+
+
+@dataclass
+class AuditReport:
+    timebanks: int = 0
+    accounts: int = 0
+    transfers: int = 0
+    postings: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+# Each check is one query returning (timebank slug, subject, detail) for every problem found;
+# :timebank_id scopes it (NULL means every timebank).
+_CHECKS: dict[str, str] = {
+    "balance-matches-postings": """
+        SELECT t.slug, 'account ' || a.id,
+               format('balance %s at version %s, but its postings sum to %s over %s postings',
+                      a.balance, a.version, coalesce(p.total, 0), coalesce(p.n, 0))
+          FROM accounts a
+          JOIN timebanks t ON t.id = a.timebank_id
+          LEFT JOIN (SELECT account_id, sum(minutes) AS total, count(*) AS n
+                       FROM postings GROUP BY account_id) p ON p.account_id = a.id
+         WHERE (CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id)
+           AND (a.balance <> coalesce(p.total, 0) OR a.version <> coalesce(p.n, 0))
+    """,
+    "version-chain": """
+        SELECT t.slug, 'account ' || c.account_id,
+               format('posting %s (version %s) has balance_after %s; expected version %s and balance %s',
+                      c.id, c.account_version, c.balance_after,
+                      coalesce(c.previous_version, 0) + 1, coalesce(c.previous_balance, 0) + c.minutes)
+          FROM (SELECT p.*, lag(p.account_version) OVER w AS previous_version,
+                       lag(p.balance_after) OVER w AS previous_balance
+                  FROM postings p
+                 WHERE CAST(:timebank_id AS bigint) IS NULL OR p.timebank_id = :timebank_id
+                WINDOW w AS (PARTITION BY p.account_id ORDER BY p.account_version)) c
+          JOIN timebanks t ON t.id = c.timebank_id
+         WHERE c.account_version <> coalesce(c.previous_version, 0) + 1
+            OR c.balance_after <> coalesce(c.previous_balance, 0) + c.minutes
+    """,
+    "transfer-zero-sum": """
+        SELECT t.slug, 'transfer ' || x.id,
+               format('%s minutes from account %s to %s, but its postings are %s',
+                      x.minutes, x.debit_account_id, x.credit_account_id,
+                      coalesce(legs.shown, 'missing'))
+          FROM transfers x
+          JOIN timebanks t ON t.id = x.timebank_id
+          LEFT JOIN (SELECT p.transfer_id,
+                            string_agg(format('%s on account %s', p.minutes, p.account_id), ', '
+                                       ORDER BY p.account_id) AS shown,
+                            count(*) AS n, sum(p.minutes) AS total,
+                            bool_and(p.account_id IN (x2.debit_account_id, x2.credit_account_id)
+                                     AND p.minutes = CASE WHEN p.account_id = x2.debit_account_id
+                                                          THEN -x2.minutes ELSE x2.minutes END) AS fits
+                       FROM postings p JOIN transfers x2 ON x2.id = p.transfer_id
+                      GROUP BY p.transfer_id) legs ON legs.transfer_id = x.id
+         WHERE (CAST(:timebank_id AS bigint) IS NULL OR x.timebank_id = :timebank_id)
+           AND (legs.n IS DISTINCT FROM 2 OR legs.total <> 0 OR NOT legs.fits)
+    """,
+    "timebank-zero-sum": """
+        SELECT t.slug, 'the whole timebank',
+               format('account balances sum to %s minutes instead of 0', sum(a.balance))
+          FROM accounts a JOIN timebanks t ON t.id = a.timebank_id
+         WHERE CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id
+         GROUP BY t.slug
+        HAVING sum(a.balance) <> 0
+    """,
+    "limits": """
+        SELECT t.slug, 'account ' || a.id,
+               format('balance %s, pending in %s, pending out %s is outside floor %s / ceiling %s',
+                      a.balance, a.pending_in, a.pending_out, a.floor, a.ceiling)
+          FROM accounts a JOIN timebanks t ON t.id = a.timebank_id
+         WHERE (CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id)
+           AND (a.balance - a.pending_out < a.floor OR a.balance + a.pending_in > a.ceiling
+                OR a.pending_in < 0 OR a.pending_out < 0)
+    """,
+    "pending-matches-reservations": """
+        SELECT t.slug, 'account ' || a.id,
+               format('pending in %s / out %s, but open reservations hold in %s / out %s',
+                      a.pending_in, a.pending_out, coalesce(r_in.total, 0), coalesce(r_out.total, 0))
+          FROM accounts a
+          JOIN timebanks t ON t.id = a.timebank_id
+          LEFT JOIN (SELECT credit_account_id AS account_id, sum(minutes) AS total
+                       FROM pending_transfers WHERE state = 'pending' GROUP BY 1) r_in
+                 ON r_in.account_id = a.id
+          LEFT JOIN (SELECT debit_account_id AS account_id, sum(minutes) AS total
+                       FROM pending_transfers WHERE state = 'pending' GROUP BY 1) r_out
+                 ON r_out.account_id = a.id
+         WHERE (CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id)
+           AND (a.pending_in <> coalesce(r_in.total, 0) OR a.pending_out <> coalesce(r_out.total, 0))
+    """,
+    "reservations-posted-once": """
+        SELECT t.slug, 'reservation ' || p.id,
+               format('state %s with %s transfers posting it', p.state, count(x.id))
+          FROM pending_transfers p
+          JOIN timebanks t ON t.id = p.timebank_id
+          LEFT JOIN transfers x ON x.pending_transfer_id = p.id
+         WHERE CAST(:timebank_id AS bigint) IS NULL OR p.timebank_id = :timebank_id
+         GROUP BY t.slug, p.id, p.state
+        HAVING count(x.id) <> CASE WHEN p.state = 'posted' THEN 1 ELSE 0 END
+    """,
+    "reversals-mirror": """
+        SELECT t.slug, 'transfer ' || r.id,
+               format('reverses transfer %s but does not move the same %s minutes back',
+                      o.id, o.minutes)
+          FROM transfers r
+          JOIN transfers o ON o.id = r.reverses_transfer_id
+          JOIN timebanks t ON t.id = r.timebank_id
+         WHERE (CAST(:timebank_id AS bigint) IS NULL OR r.timebank_id = :timebank_id)
+           AND (r.debit_account_id <> o.credit_account_id OR r.credit_account_id <> o.debit_account_id
+                OR r.minutes <> o.minutes OR o.kind = 'reversal')
+    """,
+}
+
+_COUNTS = """
+    SELECT (SELECT count(*) FROM timebanks
+             WHERE CAST(:timebank_id AS bigint) IS NULL OR id = :timebank_id) AS timebanks,
+           (SELECT count(*) FROM accounts
+             WHERE CAST(:timebank_id AS bigint) IS NULL OR timebank_id = :timebank_id) AS accounts,
+           (SELECT count(*) FROM transfers
+             WHERE CAST(:timebank_id AS bigint) IS NULL OR timebank_id = :timebank_id) AS transfers,
+           (SELECT count(*) FROM postings
+             WHERE CAST(:timebank_id AS bigint) IS NULL OR timebank_id = :timebank_id) AS postings
+"""
+
+
+async def audit(conn: AsyncConnection, timebank_slug: str | None = None) -> AuditReport:
+    """Check every invariant over the stored rows (of one timebank, or of all of them)."""
+    # One snapshot for every check, so a busy ledger cannot look inconsistent between queries.
+    await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    timebank_id = None
+    if timebank_slug is not None:
+        timebank_id = (
+            await conn.execute(
+                text("SELECT id FROM timebanks WHERE slug = :slug"), {"slug": timebank_slug}
+            )
+        ).scalar_one_or_none()
+        if timebank_id is None:
+            raise NotFound(f"timebank {timebank_slug!r} not found")
+    params = {"timebank_id": timebank_id}
+    counts = (await conn.execute(text(_COUNTS), params)).one()
+    report = AuditReport(**counts._mapping)
+    for check, sql in _CHECKS.items():
+        for slug, subject, detail in await conn.execute(text(sql), params):
+            report.findings.append(Finding(check, slug, subject, detail))
+    return report
