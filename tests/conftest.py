@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -39,7 +41,7 @@ async def _admin(url: str, sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     server_url = Settings().test_database_url
     if server_url:
         name = f"timebank_test_{uuid.uuid4().hex[:12]}"
@@ -49,7 +51,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
         asyncio.run(_admin(server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
     else:
-        url = embedded.start(tmp_path_factory.mktemp("postgres"), delete_on_exit=True)
+        # Not under pytest's tmp_path: pytest prunes old numbered folders while another run
+        # may still be using one. The server deletes its own folder when the session ends.
+        data_dir = Path(tempfile.mkdtemp(prefix="timebank-test-"))
+        url = embedded.start(data_dir, delete_on_exit=True)
         migrations.upgrade(url)
         yield url
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -32,7 +32,7 @@ class Health:
 
 
 @get("/health", summary="Liveness: 200 only when the database answers", tags=["operations"])
-async def health(engine: AsyncEngine) -> Response[Health]:
+async def health(engine: NamedDependency[AsyncEngine]) -> Response[Health]:
     """Answer 200 when the database answers a query, 503 otherwise."""
     try:
         async with engine.connect() as conn:

@@ -17,7 +17,10 @@ from timebank.settings import Settings, get_settings
 def _database(settings: Settings, *, migrate_embedded: bool) -> str:
     """The database URL for a command; an embedded server is started (and, where the command
     asks, migrated) when no TIMEBANK_DATABASE_URL is set."""
-    url, embedded = resolve_database_url(settings)
+    try:
+        url, embedded = resolve_database_url(settings)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     if embedded and migrate_embedded:
         migrations.upgrade(url)
     return url
