@@ -9,9 +9,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def test_every_setting_is_in_the_readme_table():
     readme = README.read_text(encoding="utf-8")
-    missing = [
-        name for name in Settings.model_fields if f"`TIMEBANK_{name.upper()}`" not in readme
-    ]
+    missing = [name for name in Settings.model_fields if f"`TIMEBANK_{name.upper()}`" not in readme]
     assert missing == []
 
 
@@ -21,4 +19,3 @@ def test_settings_are_read_from_timebank_variables(monkeypatch, tmp_path):
     settings = Settings()
     assert settings.data_dir == tmp_path
     assert settings.port == 8123
-    assert settings.database_url is None or settings.database_url.startswith("postgres")

@@ -123,4 +123,3 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         ),
         debug=False,
     )
-

@@ -73,9 +73,7 @@ async def post_transfer(
         "kind": kind,
         "memo": memo,
     }
-    row = (
-        await conn.execute(_POST_TRANSFER, {**fields, **_key_params("post", fields, key)})
-    ).one()
+    row = (await conn.execute(_POST_TRANSFER, {**fields, **_key_params("post", fields, key)})).one()
     return row.transfer_id, row.replayed
 
 

@@ -113,9 +113,7 @@ async def run_in_transaction(
                     attempt += 1
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311
                     continue
-                raise ServiceUnavailable(
-                    "the ledger is busy; please retry", retry_after=1
-                ) from exc
+                raise ServiceUnavailable("the ledger is busy; please retry", retry_after=1) from exc
             typed = translate(exc)
             if typed is not None:
                 raise typed from exc

@@ -47,7 +47,9 @@ async def insert_timebank(
 
 async def insert_categories(conn: AsyncConnection, timebank_id: int, names: dict[str, str]) -> None:
     await conn.execute(
-        text("INSERT INTO categories (timebank_id, slug, name) VALUES (:timebank_id, :slug, :name)"),
+        text(
+            "INSERT INTO categories (timebank_id, slug, name) VALUES (:timebank_id, :slug, :name)"
+        ),
         [{"timebank_id": timebank_id, "slug": slug, "name": name} for slug, name in names.items()],
     )
 
