@@ -105,10 +105,14 @@ def verify(slug: str | None, as_json: bool) -> None:
 def demo(slug: str, seed: int) -> None:
     """Load a realistic demo timebank so there is something real to look at."""
     from timebank.demo import load_demo
+    from timebank.errors import TimebankError
 
     settings = get_settings()
     url = _database(settings, migrate_embedded=True)
-    summary = asyncio.run(load_demo(url, settings, slug=slug, seed=seed))
+    try:
+        summary = asyncio.run(load_demo(url, settings, slug=slug, seed=seed))
+    except TimebankError as error:
+        raise click.ClickException(error.detail) from error
     click.echo(summary)
 
 
