@@ -220,7 +220,7 @@ DECLARE
 BEGIN
     IF NEW.pending_transfer_id IS NOT NULL THEN
         SELECT * INTO p FROM pending_transfers WHERE id = NEW.pending_transfer_id;
-        IF p.state <> 'posted' OR p.debit_account_id <> NEW.debit_account_id
+        IF NOT FOUND OR p.state <> 'posted' OR p.debit_account_id <> NEW.debit_account_id
            OR p.credit_account_id <> NEW.credit_account_id OR p.minutes <> NEW.minutes
            OR p.kind <> NEW.kind THEN
             RAISE EXCEPTION 'transfer does not match reservation % (or the reservation is not being posted)', p.id
@@ -232,6 +232,10 @@ BEGIN
     END IF;
     IF NEW.reverses_transfer_id IS NOT NULL THEN
         SELECT * INTO original FROM transfers WHERE id = NEW.reverses_transfer_id;
+        IF NOT FOUND OR NEW.reverses_transfer_id = NEW.id THEN
+            RAISE EXCEPTION 'a reversal must reverse an existing, earlier transfer'
+                USING ERRCODE = 'TBIN0';
+        END IF;
         IF original.kind = 'reversal' THEN
             RAISE EXCEPTION 'transfer % is a reversal and cannot itself be reversed', original.id
                 USING ERRCODE = 'TBST0';
@@ -291,6 +295,23 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Whatever happens to a reservation, both accounts' pending amounts must agree by commit time.
+CREATE FUNCTION pending_transfers_check_holds() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ledger_check_pending(NEW.debit_account_id);
+    PERFORM ledger_check_pending(NEW.credit_account_id);
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER pending_transfers_match_accounts
+    AFTER INSERT OR UPDATE OF state ON pending_transfers
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION pending_transfers_check_holds();
+
+CREATE TRIGGER pending_transfers_no_truncate BEFORE TRUNCATE ON pending_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+
 CREATE CONSTRAINT TRIGGER pending_transfers_posted_once AFTER UPDATE OF state ON pending_transfers
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW WHEN (NEW.state = 'posted')
@@ -316,6 +337,26 @@ END $$;
 
 CREATE TRIGGER idempotency_keys_check BEFORE UPDATE OR DELETE ON idempotency_keys
     FOR EACH ROW EXECUTE FUNCTION idempotency_keys_check();
+
+CREATE TRIGGER idempotency_keys_no_truncate BEFORE TRUNCATE ON idempotency_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+
+-- A key is claimed and answered in the same transaction: by commit, it holds its result.
+CREATE FUNCTION idempotency_keys_check_answered() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM idempotency_keys
+                WHERE timebank_id = NEW.timebank_id AND author = NEW.author AND key = NEW.key
+                  AND result IS NULL) THEN
+        RAISE EXCEPTION 'idempotency key % was claimed but never answered', NEW.key
+            USING ERRCODE = 'TBIN0';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER idempotency_keys_answered AFTER INSERT ON idempotency_keys
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION idempotency_keys_check_answered();
 
 ------------------------------------------------------------------------------------------------
 -- Posting functions.
@@ -566,7 +607,10 @@ BEGIN
     IF p_reason IS NULL OR length(btrim(p_reason)) = 0 THEN
         RAISE EXCEPTION 'a reversal needs a reason' USING ERRCODE = 'TBVA0';
     END IF;
-    SELECT * INTO original FROM transfers WHERE id = p_transfer_id AND timebank_id = p_timebank_id;
+    -- Lock the original so concurrent reversals of it take turns; the second then sees the
+    -- first and is told the transfer is already reversed (not a limit error).
+    SELECT * INTO original FROM transfers WHERE id = p_transfer_id AND timebank_id = p_timebank_id
+       FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'transfer % not found in this timebank', p_transfer_id USING ERRCODE = 'TBNF0';
     END IF;

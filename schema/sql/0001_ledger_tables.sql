@@ -141,6 +141,7 @@ CREATE TABLE transfers (
     CONSTRAINT transfers_distinct_accounts CHECK (debit_account_id <> credit_account_id),
     CONSTRAINT transfers_kind_valid CHECK (kind IN ('exchange', 'reversal', 'grant', 'adjustment')),
     CONSTRAINT transfers_reversal_link CHECK ((kind = 'reversal') = (reverses_transfer_id IS NOT NULL)),
+    CONSTRAINT transfers_reversal_not_itself CHECK (reverses_transfer_id <> id),
     CONSTRAINT transfers_reversal_not_pending CHECK (kind <> 'reversal' OR pending_transfer_id IS NULL)
 );
 
