@@ -437,6 +437,10 @@ BEGIN
     IF p_debit = p_credit THEN
         RAISE EXCEPTION 'a transfer needs two different accounts' USING ERRCODE = 'TBVA0';
     END IF;
+    -- An invalid request is refused as invalid before any limit is looked at.
+    IF p_kind = 'exchange' AND p_pending_id IS NULL THEN
+        PERFORM ledger_check_exchange_maximum(p_timebank_id, p_minutes);
+    END IF;
     IF p_debit < p_credit THEN
         SELECT * INTO debit_balance, debit_version
           FROM ledger_move_account(p_timebank_id, p_debit, -p_minutes, 0, -from_pending);
@@ -500,6 +504,9 @@ BEGIN
     END IF;
     IF p_debit = p_credit THEN
         RAISE EXCEPTION 'a transfer needs two different accounts' USING ERRCODE = 'TBVA0';
+    END IF;
+    IF p_kind = 'exchange' THEN
+        PERFORM ledger_check_exchange_maximum(p_timebank_id, p_minutes);
     END IF;
     IF p_debit < p_credit THEN
         SELECT * INTO ignored_balance, ignored_version

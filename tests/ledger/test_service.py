@@ -149,3 +149,18 @@ async def test_statement_pages_newest_first_with_running_balance(ledger, partici
     )
     assert [line.minutes for line in last.lines] == [10]
     assert last.next_before_version is None
+
+
+async def test_values_the_database_cannot_hold_are_validation_errors(
+    ledger, participants, timebank
+):
+    giver, receiver = await two_members(participants, timebank)
+    with pytest.raises(ValidationFailed):
+        await ledger.post_transfer(
+            timebank.id, receiver.account_id, giver.account_id, 10, memo="a\x00b"
+        )
+    with pytest.raises(ValidationFailed):
+        await ledger.post_transfer(timebank.id, receiver.account_id, giver.account_id, 2**63)
+    with pytest.raises(ValidationFailed):
+        await ledger.reverse(timebank.id, 2**63, "typo")
+    assert (await ledger.balance(timebank.id, giver.account_id)).balance_minutes == 0

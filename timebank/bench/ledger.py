@@ -5,7 +5,11 @@ Phase a, the floor: each client is a plain asyncpg connection that records one t
 transaction the minimal way: the two account UPDATEs (ascending id order, each RETURNING the
 new balance and version), the transfer INSERT and one INSERT of both postings, as prepared
 statements. The schema's triggers and deferred checks apply to this path exactly as they do to
-the service's, so the floor is what PostgreSQL itself needs for a transfer under those rules.
+the service's, so the floor is what PostgreSQL needs for a transfer under those rules.
+
+Phase a2, for reference: plain asyncpg connections calling the service's own SQL function
+(``ledger_post_transfer``), one round trip between BEGIN and COMMIT: the database work of the
+service without any of its Python.
 
 Phase b, the service: the same load through ``Ledger.post_transfer`` on the engine the service
 itself uses (``timebank.db.engine.create_engine``), with a pool of at least ``clients``.
@@ -13,9 +17,12 @@ itself uses (``timebank.db.engine.create_engine``), with a pool of at least ``cl
 Phase c, batching: ``Ledger.post_batch`` with ``batch_size`` transfers per call, if the ledger
 has one; otherwise reported as not implemented.
 
-Every phase draws distinct account pairs uniformly at random and 1 to 120 minutes, runs a
-short warm-up that is not counted, then counts transfers completed within ``seconds``. At the
-end the ledger audit checks every invariant over all the rows written.
+Before anything is measured the ledger is given a history of transfers, so that no phase runs
+on empty tables. Every phase draws distinct account pairs uniformly at random and 1 to 120
+minutes, runs a short warm-up that is not counted, then counts the transfers completed within
+``seconds``. Client CPU is this process's; server CPU is that of the PostgreSQL processes
+(they share the machine, so on a small one either can be the bottleneck). At the end the ledger
+audit checks every invariant over all the rows written.
 """
 
 from __future__ import annotations
@@ -33,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.db import embedded, migrations
 from timebank.db.engine import asyncpg_dsn, create_engine
@@ -47,11 +53,13 @@ FLOOR_MINUTES = -10_000_000
 CEILING_MINUTES = 10_000_000
 MAX_EXCHANGE_MINUTES = 24 * 60
 MAX_TRANSFER_MINUTES = 120
+MIN_SEED_TRANSFERS = 20_000
 RAW_MAX_RETRIES = 8
 MAX_ERRORS_PER_PHASE = 100
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 Op = Callable[[], Awaitable[int]]
+CpuClock = Callable[[], float]
 
 
 @dataclass
@@ -65,6 +73,8 @@ class PhaseResult:
     retries: int = 0
     errors: int = 0
     first_error: str | None = None
+    client_cpu: float = 0.0
+    server_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -72,10 +82,15 @@ class PhaseResult:
         return self.transfers / self.elapsed if self.elapsed > 0 else 0.0
 
     def latency_ms(self, quantile: float) -> float | None:
+        """Latency of one call (one transfer, or one batch) at ``quantile``."""
         if len(self.latencies) < 2:
             return None
         cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
         return 1000 * cuts[round(quantile * 100) - 1]
+
+    def cpu_ms(self, seconds: float) -> float | None:
+        """CPU milliseconds per transfer."""
+        return 1000 * seconds / self.transfers if self.transfers and seconds > 0 else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,8 +100,11 @@ class PhaseResult:
             "transfers_per_s": round(self.per_second, 1),
             "p50_ms": _round(self.latency_ms(0.50)),
             "p99_ms": _round(self.latency_ms(0.99)),
+            "client_cpu_ms_per_transfer": _round(self.cpu_ms(self.client_cpu), 3),
+            "server_cpu_ms_per_transfer": _round(self.cpu_ms(self.server_cpu), 3),
             "retries": self.retries,
             "errors": self.errors,
+            "first_error": self.first_error,
         }
 
 
@@ -111,7 +129,7 @@ class _Pairs:
 
 
 # ------------------------------------------------------------------------------------------
-# Setup
+# The server and the ledger under test
 # ------------------------------------------------------------------------------------------
 
 
@@ -122,6 +140,44 @@ def _start_server() -> str:
     # Registered before the server's hook, so it runs after it (exit hooks run last-in first-out).
     atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     return embedded.start(data_dir, delete_on_exit=True)
+
+
+def _server_cpu_clock(postmaster_pid: int | None) -> CpuClock | None:
+    """CPU seconds used so far by the postmaster and the children it has now (the benchmark's
+    connections live through a whole phase), or None where psutil cannot see them."""
+    try:
+        import psutil
+
+        postmaster = psutil.Process(postmaster_pid)
+    except Exception:
+        return None
+
+    def seconds() -> float:
+        total = 0.0
+        for process in [postmaster, *postmaster.children()]:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
+    return seconds
+
+
+async def _server_facts(dsn: str) -> tuple[str, int | None]:
+    """The server's version and its postmaster's process id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        data_directory = await conn.fetchval("SHOW data_directory")
+    finally:
+        await conn.close()
+    try:
+        pid_file = Path(data_directory) / "postmaster.pid"
+        return version, int(pid_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return version, None
 
 
 _CREATE_ACCOUNTS = """
@@ -136,10 +192,12 @@ _CREATE_ACCOUNTS = """
 """
 
 
-async def _create_ledger(engine: AsyncEngine, dsn: str, accounts: int) -> tuple[int, list[int]]:
+async def _create_ledger(
+    participants: Participants, dsn: str, accounts: int
+) -> tuple[int, list[int]]:
     """One timebank (through the service) and ``accounts`` participant accounts (bulk SQL)."""
-    timebank = await Participants(engine).create_timebank(
-        f"bench-{int(time.time())}",
+    timebank = await participants.create_timebank(
+        "bench",
         "Ledger benchmark",
         TimebankPolicy(
             default_floor_minutes=FLOOR_MINUTES,
@@ -154,14 +212,42 @@ async def _create_ledger(engine: AsyncEngine, dsn: str, accounts: int) -> tuple[
             rows = await conn.fetch(
                 _CREATE_ACCOUNTS, timebank.id, accounts, FLOOR_MINUTES, CEILING_MINUTES
             )
-        await conn.execute("ANALYZE")
     finally:
         await conn.close()
     return timebank.id, sorted(row["id"] for row in rows)
 
 
+_SEED_HISTORY = """
+    SELECT count(ledger_post_transfer(
+               $1, ids[i + 1], ids[CASE WHEN j >= i THEN j + 2 ELSE j + 1 END],
+               1 + floor(random() * $3)::bigint, 'exchange', 'seed', NULL, NULL, NULL))
+      FROM (SELECT floor(random() * n)::int AS i, floor(random() * (n - 1))::int AS j,
+                   $2::bigint[] AS ids
+              FROM (SELECT cardinality($2::bigint[]) AS n) AS sizes,
+                   generate_series(1, $4) AS g) AS pairs
+"""
+
+
+async def _seed_history(dsn: str, timebank_id: int, account_ids: list[int], transfers: int) -> None:
+    """Give the ledger a history before anything is measured. On empty tables the planner picks
+    sequential scans for the trigger and foreign-key queries, and a connection keeps those plans
+    while the tables grow: without a history, whichever phase ran first would pay for that."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        left = transfers
+        while left > 0:
+            chunk = min(left, 5_000)
+            async with conn.transaction():
+                await conn.fetchval(
+                    _SEED_HISTORY, timebank_id, account_ids, MAX_TRANSFER_MINUTES, chunk
+                )
+            left -= chunk
+    finally:
+        await conn.close()
+
+
 async def _settle(dsn: str) -> None:
-    """Start every phase from the same footing: fresh statistics, dead rows cleared, a
+    """Start every phase from the same footing: fresh statistics, dead rows cleared, and a
     checkpoint behind it rather than in the middle of it."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -197,23 +283,34 @@ async def _loop(op: Op, deadline: float, result: PhaseResult) -> None:
         result.calls += 1
 
 
-async def _run_phase(name: str, ops: list[Op], *, warmup: float, seconds: float) -> PhaseResult:
+@dataclass(frozen=True)
+class _Timing:
+    warmup: float
+    seconds: float
+    server_cpu: CpuClock | None
+
+
+async def _run_phase(name: str, ops: list[Op], timing: _Timing) -> PhaseResult:
     """Warm up (not counted), then run every op in a loop for ``seconds``; elapsed runs until
     the last call in flight at the deadline has finished."""
-    if warmup > 0:
+    if timing.warmup > 0:
         warm = PhaseResult(f"{name} (warm-up)")
-        deadline = time.perf_counter() + warmup
+        deadline = time.perf_counter() + timing.warmup
         await asyncio.gather(*(_loop(op, deadline, warm) for op in ops))
+    server_clock = timing.server_cpu or (lambda: 0.0)
     result = PhaseResult(name)
+    client_cpu, server_cpu = time.process_time(), server_clock()
     started = time.perf_counter()
-    deadline = started + seconds
+    deadline = started + timing.seconds
     await asyncio.gather(*(_loop(op, deadline, result) for op in ops))
     result.elapsed = time.perf_counter() - started
+    result.client_cpu = time.process_time() - client_cpu
+    result.server_cpu = server_clock() - server_cpu
     return result
 
 
 # ------------------------------------------------------------------------------------------
-# Phase a: the raw-SQL floor
+# Phases a and a2: plain asyncpg
 # ------------------------------------------------------------------------------------------
 
 _MOVE_ACCOUNT = (
@@ -229,28 +326,41 @@ _INSERT_POSTINGS = (
     " (timebank_id, transfer_id, account_id, minutes, balance_after, account_version)"
     " VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $7, $8, $9, $10)"
 )
+_CALL_POST_TRANSFER = (
+    "SELECT transfer_id FROM ledger_post_transfer"
+    "($1, $2, $3, $4, 'exchange', NULL, NULL, NULL, NULL)"
+)
 
 
 class _RawClient:
-    """One asyncpg connection posting transfers with plain prepared statements."""
+    """One asyncpg connection posting transfers with plain prepared statements (or, with
+    ``function=True``, with one call of the service's SQL function)."""
 
-    def __init__(self, conn: asyncpg.Connection, timebank_id: int, pairs: _Pairs) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, timebank_id: int, pairs: _Pairs, *, function: bool
+    ) -> None:
         self._conn = conn
         self._timebank_id = timebank_id
         self._pairs = pairs
+        self._function = function
         self.retries = 0
 
     async def prepare(self) -> None:
-        self._move = await self._conn.prepare(_MOVE_ACCOUNT)
-        self._transfer = await self._conn.prepare(_INSERT_TRANSFER)
-        self._postings = await self._conn.prepare(_INSERT_POSTINGS)
+        if self._function:
+            self._call = await self._conn.prepare(_CALL_POST_TRANSFER)
+        else:
+            self._move = await self._conn.prepare(_MOVE_ACCOUNT)
+            self._transfer = await self._conn.prepare(_INSERT_TRANSFER)
+            self._postings = await self._conn.prepare(_INSERT_POSTINGS)
 
     async def post_one(self) -> int:
         debit, credit, minutes = self._pairs.next()
+        post = self._post_by_function if self._function else self._post_by_statements
         attempt = 0
         while True:
             try:
-                await self._post(debit, credit, minutes)
+                async with self._conn.transaction():
+                    await post(debit, credit, minutes)
                 return 1
             except asyncpg.PostgresError as exc:
                 if exc.sqlstate in RETRYABLE_SQLSTATES and attempt < RAW_MAX_RETRIES:
@@ -259,47 +369,55 @@ class _RawClient:
                     continue
                 raise
 
-    async def _post(self, debit: int, credit: int, minutes: int) -> None:
+    async def _post_by_statements(self, debit: int, credit: int, minutes: int) -> None:
         tb = self._timebank_id
-        async with self._conn.transaction():
-            if debit < credit:  # lock the two accounts in ascending id order
-                d_balance, d_version = await self._move.fetchrow(debit, -minutes, tb)
-                c_balance, c_version = await self._move.fetchrow(credit, minutes, tb)
-            else:
-                c_balance, c_version = await self._move.fetchrow(credit, minutes, tb)
-                d_balance, d_version = await self._move.fetchrow(debit, -minutes, tb)
-            transfer_id = await self._transfer.fetchval(tb, debit, credit, minutes)
-            await self._postings.fetch(
-                tb,
-                transfer_id,
-                debit,
-                -minutes,
-                d_balance,
-                d_version,
-                credit,
-                minutes,
-                c_balance,
-                c_version,
-            )
+        if debit < credit:  # lock the two accounts in ascending id order
+            d_balance, d_version = await self._move.fetchrow(debit, -minutes, tb)
+            c_balance, c_version = await self._move.fetchrow(credit, minutes, tb)
+        else:
+            c_balance, c_version = await self._move.fetchrow(credit, minutes, tb)
+            d_balance, d_version = await self._move.fetchrow(debit, -minutes, tb)
+        transfer_id = await self._transfer.fetchval(tb, debit, credit, minutes)
+        await self._postings.fetch(
+            tb,
+            transfer_id,
+            debit,
+            -minutes,
+            d_balance,
+            d_version,
+            credit,
+            minutes,
+            c_balance,
+            c_version,
+        )
+
+    async def _post_by_function(self, debit: int, credit: int, minutes: int) -> None:
+        await self._call.fetchval(self._timebank_id, debit, credit, minutes)
 
 
-async def _phase_floor(
-    dsn: str, timebank_id: int, account_ids: list[int], *, clients: int, warmup: float, seconds: float
+async def _phase_raw(
+    name: str,
+    dsn: str,
+    timebank_id: int,
+    account_ids: list[int],
+    *,
+    function: bool,
+    clients: int,
+    timing: _Timing,
+    seed: int,
 ) -> PhaseResult:
     conns = await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(clients)))
     try:
-        raw = [_RawClient(c, timebank_id, _Pairs(account_ids, 1000 + i)) for i, c in enumerate(conns)]
+        raw = [
+            _RawClient(conn, timebank_id, _Pairs(account_ids, seed + i), function=function)
+            for i, conn in enumerate(conns)
+        ]
         await asyncio.gather(*(client.prepare() for client in raw))
-        result = await _run_phase(
-            "a  raw SQL floor (asyncpg)",
-            [client.post_one for client in raw],
-            warmup=warmup,
-            seconds=seconds,
-        )
+        result = await _run_phase(name, [client.post_one for client in raw], timing)
         result.retries = sum(client.retries for client in raw)  # warm-up included
         return result
     finally:
-        await asyncio.gather(*(c.close() for c in conns))
+        await asyncio.gather(*(conn.close() for conn in conns))
 
 
 # ------------------------------------------------------------------------------------------
@@ -308,13 +426,7 @@ async def _phase_floor(
 
 
 async def _phase_service(
-    ledger: Ledger,
-    timebank_id: int,
-    account_ids: list[int],
-    *,
-    clients: int,
-    warmup: float,
-    seconds: float,
+    ledger: Ledger, timebank_id: int, account_ids: list[int], *, clients: int, timing: _Timing
 ) -> PhaseResult:
     def worker(pairs: _Pairs) -> Op:
         async def post_one() -> int:
@@ -325,10 +437,9 @@ async def _phase_service(
         return post_one
 
     return await _run_phase(
-        "b  service Ledger.post_transfer",
-        [worker(_Pairs(account_ids, 2000 + i)) for i in range(clients)],
-        warmup=warmup,
-        seconds=seconds,
+        "b  service: Ledger.post_transfer",
+        [worker(_Pairs(account_ids, 3000 + i)) for i in range(clients)],
+        timing,
     )
 
 
@@ -339,8 +450,7 @@ async def _phase_batch(
     *,
     clients: int,
     batch_size: int,
-    warmup: float,
-    seconds: float,
+    timing: _Timing,
 ) -> PhaseResult:
     """``Ledger.post_batch(timebank_id, transfers)``, each transfer given as the keyword
     arguments of ``post_transfer`` (debit_account_id, credit_account_id, minutes)."""
@@ -360,10 +470,9 @@ async def _phase_batch(
         return post_many
 
     return await _run_phase(
-        f"c  batch Ledger.post_batch x{batch_size}",
-        [worker(_Pairs(account_ids, 3000 + i)) for i in range(clients)],
-        warmup=warmup,
-        seconds=seconds,
+        f"c  service: Ledger.post_batch x{batch_size}",
+        [worker(_Pairs(account_ids, 4000 + i)) for i in range(clients)],
+        timing,
     )
 
 
@@ -371,15 +480,25 @@ async def _phase_batch(
 # Report
 # ------------------------------------------------------------------------------------------
 
+_HEADER = (
+    f"  {'phase':<36}{'transfers':>10}{'secs':>7}{'transfers/s':>13}{'p50 ms':>8}{'p99 ms':>8}"
+    f"{'client CPU':>12}{'server CPU':>12}{'vs a':>7}"
+)
+
+
+def _cell(value: float | None, width: int, digits: int = 2) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
 
 def _row(result: PhaseResult, floor: PhaseResult | None) -> str:
-    p50, p99 = result.latency_ms(0.50), result.latency_ms(0.99)
-    ratio = f"{result.per_second / floor.per_second:8.2f}" if floor and floor.per_second else ""
+    ratio = result.per_second / floor.per_second if floor and floor.per_second else None
     return (
-        f"  {result.name:<34}{result.transfers:>10}{result.elapsed:>9.2f}"
+        f"  {result.name:<36}{result.transfers:>10}{result.elapsed:>7.2f}"
         f"{result.per_second:>13.1f}"
-        f"{'' if p50 is None else f'{p50:>9.2f}'}{'' if p99 is None else f'{p99:>9.2f}'}"
-        f"{ratio:>10}"
+        f"{_cell(result.latency_ms(0.50), 8)}{_cell(result.latency_ms(0.99), 8)}"
+        f"{_cell(result.cpu_ms(result.client_cpu), 12, 3)}"
+        f"{_cell(result.cpu_ms(result.server_cpu), 12, 3)}"
+        f"{'' if ratio is None else f'{ratio:>7.2f}'}"
     )
 
 
@@ -391,40 +510,62 @@ async def run_ledger_benchmark(
     if clients < 1 or accounts < 2 or seconds <= 0 or batch_size < 1:
         raise ValueError("need clients >= 1, accounts >= 2, seconds > 0 and batch_size >= 1")
     warmup = min(2.0, max(0.5, seconds / 5))
+    seed_transfers = max(MIN_SEED_TRANSFERS, 2 * accounts)
 
     print("starting a fresh embedded PostgreSQL and migrating it ...", flush=True)
     url = await asyncio.to_thread(_start_server)
     await migrations.upgrade_async(url)
     dsn = asyncpg_dsn(url)
+    version, postmaster_pid = await _server_facts(dsn)
+    timing = _Timing(warmup, seconds, _server_cpu_clock(postmaster_pid))
 
-    settings = Settings(database_url=url, db_pool_size=max(clients, 1), db_max_overflow=0)
+    settings = Settings(database_url=url, db_pool_size=clients, db_max_overflow=0)
     engine = create_engine(url, settings)
     try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            version = await conn.fetchval("SHOW server_version")
-        finally:
-            await conn.close()
-
-        print(f"creating one timebank with {accounts} accounts ...", flush=True)
-        timebank_id, account_ids = await _create_ledger(engine, dsn, accounts)
-        ledger = Ledger(engine, max_retries=settings.ledger_max_retries)
-
-        print(f"phase a: raw SQL floor ({warmup:g} s warm-up, {seconds:g} s) ...", flush=True)
-        await _settle(dsn)
-        floor = await _phase_floor(
-            dsn, timebank_id, account_ids, clients=clients, warmup=warmup, seconds=seconds
+        print(
+            f"creating one timebank with {accounts} accounts and {seed_transfers} transfers "
+            "of history ...",
+            flush=True,
         )
-        print(f"phase b: service ({warmup:g} s warm-up, {seconds:g} s) ...", flush=True)
+        timebank_id, account_ids = await _create_ledger(Participants(engine), dsn, accounts)
+        await _seed_history(dsn, timebank_id, account_ids, seed_transfers)
+        ledger = Ledger(engine, max_retries=settings.ledger_max_retries)
+        run = f"({warmup:g} s warm-up, {seconds:g} s)"
+
+        print(f"phase a:  raw SQL statements, the floor {run} ...", flush=True)
+        await _settle(dsn)
+        floor = await _phase_raw(
+            "a  floor: raw SQL statements",
+            dsn,
+            timebank_id,
+            account_ids,
+            function=False,
+            clients=clients,
+            timing=timing,
+            seed=1000,
+        )
+        print(f"phase a2: asyncpg calling ledger_post_transfer {run} ...", flush=True)
+        await _settle(dsn)
+        function = await _phase_raw(
+            "a2 asyncpg: ledger_post_transfer()",
+            dsn,
+            timebank_id,
+            account_ids,
+            function=True,
+            clients=clients,
+            timing=timing,
+            seed=2000,
+        )
+        print(f"phase b:  the service {run} ...", flush=True)
         await _settle(dsn)
         service = await _phase_service(
-            ledger, timebank_id, account_ids, clients=clients, warmup=warmup, seconds=seconds
+            ledger, timebank_id, account_ids, clients=clients, timing=timing
         )
 
         batch: PhaseResult | None = None
         batch_note = "not implemented (Ledger has no post_batch)"
         if hasattr(Ledger, "post_batch"):
-            print(f"phase c: batch of {batch_size} ({warmup:g} s warm-up, {seconds:g} s) ...")
+            print(f"phase c:  batches of {batch_size} {run} ...", flush=True)
             await _settle(dsn)
             try:
                 batch = await _phase_batch(
@@ -433,8 +574,7 @@ async def run_ledger_benchmark(
                     account_ids,
                     clients=clients,
                     batch_size=batch_size,
-                    warmup=warmup,
-                    seconds=seconds,
+                    timing=timing,
                 )
                 batch_note = ""
             except Exception as exc:
@@ -445,38 +585,42 @@ async def run_ledger_benchmark(
     finally:
         await engine.dispose()
 
-    ratio = service.per_second / floor.per_second if floor.per_second else 0.0
-    batch_ratio = (
-        batch.per_second / floor.per_second if batch is not None and floor.per_second else None
-    )
+    def ratio_to_floor(result: PhaseResult | None) -> float | None:
+        if result is None or not floor.per_second:
+            return None
+        return result.per_second / floor.per_second
+
+    ratio = ratio_to_floor(service) or 0.0
+    function_ratio = ratio_to_floor(function)
+    batch_ratio = ratio_to_floor(batch)
 
     print()
     print("Ledger benchmark: transfers/s on a fresh embedded PostgreSQL")
     print(
         f"  PostgreSQL {version}; clients {clients}; accounts {accounts}; "
-        f"{seconds:g} s per phase after a {warmup:g} s warm-up; batch size {batch_size}"
+        f"{seed_transfers} transfers of history; {seconds:g} s per phase after a "
+        f"{warmup:g} s warm-up; batch size {batch_size}"
     )
+    print("  (latency per call; CPU in ms per transfer: client = this process, server = postgres)")
     print()
-    print(
-        f"  {'phase':<34}{'transfers':>10}{'secs':>9}{'transfers/s':>13}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'vs a':>10}"
-    )
+    print(_HEADER)
     print(_row(floor, None))
+    print(_row(function, floor))
     print(_row(service, floor))
     if batch is not None:
         print(_row(batch, floor))
     else:
-        print(f"  {'c  batch':<34}{batch_note}")
+        print(f"  {'c  batch':<36}{batch_note}")
     print()
     print(f"  service / floor (b/a): {ratio:.2f}")
     if batch_ratio is not None:
         print(f"  batch / floor (c/a):   {batch_ratio:.2f}")
     else:
         print(f"  batch: {batch_note}")
-    for result in (floor, service, batch):
+    for result in (floor, function, service, batch):
         if result is not None and (result.errors or result.retries):
             print(
-                f"  {result.name.strip()}: {result.retries} retries, {result.errors} errors"
+                f"  {result.name}: {result.retries} retries, {result.errors} errors"
                 + (f" (first: {result.first_error})" if result.first_error else "")
             )
     print(
@@ -486,6 +630,8 @@ async def run_ledger_benchmark(
     )
     for finding in report.findings[:20]:
         print(f"    BROKEN {finding}")
+    if len(report.findings) > 20:
+        print(f"    ... and {len(report.findings) - 20} more")
 
     return {
         "config": {
@@ -493,19 +639,24 @@ async def run_ledger_benchmark(
             "accounts": accounts,
             "seconds": seconds,
             "warmup_seconds": warmup,
+            "seed_transfers": seed_transfers,
             "batch_size": batch_size,
             "postgresql_version": version,
         },
         "floor_transfers_per_s": round(floor.per_second, 1),
+        "function_transfers_per_s": round(function.per_second, 1),
         "service_transfers_per_s": round(service.per_second, 1),
         "service_ratio": round(ratio, 3),
+        "function_ratio": _round(function_ratio, 3),
         "batch_transfers_per_s": None if batch is None else round(batch.per_second, 1),
-        "batch_ratio": None if batch_ratio is None else round(batch_ratio, 3),
+        "batch_ratio": _round(batch_ratio, 3),
         "batch_note": batch_note or None,
         "phases": {
             "floor": floor.as_dict(),
+            "function": function.as_dict(),
             "service": service.as_dict(),
             "batch": None if batch is None else batch.as_dict(),
         },
         "audit": report.as_dict(),
+        "ledger_ok": report.ok,
     }

@@ -77,6 +77,8 @@ def translate(exc: DBAPIError) -> TimebankError | None:
     """A typed error for a refusal by the database, or None if it is not a business error."""
     pg = _postgres_error(exc)
     if pg is None:
+        if (sqlstate_of(exc) or "").startswith("22"):  # refused by the driver before sending
+            return ValidationFailed(f"a value in the request is out of range: {exc.orig}")
         return None
     state = pg.sqlstate  # type: ignore[attr-defined]
     message = getattr(pg, "message", None) or str(pg)
@@ -88,8 +90,10 @@ def translate(exc: DBAPIError) -> TimebankError | None:
         return error_type(detail)
     if state == "23503":  # foreign key: an account or row of another timebank, or none at all
         return NotFound("an account named in the request does not exist in this timebank")
-    if state in {"23505", "23514", "23502", "22003"}:
-        return Conflict(message) if state == "23505" else ValidationFailed(message)
+    if state == "23505":
+        return Conflict(message)
+    if state.startswith("22") or state in {"23514", "23502"}:  # data exceptions, checks
+        return ValidationFailed(message)
     return None
 
 

@@ -1,0 +1,789 @@
+"""A Hypothesis state machine over the ledger service (DESIGN.md §6).
+
+Random posts, reservations, postings and voids of reservations, reversals (including second
+reversals and reversals of reversals), limit hits and idempotent retries are sent to the real
+service on real PostgreSQL. A plain in-memory model predicts each outcome: the new rows, a
+replay of the original answer, or exactly which typed error the service must raise. After every
+step the database is compared with the model and every invariant I1-I8 is checked.
+
+The ledger is async and Hypothesis's state machines are sync, so the machine drives the service
+on an event loop and engine of its own, created by the ``ledger_runtime`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tests.conftest import unique_slug
+from timebank.db.engine import sqlalchemy_url
+from timebank.errors import (
+    IdempotencyMismatch,
+    InvalidTransition,
+    LimitExceeded,
+    NotFound,
+    TimebankError,
+    ValidationFailed,
+)
+from timebank.ledger import IdempotencyKey, Ledger
+from timebank.ledger.audit import audit
+from timebank.ledger.schemas import PendingRecord, PendingResult, PostResult, TransferRecord
+from timebank.participants.schemas import TimebankPolicy, TimebankRecord
+from timebank.participants.service import Participants
+
+T = TypeVar("T")
+
+FLOOR = -300
+CEILING = 360
+MAXIMUM = 240  # minutes per exchange
+MEMBERS = 4  # participant accounts; the community fund makes a fifth, without limits
+AUTHORS = ("member:1", "coordinator:7")
+KEY_NAMES = tuple(f"tap-{n}" for n in range(8))
+
+MACHINE_SETTINGS = settings(
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The event loop, engine and services the machine drives (one set for the whole module).
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    loop: asyncio.AbstractEventLoop
+    engine: AsyncEngine
+    ledger: Ledger
+    participants: Participants
+    # Rows of another timebank: naming them here must always be "not found".
+    foreign_account_id: int
+    foreign_transfer_id: int
+    foreign_pending_id: int
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+
+RUNTIME: Runtime | None = None
+
+
+async def _foreign_rows(participants: Participants, ledger: Ledger) -> tuple[int, int, int]:
+    other = await participants.create_timebank(unique_slug("other"), "Hillside Timebank")
+    a = await participants.enrol(other, "member", "Stranger A")
+    b = await participants.enrol(other, "member", "Stranger B")
+    posted = await ledger.post_transfer(other.id, a.account_id, b.account_id, 30)
+    pending = await ledger.reserve(other.id, a.account_id, b.account_id, 20)
+    return a.account_id, posted.transfer.id, pending.pending.id
+
+
+@pytest.fixture(scope="module")
+def ledger_runtime(database_url: str) -> Iterator[Runtime]:
+    global RUNTIME
+    loop = asyncio.new_event_loop()
+    engine = create_async_engine(sqlalchemy_url(database_url), pool_size=3, max_overflow=2)
+    try:
+        ledger = Ledger(engine)
+        participants = Participants(engine)
+        foreign = loop.run_until_complete(_foreign_rows(participants, ledger))
+        RUNTIME = Runtime(loop, engine, ledger, participants, *foreign)
+        yield RUNTIME
+    finally:
+        RUNTIME = None
+        loop.run_until_complete(engine.dispose())
+        loop.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests (equal only to a request of the same operation with the same fields, as the
+# service's request hash is) and the plain model.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Post:
+    debit: int
+    credit: int
+    minutes: int
+    kind: str = "exchange"
+    memo: str | None = None
+
+
+@dataclass(frozen=True)
+class Reserve:
+    debit: int
+    credit: int
+    minutes: int
+    kind: str = "exchange"
+    memo: str | None = None
+
+
+@dataclass(frozen=True)
+class PostPending:
+    pending_id: int
+
+
+@dataclass(frozen=True)
+class VoidPending:
+    pending_id: int
+
+
+@dataclass(frozen=True)
+class Reverse:
+    transfer_id: int
+    reason: str
+
+
+Request = Post | Reserve | PostPending | VoidPending | Reverse
+Key = tuple[str, str]
+
+
+@dataclass
+class Account:
+    id: int
+    floor: int | None
+    ceiling: int | None
+    balance: int = 0
+    pending_in: int = 0
+    pending_out: int = 0
+    version: int = 0
+
+    def refuses(self, *, out: int = 0, into: int = 0) -> bool:
+        """Whether taking ``out`` more minutes out of (or ``into`` it) breaks a limit (I5)."""
+        if self.floor is not None and self.balance - self.pending_out - out < self.floor:
+            return True
+        return self.ceiling is not None and self.balance + self.pending_in + into > self.ceiling
+
+
+@dataclass(frozen=True)
+class Transfer:
+    id: int
+    debit: int
+    credit: int
+    minutes: int
+    kind: str
+    pending_id: int | None
+    reverses_id: int | None
+
+
+@dataclass
+class Reservation:
+    id: int
+    debit: int
+    credit: int
+    minutes: int
+    kind: str
+    memo: str | None
+    state: str = "pending"
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The prediction for a retry: the original answer again, and nothing new."""
+
+    original: TransferRecord | PendingRecord
+
+
+NEW = "new"
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategies.
+# ---------------------------------------------------------------------------------------------
+
+# Slot 0 is the community fund; mostly two different accounts, sometimes the same one twice.
+_two_slots = st.lists(st.integers(0, MEMBERS), min_size=2, max_size=2, unique=True).map(tuple)
+slot_pairs = st.one_of(
+    _two_slots, _two_slots, _two_slots, st.integers(0, MEMBERS).map(lambda i: (i, i))
+)
+minutes_values = st.one_of(
+    st.integers(1, 60),
+    st.integers(1, 60),
+    st.integers(1, 60),
+    st.integers(61, MAXIMUM),
+    st.integers(61, MAXIMUM),
+    st.integers(61, MAXIMUM),
+    st.integers(MAXIMUM + 1, MAXIMUM + 90),  # over the maximum per exchange
+    st.integers(-3, 0),  # not a positive number of minutes
+)
+kinds = st.sampled_from(["exchange", "exchange", "exchange", "grant", "adjustment"])
+memos = st.sampled_from([None, "Gardening", "Lift to the clinic"])
+reasons = st.sampled_from(["logged twice", "wrong member", "  "])
+keys = st.one_of(st.none(), st.tuples(st.sampled_from(AUTHORS), st.sampled_from(KEY_NAMES)))
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        assert RUNTIME is not None, "use the ledger_runtime fixture"
+        self.rt = RUNTIME
+        self.timebank: TimebankRecord | None = None
+        self.slots: list[int] = []  # account ids; slot 0 is the community fund
+        self.accounts: dict[int, Account] = {}
+        self.transfers: dict[int, Transfer] = {}
+        self.reversed: set[int] = set()
+        self.reservations: dict[int, Reservation] = {}
+        self.keys: dict[Key, tuple[Request, TransferRecord | PendingRecord]] = {}
+        self.reached_abroad = False
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    @initialize()
+    def open_a_timebank(self) -> None:
+        async def create() -> tuple[TimebankRecord, list[int]]:
+            tb = await self.rt.participants.create_timebank(
+                unique_slug("machine"),
+                "Machine Timebank",
+                TimebankPolicy(
+                    default_floor_minutes=FLOOR,
+                    default_ceiling_minutes=CEILING,
+                    max_exchange_minutes=MAXIMUM,
+                    welcome_grant_minutes=0,
+                ),
+            )
+            members = [
+                await self.rt.participants.enrol(tb, kind, f"Member {n}")
+                for n, kind in enumerate(["member", "member", "professional", "organisation"])
+            ]
+            return tb, [m.account_id for m in members]
+
+        self.timebank, member_accounts = self.rt.run(create())
+        fund = self.timebank.community_fund_account_id
+        self.slots = [fund, *member_accounts]
+        self.accounts = {fund: Account(fund, None, None)}
+        for account_id in member_accounts:
+            self.accounts[account_id] = Account(account_id, FLOOR, CEILING)
+
+    # -- the model's predictions ---------------------------------------------------------------
+
+    def predict(self, request: Request, key: Key | None) -> type[TimebankError] | Replay | str:
+        if key is not None and key in self.keys:
+            stored_request, original = self.keys[key]
+            if stored_request != request:
+                return IdempotencyMismatch
+            return Replay(original)
+        return self.refusal(request) or NEW
+
+    def refusal(self, request: Request) -> type[TimebankError] | None:
+        match request:
+            case Post() | Reserve():
+                if request.minutes <= 0 or request.debit == request.credit:
+                    return ValidationFailed
+                if request.debit not in self.accounts or request.credit not in self.accounts:
+                    return NotFound
+                # A request over the maximum is invalid whatever the balances are.
+                if request.kind == "exchange" and request.minutes > MAXIMUM:
+                    return ValidationFailed
+                debit, credit = self.accounts[request.debit], self.accounts[request.credit]
+                if debit.refuses(out=request.minutes) or credit.refuses(into=request.minutes):
+                    return LimitExceeded
+                return None
+            case PostPending() | VoidPending():
+                reservation = self.reservations.get(request.pending_id)
+                if reservation is None:
+                    return NotFound
+                if reservation.state != "pending":
+                    return InvalidTransition
+                return None
+            case Reverse():
+                if not request.reason.strip():
+                    return ValidationFailed
+                original = self.transfers.get(request.transfer_id)
+                if original is None:
+                    return NotFound
+                if original.kind == "reversal" or original.id in self.reversed:
+                    return InvalidTransition
+                back_from = self.accounts[original.credit]
+                back_to = self.accounts[original.debit]
+                if back_from.refuses(out=original.minutes) or back_to.refuses(
+                    into=original.minutes
+                ):
+                    return LimitExceeded
+                return None
+        raise AssertionError(f"unknown request {request!r}")
+
+    # -- sending a request and checking the answer ---------------------------------------------
+
+    async def call(self, request: Request, key: Key | None) -> PostResult | PendingResult:
+        assert self.timebank is not None
+        tb = self.timebank.id
+        ik = IdempotencyKey(*key) if key is not None else None
+        ledger = self.rt.ledger
+        match request:
+            case Post(debit, credit, minutes, kind, memo):
+                return await ledger.post_transfer(
+                    tb, debit, credit, minutes, kind=kind, memo=memo, key=ik
+                )
+            case Reserve(debit, credit, minutes, kind, memo):
+                return await ledger.reserve(
+                    tb, debit, credit, minutes, kind=kind, memo=memo, key=ik
+                )
+            case PostPending(pending_id):
+                return await ledger.post_pending(tb, pending_id, key=ik)
+            case VoidPending(pending_id):
+                return await ledger.void_pending(tb, pending_id, key=ik)
+            case Reverse(transfer_id, reason):
+                return await ledger.reverse(tb, transfer_id, reason, key=ik)
+        raise AssertionError(f"unknown request {request!r}")
+
+    def submit(self, request: Request, key: Key | None) -> type[TimebankError] | Replay | str:
+        """Send one request; assert the service did what the model predicts; update the model."""
+        expected = self.predict(request, key)
+        event(f"{type(request).__name__}: {_name(expected)}")
+        try:
+            result = self.rt.run(self.call(request, key))
+        except TimebankError as exc:
+            assert type(exc) is expected, (
+                f"{request!r} with key {key!r}: expected {_name(expected)}, "
+                f"the service raised {type(exc).__name__}: {exc.detail}"
+            )
+            return expected
+        assert not isinstance(expected, type), (
+            f"{request!r} with key {key!r}: expected {expected.__name__}, the service accepted "
+            f"it: {result!r}"
+        )
+        if isinstance(expected, Replay):
+            self.check_replay(request, result, expected.original)
+        else:
+            assert not result.replayed, f"{request!r} was new but came back replayed"
+            record = self.apply(request, result)
+            if key is not None:
+                self.keys[key] = (request, record)
+        return expected
+
+    def check_replay(
+        self,
+        request: Request,
+        result: PostResult | PendingResult,
+        original: TransferRecord | PendingRecord,
+    ) -> None:
+        assert result.replayed, f"a retry of {request!r} was not marked replayed"
+        if isinstance(result, PostResult):
+            assert result.transfer == original, "a replay must return the original transfer"
+        else:
+            # The same reservation, as it stands now (it may have been posted or voided since).
+            now = self.reservations[original.id].state
+            pending = result.pending
+            assert replace(pending, state="", resolved_at=None) == replace(
+                original, state="", resolved_at=None
+            ), "a replay must return the original reservation"
+            assert pending.state == now and (pending.resolved_at is None) == (now == "pending")
+
+    def apply(
+        self, request: Request, result: PostResult | PendingResult
+    ) -> TransferRecord | PendingRecord:
+        match request:
+            case Post():
+                assert isinstance(result, PostResult)
+                return self.record_transfer(
+                    result.transfer,
+                    Transfer(
+                        0, request.debit, request.credit, request.minutes, request.kind, None, None
+                    ),
+                    memo=request.memo,
+                )
+            case Reserve():
+                assert isinstance(result, PendingResult)
+                pending = result.pending
+                expected = (request.debit, request.credit, request.minutes, request.kind, "pending")
+                got = (
+                    pending.debit_account_id,
+                    pending.credit_account_id,
+                    pending.minutes,
+                    pending.kind,
+                    pending.state,
+                )
+                assert got == expected and pending.memo == request.memo, pending
+                assert pending.id not in self.reservations
+                self.reservations[pending.id] = Reservation(
+                    pending.id,
+                    request.debit,
+                    request.credit,
+                    request.minutes,
+                    request.kind,
+                    request.memo,
+                )
+                self.accounts[request.debit].pending_out += request.minutes
+                self.accounts[request.credit].pending_in += request.minutes
+                return pending
+            case PostPending():
+                assert isinstance(result, PostResult)
+                reservation = self.reservations[request.pending_id]
+                reservation.state = "posted"
+                self.accounts[reservation.debit].pending_out -= reservation.minutes
+                self.accounts[reservation.credit].pending_in -= reservation.minutes
+                return self.record_transfer(
+                    result.transfer,
+                    Transfer(
+                        0,
+                        reservation.debit,
+                        reservation.credit,
+                        reservation.minutes,
+                        reservation.kind,
+                        reservation.id,
+                        None,
+                    ),
+                    memo=reservation.memo,
+                )
+            case VoidPending():
+                assert isinstance(result, PendingResult)
+                reservation = self.reservations[request.pending_id]
+                assert result.pending.id == reservation.id
+                assert result.pending.state == "voided"
+                assert result.pending.resolved_at is not None
+                reservation.state = "voided"
+                self.accounts[reservation.debit].pending_out -= reservation.minutes
+                self.accounts[reservation.credit].pending_in -= reservation.minutes
+                return result.pending
+            case Reverse():
+                assert isinstance(result, PostResult)
+                original = self.transfers[request.transfer_id]
+                self.reversed.add(original.id)
+                return self.record_transfer(
+                    result.transfer,
+                    Transfer(
+                        0,
+                        original.credit,
+                        original.debit,
+                        original.minutes,
+                        "reversal",
+                        None,
+                        original.id,
+                    ),
+                    memo=request.reason,
+                )
+        raise AssertionError(f"unknown request {request!r}")
+
+    def record_transfer(
+        self, record: TransferRecord, expected: Transfer, *, memo: str | None
+    ) -> TransferRecord:
+        got = Transfer(
+            0,
+            record.debit_account_id,
+            record.credit_account_id,
+            record.minutes,
+            record.kind,
+            record.pending_transfer_id,
+            record.reverses_transfer_id,
+        )
+        assert got == expected, f"posted {got}, expected {expected}"
+        assert record.memo == memo
+        assert self.timebank is not None and record.timebank_id == self.timebank.id
+        assert record.id not in self.transfers, f"transfer id {record.id} returned twice"
+        self.transfers[record.id] = replace(expected, id=record.id)
+        debit, credit = self.accounts[expected.debit], self.accounts[expected.credit]
+        debit.balance -= expected.minutes
+        credit.balance += expected.minutes
+        debit.version += 1
+        credit.version += 1
+        return record
+
+    # -- rules ------------------------------------------------------------------------------------
+
+    @rule(slots=slot_pairs, minutes=minutes_values, kind=kinds, memo=memos, key=keys)
+    def post(self, slots: tuple[int, int], minutes: int, kind: str, memo, key) -> None:
+        debit, credit = (self.slots[slot] for slot in slots)
+        self.submit(Post(debit, credit, minutes, kind, memo), key)
+
+    @rule(slots=slot_pairs, minutes=minutes_values, kind=kinds, memo=memos, key=keys)
+    def reserve(self, slots: tuple[int, int], minutes: int, kind: str, memo, key) -> None:
+        debit, credit = (self.slots[slot] for slot in slots)
+        self.submit(Reserve(debit, credit, minutes, kind, memo), key)
+
+    def reservation_ids(self, data: st.DataObject) -> int:
+        open_ids = sorted(r.id for r in self.reservations.values() if r.state == "pending")
+        every = sorted(self.reservations)
+        choices = st.sampled_from(every)
+        if open_ids:
+            choices = st.one_of(st.sampled_from(open_ids), st.sampled_from(open_ids), choices)
+        return data.draw(choices, label="reservation")
+
+    @precondition(lambda self: self.reservations)
+    @rule(data=st.data(), key=keys)
+    def post_a_reservation(self, data: st.DataObject, key) -> None:
+        self.submit(PostPending(self.reservation_ids(data)), key)
+
+    @precondition(lambda self: self.reservations)
+    @rule(data=st.data(), key=keys)
+    def void_a_reservation(self, data: st.DataObject, key) -> None:
+        self.submit(VoidPending(self.reservation_ids(data)), key)
+
+    @precondition(lambda self: self.transfers)
+    @rule(data=st.data(), reason=reasons, key=keys)
+    def reverse(self, data: st.DataObject, reason: str, key) -> None:
+        transfer_id = data.draw(st.sampled_from(sorted(self.transfers)), label="transfer")
+        self.submit(Reverse(transfer_id, reason), key)
+
+    @precondition(lambda self: self.reversed)
+    @rule(data=st.data())
+    def reverse_a_second_time(self, data: st.DataObject) -> None:
+        transfer_id = data.draw(st.sampled_from(sorted(self.reversed)), label="reversed")
+        assert self.submit(Reverse(transfer_id, "once more"), None) is InvalidTransition
+
+    @precondition(lambda self: any(t.kind == "reversal" for t in self.transfers.values()))
+    @rule(data=st.data())
+    def reverse_a_reversal(self, data: st.DataObject) -> None:
+        reversals = sorted(t.id for t in self.transfers.values() if t.kind == "reversal")
+        transfer_id = data.draw(st.sampled_from(reversals), label="reversal")
+        assert self.submit(Reverse(transfer_id, "undo the undo"), None) is InvalidTransition
+
+    @rule(member=st.integers(1, MEMBERS), over=st.integers(0, 1), reserve=st.booleans(), key=keys)
+    def spend_to_the_floor(self, member: int, over: int, reserve: bool, key) -> None:
+        """Spend exactly what is left above the floor (accepted) or one minute more (refused)."""
+        account = self.accounts[self.slots[member]]
+        assert account.floor is not None
+        minutes = account.balance - account.pending_out - account.floor + over
+        kind = "exchange" if minutes <= MAXIMUM else "adjustment"
+        op = Reserve if reserve else Post
+        outcome = self.submit(op(account.id, self.slots[0], minutes, kind, "to the floor"), key)
+        if key is None and minutes > 0:
+            assert outcome == (LimitExceeded if over else NEW)
+
+    @rule(member=st.integers(1, MEMBERS), over=st.integers(0, 1), reserve=st.booleans(), key=keys)
+    def earn_to_the_ceiling(self, member: int, over: int, reserve: bool, key) -> None:
+        """Earn exactly the room left under the ceiling (accepted) or one minute more (refused)."""
+        account = self.accounts[self.slots[member]]
+        assert account.ceiling is not None
+        minutes = account.ceiling - account.balance - account.pending_in + over
+        kind = "exchange" if minutes <= MAXIMUM else "grant"
+        op = Reserve if reserve else Post
+        outcome = self.submit(op(self.slots[0], account.id, minutes, kind, "to the ceiling"), key)
+        if key is None and minutes > 0:
+            assert outcome == (LimitExceeded if over else NEW)
+
+    @rule(
+        debit=st.integers(1, MEMBERS),
+        credit=st.integers(1, MEMBERS),
+        extra=st.integers(1, 90),
+        reserve=st.booleans(),
+    )
+    def exceed_the_exchange_maximum(self, debit: int, credit: int, extra: int, reserve: bool):
+        op = Reserve if reserve else Post
+        request = op(self.slots[debit], self.slots[credit], MAXIMUM + extra)
+        assert self.submit(request, None) is ValidationFailed
+
+    @precondition(lambda self: self.keys)
+    @rule(data=st.data())
+    def retry_the_same_request(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.keys)), label="key")
+        request, _ = self.keys[key]
+        assert isinstance(self.submit(request, key), Replay)
+
+    @precondition(lambda self: self.keys)
+    @rule(data=st.data(), change=st.integers(0, 2))
+    def retry_with_a_different_request(self, data: st.DataObject, change: int) -> None:
+        key = data.draw(st.sampled_from(sorted(self.keys)), label="key")
+        request, _ = self.keys[key]
+        different: Request
+        match request:
+            case Post() | Reserve():
+                other_op = Reserve if isinstance(request, Post) else Post
+                different = [
+                    replace(request, minutes=request.minutes + 1),
+                    replace(request, memo=(request.memo or "") + " (edited)"),
+                    other_op(
+                        request.debit, request.credit, request.minutes, request.kind, request.memo
+                    ),
+                ][change]
+            case PostPending(pending_id):
+                different = [VoidPending(pending_id), PostPending(pending_id + 1), Reverse(1, "x")][
+                    change
+                ]
+            case VoidPending(pending_id):
+                different = [PostPending(pending_id), VoidPending(pending_id + 1), Reverse(1, "x")][
+                    change
+                ]
+            case Reverse(transfer_id, reason):
+                different = [
+                    Reverse(transfer_id, reason + "!"),
+                    Reverse(transfer_id + 1, reason),
+                    PostPending(transfer_id),
+                ][change]
+        assert self.submit(different, key) is IdempotencyMismatch
+
+    @precondition(lambda self: not self.reached_abroad)
+    @rule()
+    def reach_into_another_timebank(self) -> None:
+        """Rows of another timebank are never found from this one (once per example: the
+        answer does not depend on this timebank's state)."""
+        self.reached_abroad = True
+        rt = self.rt
+        for request in (
+            Post(rt.foreign_account_id, self.slots[1], 10),
+            Reserve(self.slots[1], rt.foreign_account_id, 10),
+            PostPending(rt.foreign_pending_id),
+            VoidPending(rt.foreign_pending_id),
+            Reverse(rt.foreign_transfer_id, "not ours"),
+        ):
+            assert self.submit(request, None) is NotFound
+
+    # -- invariants, checked against the database after every step ------------------------------
+
+    async def read_database(self) -> dict[str, Any]:
+        assert self.timebank is not None
+        params = {"tb": self.timebank.id}
+        async with self.rt.engine.connect() as conn:
+            report = await audit(conn, self.timebank.slug)
+        async with self.rt.engine.connect() as conn:
+            await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+
+            async def rows(sql: str) -> list[Any]:
+                return list(await conn.execute(text(sql), params))
+
+            return {
+                "audit": report,
+                "accounts": await rows(
+                    "SELECT id, balance, pending_in, pending_out, floor, ceiling, version"
+                    " FROM accounts WHERE timebank_id = :tb ORDER BY id"
+                ),
+                "transfers": await rows(
+                    "SELECT id, debit_account_id, credit_account_id, minutes, kind,"
+                    " pending_transfer_id, reverses_transfer_id"
+                    " FROM transfers WHERE timebank_id = :tb ORDER BY id"
+                ),
+                "reservations": await rows(
+                    "SELECT id, debit_account_id, credit_account_id, minutes, kind, memo, state,"
+                    " resolved_at IS NOT NULL AS resolved"
+                    " FROM pending_transfers WHERE timebank_id = :tb ORDER BY id"
+                ),
+                "postings": await rows(
+                    "SELECT transfer_id, account_id, minutes FROM postings"
+                    " WHERE timebank_id = :tb ORDER BY transfer_id, account_id"
+                ),
+                "keys": await rows(
+                    "SELECT author, key, result IS NOT NULL AS answered FROM idempotency_keys"
+                    " WHERE timebank_id = :tb"
+                ),
+            }
+
+    @invariant()
+    def database_matches_the_model(self) -> None:
+        if self.timebank is None:
+            return
+        db = self.rt.run(self.read_database())
+
+        # The audit re-derives everything from the postings (I1, I3, I4, I5, I6).
+        assert db["audit"].ok, [str(f) for f in db["audit"].findings]
+
+        # I3 and I5: every account as the model has it, within its limits.
+        accounts = {
+            row.id: Account(
+                row.id,
+                row.floor,
+                row.ceiling,
+                row.balance,
+                row.pending_in,
+                row.pending_out,
+                row.version,
+            )
+            for row in db["accounts"]
+        }
+        assert accounts == self.accounts
+        for account in accounts.values():
+            assert account.pending_in >= 0 and account.pending_out >= 0
+            assert not account.refuses(), f"account {account} is outside its limits"
+        # I4: the balances of the timebank sum to zero.
+        assert sum(a.balance for a in accounts.values()) == 0
+
+        # I1, I2, I6, I7: exactly the transfers the model expects, each with its two legs, none
+        # reversed twice, none lost or changed.
+        transfers = {
+            row.id: Transfer(
+                row.id,
+                row.debit_account_id,
+                row.credit_account_id,
+                row.minutes,
+                row.kind,
+                row.pending_transfer_id,
+                row.reverses_transfer_id,
+            )
+            for row in db["transfers"]
+        }
+        assert transfers == self.transfers
+        legs = sorted((p.transfer_id, p.account_id, p.minutes) for p in db["postings"])
+        expected_legs = sorted(
+            leg
+            for t in self.transfers.values()
+            for leg in ((t.id, t.debit, -t.minutes), (t.id, t.credit, t.minutes))
+        )
+        assert legs == expected_legs
+        reversals = [t.reverses_id for t in transfers.values() if t.reverses_id is not None]
+        assert len(reversals) == len(set(reversals)) and set(reversals) == self.reversed
+        for t in transfers.values():
+            assert t.minutes > 0 and t.debit != t.credit
+            if t.kind == "exchange" and t.pending_id is None:
+                assert t.minutes <= MAXIMUM
+
+        # Reservations: each in the state the model has, posted at most once.
+        reservations = {
+            row.id: (
+                Reservation(
+                    row.id,
+                    row.debit_account_id,
+                    row.credit_account_id,
+                    row.minutes,
+                    row.kind,
+                    row.memo,
+                    row.state,
+                ),
+                row.resolved,
+            )
+            for row in db["reservations"]
+        }
+        assert {k: r for k, (r, _) in reservations.items()} == self.reservations
+        assert all(resolved == (r.state != "pending") for r, resolved in reservations.values())
+        posted_from = [t.pending_id for t in transfers.values() if t.pending_id is not None]
+        assert sorted(posted_from) == sorted(
+            r.id for r in self.reservations.values() if r.state == "posted"
+        )
+
+        # I8: exactly the keys of accepted requests are stored, each with its answer.
+        assert {(k.author, k.key) for k in db["keys"]} == set(self.keys)
+        assert all(k.answered for k in db["keys"])
+
+
+def _name(expected: object) -> str:
+    if isinstance(expected, type):
+        return expected.__name__
+    if isinstance(expected, Replay):
+        return "a replay of the original answer"
+    return "success"
+
+
+def test_ledger_follows_the_model(ledger_runtime: Runtime) -> None:
+    run_state_machine_as_test(LedgerMachine, settings=MACHINE_SETTINGS)
+
+
+async def test_over_the_maximum_is_invalid_whatever_the_balances(ledger, participants, timebank):
+    """An exchange above the timebank's maximum is refused as invalid (422) whatever the
+    balances, not as a limit (409) that a later change of balance could lift."""
+    a = await participants.enrol(timebank, "member", "Ada")
+    b = await participants.enrol(timebank, "member", "Bo")
+    maximum = timebank.policy.max_exchange_minutes
+    with pytest.raises(ValidationFailed):  # a fresh account: only the maximum is broken
+        await ledger.post_transfer(timebank.id, a.account_id, b.account_id, maximum + 1)
+    await ledger.post_transfer(timebank.id, a.account_id, b.account_id, maximum)
+    # Now Ada is 480 minutes down (floor -600), so 481 more also breaks her floor.
+    with pytest.raises(ValidationFailed):
+        await ledger.post_transfer(timebank.id, a.account_id, b.account_id, maximum + 1)
+    with pytest.raises(ValidationFailed):
+        await ledger.reserve(timebank.id, a.account_id, b.account_id, maximum + 1)
