@@ -126,14 +126,23 @@ def bench() -> None:
 @click.option("--accounts", default=10_000, show_default=True, help="Accounts in the ledger.")
 @click.option("--seconds", default=10.0, show_default=True, help="Duration of each phase.")
 @click.option("--batch-size", default=50, show_default=True, help="Transfers per batch.")
-def bench_ledger(clients: int, accounts: int, seconds: float, batch_size: int) -> None:
+@click.option(
+    "--history", default=20_000, show_default=True, help="Transfers written before measuring."
+)
+def bench_ledger(
+    clients: int, accounts: int, seconds: float, batch_size: int, history: int
+) -> None:
     """Transfers/s of the ledger service against the raw-SQL floor, on a fresh embedded
     PostgreSQL."""
     from timebank.bench.ledger import run_ledger_benchmark
 
     asyncio.run(
         run_ledger_benchmark(
-            clients=clients, accounts=accounts, seconds=seconds, batch_size=batch_size
+            clients=clients,
+            accounts=accounts,
+            seconds=seconds,
+            batch_size=batch_size,
+            history=history,
         )
     )
 

@@ -162,8 +162,11 @@ BEGIN
             NEW.balance_after, previous_balance, NEW.minutes, previous_balance + NEW.minutes
             USING ERRCODE = 'TBIN0';
     END IF;
+    -- The account has already moved (a batch moves it once, by its net amount, then writes a
+    -- chain of postings): a posting may not run ahead of it, and the last one must match it.
     SELECT balance, version INTO acct_balance, acct_version FROM accounts WHERE id = NEW.account_id;
-    IF acct_balance <> NEW.balance_after OR acct_version <> NEW.account_version THEN
+    IF NEW.account_version > acct_version
+       OR (NEW.account_version = acct_version AND NEW.balance_after <> acct_balance) THEN
         RAISE EXCEPTION 'posting on account % (balance % at version %) disagrees with the account (balance % at version %)',
             NEW.account_id, NEW.balance_after, NEW.account_version, acct_balance, acct_version
             USING ERRCODE = 'TBIN0';
@@ -421,7 +424,7 @@ END $$;
 CREATE FUNCTION ledger_apply_transfer(
     p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint, p_kind text,
     p_memo text, p_pending_id bigint, p_reverses_id bigint)
-RETURNS bigint
+RETURNS transfers
 LANGUAGE plpgsql AS $$
 DECLARE
     from_pending bigint := CASE WHEN p_pending_id IS NULL THEN 0 ELSE p_minutes END;
@@ -429,7 +432,7 @@ DECLARE
     debit_version bigint;
     credit_balance bigint;
     credit_version bigint;
-    transfer_id bigint;
+    posted transfers%ROWTYPE;
 BEGIN
     IF p_minutes IS NULL OR p_minutes <= 0 THEN
         RAISE EXCEPTION 'minutes must be a positive whole number' USING ERRCODE = 'TBVA0';
@@ -455,48 +458,63 @@ BEGIN
     INSERT INTO transfers (timebank_id, debit_account_id, credit_account_id, minutes, kind,
                            pending_transfer_id, reverses_transfer_id, memo)
     VALUES (p_timebank_id, p_debit, p_credit, p_minutes, p_kind, p_pending_id, p_reverses_id, p_memo)
-    RETURNING id INTO transfer_id;
+    RETURNING * INTO posted;
     INSERT INTO postings (timebank_id, transfer_id, account_id, minutes, balance_after, account_version)
-    VALUES (p_timebank_id, transfer_id, p_debit, -p_minutes, debit_balance, debit_version),
-           (p_timebank_id, transfer_id, p_credit, p_minutes, credit_balance, credit_version);
-    RETURN transfer_id;
+    VALUES (p_timebank_id, posted.id, p_debit, -p_minutes, debit_balance, debit_version),
+           (p_timebank_id, posted.id, p_credit, p_minutes, credit_balance, credit_version);
+    RETURN posted;
 END $$;
+
+-- Reserve (or release, with negative minutes) on both accounts, locked in ascending id order.
+CREATE FUNCTION ledger_hold(p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_debit < p_credit THEN
+        PERFORM ledger_move_account(p_timebank_id, p_debit, 0, 0, p_minutes);
+        PERFORM ledger_move_account(p_timebank_id, p_credit, 0, p_minutes, 0);
+    ELSE
+        PERFORM ledger_move_account(p_timebank_id, p_credit, 0, p_minutes, 0);
+        PERFORM ledger_move_account(p_timebank_id, p_debit, 0, 0, p_minutes);
+    END IF;
+END $$;
+
+-- The public posting functions below each take an optional idempotency key (author, key,
+-- request hash) and return (replayed, the row): on a replay, the row first answered.
 
 CREATE FUNCTION ledger_post_transfer(
     p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint, p_kind text,
     p_memo text, p_author text, p_key text, p_hash bytea,
-    OUT transfer_id bigint, OUT replayed boolean)
+    OUT replayed boolean, OUT transfer transfers)
 LANGUAGE plpgsql AS $$
 DECLARE
     previous jsonb := ledger_claim_key(p_timebank_id, p_author, p_key, p_hash);
 BEGIN
-    IF previous IS NOT NULL THEN
-        transfer_id := (previous ->> 'transfer_id')::bigint;
-        replayed := true;
+    replayed := previous IS NOT NULL;
+    IF replayed THEN
+        SELECT * INTO transfer FROM transfers WHERE id = (previous ->> 'transfer_id')::bigint;
         RETURN;
     END IF;
-    IF p_kind NOT IN ('exchange', 'grant', 'adjustment') THEN
+    IF p_kind IS NULL OR p_kind NOT IN ('exchange', 'grant', 'adjustment') THEN
         RAISE EXCEPTION 'a transfer of kind % cannot be posted directly', p_kind USING ERRCODE = 'TBVA0';
     END IF;
-    transfer_id := ledger_apply_transfer(p_timebank_id, p_debit, p_credit, p_minutes, p_kind,
-                                         p_memo, NULL, NULL);
-    replayed := false;
-    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key, jsonb_build_object('transfer_id', transfer_id));
+    transfer := ledger_apply_transfer(p_timebank_id, p_debit, p_credit, p_minutes, p_kind,
+                                      p_memo, NULL, NULL);
+    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key,
+                              jsonb_build_object('transfer_id', transfer.id));
 END $$;
 
 CREATE FUNCTION ledger_reserve(
     p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint, p_kind text,
     p_memo text, p_author text, p_key text, p_hash bytea,
-    OUT pending_id bigint, OUT replayed boolean)
+    OUT replayed boolean, OUT pending pending_transfers)
 LANGUAGE plpgsql AS $$
 DECLARE
     previous jsonb := ledger_claim_key(p_timebank_id, p_author, p_key, p_hash);
-    ignored_balance bigint;
-    ignored_version bigint;
 BEGIN
-    IF previous IS NOT NULL THEN
-        pending_id := (previous ->> 'pending_id')::bigint;
-        replayed := true;
+    replayed := previous IS NOT NULL;
+    IF replayed THEN
+        SELECT * INTO pending FROM pending_transfers WHERE id = (previous ->> 'pending_id')::bigint;
         RETURN;
     END IF;
     IF p_minutes IS NULL OR p_minutes <= 0 THEN
@@ -508,22 +526,12 @@ BEGIN
     IF p_kind = 'exchange' THEN
         PERFORM ledger_check_exchange_maximum(p_timebank_id, p_minutes);
     END IF;
-    IF p_debit < p_credit THEN
-        SELECT * INTO ignored_balance, ignored_version
-          FROM ledger_move_account(p_timebank_id, p_debit, 0, 0, p_minutes);
-        SELECT * INTO ignored_balance, ignored_version
-          FROM ledger_move_account(p_timebank_id, p_credit, 0, p_minutes, 0);
-    ELSE
-        SELECT * INTO ignored_balance, ignored_version
-          FROM ledger_move_account(p_timebank_id, p_credit, 0, p_minutes, 0);
-        SELECT * INTO ignored_balance, ignored_version
-          FROM ledger_move_account(p_timebank_id, p_debit, 0, 0, p_minutes);
-    END IF;
+    PERFORM ledger_hold(p_timebank_id, p_debit, p_credit, p_minutes);
     INSERT INTO pending_transfers (timebank_id, debit_account_id, credit_account_id, minutes, kind, memo)
     VALUES (p_timebank_id, p_debit, p_credit, p_minutes, p_kind, p_memo)
-    RETURNING id INTO pending_id;
-    replayed := false;
-    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key, jsonb_build_object('pending_id', pending_id));
+    RETURNING * INTO pending;
+    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key,
+                              jsonb_build_object('pending_id', pending.id));
 END $$;
 
 -- Take a reservation out of 'pending' (locking it), or say why it cannot be.
@@ -548,67 +556,54 @@ END $$;
 
 CREATE FUNCTION ledger_post_pending(
     p_timebank_id bigint, p_pending_id bigint, p_author text, p_key text, p_hash bytea,
-    OUT transfer_id bigint, OUT replayed boolean)
+    OUT replayed boolean, OUT transfer transfers)
 LANGUAGE plpgsql AS $$
 DECLARE
     previous jsonb := ledger_claim_key(p_timebank_id, p_author, p_key, p_hash);
     p pending_transfers%ROWTYPE;
 BEGIN
-    IF previous IS NOT NULL THEN
-        transfer_id := (previous ->> 'transfer_id')::bigint;
-        replayed := true;
+    replayed := previous IS NOT NULL;
+    IF replayed THEN
+        SELECT * INTO transfer FROM transfers WHERE id = (previous ->> 'transfer_id')::bigint;
         RETURN;
     END IF;
     p := ledger_resolve_pending(p_timebank_id, p_pending_id, 'posted');
-    transfer_id := ledger_apply_transfer(p_timebank_id, p.debit_account_id, p.credit_account_id,
-                                         p.minutes, p.kind, p.memo, p.id, NULL);
-    replayed := false;
-    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key, jsonb_build_object('transfer_id', transfer_id));
+    transfer := ledger_apply_transfer(p_timebank_id, p.debit_account_id, p.credit_account_id,
+                                      p.minutes, p.kind, p.memo, p.id, NULL);
+    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key,
+                              jsonb_build_object('transfer_id', transfer.id));
 END $$;
 
 CREATE FUNCTION ledger_void_pending(
     p_timebank_id bigint, p_pending_id bigint, p_author text, p_key text, p_hash bytea,
-    OUT pending_id bigint, OUT replayed boolean)
+    OUT replayed boolean, OUT pending pending_transfers)
 LANGUAGE plpgsql AS $$
 DECLARE
     previous jsonb := ledger_claim_key(p_timebank_id, p_author, p_key, p_hash);
-    p pending_transfers%ROWTYPE;
-    ignored_balance bigint;
-    ignored_version bigint;
 BEGIN
-    IF previous IS NOT NULL THEN
-        pending_id := (previous ->> 'pending_id')::bigint;
-        replayed := true;
+    replayed := previous IS NOT NULL;
+    IF replayed THEN
+        SELECT * INTO pending FROM pending_transfers WHERE id = (previous ->> 'pending_id')::bigint;
         RETURN;
     END IF;
-    p := ledger_resolve_pending(p_timebank_id, p_pending_id, 'voided');
-    IF p.debit_account_id < p.credit_account_id THEN
-        SELECT * INTO ignored_balance, ignored_version
-          FROM ledger_move_account(p_timebank_id, p.debit_account_id, 0, 0, -p.minutes);
-        SELECT * INTO ignored_balance, ignored_version
-          FROM ledger_move_account(p_timebank_id, p.credit_account_id, 0, -p.minutes, 0);
-    ELSE
-        SELECT * INTO ignored_balance, ignored_version
-          FROM ledger_move_account(p_timebank_id, p.credit_account_id, 0, -p.minutes, 0);
-        SELECT * INTO ignored_balance, ignored_version
-          FROM ledger_move_account(p_timebank_id, p.debit_account_id, 0, 0, -p.minutes);
-    END IF;
-    pending_id := p.id;
-    replayed := false;
-    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key, jsonb_build_object('pending_id', pending_id));
+    pending := ledger_resolve_pending(p_timebank_id, p_pending_id, 'voided');
+    PERFORM ledger_hold(p_timebank_id, pending.debit_account_id, pending.credit_account_id,
+                        -pending.minutes);
+    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key,
+                              jsonb_build_object('pending_id', pending.id));
 END $$;
 
 CREATE FUNCTION ledger_reverse(
     p_timebank_id bigint, p_transfer_id bigint, p_reason text, p_author text, p_key text,
-    p_hash bytea, OUT transfer_id bigint, OUT replayed boolean)
+    p_hash bytea, OUT replayed boolean, OUT transfer transfers)
 LANGUAGE plpgsql AS $$
 DECLARE
     previous jsonb := ledger_claim_key(p_timebank_id, p_author, p_key, p_hash);
     original transfers%ROWTYPE;
 BEGIN
-    IF previous IS NOT NULL THEN
-        transfer_id := (previous ->> 'transfer_id')::bigint;
-        replayed := true;
+    replayed := previous IS NOT NULL;
+    IF replayed THEN
+        SELECT * INTO transfer FROM transfers WHERE id = (previous ->> 'transfer_id')::bigint;
         RETURN;
     END IF;
     IF p_reason IS NULL OR length(btrim(p_reason)) = 0 THEN
@@ -628,9 +623,113 @@ BEGIN
     IF EXISTS (SELECT 1 FROM transfers WHERE reverses_transfer_id = p_transfer_id) THEN
         RAISE EXCEPTION 'transfer % is already reversed', p_transfer_id USING ERRCODE = 'TBST0';
     END IF;
-    transfer_id := ledger_apply_transfer(p_timebank_id, original.credit_account_id,
-                                         original.debit_account_id, original.minutes, 'reversal',
-                                         p_reason, NULL, p_transfer_id);
-    replayed := false;
-    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key, jsonb_build_object('transfer_id', transfer_id));
+    transfer := ledger_apply_transfer(p_timebank_id, original.credit_account_id,
+                                      original.debit_account_id, original.minutes, 'reversal',
+                                      p_reason, NULL, p_transfer_id);
+    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key,
+                              jsonb_build_object('transfer_id', transfer.id));
+END $$;
+
+-- Post many transfers in one transaction, all or none: every account touched is locked once
+-- (ascending id) and updated once with its net movement; each transfer still gets its own two
+-- postings with the running balance, and no running balance may pass a limit.
+CREATE FUNCTION ledger_post_batch(
+    p_timebank_id bigint, p_debits bigint[], p_credits bigint[], p_minutes bigint[],
+    p_kind text, p_memos text[], p_author text, p_key text, p_hash bytea)
+RETURNS TABLE (replayed boolean, transfer transfers)
+LANGUAGE plpgsql AS $$
+DECLARE
+    previous jsonb := ledger_claim_key(p_timebank_id, p_author, p_key, p_hash);
+    n int := coalesce(cardinality(p_minutes), 0);
+    distinct_accounts int;
+    locked_accounts int;
+    breach record;
+    ids bigint[];
+BEGIN
+    IF previous IS NOT NULL THEN
+        RETURN QUERY SELECT true, t FROM transfers t
+                      WHERE t.id = ANY (ARRAY(SELECT jsonb_array_elements_text(previous -> 'transfer_ids')::bigint))
+                      ORDER BY t.id;
+        RETURN;
+    END IF;
+    IF n = 0 OR coalesce(cardinality(p_debits), 0) <> n OR coalesce(cardinality(p_credits), 0) <> n
+       OR (p_memos IS NOT NULL AND cardinality(p_memos) <> n) THEN
+        RAISE EXCEPTION 'a batch needs the same number (at least one) of debits, credits and minutes'
+            USING ERRCODE = 'TBVA0';
+    END IF;
+    IF p_kind IS NULL OR p_kind NOT IN ('exchange', 'grant', 'adjustment') THEN
+        RAISE EXCEPTION 'a transfer of kind % cannot be posted directly', p_kind USING ERRCODE = 'TBVA0';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_debits, p_credits, p_minutes) AS u(d, c, m)
+                WHERE m IS NULL OR m <= 0 OR d IS NULL OR c IS NULL OR d = c) THEN
+        RAISE EXCEPTION 'every transfer needs positive minutes and two different accounts'
+            USING ERRCODE = 'TBVA0';
+    END IF;
+    IF p_kind = 'exchange' THEN
+        PERFORM ledger_check_exchange_maximum(p_timebank_id, max(m)) FROM unnest(p_minutes) AS m;
+    END IF;
+
+    CREATE TEMP TABLE IF NOT EXISTS ledger_batch_legs (
+        ord int, transfer_id bigint, account_id bigint, minutes bigint,
+        balance_after bigint, account_version bigint
+    ) ON COMMIT DELETE ROWS;
+    TRUNCATE ledger_batch_legs;
+
+    -- Lock every account once, in ascending id order.
+    SELECT count(DISTINCT a) INTO distinct_accounts FROM unnest(p_debits || p_credits) AS a;
+    SELECT count(*) INTO locked_accounts FROM (
+        SELECT id FROM accounts
+         WHERE id = ANY (p_debits || p_credits) AND timebank_id = p_timebank_id
+         ORDER BY id FOR NO KEY UPDATE) locked;
+    IF locked_accounts <> distinct_accounts THEN
+        RAISE EXCEPTION 'an account in the batch was not found in this timebank' USING ERRCODE = 'TBNF0';
+    END IF;
+
+    ids := ARRAY(SELECT nextval(pg_get_serial_sequence('transfers', 'id')) FROM generate_series(1, n));
+    INSERT INTO ledger_batch_legs (ord, transfer_id, account_id, minutes, balance_after, account_version)
+    SELECT leg.ord, ids[leg.ord], leg.account_id, leg.minutes,
+           a.balance + sum(leg.minutes) OVER running,
+           a.version + row_number() OVER running
+      FROM (SELECT u.ord, u.d AS account_id, -u.m AS minutes, 0 AS side
+              FROM unnest(p_debits, p_credits, p_minutes) WITH ORDINALITY AS u(d, c, m, ord)
+            UNION ALL
+            SELECT u.ord, u.c, u.m, 1
+              FROM unnest(p_debits, p_credits, p_minutes) WITH ORDINALITY AS u(d, c, m, ord)) leg
+      JOIN accounts a ON a.id = leg.account_id
+    WINDOW running AS (PARTITION BY leg.account_id ORDER BY leg.ord, leg.side);
+
+    -- I5 at every step of the batch, not only at its end.
+    SELECT l.account_id, l.balance_after, a.floor, a.ceiling,
+           l.balance_after - a.pending_out < a.floor AS below_floor INTO breach
+      FROM ledger_batch_legs l JOIN accounts a ON a.id = l.account_id
+     WHERE l.balance_after - a.pending_out < a.floor OR l.balance_after + a.pending_in > a.ceiling
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'account % would reach % minutes, outside its limits (% to %)',
+            breach.account_id, breach.balance_after, breach.floor, breach.ceiling
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = CASE WHEN breach.below_floor
+                                    THEN 'accounts_within_floor' ELSE 'accounts_within_ceiling' END;
+    END IF;
+
+    UPDATE accounts a
+       SET balance = a.balance + net.minutes, version = a.version + net.legs
+      FROM (SELECT account_id, sum(minutes) AS minutes, count(*) AS legs
+              FROM ledger_batch_legs GROUP BY account_id) net
+     WHERE a.id = net.account_id;
+
+    INSERT INTO transfers (id, timebank_id, debit_account_id, credit_account_id, minutes, kind, memo)
+    OVERRIDING SYSTEM VALUE
+    SELECT ids[u.ord], p_timebank_id, u.d, u.c, u.m, p_kind, p_memos[u.ord]
+      FROM unnest(p_debits, p_credits, p_minutes) WITH ORDINALITY AS u(d, c, m, ord)
+     ORDER BY u.ord;
+
+    INSERT INTO postings (timebank_id, transfer_id, account_id, minutes, balance_after, account_version)
+    SELECT p_timebank_id, l.transfer_id, l.account_id, l.minutes, l.balance_after, l.account_version
+      FROM ledger_batch_legs l
+     ORDER BY l.account_id, l.account_version;
+
+    PERFORM ledger_answer_key(p_timebank_id, p_author, p_key,
+                              jsonb_build_object('transfer_ids', to_jsonb(ids)));
+    RETURN QUERY SELECT false, t FROM transfers t WHERE t.id = ANY (ids) ORDER BY t.id;
 END $$;

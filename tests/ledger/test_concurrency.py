@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tests.conftest import unique_slug
 from timebank.db.engine import sqlalchemy_url
 from timebank.errors import IdempotencyMismatch, InvalidTransition, LimitExceeded
-from timebank.ledger import IdempotencyKey, Ledger
+from timebank.ledger import IdempotencyKey, Ledger, TransferRequest
 from timebank.ledger.audit import audit
 from timebank.participants.schemas import TimebankPolicy, TimebankRecord
 from timebank.participants.service import Participants
@@ -390,3 +390,58 @@ async def test_twenty_concurrent_taps_with_one_key_post_once(wide_engine):
         ).scalar_one()
     assert count == 1
     assert (await ledger.balance(tb.id, b)).balance_minutes == winning_minutes
+
+
+async def test_batches_and_single_transfers_at_once_keep_every_invariant(wide_engine):
+    """Batches lock all their accounts at once: mixed with single transfers on the same hot
+    accounts they neither deadlock visibly nor pass a limit at any step."""
+    tb, accounts = await _hot_timebank(wide_engine)
+    ledger = Ledger(wide_engine)
+    acknowledged: list[int] = []
+
+    async def batcher(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(8):
+            steps = []
+            for _ in range(rng.randint(2, 6)):
+                debit, credit = rng.sample(accounts, 2)
+                steps.append(TransferRequest(debit, credit, rng.randint(1, MAXIMUM)))
+            try:
+                batch = await ledger.post_batch(tb.id, steps)
+            except LimitExceeded:
+                continue
+            acknowledged.extend(t.id for t in batch.transfers)
+
+    async def single(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(15):
+            debit, credit = rng.sample(accounts, 2)
+            try:
+                posted = await ledger.post_transfer(tb.id, debit, credit, rng.randint(1, MAXIMUM))
+            except LimitExceeded:
+                continue
+            acknowledged.append(posted.transfer.id)
+
+    await asyncio.gather(*(batcher(n) for n in range(16)), *(single(100 + n) for n in range(16)))
+
+    report = await _audit(wide_engine, tb.slug)
+    assert report.ok, report.findings
+    async with wide_engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT id FROM transfers WHERE timebank_id = :tb"), {"tb": tb.id}
+            )
+        ).scalars()
+        outside = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM postings p JOIN accounts a ON a.id = p.account_id"
+                    " WHERE p.timebank_id = :tb"
+                    "   AND (p.balance_after < a.floor OR p.balance_after > a.ceiling)"
+                ),
+                {"tb": tb.id},
+            )
+        ).scalar_one()
+    assert sorted(stored) == sorted(acknowledged)
+    assert len(acknowledged) > 0
+    assert outside == 0

@@ -9,7 +9,7 @@ from timebank.errors import (
     NotFound,
     ValidationFailed,
 )
-from timebank.ledger import IdempotencyKey
+from timebank.ledger import IdempotencyKey, TransferRequest
 
 
 async def two_members(participants, timebank):
@@ -164,3 +164,73 @@ async def test_values_the_database_cannot_hold_are_validation_errors(
     with pytest.raises(ValidationFailed):
         await ledger.reverse(timebank.id, 2**63, "typo")
     assert (await ledger.balance(timebank.id, giver.account_id)).balance_minutes == 0
+
+
+async def test_batch_posts_every_transfer_with_its_own_running_balance(
+    ledger, participants, timebank
+):
+    giver, receiver = await two_members(participants, timebank)
+    batch = await ledger.post_batch(
+        timebank.id,
+        [
+            TransferRequest(receiver.account_id, giver.account_id, 30, "Lift to the clinic"),
+            TransferRequest(receiver.account_id, giver.account_id, 60),
+            TransferRequest(giver.account_id, receiver.account_id, 15),
+        ],
+    )
+    assert [t.minutes for t in batch.transfers] == [30, 60, 15]
+    assert batch.transfers[0].memo == "Lift to the clinic"
+    statement = await ledger.statement(timebank.id, giver.account_id)
+    assert [line.balance_after for line in statement.lines] == [75, 90, 30]
+    assert (await ledger.balance(timebank.id, receiver.account_id)).balance_minutes == -75
+
+
+async def test_batch_is_all_or_nothing_when_a_step_would_pass_a_limit(
+    ledger, participants, timebank
+):
+    giver, receiver = await two_members(participants, timebank)
+    # The net movement is within the floor (-600), but the second step would pass it.
+    steps = [
+        TransferRequest(receiver.account_id, giver.account_id, 480),
+        TransferRequest(receiver.account_id, giver.account_id, 300),
+        TransferRequest(giver.account_id, receiver.account_id, 400),
+    ]
+    with pytest.raises(LimitExceeded):
+        await ledger.post_batch(timebank.id, steps)
+    assert (await ledger.balance(timebank.id, giver.account_id)).version == 0
+    assert (await ledger.balance(timebank.id, receiver.account_id)).balance_minutes == 0
+
+
+async def test_batch_retry_with_the_same_key_posts_nothing_new(ledger, participants, timebank):
+    giver, receiver = await two_members(participants, timebank)
+    key = IdempotencyKey(author="coordinator:1", key="import-week-12")
+    steps = [TransferRequest(receiver.account_id, giver.account_id, m) for m in (20, 40)]
+    first = await ledger.post_batch(timebank.id, steps, key=key)
+    again = await ledger.post_batch(timebank.id, steps, key=key)
+    assert again.replayed and again.transfers == first.transfers
+    assert (await ledger.balance(timebank.id, giver.account_id)).balance_minutes == 60
+    with pytest.raises(IdempotencyMismatch):
+        await ledger.post_batch(timebank.id, steps[:1], key=key)
+
+
+async def test_batch_refuses_invalid_steps_and_foreign_accounts(ledger, participants, timebank):
+    from tests.conftest import unique_slug
+
+    giver, receiver = await two_members(participants, timebank)
+    other = await participants.create_timebank(unique_slug(), "Hillside")
+    stranger = await participants.enrol(other, "member", "Stranger")
+    with pytest.raises(ValidationFailed):
+        await ledger.post_batch(timebank.id, [])
+    with pytest.raises(ValidationFailed):
+        await ledger.post_batch(
+            timebank.id, [TransferRequest(giver.account_id, giver.account_id, 10)]
+        )
+    with pytest.raises(ValidationFailed):
+        await ledger.post_batch(
+            timebank.id, [TransferRequest(receiver.account_id, giver.account_id, 481)]
+        )
+    with pytest.raises(NotFound):
+        await ledger.post_batch(
+            timebank.id, [TransferRequest(stranger.account_id, giver.account_id, 10)]
+        )
+    assert (await ledger.balance(timebank.id, giver.account_id)).version == 0

@@ -33,5 +33,5 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         sqlalchemy_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # a dropped connection is retried by the ledger instead
     )

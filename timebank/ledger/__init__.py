@@ -2,17 +2,20 @@
 
 from timebank.ledger.schemas import (
     AccountBalance,
+    BatchResult,
     IdempotencyKey,
     PendingResult,
     PostResult,
     StatementLine,
     StatementPage,
     TransferRecord,
+    TransferRequest,
 )
 from timebank.ledger.service import Ledger
 
 __all__ = [
     "AccountBalance",
+    "BatchResult",
     "IdempotencyKey",
     "Ledger",
     "PendingResult",
@@ -20,4 +23,5 @@ __all__ = [
     "StatementLine",
     "StatementPage",
     "TransferRecord",
+    "TransferRequest",
 ]

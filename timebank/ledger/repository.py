@@ -1,13 +1,20 @@
-"""All ledger SQL. Each write is one call of a PL/pgSQL function from ``schema/sql`` on the
-caller's connection, inside the caller's transaction."""
+"""All ledger SQL. Each write is one call of a PL/pgSQL function from ``schema/sql`` that
+returns the row it wrote, so a write is one round trip.
+
+Every function here runs on either connection the service has: a SQLAlchemy
+``AsyncConnection`` (inside a caller's transaction, e.g. approving an exchange) or the plain
+asyncpg connection under it (the ledger's own one-statement transactions, the hot path).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import text
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.errors import NotFound
@@ -17,45 +24,65 @@ from timebank.ledger.schemas import (
     PendingRecord,
     StatementLine,
     TransferRecord,
+    TransferRequest,
 )
 
+Connection = AsyncConnection | asyncpg.Connection
 
-def request_hash(operation: str, fields: dict[str, Any]) -> bytes:
+_TRANSFER_FIELDS = [f.name for f in fields(TransferRecord)]
+_PENDING_FIELDS = [f.name for f in fields(PendingRecord)]
+
+
+async def _fetch(conn: Connection, sql: str, *args: Any) -> Sequence[Mapping[str, Any]]:
+    if isinstance(conn, AsyncConnection):
+        return list((await conn.exec_driver_sql(sql, args)).mappings())
+    return await conn.fetch(sql, *args)
+
+
+async def _fetch_one(conn: Connection, sql: str, *args: Any) -> Mapping[str, Any] | None:
+    rows = await _fetch(conn, sql, *args)
+    return rows[0] if rows else None
+
+
+def _transfer(row: Mapping[str, Any]) -> TransferRecord:
+    return TransferRecord(**{name: row[name] for name in _TRANSFER_FIELDS})
+
+
+def _pending(row: Mapping[str, Any]) -> PendingRecord:
+    return PendingRecord(**{name: row[name] for name in _PENDING_FIELDS})
+
+
+def request_hash(operation: str, request: Mapping[str, Any]) -> bytes:
     """The fingerprint of a request body, stored beside its idempotency key."""
-    canonical = json.dumps({"operation": operation, **fields}, sort_keys=True, default=str)
+    canonical = json.dumps({"operation": operation, **request}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).digest()
 
 
-def _key_params(operation: str, fields: dict[str, Any], key: IdempotencyKey | None) -> dict:
+def _key_args(
+    operation: str, request: Mapping[str, Any], key: IdempotencyKey | None
+) -> tuple[str | None, str | None, bytes | None]:
     if key is None:
-        return {"author": None, "key": None, "hash": None}
-    return {"author": key.author, "key": key.key, "hash": request_hash(operation, fields)}
+        return None, None, None
+    return key.author, key.key, request_hash(operation, request)
 
 
-_POST_TRANSFER = text(
-    "SELECT transfer_id, replayed FROM ledger_post_transfer("
-    ":timebank_id, :debit, :credit, :minutes, :kind, :memo, :author, :key, :hash)"
+_POST_TRANSFER = (
+    "SELECT r.replayed, (r.transfer).*"
+    " FROM ledger_post_transfer($1, $2, $3, $4, $5, $6, $7, $8, $9) r"
 )
-_RESERVE = text(
-    "SELECT pending_id, replayed FROM ledger_reserve("
-    ":timebank_id, :debit, :credit, :minutes, :kind, :memo, :author, :key, :hash)"
+_RESERVE = (
+    "SELECT r.replayed, (r.pending).* FROM ledger_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9) r"
 )
-_POST_PENDING = text(
-    "SELECT transfer_id, replayed FROM ledger_post_pending("
-    ":timebank_id, :pending_id, :author, :key, :hash)"
-)
-_VOID_PENDING = text(
-    "SELECT pending_id, replayed FROM ledger_void_pending("
-    ":timebank_id, :pending_id, :author, :key, :hash)"
-)
-_REVERSE = text(
-    "SELECT transfer_id, replayed FROM ledger_reverse("
-    ":timebank_id, :transfer_id, :reason, :author, :key, :hash)"
+_POST_PENDING = "SELECT r.replayed, (r.transfer).* FROM ledger_post_pending($1, $2, $3, $4, $5) r"
+_VOID_PENDING = "SELECT r.replayed, (r.pending).* FROM ledger_void_pending($1, $2, $3, $4, $5) r"
+_REVERSE = "SELECT r.replayed, (r.transfer).* FROM ledger_reverse($1, $2, $3, $4, $5, $6) r"
+_POST_BATCH = (
+    "SELECT r.replayed, (r.transfer).* FROM ledger_post_batch($1, $2, $3, $4, $5, $6, $7, $8, $9) r"
 )
 
 
 async def post_transfer(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     timebank_id: int,
     debit_account_id: int,
@@ -64,8 +91,8 @@ async def post_transfer(
     kind: str,
     memo: str | None,
     key: IdempotencyKey | None,
-) -> tuple[int, bool]:
-    fields = {
+) -> tuple[TransferRecord, bool]:
+    request = {
         "timebank_id": timebank_id,
         "debit": debit_account_id,
         "credit": credit_account_id,
@@ -73,12 +100,57 @@ async def post_transfer(
         "kind": kind,
         "memo": memo,
     }
-    row = (await conn.execute(_POST_TRANSFER, {**fields, **_key_params("post", fields, key)})).one()
-    return row.transfer_id, row.replayed
+    row = await _fetch_one(
+        conn,
+        _POST_TRANSFER,
+        timebank_id,
+        debit_account_id,
+        credit_account_id,
+        minutes,
+        kind,
+        memo,
+        *_key_args("post", request, key),
+    )
+    assert row is not None
+    return _transfer(row), row["replayed"]
+
+
+async def post_batch(
+    conn: Connection,
+    *,
+    timebank_id: int,
+    transfers: Sequence[TransferRequest],
+    kind: str,
+    key: IdempotencyKey | None,
+) -> tuple[list[TransferRecord], bool]:
+    debits = [t.debit_account_id for t in transfers]
+    credits = [t.credit_account_id for t in transfers]
+    minutes = [t.minutes for t in transfers]
+    memos = [t.memo for t in transfers]
+    request = {
+        "timebank_id": timebank_id,
+        "debits": debits,
+        "credits": credits,
+        "minutes": minutes,
+        "kind": kind,
+        "memos": memos,
+    }
+    rows = await _fetch(
+        conn,
+        _POST_BATCH,
+        timebank_id,
+        debits,
+        credits,
+        minutes,
+        kind,
+        memos,
+        *_key_args("post_batch", request, key),
+    )
+    return [_transfer(row) for row in rows], bool(rows) and rows[0]["replayed"]
 
 
 async def reserve(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     timebank_id: int,
     debit_account_id: int,
@@ -87,8 +159,8 @@ async def reserve(
     kind: str,
     memo: str | None,
     key: IdempotencyKey | None,
-) -> tuple[int, bool]:
-    fields = {
+) -> tuple[PendingRecord, bool]:
+    request = {
         "timebank_id": timebank_id,
         "debit": debit_account_id,
         "credit": credit_account_id,
@@ -96,93 +168,76 @@ async def reserve(
         "kind": kind,
         "memo": memo,
     }
-    row = (await conn.execute(_RESERVE, {**fields, **_key_params("reserve", fields, key)})).one()
-    return row.pending_id, row.replayed
+    row = await _fetch_one(
+        conn,
+        _RESERVE,
+        timebank_id,
+        debit_account_id,
+        credit_account_id,
+        minutes,
+        kind,
+        memo,
+        *_key_args("reserve", request, key),
+    )
+    assert row is not None
+    return _pending(row), row["replayed"]
 
 
 async def post_pending(
-    conn: AsyncConnection, *, timebank_id: int, pending_id: int, key: IdempotencyKey | None
-) -> tuple[int, bool]:
-    fields = {"timebank_id": timebank_id, "pending_id": pending_id}
-    params = {**fields, **_key_params("post_pending", fields, key)}
-    row = (await conn.execute(_POST_PENDING, params)).one()
-    return row.transfer_id, row.replayed
+    conn: Connection, *, timebank_id: int, pending_id: int, key: IdempotencyKey | None
+) -> tuple[TransferRecord, bool]:
+    request = {"timebank_id": timebank_id, "pending_id": pending_id}
+    row = await _fetch_one(
+        conn, _POST_PENDING, timebank_id, pending_id, *_key_args("post_pending", request, key)
+    )
+    assert row is not None
+    return _transfer(row), row["replayed"]
 
 
 async def void_pending(
-    conn: AsyncConnection, *, timebank_id: int, pending_id: int, key: IdempotencyKey | None
-) -> tuple[int, bool]:
-    fields = {"timebank_id": timebank_id, "pending_id": pending_id}
-    params = {**fields, **_key_params("void_pending", fields, key)}
-    row = (await conn.execute(_VOID_PENDING, params)).one()
-    return row.pending_id, row.replayed
+    conn: Connection, *, timebank_id: int, pending_id: int, key: IdempotencyKey | None
+) -> tuple[PendingRecord, bool]:
+    request = {"timebank_id": timebank_id, "pending_id": pending_id}
+    row = await _fetch_one(
+        conn, _VOID_PENDING, timebank_id, pending_id, *_key_args("void_pending", request, key)
+    )
+    assert row is not None
+    return _pending(row), row["replayed"]
 
 
 async def reverse(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     timebank_id: int,
     transfer_id: int,
     reason: str,
     key: IdempotencyKey | None,
-) -> tuple[int, bool]:
-    fields = {"timebank_id": timebank_id, "transfer_id": transfer_id, "reason": reason}
-    params = {**fields, **_key_params("reverse", fields, key)}
-    row = (await conn.execute(_REVERSE, params)).one()
-    return row.transfer_id, row.replayed
+) -> tuple[TransferRecord, bool]:
+    request = {"timebank_id": timebank_id, "transfer_id": transfer_id, "reason": reason}
+    row = await _fetch_one(
+        conn, _REVERSE, timebank_id, transfer_id, reason, *_key_args("reverse", request, key)
+    )
+    assert row is not None
+    return _transfer(row), row["replayed"]
 
 
-async def get_transfer(conn: AsyncConnection, timebank_id: int, transfer_id: int) -> TransferRecord:
-    row = (
-        await conn.execute(
-            text(
-                "SELECT id, timebank_id, debit_account_id, credit_account_id, minutes, kind,"
-                " pending_transfer_id, reverses_transfer_id, memo, created_at"
-                " FROM transfers WHERE id = :id AND timebank_id = :timebank_id"
-            ),
-            {"id": transfer_id, "timebank_id": timebank_id},
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"transfer {transfer_id} not found in this timebank")
-    return TransferRecord(**row._mapping)
-
-
-async def get_pending(conn: AsyncConnection, timebank_id: int, pending_id: int) -> PendingRecord:
-    row = (
-        await conn.execute(
-            text(
-                "SELECT id, timebank_id, debit_account_id, credit_account_id, minutes, kind,"
-                " state, memo, created_at, resolved_at"
-                " FROM pending_transfers WHERE id = :id AND timebank_id = :timebank_id"
-            ),
-            {"id": pending_id, "timebank_id": timebank_id},
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"reservation {pending_id} not found in this timebank")
-    return PendingRecord(**row._mapping)
-
-
-async def get_balance(conn: AsyncConnection, timebank_id: int, account_id: int) -> AccountBalance:
-    row = (
-        await conn.execute(
-            text(
-                "SELECT id AS account_id, balance AS balance_minutes,"
-                " pending_in AS pending_in_minutes, pending_out AS pending_out_minutes,"
-                " floor AS floor_minutes, ceiling AS ceiling_minutes, version"
-                " FROM accounts WHERE id = :id AND timebank_id = :timebank_id"
-            ),
-            {"id": account_id, "timebank_id": timebank_id},
-        )
-    ).one_or_none()
+async def get_balance(conn: Connection, timebank_id: int, account_id: int) -> AccountBalance:
+    row = await _fetch_one(
+        conn,
+        "SELECT id AS account_id, balance AS balance_minutes,"
+        " pending_in AS pending_in_minutes, pending_out AS pending_out_minutes,"
+        " floor AS floor_minutes, ceiling AS ceiling_minutes, version"
+        " FROM accounts WHERE id = $1 AND timebank_id = $2",
+        account_id,
+        timebank_id,
+    )
     if row is None:
         raise NotFound(f"account {account_id} not found in this timebank")
-    return AccountBalance(**row._mapping)
+    return AccountBalance(**row)
 
 
 async def statement_lines(
-    conn: AsyncConnection,
+    conn: Connection,
     timebank_id: int,
     account_id: int,
     *,
@@ -190,22 +245,19 @@ async def statement_lines(
     limit: int,
 ) -> list[StatementLine]:
     """Newest first; keyset pagination on the account's gapless version numbers."""
-    rows = await conn.execute(
-        text(
-            "SELECT p.account_version, p.transfer_id, t.kind, p.minutes, p.balance_after,"
-            " CASE WHEN t.debit_account_id = p.account_id THEN t.credit_account_id"
-            "      ELSE t.debit_account_id END AS counterparty_account_id,"
-            " t.memo, t.created_at"
-            " FROM postings p JOIN transfers t ON t.id = p.transfer_id"
-            " WHERE p.account_id = :account_id AND p.timebank_id = :timebank_id"
-            "   AND (CAST(:before AS bigint) IS NULL OR p.account_version < :before)"
-            " ORDER BY p.account_version DESC LIMIT :limit"
-        ),
-        {
-            "account_id": account_id,
-            "timebank_id": timebank_id,
-            "before": before_version,
-            "limit": limit,
-        },
+    rows = await _fetch(
+        conn,
+        "SELECT p.account_version, p.transfer_id, t.kind, p.minutes, p.balance_after,"
+        " CASE WHEN t.debit_account_id = p.account_id THEN t.credit_account_id"
+        "      ELSE t.debit_account_id END AS counterparty_account_id,"
+        " t.memo, t.created_at"
+        " FROM postings p JOIN transfers t ON t.id = p.transfer_id"
+        " WHERE p.account_id = $1 AND p.timebank_id = $2"
+        "   AND ($3::bigint IS NULL OR p.account_version < $3::bigint)"
+        " ORDER BY p.account_version DESC LIMIT $4",
+        account_id,
+        timebank_id,
+        before_version,
+        limit,
     )
-    return [StatementLine(**row._mapping) for row in rows]
+    return [StatementLine(**row) for row in rows]

@@ -19,6 +19,16 @@ class IdempotencyKey:
 
 
 @dataclass(frozen=True)
+class TransferRequest:
+    """One transfer of a batch: ``minutes`` from the debit to the credit account."""
+
+    debit_account_id: int
+    credit_account_id: int
+    minutes: int
+    memo: str | None = None
+
+
+@dataclass(frozen=True)
 class TransferRecord:
     id: int
     timebank_id: int
@@ -35,6 +45,12 @@ class TransferRecord:
 @dataclass(frozen=True)
 class PostResult:
     transfer: TransferRecord
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    transfers: list[TransferRecord]
     replayed: bool
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.errors import (
@@ -24,11 +24,14 @@ from timebank.errors import (
 from timebank.ledger import repository
 from timebank.ledger.schemas import (
     AccountBalance,
+    BatchResult,
     DirectKind,
     IdempotencyKey,
     PendingResult,
     PostResult,
+    StatementLine,
     StatementPage,
+    TransferRequest,
 )
 
 T = TypeVar("T")
@@ -56,11 +59,11 @@ _ERRORS_BY_CONSTRAINT: dict[str, tuple[type[TimebankError], str]] = {
 }
 
 
-def _postgres_error(exc: BaseException) -> BaseException | None:
-    """The asyncpg exception under SQLAlchemy's wrapper, if there is one."""
+def _postgres_error(exc: BaseException) -> asyncpg.PostgresError | None:
+    """The PostgreSQL error itself, under SQLAlchemy's wrapper if there is one."""
     seen: BaseException | None = exc
     while seen is not None:
-        if getattr(seen, "sqlstate", None) and hasattr(seen, "as_dict"):
+        if isinstance(seen, asyncpg.PostgresError):
             return seen
         seen = seen.__cause__ or getattr(seen, "orig", None)
     return None
@@ -69,18 +72,24 @@ def _postgres_error(exc: BaseException) -> BaseException | None:
 def sqlstate_of(exc: BaseException) -> str | None:
     pg = _postgres_error(exc)
     if pg is not None:
-        return pg.sqlstate  # type: ignore[attr-defined]
-    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+        return pg.sqlstate
+    seen: BaseException | None = exc
+    while seen is not None:  # errors raised by the driver itself carry a sqlstate too
+        state = getattr(seen, "sqlstate", None)
+        if state:
+            return state
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return None
 
 
-def translate(exc: DBAPIError) -> TimebankError | None:
+def translate(exc: BaseException) -> TimebankError | None:
     """A typed error for a refusal by the database, or None if it is not a business error."""
     pg = _postgres_error(exc)
     if pg is None:
         if (sqlstate_of(exc) or "").startswith("22"):  # refused by the driver before sending
-            return ValidationFailed(f"a value in the request is out of range: {exc.orig}")
+            return ValidationFailed(f"a value in the request is out of range: {exc}")
         return None
-    state = pg.sqlstate  # type: ignore[attr-defined]
+    state = pg.sqlstate
     message = getattr(pg, "message", None) or str(pg)
     if state in _ERRORS_BY_SQLSTATE:
         return _ERRORS_BY_SQLSTATE[state](message)
@@ -97,46 +106,92 @@ def translate(exc: DBAPIError) -> TimebankError | None:
     return None
 
 
-async def run_in_transaction(
-    engine: AsyncEngine,
-    work: Callable[[AsyncConnection], Awaitable[T]],
-    *,
-    max_retries: int = 8,
-) -> T:
-    """Run ``work`` in its own READ COMMITTED transaction, retried on deadlock/serialization
-    failure with jittered backoff; database refusals come out as typed errors."""
+def _is_disconnect(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(
+            seen,
+            asyncpg.PostgresConnectionError
+            | asyncpg.InterfaceError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.AdminShutdownError
+            | ConnectionError
+            | OSError,
+        ):
+            return True
+        if getattr(seen, "connection_invalidated", False):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
+async def _with_retries(attempt_once: Callable[[], Awaitable[T]], *, max_retries: int) -> T:
+    """Retry on deadlock, serialization failure or a dropped connection (with jittered
+    backoff); database refusals come out as typed errors."""
     attempt = 0
     while True:
         try:
-            async with engine.begin() as conn:
-                return await work(conn)
-        except DBAPIError as exc:
+            return await attempt_once()
+        except TimebankError:
+            raise
+        except Exception as exc:
             state = sqlstate_of(exc)
-            if state in RETRYABLE_SQLSTATES:
+            retryable = state in RETRYABLE_SQLSTATES or (state is None and _is_disconnect(exc))
+            if retryable:
                 if attempt < max_retries:
                     attempt += 1
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311
                     continue
-                raise ServiceUnavailable("the ledger is busy; please retry", retry_after=1) from exc
+                raise ServiceUnavailable(
+                    "the ledger is busy or unreachable; please retry", retry_after=1
+                ) from exc
             typed = translate(exc)
             if typed is not None:
                 raise typed from exc
             raise
 
 
+async def run_in_transaction(
+    engine: AsyncEngine,
+    work: Callable[[AsyncConnection], Awaitable[T]],
+    *,
+    max_retries: int = 8,
+) -> T:
+    """Run ``work`` in its own READ COMMITTED transaction, retried as a whole on deadlock,
+    serialization failure or a dropped connection; refusals come out as typed errors."""
+
+    async def attempt_once() -> T:
+        async with engine.begin() as conn:
+            return await work(conn)
+
+    return await _with_retries(attempt_once, max_retries=max_retries)
+
+
 class Ledger:
     """Post, reserve, post or void a reservation, reverse; read balances and statements.
 
-    Every write takes an optional idempotency key: the same key with the same request returns
-    the original result (``replayed=True``); the same key with a different request is refused.
+    Every write is one call of a PL/pgSQL function, which is its own transaction (deferred
+    checks run at its commit), sent on the plain asyncpg connection: one round trip. Every
+    write takes an optional idempotency key: the same key with the same request returns the
+    original result (``replayed=True``); the same key with a different request is refused.
     """
 
     def __init__(self, engine: AsyncEngine, *, max_retries: int = 8) -> None:
         self._engine = engine
         self._max_retries = max_retries
 
-    async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        return await run_in_transaction(self._engine, work, max_retries=self._max_retries)
+    async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        async def attempt_once() -> T:
+            async with self._engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                try:
+                    return await work(raw.driver_connection)
+                except Exception as exc:
+                    if _is_disconnect(exc):
+                        await conn.invalidate()
+                    raise
+
+        return await _with_retries(attempt_once, max_retries=self._max_retries)
 
     async def post_transfer(
         self,
@@ -151,8 +206,8 @@ class Ledger:
     ) -> PostResult:
         """Post one transfer at once: ``minutes`` from the debit to the credit account."""
 
-        async def work(conn: AsyncConnection) -> PostResult:
-            transfer_id, replayed = await repository.post_transfer(
+        async def work(conn: asyncpg.Connection) -> PostResult:
+            transfer, replayed = await repository.post_transfer(
                 conn,
                 timebank_id=timebank_id,
                 debit_account_id=debit_account_id,
@@ -162,8 +217,26 @@ class Ledger:
                 memo=memo,
                 key=key,
             )
-            transfer = await repository.get_transfer(conn, timebank_id, transfer_id)
             return PostResult(transfer=transfer, replayed=replayed)
+
+        return await self._run(work)
+
+    async def post_batch(
+        self,
+        timebank_id: int,
+        transfers: Sequence[TransferRequest],
+        *,
+        kind: DirectKind = "exchange",
+        key: IdempotencyKey | None = None,
+    ) -> BatchResult:
+        """Post many transfers in one transaction, all or none; each account is locked and
+        updated once, and no account passes a limit at any step of the batch."""
+
+        async def work(conn: asyncpg.Connection) -> BatchResult:
+            posted, replayed = await repository.post_batch(
+                conn, timebank_id=timebank_id, transfers=transfers, kind=kind, key=key
+            )
+            return BatchResult(transfers=posted, replayed=replayed)
 
         return await self._run(work)
 
@@ -180,8 +253,8 @@ class Ledger:
     ) -> PendingResult:
         """Reserve minutes for a pending exchange; they count against both accounts' limits."""
 
-        async def work(conn: AsyncConnection) -> PendingResult:
-            pending_id, replayed = await repository.reserve(
+        async def work(conn: asyncpg.Connection) -> PendingResult:
+            pending, replayed = await repository.reserve(
                 conn,
                 timebank_id=timebank_id,
                 debit_account_id=debit_account_id,
@@ -191,7 +264,6 @@ class Ledger:
                 memo=memo,
                 key=key,
             )
-            pending = await repository.get_pending(conn, timebank_id, pending_id)
             return PendingResult(pending=pending, replayed=replayed)
 
         return await self._run(work)
@@ -201,11 +273,10 @@ class Ledger:
     ) -> PostResult:
         """Post a reservation; it was checked against the limits when it was made."""
 
-        async def work(conn: AsyncConnection) -> PostResult:
-            transfer_id, replayed = await repository.post_pending(
+        async def work(conn: asyncpg.Connection) -> PostResult:
+            transfer, replayed = await repository.post_pending(
                 conn, timebank_id=timebank_id, pending_id=pending_id, key=key
             )
-            transfer = await repository.get_transfer(conn, timebank_id, transfer_id)
             return PostResult(transfer=transfer, replayed=replayed)
 
         return await self._run(work)
@@ -215,11 +286,10 @@ class Ledger:
     ) -> PendingResult:
         """Release a reservation without posting it."""
 
-        async def work(conn: AsyncConnection) -> PendingResult:
-            voided_id, replayed = await repository.void_pending(
+        async def work(conn: asyncpg.Connection) -> PendingResult:
+            pending, replayed = await repository.void_pending(
                 conn, timebank_id=timebank_id, pending_id=pending_id, key=key
             )
-            pending = await repository.get_pending(conn, timebank_id, voided_id)
             return PendingResult(pending=pending, replayed=replayed)
 
         return await self._run(work)
@@ -234,19 +304,17 @@ class Ledger:
     ) -> PostResult:
         """Reverse a posted transfer, once, with a reason: the same minutes move back."""
 
-        async def work(conn: AsyncConnection) -> PostResult:
-            reversal_id, replayed = await repository.reverse(
+        async def work(conn: asyncpg.Connection) -> PostResult:
+            transfer, replayed = await repository.reverse(
                 conn, timebank_id=timebank_id, transfer_id=transfer_id, reason=reason, key=key
             )
-            transfer = await repository.get_transfer(conn, timebank_id, reversal_id)
             return PostResult(transfer=transfer, replayed=replayed)
 
         return await self._run(work)
 
     async def balance(self, timebank_id: int, account_id: int) -> AccountBalance:
         """Posted balance, pending in and out, and limits of one account."""
-        async with self._engine.connect() as conn:
-            return await repository.get_balance(conn, timebank_id, account_id)
+        return await self._run(lambda conn: repository.get_balance(conn, timebank_id, account_id))
 
     async def statement(
         self,
@@ -259,11 +327,14 @@ class Ledger:
         """An account's postings, newest first, each with the running balance after it."""
         if not 1 <= limit <= 500:
             raise ValidationFailed("limit must be between 1 and 500")
-        async with self._engine.connect() as conn:
+
+        async def work(conn: asyncpg.Connection) -> list[StatementLine]:
             await repository.get_balance(conn, timebank_id, account_id)  # 404 if not here
-            lines = await repository.statement_lines(
+            return await repository.statement_lines(
                 conn, timebank_id, account_id, before_version=before_version, limit=limit
             )
+
+        lines = await self._run(work)
         next_before = lines[-1].account_version if len(lines) == limit else None
         if next_before == 1:
             next_before = None
