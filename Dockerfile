@@ -16,9 +16,9 @@ ENV PATH=/opt/timebank/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     TIMEBANK_HOST=0.0.0.0 \
     TIMEBANK_PORT=8000
-RUN useradd --system --create-home --uid 10001 timebank
+RUN groupadd --system --gid 10001 timebank && useradd --system --create-home --uid 10001 --gid 10001 timebank
 COPY --from=build /opt/timebank /opt/timebank
-USER timebank
+USER 10001:10001
 WORKDIR /home/timebank
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

@@ -59,4 +59,5 @@ def run_sql_file(name: str) -> None:
     sql = (schema_dir() / "sql" / name).read_text(encoding="utf-8")
     # asyncpg runs a whole script (PL/pgSQL bodies and all) in one simple-protocol call.
     driver_connection = op.get_bind().connection.driver_connection
+    assert driver_connection is not None, "migrations run on an open asyncpg connection"
     await_only(driver_connection.execute(sql))

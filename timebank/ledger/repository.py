@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,7 +27,7 @@ from timebank.ledger.schemas import (
     TransferRequest,
 )
 
-Connection = AsyncConnection | asyncpg.Connection
+Connection: TypeAlias = AsyncConnection | asyncpg.Connection
 
 _TRANSFER_FIELDS = [f.name for f in fields(TransferRecord)]
 _PENDING_FIELDS = [f.name for f in fields(PendingRecord)]
@@ -35,7 +35,8 @@ _PENDING_FIELDS = [f.name for f in fields(PendingRecord)]
 
 async def _fetch(conn: Connection, sql: str, *args: Any) -> Sequence[Mapping[str, Any]]:
     if isinstance(conn, AsyncConnection):
-        return list((await conn.exec_driver_sql(sql, args)).mappings())
+        result = await conn.exec_driver_sql(sql, args)
+        return [dict(row) for row in result.mappings()]
     return await conn.fetch(sql, *args)
 
 
