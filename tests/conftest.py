@@ -14,8 +14,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from timebank.app import create_app
 from timebank.db import embedded, migrations
 from timebank.db.engine import asyncpg_dsn, sqlalchemy_url
 from timebank.ledger import Ledger
@@ -86,6 +88,23 @@ def participants(engine: AsyncEngine) -> Participants:
 
 def unique_slug(prefix: str = "tb") -> str:
     return f"{prefix}-{os.getpid()}-{next(_slugs)}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[AsyncTestClient]:
+    """The whole service over HTTP (in process), on the test database."""
+    app = create_app(Settings(cookie_secure=False), database_url=database_url)
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine):
+    """Two timebanks with an admin, a coordinator, two members and a funder in the first, and
+    a member and a coordinator of the second (see tests/people.py)."""
+    from tests.people import make_world
+
+    return await make_world(engine)
 
 
 @pytest.fixture

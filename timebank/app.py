@@ -9,20 +9,34 @@ from dataclasses import dataclass
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import timebank
+from timebank.auth.controllers import AuthController
+from timebank.auth.deps import provide_access, provide_auth, provide_principal
+from timebank.auth.service import AuthService
 from timebank.db.engine import create_engine, resolve_database_url
+from timebank.deps import EngineDep
 from timebank.errors import PROBLEM_BASE, TimebankError, ValidationFailed
+from timebank.exchanges import controllers as exchanges_controllers
 from timebank.ledger import Ledger
+from timebank.ledger import controllers as ledger_controllers
+from timebank.openapi import PROBLEM_JSON
+from timebank.participants import controllers as participants_controllers
 from timebank.settings import Settings, get_settings
 
-PROBLEM_JSON = "application/problem+json"
+API_ROUTES = [
+    AuthController,
+    *participants_controllers.ROUTES,
+    *exchanges_controllers.ROUTES,
+    *ledger_controllers.ROUTES,
+]
 
 
 @dataclass
@@ -31,8 +45,13 @@ class Health:
     database: str
 
 
-@get("/health", summary="Liveness: 200 only when the database answers", tags=["operations"])
-async def health(engine: NamedDependency[AsyncEngine]) -> Response[Health]:
+@get(
+    "/health",
+    summary="Liveness: 200 only when the database answers",
+    tags=["operations"],
+    security=[],
+)
+async def health(engine: EngineDep) -> Response[Health]:
     """Answer 200 when the database answers a query, 503 otherwise."""
     try:
         async with engine.connect() as conn:
@@ -65,9 +84,10 @@ def _validation_error_handler(request: Request, exc: ValidationException) -> Res
 
 
 def _http_error_handler(request: Request, exc: HTTPException) -> Response:
+    kind = "validation" if exc.status_code == 400 else f"http-{exc.status_code}"
     return Response(
         {
-            "type": f"{PROBLEM_BASE}http-{exc.status_code}",
+            "type": f"{PROBLEM_BASE}{kind}",
             "title": exc.detail,
             "status": exc.status_code,
             "instance": request.url.path,
@@ -89,6 +109,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         engine = create_engine(url, settings)
         app.state.engine = engine
         app.state.ledger = Ledger(engine, max_retries=settings.ledger_max_retries)
+        app.state.auth = AuthService(engine, settings)
         try:
             yield
         finally:
@@ -100,12 +121,19 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     def provide_ledger(state: State) -> Ledger:
         return state.ledger
 
+    def provide_settings() -> Settings:
+        return settings
+
     return Litestar(
-        route_handlers=[health],
+        route_handlers=[health, *API_ROUTES],
         lifespan=[database],
         dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
             "engine": Provide(provide_engine, sync_to_thread=False),
             "ledger": Provide(provide_ledger, sync_to_thread=False),
+            "auth": Provide(provide_auth, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+            "access": Provide(provide_access),
         },
         exception_handlers={
             TimebankError: _timebank_error_handler,
@@ -120,6 +148,16 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
             use_handler_docstrings=True,
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A token from POST /api/v1/auth/login or /auth/tokens",
+                    )
+                }
+            ),
+            security=[{"BearerToken": []}],
         ),
         debug=False,
     )

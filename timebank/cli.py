@@ -99,6 +99,39 @@ def verify(slug: str | None, as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+@main.group()
+def admin() -> None:
+    """Site administration."""
+
+
+@admin.command("create")
+@click.option("--email", required=True, help="Email of the new (or existing) user.")
+def admin_create(email: str) -> None:
+    """Create a site admin (password from a prompt, or from TIMEBANK_ADMIN_PASSWORD)."""
+    from timebank.auth.service import AuthService
+    from timebank.errors import TimebankError
+
+    settings = get_settings()
+    if settings.admin_password is not None:
+        password = settings.admin_password.get_secret_value()
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    url = _database(settings, migrate_embedded=True)
+
+    async def run() -> int:
+        engine = create_engine(url, settings)
+        try:
+            return await AuthService(engine, settings).create_admin(email, password)
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = asyncio.run(run())
+    except TimebankError as error:
+        raise click.ClickException(error.detail) from error
+    click.echo(f"{email} is a site admin (user {user_id})")
+
+
 @main.command()
 @click.option("--slug", default="riverside", show_default=True, help="Slug of the demo timebank.")
 @click.option("--seed", default=2026, show_default=True, help="Random seed (same seed, same demo).")

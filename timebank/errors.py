@@ -47,6 +47,18 @@ class NotFound(TimebankError):
     title = "Not found"
 
 
+class Unauthenticated(TimebankError):
+    status_code = 401
+    kind = "unauthenticated"
+    title = "Sign in first"
+
+
+class RateLimited(TimebankError):
+    status_code = 429
+    kind = "rate-limited"
+    title = "Too many attempts"
+
+
 class Forbidden(TimebankError):
     status_code = 403
     kind = "forbidden"

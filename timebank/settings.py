@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,23 @@ class Settings(BaseSettings):
     ledger_max_retries: int = Field(
         default=8, ge=0, description="retries of a ledger transaction on deadlock/serialization"
     )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="`timebank admin create` only: the new admin's password, instead of a prompt",
+    )
+    cookie_secure: bool = Field(
+        default=True,
+        description="send the session cookie over HTTPS only (browsers treat "
+        "http://localhost as secure)",
+    )
+    session_days: int = Field(default=14, ge=1, description="days a sign-in session lasts")
+    login_max_failures_per_account: int = Field(
+        default=5, ge=1, description="failed sign-ins per account per 15 minutes before a pause"
+    )
+    login_max_failures_per_client: int = Field(
+        default=20, ge=1, description="failed sign-ins per client address per 15 minutes"
+    )
+    invitation_days: int = Field(default=14, ge=1, description="days an invitation stays valid")
     test_database_url: str | None = Field(
         default=None,
         description="tests only: a PostgreSQL server to test against instead of an embedded one",

@@ -873,7 +873,7 @@ async def test_i7_posted_transfers_and_postings_cannot_be_updated_or_deleted(
     [
         pytest.param("TRUNCATE postings", id="postings"),
         pytest.param("TRUNCATE transfers CASCADE", id="transfers-cascade"),
-        pytest.param("TRUNCATE transfers, postings", id="both"),
+        pytest.param("TRUNCATE transfers, postings CASCADE", id="both"),
     ],
 )
 async def test_i7_posted_history_cannot_be_truncated(raw, ledger, participants, timebank, sql):

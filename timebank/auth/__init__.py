@@ -1,0 +1,1 @@
+"""Users, sign-in, sessions and API tokens, invitations, and who may do what."""

@@ -1,0 +1,50 @@
+"""Request dependencies: who is asking (``principal``) and what they are in the timebank of the
+path (``access``). Every route that needs either declares it; nothing is checked by hiding."""
+
+from __future__ import annotations
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from timebank.auth.schemas import Principal, TimebankAccess
+from timebank.auth.service import AuthService
+from timebank.errors import Forbidden, Unauthenticated
+
+SESSION_COOKIE = "timebank_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def provide_auth(state: State) -> AuthService:
+    return state.auth
+
+
+def bearer_or_cookie(request: Request) -> tuple[str | None, bool]:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+async def provide_principal(request: Request, auth: NamedDependency[AuthService]) -> Principal:
+    secret, via_cookie = bearer_or_cookie(request)
+    if not secret:
+        raise Unauthenticated("sign in, or send an API token as 'Authorization: Bearer …'")
+    principal = await auth.authenticate(secret, via_cookie=via_cookie)
+    if principal is None:
+        raise Unauthenticated("this session or token has ended; sign in again")
+    if via_cookie and request.method not in SAFE_METHODS:
+        # A cookie travels with cross-site requests; a JSON body cannot be sent cross-site
+        # without the browser asking first. (HTML forms carry their own CSRF token.)
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("application/json"):
+            raise Forbidden("with the session cookie, send JSON (or use a bearer token)")
+    return principal
+
+
+async def provide_access(
+    slug: str, principal: NamedDependency[Principal], auth: NamedDependency[AuthService]
+) -> TimebankAccess:
+    return await auth.access(principal, slug)

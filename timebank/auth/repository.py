@@ -1,0 +1,250 @@
+"""SQL for users, tokens, sign-in attempts, roles and invitations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def _one(conn: AsyncConnection, sql: str, **params: Any) -> Mapping[str, Any] | None:
+    row = (await conn.execute(text(sql), params)).mappings().one_or_none()
+    return dict(row) if row is not None else None
+
+
+async def user_by_email(conn: AsyncConnection, email: str) -> Mapping[str, Any] | None:
+    return await _one(
+        conn,
+        "SELECT id, email, display_name, password_hash, is_admin FROM users"
+        " WHERE lower(email) = lower(:email)",
+        email=email,
+    )
+
+
+async def insert_user(
+    conn: AsyncConnection,
+    *,
+    email: str,
+    display_name: str,
+    password_hash: str | None,
+    is_admin: bool = False,
+) -> int:
+    return (
+        await conn.execute(
+            text(
+                "INSERT INTO users (email, display_name, password_hash, is_admin)"
+                " VALUES (:email, :display_name, :password_hash, :is_admin) RETURNING id"
+            ),
+            {
+                "email": email,
+                "display_name": display_name,
+                "password_hash": password_hash,
+                "is_admin": is_admin,
+            },
+        )
+    ).scalar_one()
+
+
+async def set_password(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
+    await conn.execute(
+        text("UPDATE users SET password_hash = :hash WHERE id = :id"),
+        {"hash": password_hash, "id": user_id},
+    )
+
+
+async def make_admin(conn: AsyncConnection, user_id: int) -> None:
+    await conn.execute(text("UPDATE users SET is_admin = true WHERE id = :id"), {"id": user_id})
+
+
+async def recent_failures(conn: AsyncConnection, *, email: str, client: str) -> tuple[int, int]:
+    row = (
+        await conn.execute(
+            text(
+                "SELECT"
+                " (SELECT count(*) FROM login_attempts WHERE lower(email) = lower(:email)"
+                "   AND NOT succeeded AND attempted_at > now() - interval '15 minutes'),"
+                " (SELECT count(*) FROM login_attempts WHERE client = :client"
+                "   AND NOT succeeded AND attempted_at > now() - interval '15 minutes')"
+            ),
+            {"email": email, "client": client},
+        )
+    ).one()
+    return row[0], row[1]
+
+
+async def record_attempt(
+    conn: AsyncConnection, *, email: str, client: str, succeeded: bool
+) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO login_attempts (email, client, succeeded)"
+            " VALUES (:email, :client, :succeeded)"
+        ),
+        {"email": email[:254], "client": client[:100], "succeeded": succeeded},
+    )
+
+
+async def insert_token(
+    conn: AsyncConnection,
+    *,
+    user_id: int,
+    kind: str,
+    name: str,
+    token_hash: bytes,
+    expires_at: datetime | None,
+) -> Mapping[str, Any]:
+    row = await _one(
+        conn,
+        "INSERT INTO api_tokens (user_id, kind, name, token_hash, expires_at)"
+        " VALUES (:user_id, :kind, :name, :token_hash, :expires_at)"
+        " RETURNING id, name, kind, created_at, expires_at, revoked_at",
+        user_id=user_id,
+        kind=kind,
+        name=name,
+        token_hash=token_hash,
+        expires_at=expires_at,
+    )
+    assert row is not None
+    return row
+
+
+async def principal_by_token(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
+    return await _one(
+        conn,
+        "SELECT t.id AS token_id, u.id AS user_id, u.email, u.is_admin"
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE t.token_hash = :hash AND t.revoked_at IS NULL"
+        "   AND (t.expires_at IS NULL OR t.expires_at > now())",
+        hash=token_hash,
+    )
+
+
+async def list_tokens(conn: AsyncConnection, user_id: int) -> list[Mapping[str, Any]]:
+    rows = await conn.execute(
+        text(
+            "SELECT id, name, kind, created_at, expires_at, revoked_at FROM api_tokens"
+            " WHERE user_id = :user_id ORDER BY id"
+        ),
+        {"user_id": user_id},
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def revoke_token(conn: AsyncConnection, user_id: int, token_id: int) -> bool:
+    result = await conn.execute(
+        text(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
+            " WHERE id = :id AND user_id = :user_id"
+        ),
+        {"id": token_id, "user_id": user_id},
+    )
+    return result.rowcount == 1
+
+
+async def roles_in(
+    conn: AsyncConnection, user_id: int, timebank_id: int
+) -> tuple[frozenset[str], int | None]:
+    roles = (
+        await conn.execute(
+            text(
+                "SELECT role FROM timebank_roles WHERE user_id = :user_id"
+                " AND timebank_id = :timebank_id"
+            ),
+            {"user_id": user_id, "timebank_id": timebank_id},
+        )
+    ).scalars()
+    participant_id = (
+        await conn.execute(
+            text(
+                "SELECT id FROM participants WHERE user_id = :user_id"
+                " AND timebank_id = :timebank_id"
+            ),
+            {"user_id": user_id, "timebank_id": timebank_id},
+        )
+    ).scalar_one_or_none()
+    return frozenset(roles), participant_id
+
+
+async def memberships(conn: AsyncConnection, user_id: int) -> list[Mapping[str, Any]]:
+    rows = await conn.execute(
+        text(
+            "SELECT t.slug, t.name, array_agg(r.role ORDER BY r.role) AS roles,"
+            " (SELECT p.id FROM participants p WHERE p.timebank_id = t.id"
+            "   AND p.user_id = :user_id) AS participant_id"
+            " FROM timebank_roles r JOIN timebanks t ON t.id = r.timebank_id"
+            " WHERE r.user_id = :user_id GROUP BY t.id ORDER BY t.slug"
+        ),
+        {"user_id": user_id},
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def user_summary(conn: AsyncConnection, user_id: int) -> Mapping[str, Any] | None:
+    return await _one(
+        conn, "SELECT id, email, display_name, is_admin FROM users WHERE id = :id", id=user_id
+    )
+
+
+async def grant_role(conn: AsyncConnection, timebank_id: int, user_id: int, role: str) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO timebank_roles (timebank_id, user_id, role)"
+            " VALUES (:timebank_id, :user_id, :role) ON CONFLICT DO NOTHING"
+        ),
+        {"timebank_id": timebank_id, "user_id": user_id, "role": role},
+    )
+
+
+async def revoke_roles_except(
+    conn: AsyncConnection, timebank_id: int, user_id: int, keep: list[str]
+) -> None:
+    await conn.execute(
+        text(
+            "DELETE FROM timebank_roles WHERE timebank_id = :timebank_id AND user_id = :user_id"
+            " AND NOT (role = ANY(:keep))"
+        ),
+        {"timebank_id": timebank_id, "user_id": user_id, "keep": keep},
+    )
+
+
+async def insert_invitation(
+    conn: AsyncConnection,
+    *,
+    timebank_id: int,
+    participant_id: int | None,
+    user_id: int,
+    token_hash: bytes,
+    invited_by: int | None,
+    expires_at: datetime,
+) -> int:
+    return (
+        await conn.execute(
+            text(
+                "INSERT INTO invitations (timebank_id, participant_id, user_id, token_hash,"
+                " invited_by, expires_at) VALUES (:timebank_id, :participant_id, :user_id,"
+                " :token_hash, :invited_by, :expires_at) RETURNING id"
+            ),
+            {
+                "timebank_id": timebank_id,
+                "participant_id": participant_id,
+                "user_id": user_id,
+                "token_hash": token_hash,
+                "invited_by": invited_by,
+                "expires_at": expires_at,
+            },
+        )
+    ).scalar_one()
+
+
+async def take_invitation(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
+    """Mark an open invitation accepted (once) and return it, or None."""
+    return await _one(
+        conn,
+        "UPDATE invitations SET accepted_at = now()"
+        " WHERE token_hash = :hash AND accepted_at IS NULL AND expires_at > now()"
+        " RETURNING id, timebank_id, participant_id, user_id",
+        hash=token_hash,
+    )

@@ -1,0 +1,115 @@
+"""Sign-in, tokens and invitations as the API speaks of them; who is asking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["member", "coordinator", "funder"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in user behind a request."""
+
+    user_id: int
+    email: str
+    is_admin: bool
+    token_id: int
+    via_cookie: bool = False
+
+
+@dataclass(frozen=True)
+class TimebankAccess:
+    """What one principal is in one timebank: roles, and the participant they act as."""
+
+    principal: Principal
+    timebank_id: int
+    timebank_slug: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    participant_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.is_admin
+
+    @property
+    def is_coordinator(self) -> bool:
+        return "coordinator" in self.roles
+
+    @property
+    def is_funder(self) -> bool:
+        return "funder" in self.roles
+
+    @property
+    def can_manage(self) -> bool:
+        """Coordinators of this timebank and site admins."""
+        return self.is_admin or self.is_coordinator
+
+    @property
+    def member_participant_id(self) -> int | None:
+        """The participant this user acts as when they act as a member."""
+        return self.participant_id if "member" in self.roles else None
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class LoginResponse(BaseModel):
+    token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name, not a secret)
+    expires_at: datetime
+    user_id: int
+    email: str
+    is_admin: bool
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TokenPublic(BaseModel):
+    id: int
+    name: str
+    kind: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str
+
+
+class InvitationAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=10, max_length=200)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class MePublic(BaseModel):
+    user_id: int
+    email: str
+    display_name: str
+    is_admin: bool
+    timebanks: list[MembershipPublic]
+
+
+class MembershipPublic(BaseModel):
+    slug: str
+    name: str
+    roles: list[str]
+    participant_id: int | None
+
+
+MePublic.model_rebuild()

@@ -1,0 +1,211 @@
+"""Sign-in with rate limiting, sessions and API tokens, invitations, and who a request is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank.auth import repository
+from timebank.auth.schemas import (
+    LoginResponse,
+    MembershipPublic,
+    MePublic,
+    Principal,
+    TimebankAccess,
+    TokenCreated,
+    TokenPublic,
+)
+from timebank.auth.secrets import (
+    hash_password,
+    hash_token,
+    needs_rehash,
+    new_token,
+    verify_password,
+)
+from timebank.errors import Conflict, NotFound, RateLimited, Unauthenticated
+from timebank.ledger.service import run_in_transaction
+from timebank.settings import Settings
+
+WRONG_CREDENTIALS = "that email and password do not match an account"
+
+
+class AuthService:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+
+    async def login(self, email: str, password: str, client: str) -> LoginResponse:
+        """Sign in; a wrong email and a wrong password answer the same way, and repeated
+        failures pause sign-in for that account and for that client address."""
+
+        async def work(conn):
+            by_account, by_client = await repository.recent_failures(
+                conn, email=email, client=client
+            )
+            if (
+                by_account >= self._settings.login_max_failures_per_account
+                or by_client >= self._settings.login_max_failures_per_client
+            ):
+                return None, True
+            user = await repository.user_by_email(conn, email)
+            ok = verify_password(user["password_hash"] if user else None, password)
+            await repository.record_attempt(conn, email=email, client=client, succeeded=ok)
+            if not ok or user is None:
+                return None, False
+            if needs_rehash(user["password_hash"]):
+                await repository.set_password(conn, user["id"], hash_password(password))
+            return await self._new_session(conn, user), False
+
+        session, throttled = await run_in_transaction(self._engine, work)
+        if throttled:
+            raise RateLimited(
+                "too many failed sign-ins; wait a few minutes and try again", retry_after=900
+            )
+        if session is None:
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        return session
+
+    async def _new_session(self, conn, user) -> LoginResponse:
+        secret, token_hash = new_token()
+        expires_at = datetime.now(UTC) + timedelta(days=self._settings.session_days)
+        await repository.insert_token(
+            conn,
+            user_id=user["id"],
+            kind="session",
+            name="sign-in",
+            token_hash=token_hash,
+            expires_at=expires_at,
+        )
+        return LoginResponse(
+            token=secret,
+            expires_at=expires_at,
+            user_id=user["id"],
+            email=user["email"],
+            is_admin=user["is_admin"],
+        )
+
+    async def logout(self, principal: Principal) -> None:
+        """End the session (or revoke the token) the request was made with."""
+
+        async def work(conn):
+            await repository.revoke_token(conn, principal.user_id, principal.token_id)
+
+        await run_in_transaction(self._engine, work)
+
+    async def authenticate(self, secret: str, *, via_cookie: bool = False) -> Principal | None:
+        async with self._engine.connect() as conn:
+            row = await repository.principal_by_token(conn, hash_token(secret))
+        if row is None:
+            return None
+        return Principal(
+            user_id=row["user_id"],
+            email=row["email"],
+            is_admin=row["is_admin"],
+            token_id=row["token_id"],
+            via_cookie=via_cookie,
+        )
+
+    async def create_token(self, principal: Principal, name: str) -> TokenCreated:
+        """A new API token; its secret is shown once, here, and never again."""
+        secret, token_hash = new_token()
+
+        async def work(conn):
+            return await repository.insert_token(
+                conn,
+                user_id=principal.user_id,
+                kind="api",
+                name=name,
+                token_hash=token_hash,
+                expires_at=None,
+            )
+
+        row = await run_in_transaction(self._engine, work)
+        return TokenCreated(**row, token=secret)
+
+    async def list_tokens(self, principal: Principal) -> list[TokenPublic]:
+        async with self._engine.connect() as conn:
+            return [
+                TokenPublic(**row) for row in await repository.list_tokens(conn, principal.user_id)
+            ]
+
+    async def revoke_token(self, principal: Principal, token_id: int) -> None:
+        async def work(conn):
+            return await repository.revoke_token(conn, principal.user_id, token_id)
+
+        if not await run_in_transaction(self._engine, work):
+            raise NotFound(f"token {token_id} not found")
+
+    async def accept_invitation(self, token: str, password: str) -> LoginResponse:
+        """Accept a one-time invitation: set the password and sign in."""
+        password_hash = hash_password(password)
+
+        async def work(conn):
+            invitation = await repository.take_invitation(conn, hash_token(token))
+            if invitation is None:
+                return None
+            await repository.set_password(conn, invitation["user_id"], password_hash)
+            user = await repository.user_summary(conn, invitation["user_id"])
+            return await self._new_session(conn, user)
+
+        session = await run_in_transaction(self._engine, work)
+        if session is None:
+            raise NotFound("this invitation is unknown, already used or expired")
+        return session
+
+    async def create_admin(self, email: str, password: str) -> int:
+        """Create a site admin, or make an existing user one and set their password."""
+        password_hash = hash_password(password)
+
+        async def work(conn):
+            user = await repository.user_by_email(conn, email)
+            if user is None:
+                return await repository.insert_user(
+                    conn, email=email, display_name="", password_hash=password_hash, is_admin=True
+                )
+            await repository.set_password(conn, user["id"], password_hash)
+            await repository.make_admin(conn, user["id"])
+            return user["id"]
+
+        try:
+            return await run_in_transaction(self._engine, work)
+        except IntegrityError as error:  # raced with another create of the same email
+            raise Conflict(f"a user with email {email} was created at the same time") from error
+
+    async def me(self, principal: Principal) -> MePublic:
+        async with self._engine.connect() as conn:
+            user = await repository.user_summary(conn, principal.user_id)
+            if user is None:
+                raise Unauthenticated("this account no longer exists")
+            rows = await repository.memberships(conn, principal.user_id)
+        return MePublic(
+            user_id=user["id"],
+            email=user["email"],
+            display_name=user["display_name"],
+            is_admin=user["is_admin"],
+            timebanks=[MembershipPublic(**row) for row in rows],
+        )
+
+    async def access(self, principal: Principal, slug: str) -> TimebankAccess:
+        """What the principal is in timebank ``slug``. Someone with no part in it is told it
+        does not exist, so nobody can probe for other timebanks."""
+        async with self._engine.connect() as conn:
+            timebank_id = (
+                await conn.execute(
+                    text("SELECT id FROM timebanks WHERE slug = :slug"), {"slug": slug}
+                )
+            ).scalar_one_or_none()
+            if timebank_id is None:
+                raise NotFound(f"timebank {slug!r} not found")
+            roles, participant_id = await repository.roles_in(conn, principal.user_id, timebank_id)
+        if not principal.is_admin and not roles:
+            raise NotFound(f"timebank {slug!r} not found")
+        return TimebankAccess(
+            principal=principal,
+            timebank_id=timebank_id,
+            timebank_slug=slug,
+            roles=roles,
+            participant_id=participant_id,
+        )

@@ -1,0 +1,1 @@
+"""Exchanges of time: logging, confirmation, approval, reversal, and the timebank's policy."""

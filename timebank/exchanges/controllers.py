@@ -1,0 +1,3 @@
+"""Exchanges over JSON."""
+
+ROUTES: list = []

@@ -1,0 +1,3 @@
+"""Balances, statements and the ledger audit over JSON."""
+
+ROUTES: list = []

@@ -1,0 +1,3 @@
+"""Timebanks, participants, invitations, roles and categories over JSON."""
+
+ROUTES: list = []
