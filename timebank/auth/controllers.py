@@ -51,15 +51,15 @@ class AuthController(Controller):
         session = await auth.login(data.email, data.password, client)
         return Response(session, cookies=[_session_cookie(session, settings)])
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT, responses=problems(401, 403))
-    async def logout(self, principal: PrincipalDep, auth: AuthDep) -> Response[None]:
+    @post(
+        "/logout",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(401, 403),
+        response_cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/", httponly=True)],
+    )
+    async def logout(self, principal: PrincipalDep, auth: AuthDep) -> None:
         """Sign out: the session or token used for this request stops working."""
         await auth.logout(principal)
-        return Response(
-            None,
-            status_code=HTTP_204_NO_CONTENT,
-            cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/", httponly=True)],
-        )
 
     @post(
         "/invitations/accept",
