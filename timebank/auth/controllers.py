@@ -92,7 +92,9 @@ class AuthController(Controller):
         return await auth.create_token(principal, data.name)
 
     @delete(
-        "/tokens/{token_id:int}", status_code=HTTP_204_NO_CONTENT, responses=problems(401, 403, 404)
+        "/tokens/{token_id:int}",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(401, 403, 404, 422),
     )
     async def revoke_token(
         self, token_id: FromPath[int], principal: PrincipalDep, auth: AuthDep

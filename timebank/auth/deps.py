@@ -6,6 +6,7 @@ from __future__ import annotations
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.auth.service import AuthService
@@ -45,6 +46,6 @@ async def provide_principal(request: Request, auth: NamedDependency[AuthService]
 
 
 async def provide_access(
-    slug: str, principal: NamedDependency[Principal], auth: NamedDependency[AuthService]
+    slug: FromPath[str], principal: NamedDependency[Principal], auth: NamedDependency[AuthService]
 ) -> TimebankAccess:
     return await auth.access(principal, slug)

@@ -1,3 +1,223 @@
-"""Exchanges over JSON."""
+"""Exchanges over JSON: log, list, read, and the decisions of DESIGN.md §2."""
 
-ROUTES: list = []
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, TypeAlias
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from timebank.deps import AccessDep, EngineDep, SettingsDep
+from timebank.exchanges.schemas import (
+    MAX_ID,
+    BulkApprove,
+    BulkApproveResult,
+    DecisionRequest,
+    ExchangeCreate,
+    ExchangeDetail,
+    ExchangeFilters,
+    ExchangePage,
+    ExchangeState,
+)
+from timebank.exchanges.service import Exchanges
+from timebank.openapi import problems
+
+
+def provide_exchanges(engine: EngineDep, settings: SettingsDep) -> Exchanges:
+    return Exchanges(engine, max_retries=settings.ledger_max_retries)
+
+
+ExchangesDep: TypeAlias = NamedDependency[Exchanges]
+ExchangeId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+IdempotencyKeyHeader: TypeAlias = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        description="any unique string (e.g. a UUID); a retry with the same key and body "
+        "returns the first answer and logs nothing new",
+    ),
+]
+
+_DECISION_PROBLEMS = problems(400, 401, 403, 404, 409, 422, 503)
+
+
+def _reason(data: DecisionRequest | None) -> str | None:
+    return data.reason if data is not None else None
+
+
+class ExchangeController(Controller):
+    path = "/api/v1/timebanks/{slug:str}/exchanges"
+    tags = ["exchanges"]
+    dependencies = {"exchanges": Provide(provide_exchanges, sync_to_thread=False)}
+
+    @post(
+        "/",
+        summary="Log an exchange of time",
+        status_code=HTTP_201_CREATED,
+        responses=problems(400, 401, 403, 404, 409, 422, 503),
+    )
+    async def log_exchange(
+        self,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        data: JSONBody[ExchangeCreate],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[ExchangeDetail]:
+        """Log an exchange of time, as its giver or receiver, or as a coordinator for either.
+
+        Its minutes are reserved on both accounts until it is approved, rejected or
+        cancelled. Send an ``Idempotency-Key`` so that a retried tap logs it only once."""
+        logged = await exchanges.log(access, data, idempotency_key)
+        return Response(
+            logged.exchange,
+            status_code=HTTP_201_CREATED,
+            headers={"Idempotent-Replayed": "true" if logged.replayed else "false"},
+        )
+
+    @get("/", summary="List exchanges", responses=problems(400, 401, 403, 404, 422))
+    async def list_exchanges(
+        self,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        exchange_state: Annotated[ExchangeState | None, QueryParameter(name="state")] = None,
+        participant_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+        date_from: Annotated[
+            date | None, QueryParameter(name="from", description="first service date")
+        ] = None,
+        date_to: Annotated[
+            date | None, QueryParameter(name="to", description="last service date")
+        ] = None,
+        after_id: Annotated[int | None, QueryParameter(ge=0, le=MAX_ID)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> ExchangePage:
+        """Exchanges of the timebank, oldest first; members see their own only."""
+        filters = ExchangeFilters(
+            exchange_state, participant_id, date_from, date_to, after_id, limit
+        )
+        return await exchanges.list(access, filters)
+
+    @post(
+        "/approve",
+        summary="Approve many exchanges",
+        status_code=HTTP_200_OK,
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def approve_many(
+        self, access: AccessDep, exchanges: ExchangesDep, data: JSONBody[BulkApprove]
+    ) -> BulkApproveResult:
+        """Approve many exchanges (coordinators); each succeeds or fails on its own."""
+        return await exchanges.approve_many(access, data.ids)
+
+    @get(
+        "/{exchange_id:int}",
+        summary="One exchange and its decisions",
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def get_exchange(
+        self, access: AccessDep, exchanges: ExchangesDep, exchange_id: ExchangeId
+    ) -> ExchangeDetail:
+        """One exchange with every decision taken on it: who, when, on whose behalf, why."""
+        return await exchanges.get(access, exchange_id)
+
+    @post(
+        "/{exchange_id:int}/confirm",
+        summary="Confirm an exchange",
+        status_code=HTTP_200_OK,
+        responses=_DECISION_PROBLEMS,
+    )
+    async def confirm(
+        self,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        exchange_id: ExchangeId,
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> ExchangeDetail:
+        """Confirm an exchange the other party logged; it then awaits approval."""
+        return await exchanges.decide(access, exchange_id, "confirm", _reason(data))
+
+    @post(
+        "/{exchange_id:int}/dispute",
+        summary="Dispute an exchange",
+        status_code=HTTP_200_OK,
+        responses=_DECISION_PROBLEMS,
+    )
+    async def dispute(
+        self,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        exchange_id: ExchangeId,
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> ExchangeDetail:
+        """Dispute an exchange the other party logged, saying why; a coordinator decides."""
+        return await exchanges.decide(access, exchange_id, "dispute", _reason(data))
+
+    @post(
+        "/{exchange_id:int}/approve",
+        summary="Approve an exchange",
+        status_code=HTTP_200_OK,
+        responses=_DECISION_PROBLEMS,
+    )
+    async def approve(
+        self,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        exchange_id: ExchangeId,
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> ExchangeDetail:
+        """Approve an exchange (coordinators): its minutes move between the two accounts."""
+        return await exchanges.decide(access, exchange_id, "approve", _reason(data))
+
+    @post(
+        "/{exchange_id:int}/reject",
+        summary="Reject an exchange",
+        status_code=HTTP_200_OK,
+        responses=_DECISION_PROBLEMS,
+    )
+    async def reject(
+        self,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        exchange_id: ExchangeId,
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> ExchangeDetail:
+        """Reject an exchange (coordinators): its reserved minutes are released."""
+        return await exchanges.decide(access, exchange_id, "reject", _reason(data))
+
+    @post(
+        "/{exchange_id:int}/cancel",
+        summary="Cancel an exchange",
+        status_code=HTTP_200_OK,
+        responses=_DECISION_PROBLEMS,
+    )
+    async def cancel(
+        self,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        exchange_id: ExchangeId,
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> ExchangeDetail:
+        """Cancel an exchange not yet approved (whoever logged it, or a coordinator)."""
+        return await exchanges.decide(access, exchange_id, "cancel", _reason(data))
+
+    @post(
+        "/{exchange_id:int}/reverse",
+        summary="Reverse an exchange",
+        status_code=HTTP_200_OK,
+        responses=_DECISION_PROBLEMS,
+    )
+    async def reverse(
+        self,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        exchange_id: ExchangeId,
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> ExchangeDetail:
+        """Reverse an approved exchange, with a reason (coordinators): the minutes move back."""
+        return await exchanges.decide(access, exchange_id, "reverse", _reason(data))
+
+
+ROUTES: list = [ExchangeController]

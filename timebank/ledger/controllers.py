@@ -1,3 +1,70 @@
 """Balances, statements and the ledger audit over JSON."""
 
-ROUTES: list = []
+from __future__ import annotations
+
+from typing import Annotated, TypeAlias
+
+from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import PathParameter, QueryParameter
+
+from timebank.deps import AccessDep, EngineDep, LedgerDep
+from timebank.exchanges.schemas import MAX_ID, AuditPublic, BalancePublic, StatementPublic
+from timebank.exchanges.service import LedgerReader
+from timebank.openapi import problems
+
+
+def provide_ledger_reader(engine: EngineDep, ledger: LedgerDep) -> LedgerReader:
+    return LedgerReader(engine, ledger)
+
+
+LedgerReaderDep: TypeAlias = NamedDependency[LedgerReader]
+ParticipantId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+
+
+class LedgerController(Controller):
+    path = "/api/v1/timebanks/{slug:str}"
+    tags = ["ledger"]
+    dependencies = {"ledger_reader": Provide(provide_ledger_reader, sync_to_thread=False)}
+
+    @get(
+        "/participants/{participant_id:int}/balance",
+        summary="A participant's balance",
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def balance(
+        self, access: AccessDep, ledger_reader: LedgerReaderDep, participant_id: ParticipantId
+    ) -> BalancePublic:
+        """A participant's balance: posted, pending in and out, limits, available to spend.
+
+        Members see their own; coordinators and admins anyone's in the timebank."""
+        return await ledger_reader.balance(access, participant_id)
+
+    @get(
+        "/participants/{participant_id:int}/statement",
+        summary="A participant's statement",
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def statement(
+        self,
+        access: AccessDep,
+        ledger_reader: LedgerReaderDep,
+        participant_id: ParticipantId,
+        before_version: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    ) -> StatementPublic:
+        """A participant's statement, newest first, with the running balance after each line.
+
+        Members see their own; coordinators and admins anyone's in the timebank."""
+        return await ledger_reader.statement(
+            access, participant_id, before_version=before_version, limit=limit
+        )
+
+    @get("/ledger/verify", summary="Audit the ledger", responses=problems(401, 403, 404))
+    async def verify(self, access: AccessDep, ledger_reader: LedgerReaderDep) -> AuditPublic:
+        """Audit this timebank's ledger: every balance re-derived from its postings
+        (coordinators and admins)."""
+        return await ledger_reader.verify(access)
+
+
+ROUTES: list = [LedgerController]

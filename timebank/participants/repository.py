@@ -1,34 +1,53 @@
-"""SQL for timebanks, participants, accounts and categories."""
+"""SQL for timebanks, participants, accounts and categories. Every query of a tenant row is
+scoped by ``timebank_id``."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.errors import NotFound
-from timebank.participants.schemas import TimebankPolicy, TimebankRecord
+from timebank.participants.schemas import (
+    POLICY_FIELDS,
+    TimebankPolicy,
+    TimebankRecord,
+)
+
+_POLICY_COLUMNS = ", ".join(f"t.{name}" for name in POLICY_FIELDS)
+_SELECT_TIMEBANK = (
+    f"SELECT t.id, t.slug, t.name, {_POLICY_COLUMNS}, a.id AS fund_id"
+    " FROM timebanks t JOIN accounts a"
+    "   ON a.timebank_id = t.id AND a.system_role = 'community_fund'"
+)
+
+
+def _timebank(row: Mapping[str, Any]) -> TimebankRecord:
+    return TimebankRecord(
+        id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        community_fund_account_id=row["fund_id"],
+        policy=TimebankPolicy(**{name: row[name] for name in POLICY_FIELDS}),
+    )
 
 
 async def insert_timebank(
     conn: AsyncConnection, slug: str, name: str, policy: TimebankPolicy
 ) -> TimebankRecord:
+    columns = ", ".join(POLICY_FIELDS)
+    values = ", ".join(f":{name}" for name in POLICY_FIELDS)
     timebank_id = (
         await conn.execute(
             text(
-                "INSERT INTO timebanks (slug, name, default_floor_minutes,"
-                " default_ceiling_minutes, max_exchange_minutes, welcome_grant_minutes)"
-                " VALUES (:slug, :name, :floor, :ceiling, :maximum, :grant) RETURNING id"
+                f"INSERT INTO timebanks (slug, name, {columns})"
+                f" VALUES (:slug, :name, {values}) RETURNING id"
             ),
-            {
-                "slug": slug,
-                "name": name,
-                "floor": policy.default_floor_minutes,
-                "ceiling": policy.default_ceiling_minutes,
-                "maximum": policy.max_exchange_minutes,
-                "grant": policy.welcome_grant_minutes,
-            },
+            {"slug": slug, "name": name, **policy.as_dict()},
         )
     ).scalar_one()
     fund_id = (
@@ -45,42 +64,88 @@ async def insert_timebank(
     )
 
 
-async def insert_categories(conn: AsyncConnection, timebank_id: int, names: dict[str, str]) -> None:
+async def update_timebank(
+    conn: AsyncConnection, timebank_id: int, name: str, policy: TimebankPolicy
+) -> None:
+    assignments = ", ".join(f"{name} = :{name}" for name in POLICY_FIELDS)
     await conn.execute(
-        text(
-            "INSERT INTO categories (timebank_id, slug, name) VALUES (:timebank_id, :slug, :name)"
-        ),
-        [{"timebank_id": timebank_id, "slug": slug, "name": name} for slug, name in names.items()],
+        text(f"UPDATE timebanks SET name = :name, {assignments} WHERE id = :id"),
+        {"id": timebank_id, "name": name, **policy.as_dict()},
     )
+
+
+async def slug_taken(conn: AsyncConnection, slug: str) -> bool:
+    found = await conn.execute(text("SELECT 1 FROM timebanks WHERE slug = :slug"), {"slug": slug})
+    return found.first() is not None
 
 
 async def get_timebank(conn: AsyncConnection, slug: str) -> TimebankRecord:
     row = (
-        await conn.execute(
-            text(
-                "SELECT t.id, t.slug, t.name, t.default_floor_minutes, t.default_ceiling_minutes,"
-                " t.max_exchange_minutes, t.welcome_grant_minutes, a.id AS fund_id"
-                " FROM timebanks t JOIN accounts a"
-                "   ON a.timebank_id = t.id AND a.system_role = 'community_fund'"
-                " WHERE t.slug = :slug"
-            ),
-            {"slug": slug},
-        )
-    ).one_or_none()
+        (await conn.execute(text(_SELECT_TIMEBANK + " WHERE t.slug = :slug"), {"slug": slug}))
+        .mappings()
+        .one_or_none()
+    )
     if row is None:
         raise NotFound(f"timebank {slug!r} not found")
-    return TimebankRecord(
-        id=row.id,
-        slug=row.slug,
-        name=row.name,
-        community_fund_account_id=row.fund_id,
-        policy=TimebankPolicy(
-            default_floor_minutes=row.default_floor_minutes,
-            default_ceiling_minutes=row.default_ceiling_minutes,
-            max_exchange_minutes=row.max_exchange_minutes,
-            welcome_grant_minutes=row.welcome_grant_minutes,
-        ),
+    return _timebank(dict(row))
+
+
+async def get_timebank_by_id(
+    conn: AsyncConnection, timebank_id: int, *, for_update: bool = False
+) -> TimebankRecord:
+    sql = _SELECT_TIMEBANK + " WHERE t.id = :id" + (" FOR NO KEY UPDATE OF t" if for_update else "")
+    row = (await conn.execute(text(sql), {"id": timebank_id})).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"timebank {timebank_id} not found")
+    return _timebank(dict(row))
+
+
+# --- Idempotency keys (the ledger's table; see schema/sql/0001_ledger_rules.sql) --------------
+
+
+async def lock_key(conn: AsyncConnection, author: str, key: str) -> None:
+    """Serialise requests under one (author, key) that has no timebank yet, until commit."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+        {"name": f"idempotency:{author}:{key}"},
     )
+
+
+async def keys_of_author(conn: AsyncConnection, author: str, key: str) -> list[Mapping[str, Any]]:
+    """Every use of ``key`` by ``author``, in any timebank."""
+    rows = await conn.execute(
+        text(
+            "SELECT timebank_id, request_hash, result FROM idempotency_keys"
+            " WHERE author = :author AND key = :key"
+        ),
+        {"author": author, "key": key},
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def claim_key(
+    conn: AsyncConnection, timebank_id: int, author: str, key: str, request_hash: bytes
+) -> Mapping[str, Any] | None:
+    """Claim ``key`` in a timebank: None when newly claimed, the stored result when this exact
+    request was already answered; a different request under it is refused (TBID0)."""
+    return (
+        await conn.execute(
+            text("SELECT ledger_claim_key(:timebank_id, :author, :key, :hash)"),
+            {"timebank_id": timebank_id, "author": author, "key": key, "hash": request_hash},
+        )
+    ).scalar_one()
+
+
+async def answer_key(
+    conn: AsyncConnection, timebank_id: int, author: str, key: str, result: Mapping[str, Any]
+) -> None:
+    await conn.execute(
+        text("SELECT ledger_answer_key(:timebank_id, :author, :key, CAST(:result AS jsonb))"),
+        {"timebank_id": timebank_id, "author": author, "key": key, "result": json.dumps(result)},
+    )
+
+
+# --- Participants ------------------------------------------------------------------------------
 
 
 async def insert_participant(
@@ -89,20 +154,22 @@ async def insert_participant(
     kind: str,
     display_name: str,
     joined_on: date | None,
+    user_id: int | None = None,
 ) -> tuple[int, date, int]:
     """Insert a participant and their account (limits from the timebank's policy)."""
     row = (
         await conn.execute(
             text(
-                "INSERT INTO participants (timebank_id, kind, display_name, joined_on)"
-                " VALUES (:timebank_id, :kind, :display_name, coalesce(:joined_on, current_date))"
-                " RETURNING id, joined_on"
+                "INSERT INTO participants (timebank_id, kind, display_name, joined_on, user_id)"
+                " VALUES (:timebank_id, :kind, :display_name, coalesce(:joined_on, current_date),"
+                " :user_id) RETURNING id, joined_on"
             ),
             {
                 "timebank_id": timebank.id,
                 "kind": kind,
                 "display_name": display_name,
                 "joined_on": joined_on,
+                "user_id": user_id,
             },
         )
     ).one()
@@ -121,3 +188,143 @@ async def insert_participant(
         )
     ).scalar_one()
     return row.id, row.joined_on, account_id
+
+
+async def participant_of_user(conn: AsyncConnection, timebank_id: int, user_id: int) -> int | None:
+    return (
+        await conn.execute(
+            text(
+                "SELECT id FROM participants WHERE timebank_id = :timebank_id"
+                " AND user_id = :user_id"
+            ),
+            {"timebank_id": timebank_id, "user_id": user_id},
+        )
+    ).scalar_one_or_none()
+
+
+# The full view: the participant, their account, and (through their user) email and roles.
+_PARTICIPANT_COLUMNS = (
+    "p.id, p.kind, p.display_name, p.joined_on, p.user_id,"
+    " a.id AS account_id, a.balance AS balance_minutes,"
+    " a.pending_in AS pending_in_minutes, a.pending_out AS pending_out_minutes,"
+    " a.floor AS floor_minutes, a.ceiling AS ceiling_minutes,"
+    " u.email, u.password_hash IS NOT NULL AS signed_up,"
+    " coalesce(ARRAY(SELECT r.role FROM timebank_roles r"
+    "   WHERE r.timebank_id = p.timebank_id AND r.user_id = p.user_id ORDER BY r.role),"
+    "   '{}') AS roles"
+)
+_PARTICIPANT_FROM = (
+    " FROM participants p"
+    " JOIN accounts a ON a.timebank_id = p.timebank_id AND a.participant_id = p.id"
+    " LEFT JOIN users u ON u.id = p.user_id"
+)
+_DIRECTORY_COLUMNS = "p.id, p.kind, p.display_name"
+
+
+async def get_participant(
+    conn: AsyncConnection, timebank_id: int, participant_id: int
+) -> Mapping[str, Any]:
+    row = (
+        (
+            await conn.execute(
+                text(
+                    f"SELECT {_PARTICIPANT_COLUMNS}{_PARTICIPANT_FROM}"
+                    " WHERE p.timebank_id = :timebank_id AND p.id = :id"
+                ),
+                {"timebank_id": timebank_id, "id": participant_id},
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise NotFound(f"participant {participant_id} not found in this timebank")
+    return dict(row)
+
+
+async def list_participants(
+    conn: AsyncConnection,
+    timebank_id: int,
+    *,
+    full: bool,
+    name_contains: str | None,
+    after_id: int | None,
+    limit: int,
+) -> list[Mapping[str, Any]]:
+    """Participants in id order after ``after_id`` (keyset pagination), optionally those whose
+    name contains ``name_contains`` (case-insensitively; no wildcards)."""
+    columns, source = (
+        (_PARTICIPANT_COLUMNS, _PARTICIPANT_FROM)
+        if full
+        else (_DIRECTORY_COLUMNS, " FROM participants p")
+    )
+    rows = await conn.execute(
+        text(
+            f"SELECT {columns}{source}"
+            " WHERE p.timebank_id = :timebank_id"
+            "   AND (CAST(:after_id AS bigint) IS NULL OR p.id > :after_id)"
+            "   AND (CAST(:q AS text) IS NULL OR strpos(lower(p.display_name), lower(:q)) > 0)"
+            " ORDER BY p.id LIMIT :limit"
+        ),
+        {"timebank_id": timebank_id, "after_id": after_id, "q": name_contains, "limit": limit},
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def expire_open_invitations(
+    conn: AsyncConnection, timebank_id: int, participant_id: int
+) -> None:
+    """A fresh invitation replaces the open ones: only the newest token works."""
+    await conn.execute(
+        text(
+            "UPDATE invitations SET expires_at = now()"
+            " WHERE timebank_id = :timebank_id AND participant_id = :participant_id"
+            "   AND accepted_at IS NULL AND expires_at > now()"
+        ),
+        {"timebank_id": timebank_id, "participant_id": participant_id},
+    )
+
+
+# --- Categories --------------------------------------------------------------------------------
+
+
+async def insert_categories(conn: AsyncConnection, timebank_id: int, names: dict[str, str]) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO categories (timebank_id, slug, name) VALUES (:timebank_id, :slug, :name)"
+        ),
+        [{"timebank_id": timebank_id, "slug": slug, "name": name} for slug, name in names.items()],
+    )
+
+
+async def insert_category(
+    conn: AsyncConnection, timebank_id: int, slug: str, name: str
+) -> Mapping[str, Any] | None:
+    """The new category, or None if the timebank has one with this slug already."""
+    row = (
+        (
+            await conn.execute(
+                text(
+                    "INSERT INTO categories (timebank_id, slug, name)"
+                    " VALUES (:timebank_id, :slug, :name)"
+                    " ON CONFLICT ON CONSTRAINT categories_timebank_id_slug_key DO NOTHING"
+                    " RETURNING id, slug, name"
+                ),
+                {"timebank_id": timebank_id, "slug": slug, "name": name},
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    return dict(row) if row is not None else None
+
+
+async def list_categories(conn: AsyncConnection, timebank_id: int) -> list[Mapping[str, Any]]:
+    rows = await conn.execute(
+        text(
+            "SELECT id, slug, name FROM categories WHERE timebank_id = :timebank_id"
+            " ORDER BY name, id"
+        ),
+        {"timebank_id": timebank_id},
+    )
+    return [dict(row) for row in rows.mappings()]

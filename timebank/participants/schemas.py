@@ -1,12 +1,18 @@
-"""What the participants service takes and returns."""
+"""What the participants service takes and returns: the service's own records (dataclasses)
+and the API's request and response models (``XCreate`` / ``XUpdate`` / ``XPublic``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
-from typing import Literal
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from timebank.auth.schemas import Role
 
 ParticipantKind = Literal["member", "professional", "organisation"]
+ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
 
 DEFAULT_CATEGORIES: dict[str, str] = {
     "befriending": "Befriending and company",
@@ -21,13 +27,35 @@ DEFAULT_CATEGORIES: dict[str, str] = {
     "other": "Other",
 }
 
+# Far beyond any real timebank (about 19 years of hours), well inside PostgreSQL's bigint.
+MAX_MINUTES = 10_000_000
+MAX_BACKDATED_DAYS = 36_500
+SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
+# The users table's own check, so a bad address is a 422 here and not a refusal later.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
 
 @dataclass(frozen=True)
 class TimebankPolicy:
+    """Limits for new accounts, the maximum per exchange, welcome hours, and how exchanges
+    are confirmed and approved."""
+
     default_floor_minutes: int = -600
     default_ceiling_minutes: int = 6000
     max_exchange_minutes: int = 720
     welcome_grant_minutes: int = 0
+    confirmation_required: bool = True
+    approval_mode: str = "coordinator"
+    review_above_minutes: int | None = None
+    review_backdated_days: int | None = None
+    review_organisation: bool = False
+    review_first_exchange: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+POLICY_FIELDS = tuple(f.name for f in fields(TimebankPolicy))
 
 
 @dataclass(frozen=True)
@@ -47,3 +75,240 @@ class ParticipantRecord:
     display_name: str
     joined_on: date
     account_id: int
+
+
+# --- Timebanks ---------------------------------------------------------------------------------
+
+
+def _name(value: str, limit: int) -> str:
+    value = value.strip()
+    if not 1 <= len(value) <= limit:
+        raise ValueError(f"needs 1 to {limit} characters (not counting spaces around it)")
+    return value
+
+
+class PolicyFields(BaseModel):
+    """The policy of a timebank, each field with its default; checked as a whole."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_floor_minutes: int = Field(
+        default=-600, le=0, ge=-MAX_MINUTES, description="floor of new accounts (≤ 0)"
+    )
+    default_ceiling_minutes: int = Field(
+        default=6000, ge=0, le=MAX_MINUTES, description="ceiling of new accounts (≥ 0)"
+    )
+    max_exchange_minutes: int = Field(
+        default=720, gt=0, le=MAX_MINUTES, description="the most one exchange may count"
+    )
+    welcome_grant_minutes: int = Field(
+        default=0, ge=0, le=MAX_MINUTES, description="hours a new participant starts with"
+    )
+    confirmation_required: bool = Field(
+        default=True, description="the other party confirms an exchange before approval"
+    )
+    approval_mode: ApprovalMode = Field(
+        default="coordinator",
+        description="who approves: a coordinator, automatic, or automatic unless a rule fires",
+    )
+    review_above_minutes: int | None = Field(
+        default=None, gt=0, le=MAX_MINUTES, description="rule: exchanges above this many minutes"
+    )
+    review_backdated_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_BACKDATED_DAYS,
+        description="rule: exchanges dated more than this many days back",
+    )
+    review_organisation: bool = Field(
+        default=False, description="rule: exchanges that involve an organisation"
+    )
+    review_first_exchange: bool = Field(
+        default=False, description="rule: a participant's first exchange"
+    )
+
+    @model_validator(mode="after")
+    def _welcome_grant_within_ceiling(self) -> PolicyFields:
+        if self.welcome_grant_minutes > self.default_ceiling_minutes:
+            raise ValueError("welcome_grant_minutes must not be above default_ceiling_minutes")
+        return self
+
+    def to_policy(self) -> TimebankPolicy:
+        return TimebankPolicy(**{name: getattr(self, name) for name in POLICY_FIELDS})
+
+
+class TimebankCreate(PolicyFields):
+    slug: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=SLUG_PATTERN,
+        description="lower-case letters, digits and inner hyphens; part of every URL",
+    )
+    name: str = Field(min_length=1, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _name_present(cls, value: str) -> str:
+        return _name(value, 200)
+
+
+class TimebankUpdate(BaseModel):
+    """Fields to change; those left out keep their value. ``null`` clears a review rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    default_floor_minutes: int | None = None
+    default_ceiling_minutes: int | None = None
+    max_exchange_minutes: int | None = None
+    welcome_grant_minutes: int | None = None
+    confirmation_required: bool | None = None
+    approval_mode: ApprovalMode | None = None
+    review_above_minutes: int | None = None
+    review_backdated_days: int | None = None
+    review_organisation: bool | None = None
+    review_first_exchange: bool | None = None
+
+
+class TimebankPublic(BaseModel):
+    id: int
+    slug: str
+    name: str
+    community_fund_account_id: int
+    default_floor_minutes: int
+    default_ceiling_minutes: int
+    max_exchange_minutes: int
+    welcome_grant_minutes: int
+    confirmation_required: bool
+    approval_mode: ApprovalMode
+    review_above_minutes: int | None
+    review_backdated_days: int | None
+    review_organisation: bool
+    review_first_exchange: bool
+
+    @classmethod
+    def of(cls, record: TimebankRecord) -> TimebankPublic:
+        return cls(
+            id=record.id,
+            slug=record.slug,
+            name=record.name,
+            community_fund_account_id=record.community_fund_account_id,
+            **record.policy.as_dict(),
+        )
+
+
+# --- Participants ------------------------------------------------------------------------------
+
+
+class ParticipantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str = Field(min_length=1, max_length=200)
+    kind: ParticipantKind
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=EMAIL_PATTERN,
+        description="with an email, the participant can sign in (after the invitation)",
+    )
+    roles: list[Role] | None = Field(
+        default=None,
+        max_length=3,
+        description="roles of the participant's user; needs an email; default ['member']",
+    )
+    joined_on: date | None = Field(default=None, description="default: today")
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name_present(cls, value: str) -> str:
+        return _name(value, 200)
+
+    @field_validator("email")
+    @classmethod
+    def _email_trimmed(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _roles_need_an_email(self) -> ParticipantCreate:
+        if self.roles and self.email is None:
+            raise ValueError("roles belong to a user: give an email to grant roles")
+        return self
+
+
+class RolesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[Role] = Field(max_length=3, description="the complete set; [] removes all")
+
+
+class ParticipantDirectoryEntry(BaseModel):
+    """What every member sees of the others: enough to say whom they exchanged with."""
+
+    id: int
+    display_name: str
+    kind: ParticipantKind
+
+
+class ParticipantPublic(ParticipantDirectoryEntry):
+    """A participant as coordinators (and the participant themselves) see them."""
+
+    account_id: int
+    joined_on: date
+    email: str | None
+    signed_up: bool = Field(description="their user has chosen a password")
+    roles: list[Role]
+    balance_minutes: int
+    pending_in_minutes: int
+    pending_out_minutes: int
+    floor_minutes: int
+    ceiling_minutes: int
+
+
+class ParticipantCreated(ParticipantPublic):
+    invitation_token: str | None = Field(
+        default=None,
+        description="one-time secret to hand to the person (shown once; not on a replay)",
+    )
+    invitation_expires_at: datetime | None = None
+
+
+class ParticipantPage(BaseModel):
+    """A page of the full list (coordinators and admins)."""
+
+    view: Literal["full"] = Field(description="the full list, with balances and roles")
+    items: list[ParticipantPublic]
+    next_after_id: int | None = Field(description="pass as after_id for the next page")
+
+
+class ParticipantDirectoryPage(BaseModel):
+    """A page of the directory (members)."""
+
+    view: Literal["directory"] = Field(description="the directory: id, name, kind")
+    items: list[ParticipantDirectoryEntry]
+    next_after_id: int | None = Field(description="pass as after_id for the next page")
+
+
+class InvitationPublic(BaseModel):
+    invitation_token: str = Field(description="one-time secret; shown here only")
+    expires_at: datetime
+
+
+# --- Categories --------------------------------------------------------------------------------
+
+
+class CategoryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def _name_present(cls, value: str) -> str:
+        return _name(value, 100)
+
+
+class CategoryPublic(BaseModel):
+    id: int
+    slug: str
+    name: str

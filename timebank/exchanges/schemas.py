@@ -1,0 +1,279 @@
+"""What the exchanges API takes and returns, and the records the service works with.
+
+Request and response models are pydantic; the rows read from the database are plain frozen
+dataclasses that never leave the service layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ExchangeState = Literal[
+    "logged", "awaiting_approval", "disputed", "approved", "rejected", "cancelled", "reversed"
+]
+DecisionAction = Literal[
+    "log", "confirm", "dispute", "approve", "reject", "cancel", "reverse", "auto_approve"
+]
+ActorRole = Literal["member", "coordinator", "admin", "policy"]
+ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
+Side = Literal["giver", "receiver"]
+
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
+MAX_MINUTES = 2**31 - 1  # far above any timebank's maximum per exchange
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests.
+# ---------------------------------------------------------------------------------------------
+
+
+class ExchangeCreate(BaseModel):
+    """An exchange of time to log: ``giver_id`` gave ``minutes`` of help to ``receiver_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    giver_id: int = Field(ge=1, le=MAX_ID, description="participant who gave the help")
+    receiver_id: int = Field(ge=1, le=MAX_ID, description="participant who received it")
+    minutes: int = Field(gt=0, le=MAX_MINUTES, description="whole minutes of help")
+    service_date: date = Field(description="the day the help was given (not in the future)")
+    category: str = Field(min_length=1, max_length=100, description="a category slug")
+    description: str = Field(default="", max_length=2000)
+    logged_for: Side | None = Field(
+        default=None,
+        description="coordinators only: the party they log on behalf of (default: the giver)",
+    )
+
+
+class DecisionRequest(BaseModel):
+    """A decision on an exchange; a reason is required to dispute or reverse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class BulkApprove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=100)
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses.
+# ---------------------------------------------------------------------------------------------
+
+
+class DecisionPublic(BaseModel):
+    """One decision taken on an exchange: who, in which role, when, on whose behalf, why."""
+
+    id: int
+    action: DecisionAction
+    from_state: ExchangeState | None
+    to_state: ExchangeState
+    actor_user_id: int | None
+    actor_role: ActorRole
+    on_behalf_of: int | None
+    reason: str | None
+    decided_at: datetime
+
+
+class ExchangePublic(BaseModel):
+    id: int
+    giver_id: int
+    receiver_id: int
+    minutes: int
+    service_date: date
+    category: str
+    description: str
+    state: ExchangeState
+    logged_by_user_id: int | None
+    logged_for: Side
+    on_behalf: bool
+    review_reason: str | None
+    transfer_id: int | None
+    reversal_transfer_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExchangeDetail(ExchangePublic):
+    """An exchange with every decision taken on it, oldest first."""
+
+    decisions: list[DecisionPublic]
+
+
+class ExchangePage(BaseModel):
+    """A page of exchanges in ascending id order; pass ``next_after_id`` as ``after_id``."""
+
+    items: list[ExchangePublic]
+    next_after_id: int | None
+
+
+class BulkError(BaseModel):
+    type: str
+    status: int
+    detail: str
+
+
+class BulkOutcome(BaseModel):
+    id: int
+    state: ExchangeState | None
+    error: BulkError | None = None
+
+
+class BulkApproveResult(BaseModel):
+    results: list[BulkOutcome]
+
+
+class BalancePublic(BaseModel):
+    participant_id: int
+    account_id: int
+    balance_minutes: int
+    pending_in_minutes: int
+    pending_out_minutes: int
+    floor_minutes: int
+    ceiling_minutes: int
+    available_minutes: int = Field(description="minutes that can be spent before the floor")
+
+
+class StatementLinePublic(BaseModel):
+    account_version: int
+    transfer_id: int
+    kind: str
+    minutes: int
+    balance_after: int = Field(description="the running balance after this line")
+    counterparty_account_id: int
+    memo: str | None
+    created_at: datetime
+
+
+class StatementPublic(BaseModel):
+    """Newest first; pass ``next_before_version`` as ``before_version`` for the next page."""
+
+    participant_id: int
+    account_id: int
+    lines: list[StatementLinePublic]
+    next_before_version: int | None
+
+
+class FindingPublic(BaseModel):
+    check: str
+    timebank: str
+    subject: str
+    detail: str
+
+
+class AuditPublic(BaseModel):
+    """The ledger audit of one timebank: every figure re-derived from the postings."""
+
+    ok: bool
+    timebanks: int
+    accounts: int
+    transfers: int
+    postings: int
+    findings: list[FindingPublic]
+
+
+# ---------------------------------------------------------------------------------------------
+# Records read from the database (service layer only).
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A timebank's exchange policy (columns of ``timebanks``)."""
+
+    confirmation_required: bool = True
+    approval_mode: ApprovalMode = "coordinator"
+    review_above_minutes: int | None = None
+    review_backdated_days: int | None = None
+    review_organisation: bool = False
+    review_first_exchange: bool = False
+    max_exchange_minutes: int = 720
+
+
+@dataclass(frozen=True)
+class Party:
+    """A participant as an exchange sees them."""
+
+    id: int
+    kind: str
+    account_id: int
+
+
+@dataclass(frozen=True)
+class ExchangeRecord:
+    id: int
+    timebank_id: int
+    giver_id: int
+    receiver_id: int
+    minutes: int
+    service_date: date
+    category: str
+    description: str
+    state: ExchangeState
+    logged_by_user_id: int | None
+    logged_for: Side
+    on_behalf: bool
+    review_reason: str | None
+    pending_transfer_id: int | None
+    transfer_id: int | None
+    reversal_transfer_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def parties(self) -> tuple[int, int]:
+        return (self.giver_id, self.receiver_id)
+
+    @property
+    def counterparty_id(self) -> int:
+        """The party who did not log it: the one who confirms or disputes."""
+        return self.receiver_id if self.logged_for == "giver" else self.giver_id
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: int
+    action: DecisionAction
+    from_state: ExchangeState | None
+    to_state: ExchangeState
+    actor_user_id: int | None
+    actor_role: ActorRole
+    on_behalf_of: int | None
+    reason: str | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class ExchangeFilters:
+    state: ExchangeState | None = None
+    participant_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    after_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who takes a decision, as the decision history records it."""
+
+    user_id: int | None
+    role: ActorRole
+    on_behalf_of: int | None = None
+
+
+POLICY_ACTOR = Actor(user_id=None, role="policy")
+
+
+@dataclass(frozen=True)
+class LogResult:
+    """A logged exchange, and whether it was logged before under the same idempotency key."""
+
+    exchange: ExchangeDetail
+    replayed: bool

@@ -1,0 +1,480 @@
+"""Exchanges of time through their life (DESIGN.md §2): logged, confirmed or disputed, approved
+or rejected, cancelled, reversed; and a participant's balance and statement, for those who
+may see them.
+
+Every write is one short transaction: the exchange row is locked first (decisions on one
+exchange take turns), then the ledger moves inside the same transaction, and the decision is
+recorded with the new state. Refusals come out as typed errors; deadlocks are retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, replace
+from datetime import date
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from timebank.auth.schemas import TimebankAccess
+from timebank.errors import (
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    TimebankError,
+    ValidationFailed,
+)
+from timebank.exchanges import policy, repository
+from timebank.exchanges.schemas import (
+    POLICY_ACTOR,
+    Actor,
+    AuditPublic,
+    BalancePublic,
+    BulkApproveResult,
+    BulkError,
+    BulkOutcome,
+    ExchangeCreate,
+    ExchangeDetail,
+    ExchangeFilters,
+    ExchangePage,
+    ExchangePublic,
+    ExchangeRecord,
+    ExchangeState,
+    LogResult,
+    Party,
+    Policy,
+    StatementLinePublic,
+    StatementPublic,
+)
+from timebank.ledger import Ledger
+from timebank.ledger import repository as ledger_repository
+from timebank.ledger.audit import audit
+from timebank.ledger.repository import request_hash
+from timebank.ledger.service import run_in_transaction
+
+T = TypeVar("T")
+
+AUTO_APPROVAL_REASON = "approved automatically under the timebank's policy"
+
+
+class Exchanges:
+    """Log exchanges and take decisions on them, for whoever the caller is in the timebank."""
+
+    def __init__(self, engine: AsyncEngine, *, max_retries: int = 8) -> None:
+        self._engine = engine
+        self._max_retries = max_retries
+
+    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        return await run_in_transaction(self._engine, work, max_retries=self._max_retries)
+
+    # -- logging -------------------------------------------------------------------------------
+
+    async def log(
+        self,
+        access: TimebankAccess,
+        data: ExchangeCreate,
+        idempotency_key: str | None = None,
+    ) -> LogResult:
+        """Log an exchange: reserve its minutes on both accounts, record who logged it, then
+        let the timebank's policy move it on. A retry with the same idempotency key and body
+        returns the exchange logged the first time, and logs nothing new."""
+        actor, logged_for, on_behalf = policy.who_logs(access, data)
+        _check_request(data, idempotency_key, today=date.today())
+        timebank_id = access.timebank_id
+        author = f"user:{access.principal.user_id}"
+        fingerprint = request_hash("log_exchange", data.model_dump(mode="json"))
+
+        async def work(conn: AsyncConnection) -> LogResult:
+            if idempotency_key is not None:
+                answered = await repository.claim_key(
+                    conn, timebank_id, author, idempotency_key, fingerprint
+                )
+                if answered is not None:
+                    exchange_id = int(answered["exchange_id"])
+                    return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=True)
+            rules = await repository.get_policy(conn, timebank_id)
+            giver, receiver, category_id, category_name = await _parties_and_category(
+                conn, timebank_id, data, rules
+            )
+            pending, _ = await ledger_repository.reserve(
+                conn,
+                timebank_id=timebank_id,
+                debit_account_id=receiver.account_id,
+                credit_account_id=giver.account_id,
+                minutes=data.minutes,
+                kind="exchange",
+                memo=_memo(category_name, data.description),
+                key=None,
+            )
+            state = policy.state_after_logging(rules, on_behalf=on_behalf)
+            reasons: list[str] = []
+            if state == "awaiting_approval":
+                reasons = await _review_reasons(
+                    conn, rules, timebank_id, giver, receiver, data.minutes, data.service_date
+                )
+            exchange_id = await repository.insert_exchange(
+                conn,
+                timebank_id=timebank_id,
+                giver_id=giver.id,
+                receiver_id=receiver.id,
+                minutes=data.minutes,
+                service_date=data.service_date,
+                category_id=category_id,
+                description=data.description,
+                state=state,
+                logged_by_user_id=access.principal.user_id,
+                logged_for=logged_for,
+                on_behalf=on_behalf,
+                review_reason="; ".join(reasons) or None,
+                pending_transfer_id=pending.id,
+                actor=actor,
+            )
+            if state == "awaiting_approval" and policy.approves_automatically(rules, reasons):
+                logged = await repository.get_exchange(conn, timebank_id, exchange_id, lock=True)
+                assert logged is not None
+                await _approve(conn, logged, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON)
+            if idempotency_key is not None:
+                await repository.answer_key(
+                    conn, timebank_id, author, idempotency_key, {"exchange_id": exchange_id}
+                )
+            return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=False)
+
+        return await self._transaction(work)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def get(self, access: TimebankAccess, exchange_id: int) -> ExchangeDetail:
+        """One exchange with its decision history; members see only their own."""
+        policy.require_exchange_reader(access)
+        async with self._engine.connect() as conn:
+            exchange = await repository.get_exchange(conn, access.timebank_id, exchange_id)
+            policy.require_visible(access, exchange)
+            return await _detail(conn, access.timebank_id, exchange_id)
+
+    async def list(self, access: TimebankAccess, filters: ExchangeFilters) -> ExchangePage:
+        """Exchanges by ascending id, filtered; members see only those they are party to."""
+        policy.require_exchange_reader(access)
+        party_of = None if access.can_manage else access.member_participant_id
+        async with self._engine.connect() as conn:
+            rows = await repository.list_exchanges(
+                conn, access.timebank_id, filters, party_of=party_of, limit=filters.limit + 1
+            )
+        page = rows[: filters.limit]
+        return ExchangePage(
+            items=[ExchangePublic.model_validate(asdict(row)) for row in page],
+            next_after_id=page[-1].id if len(rows) > filters.limit else None,
+        )
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    async def decide(
+        self, access: TimebankAccess, exchange_id: int, action: str, reason: str | None = None
+    ) -> ExchangeDetail:
+        """Take one decision (confirm, dispute, approve, reject, cancel, reverse) on an
+        exchange: who may, from which state, with which effect on the ledger."""
+        policy.require_may_attempt(access, action)
+        cleaned = policy.clean_reason(action, reason)
+        timebank_id = access.timebank_id
+
+        async def work(conn: AsyncConnection) -> ExchangeDetail:
+            exchange = policy.require_visible(
+                access, await repository.get_exchange(conn, timebank_id, exchange_id, lock=True)
+            )
+            actor = policy.decider(access, exchange, action)
+            policy.require_from_state(action, exchange)
+            await _EFFECTS[action](conn, exchange, actor, cleaned)
+            return await _detail(conn, timebank_id, exchange_id)
+
+        return await self._transaction(work)
+
+    async def approve_many(
+        self, access: TimebankAccess, exchange_ids: Sequence[int]
+    ) -> BulkApproveResult:
+        """Approve each exchange in a transaction of its own: one that cannot be approved is
+        reported beside the others and does not hold them back."""
+        policy.require_may_attempt(access, "approve")
+        results = []
+        for exchange_id in exchange_ids:
+            try:
+                approved = await self.decide(access, exchange_id, "approve")
+            except TimebankError as error:
+                results.append(
+                    BulkOutcome(
+                        id=exchange_id,
+                        state=await self._state_seen_by(access, exchange_id),
+                        error=BulkError(
+                            type=error.type_uri, status=error.status_code, detail=error.detail
+                        ),
+                    )
+                )
+            else:
+                results.append(BulkOutcome(id=exchange_id, state=approved.state))
+        return BulkApproveResult(results=results)
+
+    async def _state_seen_by(
+        self, access: TimebankAccess, exchange_id: int
+    ) -> ExchangeState | None:
+        async with self._engine.connect() as conn:
+            exchange = await repository.get_exchange(conn, access.timebank_id, exchange_id)
+        try:
+            return policy.require_visible(access, exchange).state
+        except NotFound:
+            return None
+
+
+class LedgerReader:
+    """A participant's balance and statement, and the ledger audit, for those allowed: a
+    member their own, coordinators and admins anyone's in the timebank, funders nobody's."""
+
+    def __init__(self, engine: AsyncEngine, ledger: Ledger) -> None:
+        self._engine = engine
+        self._ledger = ledger
+
+    async def _party(self, access: TimebankAccess, participant_id: int) -> Party:
+        if not access.can_manage:
+            if access.member_participant_id is None:
+                raise Forbidden("balances are for members and coordinators of this timebank")
+            if participant_id != access.member_participant_id:
+                raise Forbidden("members see their own balance and statement only")
+        async with self._engine.connect() as conn:
+            party = await repository.get_party(conn, access.timebank_id, participant_id)
+        if party is None:
+            raise NotFound(f"participant {participant_id} not found in this timebank")
+        return party
+
+    async def balance(self, access: TimebankAccess, participant_id: int) -> BalancePublic:
+        """Posted balance, pending in and out, limits, and what is left to spend."""
+        party = await self._party(access, participant_id)
+        balance = await self._ledger.balance(access.timebank_id, party.account_id)
+        floor = balance.floor_minutes or 0
+        return BalancePublic(
+            participant_id=party.id,
+            account_id=party.account_id,
+            balance_minutes=balance.balance_minutes,
+            pending_in_minutes=balance.pending_in_minutes,
+            pending_out_minutes=balance.pending_out_minutes,
+            floor_minutes=floor,
+            ceiling_minutes=balance.ceiling_minutes or 0,
+            available_minutes=balance.balance_minutes - balance.pending_out_minutes - floor,
+        )
+
+    async def statement(
+        self,
+        access: TimebankAccess,
+        participant_id: int,
+        *,
+        before_version: int | None = None,
+        limit: int = 50,
+    ) -> StatementPublic:
+        """Postings newest first, each with the running balance after it."""
+        party = await self._party(access, participant_id)
+        page = await self._ledger.statement(
+            access.timebank_id, party.account_id, before_version=before_version, limit=limit
+        )
+        return StatementPublic(
+            participant_id=party.id,
+            account_id=party.account_id,
+            lines=[StatementLinePublic.model_validate(asdict(line)) for line in page.lines],
+            next_before_version=page.next_before_version,
+        )
+
+    async def verify(self, access: TimebankAccess) -> AuditPublic:
+        """The ledger audit of this timebank (coordinators and admins)."""
+        if not access.can_manage:
+            raise Forbidden("only a coordinator may audit the ledger")
+        async with self._engine.connect() as conn:
+            report = await audit(conn, access.timebank_slug)
+        return AuditPublic.model_validate(report.as_dict())
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps of a transaction (each takes the caller's connection).
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_request(data: ExchangeCreate, idempotency_key: str | None, *, today: date) -> None:
+    """What can be refused without looking anything up."""
+    if data.giver_id == data.receiver_id:
+        raise ValidationFailed(
+            "the giver and the receiver must be two different participants",
+            errors=[policy.field_error("receiver_id", "must differ from giver_id")],
+        )
+    if data.service_date > today:
+        raise ValidationFailed(
+            "the service date is in the future; log help once it has been given",
+            errors=[policy.field_error("service_date", f"must be {today.isoformat()} or earlier")],
+        )
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise ValidationFailed(
+            "an Idempotency-Key has 1 to 255 characters",
+            errors=[
+                {"key": "Idempotency-Key", "message": "1 to 255 characters", "source": "header"}
+            ],
+        )
+
+
+async def _parties_and_category(
+    conn: AsyncConnection, timebank_id: int, data: ExchangeCreate, rules: Policy
+) -> tuple[Party, Party, int, str]:
+    errors = []
+    giver = await repository.get_party(conn, timebank_id, data.giver_id)
+    if giver is None:
+        errors.append(policy.field_error("giver_id", "no such participant in this timebank"))
+    receiver = await repository.get_party(conn, timebank_id, data.receiver_id)
+    if receiver is None:
+        errors.append(policy.field_error("receiver_id", "no such participant in this timebank"))
+    category = await repository.get_category(conn, timebank_id, data.category)
+    if category is None:
+        errors.append(policy.field_error("category", "no such category in this timebank"))
+    if data.minutes > rules.max_exchange_minutes:
+        errors.append(
+            policy.field_error(
+                "minutes", f"at most {rules.max_exchange_minutes} minutes per exchange"
+            )
+        )
+    if errors or giver is None or receiver is None or category is None:
+        fields = ", ".join(error["key"] for error in errors)
+        raise ValidationFailed(f"please check: {fields}", errors=errors)
+    return giver, receiver, category[0], category[1]
+
+
+async def _review_reasons(
+    conn: AsyncConnection,
+    rules: Policy,
+    timebank_id: int,
+    giver: Party,
+    receiver: Party,
+    minutes: int,
+    service_date: date,
+) -> list[str]:
+    """The review rules an 'automatic unless' policy fires for this exchange (none for other
+    policies: a coordinator reviews everything, or nothing is reviewed)."""
+    if rules.approval_mode != "automatic_unless":
+        return []
+    first_timers: set[int] = set()
+    if rules.review_first_exchange:
+        first_timers = await repository.first_timers(conn, timebank_id, [giver.id, receiver.id])
+    return policy.review_reasons(
+        rules,
+        minutes=minutes,
+        service_date=service_date,
+        party_kinds=(giver.kind, receiver.kind),
+        first_timers=first_timers,
+        today=date.today(),
+    )
+
+
+async def _move(
+    conn: AsyncConnection, exchange: ExchangeRecord, action: str, actor: Actor, **changes
+) -> None:
+    to_state = "approved" if action == "auto_approve" else policy.TRANSITIONS[action].to_state
+    moved = await repository.move_exchange(
+        conn, exchange, action=action, to_state=to_state, actor=actor, **changes
+    )
+    if not moved:  # the row is locked, so only a bug gets here; refuse rather than guess
+        raise InvalidTransition(f"exchange {exchange.id} changed while it was being decided")
+
+
+async def _approve(
+    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
+) -> None:
+    assert exchange.pending_transfer_id is not None
+    transfer, _ = await ledger_repository.post_pending(
+        conn, timebank_id=exchange.timebank_id, pending_id=exchange.pending_transfer_id, key=None
+    )
+    await _move(conn, exchange, action, actor, reason=reason, transfer_id=transfer.id)
+
+
+async def _release(
+    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
+) -> None:
+    assert exchange.pending_transfer_id is not None
+    await ledger_repository.void_pending(
+        conn, timebank_id=exchange.timebank_id, pending_id=exchange.pending_transfer_id, key=None
+    )
+    await _move(conn, exchange, action, actor, reason=reason)
+
+
+async def _confirm(
+    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+) -> None:
+    rules = await repository.get_policy(conn, exchange.timebank_id)
+    giver = await repository.get_party(conn, exchange.timebank_id, exchange.giver_id)
+    receiver = await repository.get_party(conn, exchange.timebank_id, exchange.receiver_id)
+    assert giver is not None and receiver is not None
+    reasons = await _review_reasons(
+        conn, rules, exchange.timebank_id, giver, receiver, exchange.minutes, exchange.service_date
+    )
+    await _move(
+        conn, exchange, "confirm", actor, reason=reason, review_reason="; ".join(reasons) or None
+    )
+    if policy.approves_automatically(rules, reasons):
+        awaiting = replace(exchange, state="awaiting_approval")
+        await _approve(conn, awaiting, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON)
+
+
+async def _dispute(
+    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+) -> None:
+    await _move(conn, exchange, "dispute", actor, reason=reason)
+
+
+async def _approve_decision(
+    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+) -> None:
+    await _approve(conn, exchange, actor, "approve", reason)
+
+
+async def _reject(
+    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+) -> None:
+    await _release(conn, exchange, actor, "reject", reason)
+
+
+async def _cancel(
+    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+) -> None:
+    await _release(conn, exchange, actor, "cancel", reason)
+
+
+async def _reverse(
+    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+) -> None:
+    assert exchange.transfer_id is not None and reason is not None
+    reversal, _ = await ledger_repository.reverse(
+        conn,
+        timebank_id=exchange.timebank_id,
+        transfer_id=exchange.transfer_id,
+        reason=reason,
+        key=None,
+    )
+    await _move(conn, exchange, "reverse", actor, reason=reason, reversal_transfer_id=reversal.id)
+
+
+_EFFECTS: dict[
+    str, Callable[[AsyncConnection, ExchangeRecord, Actor, str | None], Awaitable[None]]
+] = {
+    "confirm": _confirm,
+    "dispute": _dispute,
+    "approve": _approve_decision,
+    "reject": _reject,
+    "cancel": _cancel,
+    "reverse": _reverse,
+}
+
+
+async def _detail(conn: AsyncConnection, timebank_id: int, exchange_id: int) -> ExchangeDetail:
+    exchange = await repository.get_exchange(conn, timebank_id, exchange_id)
+    if exchange is None:
+        raise NotFound(f"exchange {exchange_id} not found in this timebank")
+    decisions = await repository.decisions_of(conn, timebank_id, exchange_id)
+    return ExchangeDetail.model_validate(
+        {**asdict(exchange), "decisions": [asdict(decision) for decision in decisions]}
+    )
+
+
+def _memo(category_name: str, description: str) -> str:
+    """What the statement shows for the exchange's transfer."""
+    summary = " ".join(description.split())
+    memo = f"{category_name}: {summary}" if summary else category_name
+    return memo if len(memo) <= 200 else memo[:199] + "…"
