@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, TypeAlias
 
 from litestar.openapi import ResponseSpec
+from litestar.params import PathParameter
 from pydantic import BaseModel, ConfigDict
 
 PROBLEM_JSON = "application/problem+json"
+
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints: anything larger cannot name a row
+ParticipantId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 
 _DESCRIPTIONS = {
     400: "Bad request",

@@ -12,7 +12,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from timebank.deps import AccessDep, EngineDep, SettingsDep
 from timebank.exchanges.schemas import (
-    MAX_ID,
     BulkApprove,
     BulkApproveResult,
     DecisionRequest,
@@ -23,7 +22,7 @@ from timebank.exchanges.schemas import (
     ExchangeState,
 )
 from timebank.exchanges.service import Exchanges
-from timebank.openapi import problems
+from timebank.openapi import MAX_ID, problems
 
 
 def provide_exchanges(engine: EngineDep, settings: SettingsDep) -> Exchanges:

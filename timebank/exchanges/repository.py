@@ -4,7 +4,6 @@ the caller's connection, so it composes into the caller's transaction."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -273,29 +272,3 @@ async def list_exchanges(
 # ---------------------------------------------------------------------------------------------
 # Idempotency keys (I8), claimed and answered inside the caller's transaction.
 # ---------------------------------------------------------------------------------------------
-
-
-async def claim_key(
-    conn: AsyncConnection, timebank_id: int, author: str, key: str, request_hash: bytes
-) -> dict[str, Any] | None:
-    """None if the key is newly claimed; the stored answer if this exact request was already
-    answered. A different request under the same key raises (SQLSTATE TBID0)."""
-    stored = (
-        await conn.execute(
-            text("SELECT CAST(ledger_claim_key(:timebank_id, :author, :key, :hash) AS text)"),
-            {"timebank_id": timebank_id, "author": author, "key": key, "hash": request_hash},
-        )
-    ).scalar_one()
-    return json.loads(stored) if stored is not None else None
-
-
-async def answer_key(
-    conn: AsyncConnection, timebank_id: int, author: str, key: str, result: Mapping[str, Any]
-) -> None:
-    await conn.execute(
-        text(
-            "SELECT ledger_answer_key(:timebank_id, :author, :key,"
-            " CAST(CAST(:result AS text) AS jsonb))"
-        ),
-        {"timebank_id": timebank_id, "author": author, "key": key, "result": json.dumps(result)},
-    )

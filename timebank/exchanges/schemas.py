@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from timebank.openapi import MAX_ID
+
 ExchangeState = Literal[
     "logged", "awaiting_approval", "disputed", "approved", "rejected", "cancelled", "reversed"
 ]
@@ -22,7 +24,6 @@ ActorRole = Literal["member", "coordinator", "admin", "policy"]
 ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
 Side = Literal["giver", "receiver"]
 
-MAX_ID = 2**63 - 1  # PostgreSQL bigint
 MAX_MINUTES = 2**31 - 1  # far above any timebank's maximum per exchange
 
 
@@ -127,55 +128,6 @@ class BulkOutcome(BaseModel):
 
 class BulkApproveResult(BaseModel):
     results: list[BulkOutcome]
-
-
-class BalancePublic(BaseModel):
-    participant_id: int
-    account_id: int
-    balance_minutes: int
-    pending_in_minutes: int
-    pending_out_minutes: int
-    floor_minutes: int
-    ceiling_minutes: int
-    available_minutes: int = Field(description="minutes that can be spent before the floor")
-
-
-class StatementLinePublic(BaseModel):
-    account_version: int
-    transfer_id: int
-    kind: str
-    minutes: int
-    balance_after: int = Field(description="the running balance after this line")
-    counterparty_account_id: int
-    memo: str | None
-    created_at: datetime
-
-
-class StatementPublic(BaseModel):
-    """Newest first; pass ``next_before_version`` as ``before_version`` for the next page."""
-
-    participant_id: int
-    account_id: int
-    lines: list[StatementLinePublic]
-    next_before_version: int | None
-
-
-class FindingPublic(BaseModel):
-    check: str
-    timebank: str
-    subject: str
-    detail: str
-
-
-class AuditPublic(BaseModel):
-    """The ledger audit of one timebank: every figure re-derived from the postings."""
-
-    ok: bool
-    timebanks: int
-    accounts: int
-    transfers: int
-    postings: int
-    findings: list[FindingPublic]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import (
-    Forbidden,
     InvalidTransition,
     NotFound,
     TimebankError,
@@ -28,8 +27,6 @@ from timebank.exchanges import policy, repository
 from timebank.exchanges.schemas import (
     POLICY_ACTOR,
     Actor,
-    AuditPublic,
-    BalancePublic,
     BulkApproveResult,
     BulkError,
     BulkOutcome,
@@ -43,12 +40,8 @@ from timebank.exchanges.schemas import (
     LogResult,
     Party,
     Policy,
-    StatementLinePublic,
-    StatementPublic,
 )
-from timebank.ledger import Ledger
 from timebank.ledger import repository as ledger_repository
-from timebank.ledger.audit import audit
 from timebank.ledger.repository import request_hash
 from timebank.ledger.service import run_in_transaction
 
@@ -86,7 +79,7 @@ class Exchanges:
 
         async def work(conn: AsyncConnection) -> LogResult:
             if idempotency_key is not None:
-                answered = await repository.claim_key(
+                answered = await ledger_repository.claim_key(
                     conn, timebank_id, author, idempotency_key, fingerprint
                 )
                 if answered is not None:
@@ -134,7 +127,7 @@ class Exchanges:
                 assert logged is not None
                 await _approve(conn, logged, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON)
             if idempotency_key is not None:
-                await repository.answer_key(
+                await ledger_repository.answer_key(
                     conn, timebank_id, author, idempotency_key, {"exchange_id": exchange_id}
                 )
             return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=False)
@@ -220,71 +213,6 @@ class Exchanges:
             return policy.require_visible(access, exchange).state
         except NotFound:
             return None
-
-
-class LedgerReader:
-    """A participant's balance and statement, and the ledger audit, for those allowed: a
-    member their own, coordinators and admins anyone's in the timebank, funders nobody's."""
-
-    def __init__(self, engine: AsyncEngine, ledger: Ledger) -> None:
-        self._engine = engine
-        self._ledger = ledger
-
-    async def _party(self, access: TimebankAccess, participant_id: int) -> Party:
-        if not access.can_manage:
-            if access.member_participant_id is None:
-                raise Forbidden("balances are for members and coordinators of this timebank")
-            if participant_id != access.member_participant_id:
-                raise Forbidden("members see their own balance and statement only")
-        async with self._engine.connect() as conn:
-            party = await repository.get_party(conn, access.timebank_id, participant_id)
-        if party is None:
-            raise NotFound(f"participant {participant_id} not found in this timebank")
-        return party
-
-    async def balance(self, access: TimebankAccess, participant_id: int) -> BalancePublic:
-        """Posted balance, pending in and out, limits, and what is left to spend."""
-        party = await self._party(access, participant_id)
-        balance = await self._ledger.balance(access.timebank_id, party.account_id)
-        floor = balance.floor_minutes or 0
-        return BalancePublic(
-            participant_id=party.id,
-            account_id=party.account_id,
-            balance_minutes=balance.balance_minutes,
-            pending_in_minutes=balance.pending_in_minutes,
-            pending_out_minutes=balance.pending_out_minutes,
-            floor_minutes=floor,
-            ceiling_minutes=balance.ceiling_minutes or 0,
-            available_minutes=balance.balance_minutes - balance.pending_out_minutes - floor,
-        )
-
-    async def statement(
-        self,
-        access: TimebankAccess,
-        participant_id: int,
-        *,
-        before_version: int | None = None,
-        limit: int = 50,
-    ) -> StatementPublic:
-        """Postings newest first, each with the running balance after it."""
-        party = await self._party(access, participant_id)
-        page = await self._ledger.statement(
-            access.timebank_id, party.account_id, before_version=before_version, limit=limit
-        )
-        return StatementPublic(
-            participant_id=party.id,
-            account_id=party.account_id,
-            lines=[StatementLinePublic.model_validate(asdict(line)) for line in page.lines],
-            next_before_version=page.next_before_version,
-        )
-
-    async def verify(self, access: TimebankAccess) -> AuditPublic:
-        """The ledger audit of this timebank (coordinators and admins)."""
-        if not access.can_manage:
-            raise Forbidden("only a coordinator may audit the ledger")
-        async with self._engine.connect() as conn:
-            report = await audit(conn, access.timebank_slug)
-        return AuditPublic.model_validate(report.as_dict())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,12 +6,12 @@ from typing import Annotated, TypeAlias
 
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 
 from timebank.deps import AccessDep, EngineDep, LedgerDep
-from timebank.exchanges.schemas import MAX_ID, AuditPublic, BalancePublic, StatementPublic
-from timebank.exchanges.service import LedgerReader
-from timebank.openapi import problems
+from timebank.ledger.reader import LedgerReader
+from timebank.ledger.schemas import AuditPublic, BalancePublic, StatementPublic
+from timebank.openapi import MAX_ID, ParticipantId, problems
 
 
 def provide_ledger_reader(engine: EngineDep, ledger: LedgerDep) -> LedgerReader:
@@ -19,7 +19,6 @@ def provide_ledger_reader(engine: EngineDep, ledger: LedgerDep) -> LedgerReader:
 
 
 LedgerReaderDep: TypeAlias = NamedDependency[LedgerReader]
-ParticipantId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 
 
 class LedgerController(Controller):

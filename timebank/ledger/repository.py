@@ -15,6 +15,7 @@ from dataclasses import fields
 from typing import Any, TypeAlias
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.errors import NotFound
@@ -220,6 +221,36 @@ async def reverse(
     )
     assert row is not None
     return _transfer(row), row["replayed"]
+
+
+def stored_result(value: Any) -> dict[str, Any]:
+    """An idempotency key's stored result (jsonb arrives as text through asyncpg)."""
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+async def claim_key(
+    conn: AsyncConnection, timebank_id: int, author: str, key: str, fingerprint: bytes
+) -> dict[str, Any] | None:
+    """Claim an idempotency key inside the caller's transaction: None when newly claimed (go
+    ahead), the stored result when this exact request was already answered. A different
+    request under the same key is refused (IdempotencyMismatch, SQLSTATE TBID0)."""
+    stored = (
+        await conn.execute(
+            text("SELECT ledger_claim_key(:timebank_id, :author, :key, :hash)"),
+            {"timebank_id": timebank_id, "author": author, "key": key, "hash": fingerprint},
+        )
+    ).scalar_one()
+    return stored_result(stored) if stored is not None else None
+
+
+async def answer_key(
+    conn: AsyncConnection, timebank_id: int, author: str, key: str, result: Mapping[str, Any]
+) -> None:
+    """Store the answer to a claimed key, in the same transaction that claimed it."""
+    await conn.execute(
+        text("SELECT ledger_answer_key(:timebank_id, :author, :key, CAST(:result AS jsonb))"),
+        {"timebank_id": timebank_id, "author": author, "key": key, "result": json.dumps(result)},
+    )
 
 
 async def get_balance(conn: Connection, timebank_id: int, account_id: int) -> AccountBalance:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from pydantic import BaseModel, Field
+
 TransferKind = Literal["exchange", "reversal", "grant", "adjustment"]
 DirectKind = Literal["exchange", "grant", "adjustment"]
 
@@ -108,3 +110,55 @@ class StatementLine:
 class StatementPage:
     lines: list[StatementLine]
     next_before_version: int | None
+
+
+# Responses of the balance, statement and audit routes.
+
+
+class BalancePublic(BaseModel):
+    participant_id: int
+    account_id: int
+    balance_minutes: int
+    pending_in_minutes: int
+    pending_out_minutes: int
+    floor_minutes: int
+    ceiling_minutes: int
+    available_minutes: int = Field(description="minutes that can be spent before the floor")
+
+
+class StatementLinePublic(BaseModel):
+    account_version: int
+    transfer_id: int
+    kind: str
+    minutes: int
+    balance_after: int = Field(description="the running balance after this line")
+    counterparty_account_id: int
+    memo: str | None
+    created_at: datetime
+
+
+class StatementPublic(BaseModel):
+    """Newest first; pass ``next_before_version`` as ``before_version`` for the next page."""
+
+    participant_id: int
+    account_id: int
+    lines: list[StatementLinePublic]
+    next_before_version: int | None
+
+
+class FindingPublic(BaseModel):
+    check: str
+    timebank: str
+    subject: str
+    detail: str
+
+
+class AuditPublic(BaseModel):
+    """The ledger audit of one timebank: every figure re-derived from the postings."""
+
+    ok: bool
+    timebanks: int
+    accounts: int
+    transfers: int
+    postings: int
+    findings: list[FindingPublic]

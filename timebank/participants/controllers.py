@@ -7,11 +7,11 @@ from typing import Annotated, TypeAlias
 
 from litestar import Controller, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from timebank.deps import AccessDep, EngineDep, PrincipalDep, SettingsDep
-from timebank.openapi import problems
+from timebank.openapi import MAX_ID, ParticipantId, problems
 from timebank.participants.schemas import (
     CategoryCreate,
     CategoryPublic,
@@ -30,8 +30,6 @@ from timebank.participants.service import MAX_PAGE, Participants
 
 ParticipantsDep: TypeAlias = NamedDependency[Participants]
 # Row ids are PostgreSQL bigints: anything outside is refused here, not by the driver.
-MAX_ID = 2**63 - 1
-ParticipantId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 IdempotencyKeyHeader: TypeAlias = Annotated[
     str | None,
     HeaderParameter(

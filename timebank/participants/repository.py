@@ -3,7 +3,6 @@ scoped by ``timebank_id``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -121,28 +120,6 @@ async def keys_of_author(conn: AsyncConnection, author: str, key: str) -> list[M
         {"author": author, "key": key},
     )
     return [dict(row) for row in rows.mappings()]
-
-
-async def claim_key(
-    conn: AsyncConnection, timebank_id: int, author: str, key: str, request_hash: bytes
-) -> Mapping[str, Any] | None:
-    """Claim ``key`` in a timebank: None when newly claimed, the stored result when this exact
-    request was already answered; a different request under it is refused (TBID0)."""
-    return (
-        await conn.execute(
-            text("SELECT ledger_claim_key(:timebank_id, :author, :key, :hash)"),
-            {"timebank_id": timebank_id, "author": author, "key": key, "hash": request_hash},
-        )
-    ).scalar_one()
-
-
-async def answer_key(
-    conn: AsyncConnection, timebank_id: int, author: str, key: str, result: Mapping[str, Any]
-) -> None:
-    await conn.execute(
-        text("SELECT ledger_answer_key(:timebank_id, :author, :key, CAST(:result AS jsonb))"),
-        {"timebank_id": timebank_id, "author": author, "key": key, "result": json.dumps(result)},
-    )
 
 
 # --- Participants ------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ is decided here, for every caller; each write is one short transaction."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -50,11 +49,6 @@ MAX_PAGE = 200
 def _author(principal: Principal) -> str:
     """Who an idempotency key belongs to."""
     return f"user:{principal.user_id}"
-
-
-def _result(value: Any) -> Mapping[str, Any]:
-    """A stored idempotency result (jsonb may come back as text, depending on the driver)."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _require_manager(access: TimebankAccess, what: str) -> None:
@@ -125,7 +119,7 @@ class Participants:
                 earlier = await repository.keys_of_author(conn, author, idempotency_key)
                 for use in earlier:
                     if bytes(use["request_hash"]) == request_hash:
-                        timebank_id = _result(use["result"])["timebank_id"]
+                        timebank_id = ledger_repository.stored_result(use["result"])["timebank_id"]
                         return await repository.get_timebank_by_id(conn, timebank_id)
                 if earlier:
                     raise IdempotencyMismatch(
@@ -134,8 +128,10 @@ class Participants:
                     )
             record = await self._insert_timebank(conn, data.slug, data.name, data.to_policy())
             if idempotency_key is not None:
-                await repository.claim_key(conn, record.id, author, idempotency_key, request_hash)
-                await repository.answer_key(
+                await ledger_repository.claim_key(
+                    conn, record.id, author, idempotency_key, request_hash
+                )
+                await ledger_repository.answer_key(
                     conn, record.id, author, idempotency_key, {"timebank_id": record.id}
                 )
             return record
@@ -248,11 +244,11 @@ class Participants:
 
         async def work(conn: AsyncConnection) -> ParticipantCreated:
             if idempotency_key is not None:
-                earlier = await repository.claim_key(
+                earlier = await ledger_repository.claim_key(
                     conn, access.timebank_id, author, idempotency_key, request_hash
                 )
                 if earlier is not None:
-                    participant_id = _result(earlier)["participant_id"]
+                    participant_id = earlier["participant_id"]
                     row = await repository.get_participant(conn, access.timebank_id, participant_id)
                     return ParticipantCreated(**row)
             timebank = await repository.get_timebank_by_id(conn, access.timebank_id)
@@ -272,7 +268,7 @@ class Participants:
                 if user["password_hash"] is None:
                     invitation = await self._invite(conn, access, record.id, user["id"])
             if idempotency_key is not None:
-                await repository.answer_key(
+                await ledger_repository.answer_key(
                     conn, timebank.id, author, idempotency_key, {"participant_id": record.id}
                 )
             row = await repository.get_participant(conn, timebank.id, record.id)

@@ -1,0 +1,86 @@
+"""Balances, statements and the ledger audit for the people allowed to see them: a member
+their own, coordinators and admins anyone's in the timebank, funders nobody's."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank.auth.schemas import TimebankAccess
+from timebank.errors import Forbidden, NotFound
+from timebank.exchanges import repository
+from timebank.exchanges.schemas import Party
+from timebank.ledger.audit import audit
+from timebank.ledger.schemas import (
+    AuditPublic,
+    BalancePublic,
+    StatementLinePublic,
+    StatementPublic,
+)
+from timebank.ledger.service import Ledger
+
+
+class LedgerReader:
+    """A participant's balance and statement, and the ledger audit, for those allowed: a
+    member their own, coordinators and admins anyone's in the timebank, funders nobody's."""
+
+    def __init__(self, engine: AsyncEngine, ledger: Ledger) -> None:
+        self._engine = engine
+        self._ledger = ledger
+
+    async def _party(self, access: TimebankAccess, participant_id: int) -> Party:
+        if not access.can_manage:
+            if access.member_participant_id is None:
+                raise Forbidden("balances are for members and coordinators of this timebank")
+            if participant_id != access.member_participant_id:
+                raise Forbidden("members see their own balance and statement only")
+        async with self._engine.connect() as conn:
+            party = await repository.get_party(conn, access.timebank_id, participant_id)
+        if party is None:
+            raise NotFound(f"participant {participant_id} not found in this timebank")
+        return party
+
+    async def balance(self, access: TimebankAccess, participant_id: int) -> BalancePublic:
+        """Posted balance, pending in and out, limits, and what is left to spend."""
+        party = await self._party(access, participant_id)
+        balance = await self._ledger.balance(access.timebank_id, party.account_id)
+        floor = balance.floor_minutes or 0
+        return BalancePublic(
+            participant_id=party.id,
+            account_id=party.account_id,
+            balance_minutes=balance.balance_minutes,
+            pending_in_minutes=balance.pending_in_minutes,
+            pending_out_minutes=balance.pending_out_minutes,
+            floor_minutes=floor,
+            ceiling_minutes=balance.ceiling_minutes or 0,
+            available_minutes=balance.balance_minutes - balance.pending_out_minutes - floor,
+        )
+
+    async def statement(
+        self,
+        access: TimebankAccess,
+        participant_id: int,
+        *,
+        before_version: int | None = None,
+        limit: int = 50,
+    ) -> StatementPublic:
+        """Postings newest first, each with the running balance after it."""
+        party = await self._party(access, participant_id)
+        page = await self._ledger.statement(
+            access.timebank_id, party.account_id, before_version=before_version, limit=limit
+        )
+        return StatementPublic(
+            participant_id=party.id,
+            account_id=party.account_id,
+            lines=[StatementLinePublic.model_validate(asdict(line)) for line in page.lines],
+            next_before_version=page.next_before_version,
+        )
+
+    async def verify(self, access: TimebankAccess) -> AuditPublic:
+        """The ledger audit of this timebank (coordinators and admins)."""
+        if not access.can_manage:
+            raise Forbidden("only a coordinator may audit the ledger")
+        async with self._engine.connect() as conn:
+            report = await audit(conn, access.timebank_slug)
+        return AuditPublic.model_validate(report.as_dict())
