@@ -36,3 +36,17 @@ async def test_unknown_route_is_a_problem_document(database_url):
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["status"] == 404
+
+
+async def test_validation_problems_have_one_shape_whoever_found_them(client):
+    by_litestar = await client.post("/api/v1/auth/login", json={"email": "x@example.org"})
+    by_the_service = await client.post(
+        "/api/v1/auth/invitations/accept", json={"token": "t" * 20, "password": "short"}
+    )
+    for response in (by_litestar, by_the_service):
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["type"].endswith("/validation")
+        assert problem["errors"] and all(
+            set(error) >= {"key", "message", "source"} for error in problem["errors"]
+        ), problem

@@ -23,7 +23,7 @@ from timebank.auth.deps import provide_access, provide_auth, provide_principal
 from timebank.auth.service import AuthService
 from timebank.db.engine import create_engine, resolve_database_url
 from timebank.deps import EngineDep
-from timebank.errors import PROBLEM_BASE, TimebankError, ValidationFailed
+from timebank.errors import PROBLEM_BASE, TimebankError, ValidationFailed, field_error
 from timebank.exchanges import controllers as exchanges_controllers
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
@@ -79,7 +79,12 @@ def _timebank_error_handler(request: Request, exc: TimebankError) -> Response:
 
 
 def _validation_error_handler(request: Request, exc: ValidationException) -> Response:
-    error = ValidationFailed(exc.detail, errors=exc.extra or [])
+    errors = [
+        field_error(str(e.get("key", "")), str(e.get("message", "")), str(e.get("source", "body")))
+        for e in (exc.extra if isinstance(exc.extra, list) else [])
+        if isinstance(e, dict)
+    ]
+    error = ValidationFailed(exc.detail, errors=errors)
     return _problem_response(error, request)
 
 

@@ -35,10 +35,21 @@ class TimebankError(Exception):
         return body
 
 
+def field_error(key: str, message: str, source: str = "body") -> dict[str, str]:
+    """One entry of a validation problem's ``errors``: the same shape Litestar gives for the
+    request checks it makes itself, so clients see one shape whoever found the fault."""
+    return {"key": key, "message": message, "source": source}
+
+
 class ValidationFailed(TimebankError):
     status_code = 422
     kind = "validation"
     title = "The request is not valid"
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        if field is not None:
+            extra.setdefault("errors", [field_error(field, detail)])
+        super().__init__(detail, **extra)
 
 
 class NotFound(TimebankError):

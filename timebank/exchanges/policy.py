@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
+from timebank.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
 from timebank.exchanges.schemas import (
     Actor,
     ActorRole,
@@ -204,8 +204,3 @@ def approves_automatically(policy: Policy, reasons: Collection[str]) -> bool:
     if policy.approval_mode == "automatic":
         return True
     return policy.approval_mode == "automatic_unless" and not reasons
-
-
-def field_error(key: str, message: str, source: str = "body") -> dict[str, str]:
-    """One entry of a validation problem's ``errors``, in the shape Litestar gives its own."""
-    return {"key": key, "message": message, "source": source}

@@ -22,6 +22,7 @@ from timebank.errors import (
     NotFound,
     TimebankError,
     ValidationFailed,
+    field_error,
 )
 from timebank.exchanges import policy, repository
 from timebank.exchanges.schemas import (
@@ -225,12 +226,12 @@ def _check_request(data: ExchangeCreate, idempotency_key: str | None, *, today: 
     if data.giver_id == data.receiver_id:
         raise ValidationFailed(
             "the giver and the receiver must be two different participants",
-            errors=[policy.field_error("receiver_id", "must differ from giver_id")],
+            errors=[field_error("receiver_id", "must differ from giver_id")],
         )
     if data.service_date > today:
         raise ValidationFailed(
             "the service date is in the future; log help once it has been given",
-            errors=[policy.field_error("service_date", f"must be {today.isoformat()} or earlier")],
+            errors=[field_error("service_date", f"must be {today.isoformat()} or earlier")],
         )
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise ValidationFailed(
@@ -247,18 +248,16 @@ async def _parties_and_category(
     errors = []
     giver = await repository.get_party(conn, timebank_id, data.giver_id)
     if giver is None:
-        errors.append(policy.field_error("giver_id", "no such participant in this timebank"))
+        errors.append(field_error("giver_id", "no such participant in this timebank"))
     receiver = await repository.get_party(conn, timebank_id, data.receiver_id)
     if receiver is None:
-        errors.append(policy.field_error("receiver_id", "no such participant in this timebank"))
+        errors.append(field_error("receiver_id", "no such participant in this timebank"))
     category = await repository.get_category(conn, timebank_id, data.category)
     if category is None:
-        errors.append(policy.field_error("category", "no such category in this timebank"))
+        errors.append(field_error("category", "no such category in this timebank"))
     if data.minutes > rules.max_exchange_minutes:
         errors.append(
-            policy.field_error(
-                "minutes", f"at most {rules.max_exchange_minutes} minutes per exchange"
-            )
+            field_error("minutes", f"at most {rules.max_exchange_minutes} minutes per exchange")
         )
     if errors or giver is None or receiver is None or category is None:
         fields = ", ".join(error["key"] for error in errors)

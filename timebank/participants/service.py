@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from timebank.auth import repository as auth_repository
 from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.auth.secrets import new_token
-from timebank.errors import Conflict, Forbidden, IdempotencyMismatch, ValidationFailed
+from timebank.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyMismatch,
+    ValidationFailed,
+    field_error,
+)
 from timebank.ledger import repository as ledger_repository
 from timebank.ledger.service import run_in_transaction
 from timebank.participants import repository
@@ -58,11 +64,10 @@ def _require_manager(access: TimebankAccess, what: str) -> None:
 
 def _validation_failed(error: ValidationError) -> ValidationFailed:
     problems = [
-        {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
-        for e in error.errors()
+        field_error(".".join(str(part) for part in e["loc"]), e["msg"]) for e in error.errors()
     ]
     return ValidationFailed(
-        "; ".join(f"{p['field']}: {p['message']}" for p in problems) or str(error), errors=problems
+        "; ".join(f"{p['key']}: {p['message']}" for p in problems) or str(error), errors=problems
     )
 
 
