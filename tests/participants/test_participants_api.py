@@ -322,3 +322,36 @@ async def test_ids_and_keys_out_of_range_are_validation_problems(client, world):
     ):
         assert response.status_code == 422, response.text
         assert response.json()["type"] == PROBLEM + "validation"
+
+
+async def test_a_coordinator_cannot_take_over_someone_invited_by_another_timebank(client, world):
+    # Timebank B invites Xena; before she accepts, A's coordinator adds the same email.
+    invited = await client.post(
+        f"/api/v1/timebanks/{world.other_timebank.slug}/participants",
+        json={
+            "display_name": "Xena",
+            "kind": "member",
+            "email": "xena@example.org",
+            "roles": ["coordinator"],
+        },
+        headers=world.stranger_coordinator.headers,
+    )
+    assert invited.status_code == 201 and invited.json()["invitation_token"]
+    added = await client.post(
+        f"/api/v1/timebanks/{world.timebank.slug}/participants",
+        json={"display_name": "Xena", "kind": "member", "email": "xena@example.org"},
+        headers=world.coordinator.headers,
+    )
+    assert added.status_code == 201
+    assert added.json()["invitation_token"] is None
+    again = await client.post(
+        f"/api/v1/timebanks/{world.timebank.slug}/participants/{added.json()['id']}/invitation",
+        headers=world.coordinator.headers,
+    )
+    assert again.status_code == 409
+    # Only B's own invitation sets her password.
+    accepted = await client.post(
+        "/api/v1/auth/invitations/accept",
+        json={"token": invited.json()["invitation_token"], "password": "xena's own password"},
+    )
+    assert accepted.status_code == 200

@@ -248,3 +248,19 @@ async def take_invitation(conn: AsyncConnection, token_hash: bytes) -> Mapping[s
         " RETURNING id, timebank_id, participant_id, user_id",
         hash=token_hash,
     )
+
+
+async def belongs_elsewhere(conn: AsyncConnection, user_id: int, timebank_id: int) -> bool:
+    """Whether the user is a site admin, or has a role or a participant in another timebank."""
+    return (
+        await conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = :user_id AND is_admin)"
+                " OR EXISTS (SELECT 1 FROM timebank_roles WHERE user_id = :user_id"
+                "            AND timebank_id <> :timebank_id)"
+                " OR EXISTS (SELECT 1 FROM participants WHERE user_id = :user_id"
+                "            AND timebank_id <> :timebank_id)"
+            ),
+            {"user_id": user_id, "timebank_id": timebank_id},
+        )
+    ).scalar_one()

@@ -270,7 +270,7 @@ class Participants:
             if user is not None:
                 for role in roles:
                     await auth_repository.grant_role(conn, timebank.id, user["id"], role)
-                if user["password_hash"] is None:
+                if await self._may_invite(conn, timebank.id, user):
                     invitation = await self._invite(conn, access, record.id, user["id"])
             if idempotency_key is not None:
                 await ledger_repository.answer_key(
@@ -304,6 +304,15 @@ class Participants:
                 participant_id=existing,
             )
         return user
+
+    @staticmethod
+    async def _may_invite(conn: AsyncConnection, timebank_id: int, user: Mapping[str, Any]) -> bool:
+        """Accepting an invitation sets the password, so only someone who has never signed up
+        and whom no other timebank (nor the site) knows may be invited from here: otherwise
+        a coordinator could take over an account of another timebank."""
+        if user["password_hash"] is not None:
+            return False
+        return not await auth_repository.belongs_elsewhere(conn, user["id"], timebank_id)
 
     async def _invite(
         self, conn: AsyncConnection, access: TimebankAccess, participant_id: int, user_id: int
@@ -420,6 +429,12 @@ class Participants:
                 # that would hand their account to whoever holds the token.
                 raise Conflict(
                     "this person has already signed up; they sign in with their own password",
+                    participant_id=participant_id,
+                )
+            if await auth_repository.belongs_elsewhere(conn, row["user_id"], access.timebank_id):
+                raise Conflict(
+                    "this person was invited by another timebank (or runs this site); they "
+                    "accept that invitation, then sign in here with the same email",
                     participant_id=participant_id,
                 )
             return await self._invite(conn, access, participant_id, row["user_id"])
