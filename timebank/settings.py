@@ -49,6 +49,15 @@ class Settings(BaseSettings):
         default=20, ge=1, description="failed sign-ins per client address per 15 minutes"
     )
     invitation_days: int = Field(default=14, ge=1, description="days an invitation stays valid")
+    report_min_cell: int = Field(
+        default=5, ge=1, description="funder reports suppress any cell resting on fewer people"
+    )
+    report_settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="reports count up to this many seconds ago at the latest, so that a "
+        "transaction still committing cannot change a report already given",
+    )
     test_database_url: str | None = Field(
         default=None,
         description="tests only: a PostgreSQL server to test against instead of an embedded one",

@@ -1,0 +1,122 @@
+"""The reports as the API gives them (JSON; CSV and SVG are drawn from the same models)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Interval = Literal["week", "month", "quarter"]
+View = Literal["full", "funder"]
+
+COUNTS = (
+    "approved exchanges by service date, net of reversals, as recorded by as_of "
+    "(approved at or before as_of and not reversed by then)"
+)
+
+
+class Period(BaseModel):
+    start: date
+    end: date
+
+
+class ReciprocityRow(BaseModel):
+    participant_id: int
+    display_name: str
+    kind: str
+    given_minutes: int
+    received_minutes: int
+    exchanges_given: int
+    exchanges_received: int
+    partners: int = Field(description="distinct counterparties")
+    reciprocal: bool = Field(description="gave and received at least once")
+    reciprocity: float = Field(description="min(given, received) / max(given, received)")
+
+
+class ReciprocityReport(BaseModel):
+    timebank: str
+    period: Period
+    as_of: datetime
+    counts: str = COUNTS
+    rows: list[ReciprocityRow]
+
+
+METRICS = (
+    "minutes",
+    "hours",
+    "exchanges",
+    "participants",
+    "active",
+    "active_share",
+    "new",
+    "new_share",
+    "reciprocal",
+    "reciprocal_share",
+    "ties",
+    "two_way_ties",
+    "two_way_tie_share",
+    "first_exchanges",
+    "median_days_to_first_exchange",
+)
+
+
+class Metrics(BaseModel):
+    """One row of figures; in the funder view a suppressed figure is null and named in
+    ``suppressed``."""
+
+    minutes: int | None
+    hours: float | None
+    exchanges: int | None
+    participants: int | None
+    active: int | None
+    active_share: float | None
+    new: int | None
+    new_share: float | None
+    reciprocal: int | None
+    reciprocal_share: float | None
+    ties: int | None
+    two_way_ties: int | None
+    two_way_tie_share: float | None
+    first_exchanges: int | None
+    median_days_to_first_exchange: float | None
+    suppressed: list[str] = Field(default_factory=list)
+
+
+class Bucket(Metrics):
+    start: date
+    end: date
+
+
+class CategoryRow(BaseModel):
+    category: str
+    name: str
+    minutes: int | None
+    hours: float | None
+    exchanges: int | None
+    people: int | None
+    suppressed: list[str] = Field(default_factory=list)
+
+
+class FlowRow(BaseModel):
+    giver_kind: str
+    receiver_kind: str
+    minutes: int | None
+    hours: float | None
+    exchanges: int | None
+    people: int | None
+    suppressed: list[str] = Field(default_factory=list)
+
+
+class ContributionReport(BaseModel):
+    timebank: str
+    period: Period
+    as_of: datetime
+    interval: Interval
+    view: View
+    min_cell: int | None = Field(description="smallest number of people a shown cell rests on")
+    counts: str = COUNTS
+    totals: Metrics
+    series: list[Bucket]
+    categories: list[CategoryRow]
+    flows: list[FlowRow]
