@@ -93,7 +93,9 @@ def unique_slug(prefix: str = "tb") -> str:
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient]:
     """The whole service over HTTP (in process), on the test database."""
-    app = create_app(Settings(cookie_secure=False), database_url=database_url)
+    # Reports count up to "now" in tests (in service they stay a few seconds behind).
+    settings = Settings(cookie_secure=False, report_settle_seconds=0)
+    app = create_app(settings, database_url=database_url)
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
 

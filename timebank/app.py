@@ -13,7 +13,14 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,6 +36,7 @@ from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
 from timebank.openapi import PROBLEM_JSON
 from timebank.participants import controllers as participants_controllers
+from timebank.reports import controllers as reports_controllers
 from timebank.settings import Settings, get_settings
 
 API_ROUTES = [
@@ -36,6 +44,7 @@ API_ROUTES = [
     *participants_controllers.ROUTES,
     *exchanges_controllers.ROUTES,
     *ledger_controllers.ROUTES,
+    *reports_controllers.ROUTES,
 ]
 
 
@@ -129,7 +138,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     def provide_settings() -> Settings:
         return settings
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[health, *API_ROUTES],
         lifespan=[database],
         dependencies={
@@ -166,3 +175,22 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         ),
         debug=False,
     )
+    document_csv_alternatives(app)
+    return app
+
+
+def document_csv_alternatives(app: Litestar) -> None:
+    """Routes marked ``opt={"csv": True}`` also answer ``text/csv``; say so in the document
+    (Litestar documents one media type per status)."""
+    paths = app.openapi_schema.paths or {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if not handler.opt.get("csv"):
+                continue
+            item = paths.get(route.path_format)
+            operation = getattr(item, "get", None) if item else None
+            ok = (operation.responses or {}).get("200") if operation else None
+            if ok is not None and not isinstance(ok, Reference) and ok.content is not None:
+                ok.content["text/csv"] = OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, description="the same figures as CSV")
+                )

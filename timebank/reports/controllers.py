@@ -1,0 +1,173 @@
+"""Reports over HTTP: JSON, CSV (``Accept: text/csv`` or ``?format=csv``) and SVG charts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal, TypeAlias
+
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import PathParameter, QueryParameter
+from litestar.response import Stream
+
+from timebank.deps import AccessDep, EngineDep, SettingsDep
+from timebank.errors import NotFound
+from timebank.openapi import MAX_ID, problems
+from timebank.reports.buckets import default_period
+from timebank.reports.charts import CHARTS, draw
+from timebank.reports.csv_export import contribution_csv
+from timebank.reports.schemas import ContributionReport, Interval, ReciprocityReport, View
+from timebank.reports.service import Reports
+
+CSV = "text/csv; charset=utf-8"
+SVG = "image/svg+xml"
+
+
+def provide_reports(engine: EngineDep, settings: SettingsDep) -> Reports:
+    return Reports(engine, settings)
+
+
+ReportsDep: TypeAlias = NamedDependency[Reports]
+From: TypeAlias = Annotated[
+    date | None,
+    QueryParameter(name="from", description="first service date (default: 12 months ago)"),
+]
+To: TypeAlias = Annotated[
+    date | None, QueryParameter(name="to", description="last service date (default: today)")
+]
+AsOf: TypeAlias = Annotated[
+    datetime | None,
+    QueryParameter(description="count what was recorded by this moment (default: now)"),
+]
+Format: TypeAlias = Annotated[
+    Literal["json", "csv"] | None, QueryParameter(description="csv, or send Accept: text/csv")
+]
+
+
+def _wants_csv(request: Request, fmt: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def _period(start: date | None, end: date | None) -> tuple[date, date]:
+    default_start, default_end = default_period(datetime.now(UTC).date())
+    return start or default_start, end or default_end
+
+
+def _filename(kind: str, slug: str, start: date, end: date) -> str:
+    return f'attachment; filename="{slug}-{kind}-{start.isoformat()}-{end.isoformat()}.csv"'
+
+
+class ReportsController(Controller):
+    path = "/api/v1/timebanks/{slug:str}/reports"
+    tags = ["reports"]
+    dependencies = {"reports": Provide(provide_reports, sync_to_thread=False)}
+
+    @get(
+        "/reciprocity",
+        summary="Reciprocity of each participant",
+        responses=problems(400, 401, 403, 404, 422),
+        opt={"csv": True},
+    )
+    async def reciprocity(
+        self,
+        request: Request,
+        access: AccessDep,
+        reports: ReportsDep,
+        start: From = None,
+        end: To = None,
+        as_of: AsOf = None,
+        participant_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+        format: Format = None,
+    ) -> Response[ReciprocityReport]:
+        """Given and received minutes, exchanges, partners and reciprocity of each participant
+        over the period (by service date). Members see their own row; coordinators everyone's.
+        """
+        first, last = _period(start, end)
+        if _wants_csv(request, format):
+            moment, lines = await reports.reciprocity_csv(
+                access, start=first, end=last, as_of=as_of, participant_id=participant_id
+            )
+            return Stream(  # type: ignore[return-value]
+                lines,
+                media_type=CSV,
+                headers={
+                    "Content-Disposition": _filename(
+                        "reciprocity", access.timebank_slug, first, last
+                    ),
+                    "X-Report-As-Of": moment.isoformat(),
+                },
+            )
+        report = await reports.reciprocity(
+            access, start=first, end=last, as_of=as_of, participant_id=participant_id
+        )
+        return Response(report)
+
+    @get(
+        "/contribution",
+        summary="What the timebank adds up to",
+        responses=problems(400, 401, 403, 404, 422),
+        opt={"csv": True},
+    )
+    async def contribution(
+        self,
+        request: Request,
+        access: AccessDep,
+        reports: ReportsDep,
+        start: From = None,
+        end: To = None,
+        as_of: AsOf = None,
+        interval: Annotated[Interval, QueryParameter()] = "month",
+        view: Annotated[View | None, QueryParameter(description="funder: preview it")] = None,
+        format: Format = None,
+    ) -> Response[ContributionReport]:
+        """Hours, exchanges, active, new and reciprocal participants, two-way ties, days to a
+        first exchange, hours by category and by flow between kinds, for the period and by
+        interval. Funders get aggregates with small cells suppressed."""
+        first, last = _period(start, end)
+        report = await reports.contribution(
+            access, start=first, end=last, as_of=as_of, interval=interval, view=view
+        )
+        if _wants_csv(request, format):
+            return Response(  # type: ignore[return-value]
+                contribution_csv(report),  # type: ignore[arg-type]
+                media_type=CSV,
+                headers={
+                    "Content-Disposition": _filename(
+                        "contribution", access.timebank_slug, first, last
+                    ),
+                    "X-Report-As-Of": report.as_of.isoformat(),
+                },
+            )
+        return Response(report)
+
+    @get(
+        "/contribution/charts/{file:str}",
+        summary="A chart of the contribution report (SVG)",
+        media_type=SVG,
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def chart(
+        self,
+        access: AccessDep,
+        reports: ReportsDep,
+        file: Annotated[str, PathParameter(description="series.svg, categories.svg or flows.svg")],
+        start: From = None,
+        end: To = None,
+        as_of: AsOf = None,
+        interval: Annotated[Interval, QueryParameter()] = "month",
+        view: Annotated[View | None, QueryParameter()] = None,
+    ) -> Response[bytes]:
+        """The series, the categories or the flows of the contribution report, as SVG."""
+        name = file.removesuffix(".svg")
+        if not file.endswith(".svg") or name not in CHARTS:
+            raise NotFound(f"no chart {file!r}; there are {', '.join(c + '.svg' for c in CHARTS)}")
+        first, last = _period(start, end)
+        report = await reports.contribution(
+            access, start=first, end=last, as_of=as_of, interval=interval, view=view
+        )
+        return Response(draw(name, report), media_type=SVG)
+
+
+ROUTES: list = [ReportsController]

@@ -1,0 +1,277 @@
+"""Reports for those allowed to see them: participant reciprocity (a member their own row,
+coordinators and admins everyone's) and the timebank's contribution (coordinators, admins, and
+funders of timebanks they are granted, who see aggregates with small cells suppressed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank.auth.schemas import TimebankAccess
+from timebank.errors import Forbidden, ValidationFailed
+from timebank.reports import repository
+from timebank.reports.buckets import buckets
+from timebank.reports.csv_export import reciprocity_csv
+from timebank.reports.schemas import (
+    Bucket,
+    CategoryRow,
+    ContributionReport,
+    FlowRow,
+    Interval,
+    Metrics,
+    Period,
+    ReciprocityReport,
+    ReciprocityRow,
+    View,
+)
+from timebank.reports.suppression import suppress_metrics, suppress_row
+from timebank.settings import Settings
+
+MAX_PERIOD_DAYS = 366 * 10
+
+
+def _hours(minutes: int) -> float:
+    return round(minutes / 60, 2)
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+class Reports:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
+        self._min_cell = settings.report_min_cell
+        self._settle = timedelta(seconds=settings.report_settle_seconds)
+
+    @staticmethod
+    def _check_period(start: date, end: date) -> None:
+        if start > end:
+            raise ValidationFailed("the period ends before it starts", field="to")
+        if (end - start).days > MAX_PERIOD_DAYS:
+            raise ValidationFailed("a report covers at most ten years", field="from")
+
+    def _as_of(self, requested: datetime | None, clock: datetime) -> datetime:
+        latest = clock - self._settle
+        if requested is None:
+            return latest
+        if requested.tzinfo is None:
+            raise ValidationFailed(
+                "as_of needs a time zone, e.g. 2026-11-26T12:00:00Z", field="as_of"
+            )
+        return min(requested, latest)
+
+    async def reciprocity(
+        self,
+        access: TimebankAccess,
+        *,
+        start: date,
+        end: date,
+        as_of: datetime | None = None,
+        participant_id: int | None = None,
+    ) -> ReciprocityReport:
+        """Each participant's giving and receiving over the period: members their own row,
+        coordinators and admins everyone's (or one participant's)."""
+        participant_id = self._reciprocity_scope(access, start, end, participant_id)
+        async with self._engine.connect() as conn:
+            clock = await repository.begin_snapshot(conn)
+            moment = self._as_of(as_of, clock)
+            rows = await repository.reciprocity_rows(
+                conn,
+                timebank_id=access.timebank_id,
+                start=start,
+                end=end,
+                as_of=moment,
+                participant_id=participant_id,
+            )
+        return ReciprocityReport(
+            timebank=access.timebank_slug,
+            period=Period(start=start, end=end),
+            as_of=moment,
+            rows=[_reciprocity_row(row) for row in rows],
+        )
+
+    async def reciprocity_csv(
+        self,
+        access: TimebankAccess,
+        *,
+        start: date,
+        end: date,
+        as_of: datetime | None = None,
+        participant_id: int | None = None,
+    ) -> tuple[datetime, AsyncIterator[str]]:
+        """The reciprocity report as CSV lines, streamed from a connection of its own (the
+        request's own connection is gone once the response starts); and its as_of."""
+        participant_id = self._reciprocity_scope(access, start, end, participant_id)
+        async with self._engine.connect() as conn:
+            moment = self._as_of(as_of, await repository.begin_snapshot(conn))
+
+        async def lines() -> AsyncIterator[str]:
+            async with self._engine.connect() as conn:
+                await repository.begin_snapshot(conn)
+                rows = repository.stream_reciprocity_rows(
+                    conn,
+                    timebank_id=access.timebank_id,
+                    start=start,
+                    end=end,
+                    as_of=moment,
+                    participant_id=participant_id,
+                )
+                async for line in reciprocity_csv(rows):
+                    yield line
+
+        return moment, lines()
+
+    def _reciprocity_scope(
+        self, access: TimebankAccess, start: date, end: date, participant_id: int | None
+    ) -> int | None:
+        if not access.can_manage:
+            own = access.member_participant_id
+            if own is None:
+                raise Forbidden("the reciprocity report names people: members see their own row")
+            if participant_id is not None and participant_id != own:
+                raise Forbidden("members see their own row only")
+            participant_id = own
+        self._check_period(start, end)
+        return participant_id
+
+    async def contribution(
+        self,
+        access: TimebankAccess,
+        *,
+        start: date,
+        end: date,
+        as_of: datetime | None = None,
+        interval: Interval = "month",
+        view: View | None = None,
+    ) -> ContributionReport:
+        """What the timebank adds up to over the period, with a series by interval. Funders
+        always get the funder view; coordinators and admins may ask for it to preview it."""
+        if access.can_manage:
+            chosen: View = view or "full"
+        elif access.is_funder:
+            chosen = "funder"
+        else:
+            raise Forbidden("the contribution report is for coordinators and funders")
+        self._check_period(start, end)
+        spans = buckets(start, end, interval)
+        async with self._engine.connect() as conn:
+            clock = await repository.begin_snapshot(conn)
+            moment = self._as_of(as_of, clock)
+            parts = await repository.contribution_parts(
+                conn,
+                timebank_id=access.timebank_id,
+                start=start,
+                end=end,
+                as_of=moment,
+                unit=interval,
+                bucket_starts=[first for first, _ in spans],
+                bucket_lasts=[last for _, last in spans],
+            )
+        report = _assemble(parts, spans)
+        funder = chosen == "funder"
+        k = self._min_cell
+        return ContributionReport(
+            timebank=access.timebank_slug,
+            period=Period(start=start, end=end),
+            as_of=moment,
+            interval=interval,
+            view=chosen,
+            min_cell=k if funder else None,
+            totals=suppress_metrics(report["totals"], k) if funder else report["totals"],
+            series=[suppress_metrics(b, k) if funder else b for b in report["series"]],
+            categories=[suppress_row(c, k) if funder else c for c in report["categories"]],
+            flows=[suppress_row(f, k) if funder else f for f in report["flows"]],
+        )
+
+
+def _reciprocity_row(row: Mapping) -> ReciprocityRow:
+    given, received = row["given_minutes"], row["received_minutes"]
+    most = max(given, received)
+    return ReciprocityRow(
+        **row,
+        reciprocal=row["exchanges_given"] > 0 and row["exchanges_received"] > 0,
+        reciprocity=round(min(given, received) / most, 4) if most else 0.0,
+    )
+
+
+def _by_bucket(rows: list[Mapping]) -> dict[date | None, Mapping]:
+    return {row["bucket"]: row for row in rows}
+
+
+def _metrics(bucket: date | None, parts: dict[str, dict], participants: int, new: int) -> dict:
+    volume = parts["volume"].get(bucket, {})
+    people = parts["people"].get(bucket, {})
+    ties = parts["ties"].get(bucket, {})
+    firsts = parts["firsts"].get(bucket, {})
+    minutes = int(volume.get("minutes") or 0)
+    active = people.get("active", 0)
+    reciprocal = people.get("reciprocal", 0)
+    tie_count = ties.get("ties", 0)
+    two_way = ties.get("two_way_ties", 0)
+    median = firsts.get("median_days")
+    return {
+        "minutes": minutes,
+        "hours": _hours(minutes),
+        "exchanges": volume.get("exchanges", 0),
+        "participants": participants,
+        "active": active,
+        "active_share": _share(active, participants),
+        "new": new,
+        "new_share": _share(new, participants),
+        "reciprocal": reciprocal,
+        "reciprocal_share": _share(reciprocal, active),
+        "ties": tie_count,
+        "two_way_ties": two_way,
+        "two_way_tie_share": _share(two_way, tie_count),
+        "first_exchanges": firsts.get("first_exchanges", 0),
+        "median_days_to_first_exchange": float(median) if median is not None else None,
+        "two_way_people": ties.get("two_way_people", 0),
+    }
+
+
+def _assemble(parts: dict[str, list[Mapping]], spans: list[tuple[date, date]]) -> dict:
+    keyed = {
+        name: _by_bucket(rows)
+        for name, rows in parts.items()
+        if name not in ("categories", "flows")
+    }
+    enrolled = keyed.pop("enrolled")
+    series = []
+    for first, last in spans:
+        counts = enrolled.get(first, {})
+        figures = _metrics(first, keyed, counts.get("participants", 0), counts.get("new", 0))
+        series.append(Bucket(start=first, end=last, **figures))
+    whole = enrolled.get(spans[-1][0], {}) if spans else {}
+    new_in_period = sum(enrolled.get(first, {}).get("new", 0) for first, _ in spans)
+    totals = _metrics(None, keyed, whole.get("participants", 0), new_in_period)
+    categories = [
+        CategoryRow(
+            category=row["category"],
+            name=row["name"],
+            minutes=int(row["minutes"]),
+            hours=_hours(int(row["minutes"])),
+            exchanges=row["exchanges"],
+            people=row["people"],
+        )
+        for row in parts["categories"]
+    ]
+    flows = [
+        FlowRow(
+            giver_kind=row["giver_kind"],
+            receiver_kind=row["receiver_kind"],
+            minutes=int(row["minutes"]),
+            hours=_hours(int(row["minutes"])),
+            exchanges=row["exchanges"],
+            people=row["people"],
+        )
+        for row in parts["flows"]
+    ]
+    return {
+        "totals": Metrics(**totals),
+        "series": series,
+        "categories": categories,
+        "flows": flows,
+    }
