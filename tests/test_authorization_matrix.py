@@ -107,6 +107,11 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     f"POST {EX}/cancel": (MEMBER_OR_MANAGER, 200),
     # The ledger audit: coordinators and admins (issue 3 §6).
     f"GET {TB}/ledger/verify": (MANAGERS, 200),
+    # Reciprocity names people: a member their own row, coordinators and admins everyone's.
+    f"GET {TB}/reports/reciprocity": (MEMBER_OR_MANAGER, 200),
+    # The contribution report and its charts: coordinators, admins, and funders granted it.
+    f"GET {TB}/reports/contribution": (MANAGERS | {"funder"}, 200),
+    f"GET {TB}/reports/contribution/charts/{{file}}": (MANAGERS | {"funder"}, 200),
 }
 
 # Refusals other than the default of `refusal` (e.g. a 404 where the service hides a resource
@@ -488,6 +493,31 @@ async def verify(ctx: Ctx, role: str) -> Cell:
     return Cell(check=check)
 
 
+async def reciprocity(ctx: Ctx, role: str) -> Cell:
+    async def check(response: Response) -> str | None:
+        rows = {row["participant_id"] for row in response.json()["rows"]}
+        if role == "member":
+            return _expect("rows", rows, {ctx.world.member.participant_id})
+        return None if ctx.world.member.participant_id in rows else "the member's row is missing"
+
+    return Cell(check=check)
+
+
+async def contribution(ctx: Ctx, role: str) -> Cell:
+    async def check(response: Response) -> str | None:
+        wanted = "funder" if role == "funder" else "full"
+        return _expect("view", response.json()["view"], wanted)
+
+    return Cell(check=check)
+
+
+async def chart(ctx: Ctx, role: str) -> Cell:
+    async def check(response: Response) -> str | None:
+        return None if "<svg" in response.text else "not an SVG"
+
+    return Cell(params={"file": "series.svg"}, check=check)
+
+
 SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     "GET /health": nothing,
     "POST /api/v1/auth/login": login,
@@ -520,6 +550,9 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     f"POST {EX}/reverse": decision("approved", "reversed"),
     f"POST {EX}/cancel": decision("logged", "cancelled"),
     f"GET {TB}/ledger/verify": verify,
+    f"GET {TB}/reports/reciprocity": reciprocity,
+    f"GET {TB}/reports/contribution": contribution,
+    f"GET {TB}/reports/contribution/charts/{{file}}": chart,
 }
 
 

@@ -22,26 +22,125 @@ _COUNTED = """
            AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)
     )"""
 
+# Days of the period whose counted exchanges changed after as_of: for those, figures come
+# from the exchanges themselves as of then; for every other day, from the aggregates.
+_CHANGED = """
+    changed AS (
+        SELECT DISTINCT e.service_date AS day FROM exchanges e
+         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
+           AND e.approved_at > :as_of
+        UNION
+        SELECT DISTINCT e.service_date FROM exchanges e
+         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
+           AND e.reversed_at > :as_of
+    ),
+    recounted AS (
+        SELECT * FROM counted WHERE service_date IN (SELECT day FROM changed)
+    )"""
+
+_BUCKET = "greatest(CAST(date_trunc(:unit, {day}) AS date), CAST(:start AS date))"
+
 _VOLUME = f"""
-    WITH {_COUNTED}
-    SELECT bucket, sum(minutes) AS minutes, count(*) AS exchanges
-      FROM counted GROUP BY GROUPING SETS ((bucket), ())
+    WITH {_COUNTED}, {_CHANGED},
+    days AS (
+        SELECT day, category_id, giver_kind, receiver_kind, minutes, exchanges
+          FROM report_days
+         WHERE timebank_id = :tb AND day BETWEEN :start AND :end
+           AND day NOT IN (SELECT day FROM changed)
+        UNION ALL
+        SELECT x.service_date, x.category_id, g.kind, r.kind, x.minutes, 1
+          FROM recounted x JOIN participants g ON g.id = x.giver_id
+          JOIN participants r ON r.id = x.receiver_id
+    )
 """
 
-_PEOPLE = f"""
-    WITH {_COUNTED},
-    legs AS (
-        SELECT bucket, giver_id AS pid, true AS gave, false AS received FROM counted
-        UNION ALL
-        SELECT bucket, receiver_id, false, true FROM counted
-    ),
-    people AS (
-        SELECT bucket, pid, bool_or(gave) AS gave, bool_or(received) AS received
-          FROM legs GROUP BY GROUPING SETS ((bucket, pid), (pid))
-    )
-    SELECT bucket, count(*) AS active, count(*) FILTER (WHERE gave AND received) AS reciprocal
-      FROM people GROUP BY bucket
+_VOLUME_BY_BUCKET = (
+    _VOLUME
+    + f"""
+    SELECT {_BUCKET.format(day="day")} AS bucket, sum(minutes) AS minutes,
+           sum(exchanges) AS exchanges
+      FROM days GROUP BY GROUPING SETS ((1), ())
+     HAVING sum(exchanges) <> 0 OR GROUPING({_BUCKET.format(day="day")}) = 1
 """
+)
+
+_VOLUME_BY_CATEGORY = (
+    _VOLUME
+    + """
+    SELECT category_id, sum(minutes) AS minutes, sum(exchanges) AS exchanges
+      FROM days GROUP BY category_id HAVING sum(exchanges) <> 0
+"""
+)
+
+_VOLUME_BY_FLOW = (
+    _VOLUME
+    + """
+    SELECT giver_kind, receiver_kind, sum(minutes) AS minutes, sum(exchanges) AS exchanges
+      FROM days GROUP BY giver_kind, receiver_kind HAVING sum(exchanges) <> 0
+"""
+)
+
+# People by day as bitmaps of ordinals (2048 a chunk), per dimension: 'all', 'category:<id>',
+# 'flow:<giver kind>><receiver kind>'.
+_PEOPLE_DAYS = f"""
+    WITH {_COUNTED}, {_CHANGED},
+    zero AS (SELECT repeat('0', 2048)::bit(2048) AS bits),
+    legs AS (
+        SELECT x.service_date AS day, x.category_id, g.kind AS giver_kind, r.kind AS receiver_kind,
+               g.ordinal AS ordinal, true AS gave
+          FROM recounted x JOIN participants g ON g.id = x.giver_id
+          JOIN participants r ON r.id = x.receiver_id
+        UNION ALL
+        SELECT x.service_date, x.category_id, g.kind, r.kind, r.ordinal, false
+          FROM recounted x JOIN participants g ON g.id = x.giver_id
+          JOIN participants r ON r.id = x.receiver_id
+    ),
+    recounted_bits AS (
+        SELECT l.day, d.dimension, l.ordinal / 2048 AS chunk,
+               CASE WHEN l.gave THEN set_bit(zero.bits, l.ordinal % 2048, 1) ELSE zero.bits END
+                   AS givers,
+               CASE WHEN l.gave THEN zero.bits ELSE set_bit(zero.bits, l.ordinal % 2048, 1) END
+                   AS receivers
+          FROM legs l CROSS JOIN zero
+          CROSS JOIN LATERAL (VALUES ('all'), ('category:' || l.category_id),
+                                     ('flow:' || l.giver_kind || '>' || l.receiver_kind))
+                AS d(dimension)
+    ),
+    people_days AS (
+        SELECT day, dimension, chunk, givers, receivers FROM report_day_people
+         WHERE timebank_id = :tb AND day BETWEEN :start AND :end
+           AND day NOT IN (SELECT day FROM changed) AND {{dimensions}}
+        UNION ALL
+        SELECT day, dimension, chunk, givers, receivers FROM recounted_bits WHERE {{dimensions}}
+    )
+"""
+
+_PEOPLE = (
+    _PEOPLE_DAYS.format(dimensions="dimension = 'all'")
+    + f"""
+    , by_bucket AS (
+        SELECT {_BUCKET.format(day="day")} AS bucket, chunk, givers, receivers FROM people_days
+    ),
+    unions AS (
+        SELECT bucket, chunk, bit_or(givers) AS givers, bit_or(receivers) AS receivers
+          FROM by_bucket GROUP BY GROUPING SETS ((bucket, chunk), (chunk))
+    )
+    SELECT bucket, sum(bit_count(givers | receivers)) AS active,
+           sum(bit_count(givers & receivers)) AS reciprocal
+      FROM unions GROUP BY bucket
+"""
+)
+
+_PEOPLE_BY_DIMENSION = (
+    _PEOPLE_DAYS.format(dimensions="dimension <> 'all'")
+    + """
+    , unions AS (
+        SELECT dimension, chunk, bit_or(givers | receivers) AS people
+          FROM people_days GROUP BY dimension, chunk
+    )
+    SELECT dimension, sum(bit_count(people)) AS people FROM unions GROUP BY dimension
+"""
+)
 
 _TIES = f"""
     WITH {_COUNTED},
@@ -65,25 +164,34 @@ _TIES = f"""
      GROUP BY p.bucket
 """
 
-_FIRSTS = """
-    WITH legs AS (
-        SELECT e.giver_id AS pid, e.service_date FROM exchanges e
-         WHERE e.timebank_id = :tb AND e.approved_at IS NOT NULL AND e.approved_at <= :as_of
+# First days: from the aggregate, except for participants whose exchanges changed after
+# as_of, whose first day is found again among the exchanges counted as of then.
+_FIRSTS = f"""
+    WITH touched AS (
+        SELECT giver_id AS pid FROM exchanges
+         WHERE timebank_id = :tb AND (approved_at > :as_of OR reversed_at > :as_of)
+        UNION
+        SELECT receiver_id FROM exchanges
+         WHERE timebank_id = :tb AND (approved_at > :as_of OR reversed_at > :as_of)
+    ),
+    recomputed AS (
+        SELECT t.pid, min(e.service_date) AS first_day
+          FROM touched t JOIN exchanges e ON (e.giver_id = t.pid OR e.receiver_id = t.pid)
+         WHERE e.approved_at IS NOT NULL AND e.approved_at <= :as_of
            AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)
-        UNION ALL
-        SELECT e.receiver_id, e.service_date FROM exchanges e
-         WHERE e.timebank_id = :tb AND e.approved_at IS NOT NULL AND e.approved_at <= :as_of
-           AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)
+         GROUP BY t.pid
     ),
     firsts AS (
-        SELECT l.pid, min(l.service_date) AS first_date FROM legs l GROUP BY l.pid
+        SELECT participant_id AS pid, first_day FROM report_firsts
+         WHERE timebank_id = :tb AND first_day BETWEEN :start AND :end
+           AND participant_id NOT IN (SELECT pid FROM touched)
+        UNION ALL
+        SELECT pid, first_day FROM recomputed WHERE first_day BETWEEN :start AND :end
     ),
     in_period AS (
-        SELECT greatest(CAST(date_trunc(:unit, f.first_date) AS date), CAST(:start AS date))
-                   AS bucket,
-               greatest(f.first_date - p.joined_on, 0) AS days
+        SELECT {_BUCKET.format(day="f.first_day")} AS bucket,
+               greatest(f.first_day - p.joined_on, 0) AS days
           FROM firsts f JOIN participants p ON p.id = f.pid
-         WHERE f.first_date BETWEEN :start AND :end
     )
     SELECT bucket, count(*) AS first_exchanges,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS median_days
@@ -100,39 +208,7 @@ _ENROLLED = """
      GROUP BY b.start
 """
 
-_CATEGORIES = f"""
-    WITH {_COUNTED},
-    legs AS (
-        SELECT category_id, giver_id AS pid FROM counted
-        UNION ALL SELECT category_id, receiver_id FROM counted
-    ),
-    people AS (SELECT category_id, count(DISTINCT pid) AS people FROM legs GROUP BY 1)
-    SELECT c.slug AS category, c.name, sum(x.minutes) AS minutes, count(*) AS exchanges,
-           max(people.people) AS people
-      FROM counted x JOIN categories c ON c.id = x.category_id
-      JOIN people ON people.category_id = x.category_id
-     GROUP BY c.slug, c.name ORDER BY sum(x.minutes) DESC, c.slug
-"""
-
-_FLOWS = f"""
-    WITH {_COUNTED},
-    kinds AS (
-        SELECT x.*, g.kind AS giver_kind, r.kind AS receiver_kind
-          FROM counted x JOIN participants g ON g.id = x.giver_id
-          JOIN participants r ON r.id = x.receiver_id
-    ),
-    legs AS (
-        SELECT giver_kind, receiver_kind, giver_id AS pid FROM kinds
-        UNION ALL SELECT giver_kind, receiver_kind, receiver_id FROM kinds
-    ),
-    people AS (
-        SELECT giver_kind, receiver_kind, count(DISTINCT pid) AS people FROM legs GROUP BY 1, 2
-    )
-    SELECT k.giver_kind, k.receiver_kind, sum(k.minutes) AS minutes, count(*) AS exchanges,
-           max(p.people) AS people
-      FROM kinds k JOIN people p USING (giver_kind, receiver_kind)
-     GROUP BY k.giver_kind, k.receiver_kind ORDER BY sum(k.minutes) DESC, 1, 2
-"""
+_CATEGORY_NAMES = "SELECT id, slug, name FROM categories WHERE timebank_id = :tb"
 
 _RECIPROCITY = """
     WITH counted AS (
@@ -190,8 +266,30 @@ async def contribution_parts(
     bucket_lasts: list[date],
 ) -> dict[str, list[Mapping]]:
     params = {"tb": timebank_id, "start": start, "end": end, "as_of": as_of, "unit": unit}
+    names = {row["id"]: row for row in await _rows(conn, _CATEGORY_NAMES, {"tb": timebank_id})}
+    people = {
+        row["dimension"]: int(row["people"])
+        for row in await _rows(conn, _PEOPLE_BY_DIMENSION, params)
+    }
+    categories = [
+        {
+            "category": names[row["category_id"]]["slug"],
+            "name": names[row["category_id"]]["name"],
+            "minutes": row["minutes"],
+            "exchanges": row["exchanges"],
+            "people": people.get(f"category:{row['category_id']}", 0),
+        }
+        for row in await _rows(conn, _VOLUME_BY_CATEGORY, params)
+    ]
+    flows = [
+        {
+            **row,
+            "people": people.get(f"flow:{row['giver_kind']}>{row['receiver_kind']}", 0),
+        }
+        for row in await _rows(conn, _VOLUME_BY_FLOW, params)
+    ]
     return {
-        "volume": await _rows(conn, _VOLUME, params),
+        "volume": await _rows(conn, _VOLUME_BY_BUCKET, params),
         "people": await _rows(conn, _PEOPLE, params),
         "ties": await _rows(conn, _TIES, params),
         "firsts": await _rows(conn, _FIRSTS, params),
@@ -200,8 +298,8 @@ async def contribution_parts(
             _ENROLLED,
             {"tb": timebank_id, "as_of": as_of, "starts": bucket_starts, "lasts": bucket_lasts},
         ),
-        "categories": await _rows(conn, _CATEGORIES, params),
-        "flows": await _rows(conn, _FLOWS, params),
+        "categories": sorted(categories, key=lambda c: (-c["minutes"], c["category"])),
+        "flows": sorted(flows, key=lambda f: (-f["minutes"], f["giver_kind"], f["receiver_kind"])),
     }
 
 

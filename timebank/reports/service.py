@@ -215,7 +215,7 @@ def _metrics(bucket: date | None, parts: dict[str, dict], participants: int, new
     return {
         "minutes": minutes,
         "hours": _hours(minutes),
-        "exchanges": volume.get("exchanges", 0),
+        "exchanges": int(volume.get("exchanges") or 0),
         "participants": participants,
         "active": active,
         "active_share": _share(active, participants),
