@@ -210,14 +210,23 @@ _ENROLLED = """
 
 _CATEGORY_NAMES = "SELECT id, slug, name FROM categories WHERE timebank_id = :tb"
 
-_RECIPROCITY = """
-    WITH counted AS (
+_COUNTED_FOR_EVERYONE = """
         SELECT e.giver_id, e.receiver_id, e.minutes FROM exchanges e
          WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
            AND e.approved_at IS NOT NULL AND e.approved_at <= :as_of
-           AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)
-           AND (CAST(:pid AS bigint) IS NULL OR e.giver_id = :pid OR e.receiver_id = :pid)
-    ),
+           AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)"""
+
+# One participant: two lookups by party (indexed), never a scan of the timebank's period.
+# (No exchange has the same giver and receiver, so nothing is counted twice.)
+_COUNTED_FOR_ONE = (
+    _COUNTED_FOR_EVERYONE
+    + " AND e.giver_id = :pid\n        UNION ALL"
+    + _COUNTED_FOR_EVERYONE
+    + " AND e.receiver_id = :pid"
+)
+
+_RECIPROCITY = """
+    WITH counted AS ({counted}),
     legs AS (
         SELECT giver_id AS pid, receiver_id AS partner, minutes AS given, 0 AS received
           FROM counted
@@ -229,7 +238,7 @@ _RECIPROCITY = """
                count(*) FILTER (WHERE given > 0) AS exchanges_given,
                count(*) FILTER (WHERE received > 0) AS exchanges_received,
                count(DISTINCT partner) AS partners
-          FROM legs WHERE CAST(:pid AS bigint) IS NULL OR pid = :pid GROUP BY pid
+          FROM legs {only_pid} GROUP BY pid
     )
     SELECT p.id AS participant_id, p.display_name, p.kind,
            coalesce(f.given_minutes, 0) AS given_minutes,
@@ -238,10 +247,19 @@ _RECIPROCITY = """
            coalesce(f.exchanges_received, 0) AS exchanges_received,
            coalesce(f.partners, 0) AS partners
       FROM participants p LEFT JOIN figures f ON f.pid = p.id
-     WHERE p.timebank_id = :tb AND p.created_at <= :as_of
-       AND (CAST(:pid AS bigint) IS NULL OR p.id = :pid)
+     WHERE p.timebank_id = :tb AND p.created_at <= :as_of {only_participant}
      ORDER BY p.id
 """
+_RECIPROCITY_EVERYONE = _RECIPROCITY.format(
+    counted=_COUNTED_FOR_EVERYONE, only_pid="", only_participant=""
+)
+_RECIPROCITY_ONE = _RECIPROCITY.format(
+    counted=_COUNTED_FOR_ONE, only_pid="WHERE pid = :pid", only_participant="AND p.id = :pid"
+)
+
+
+def _reciprocity_sql(participant_id: int | None) -> str:
+    return _RECIPROCITY_EVERYONE if participant_id is None else _RECIPROCITY_ONE
 
 
 async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[Mapping]:
@@ -313,7 +331,7 @@ async def reciprocity_rows(
     participant_id: int | None,
 ) -> list[Mapping]:
     params = {"tb": timebank_id, "start": start, "end": end, "as_of": as_of, "pid": participant_id}
-    return await _rows(conn, _RECIPROCITY, params)
+    return await _rows(conn, _reciprocity_sql(participant_id), params)
 
 
 async def stream_reciprocity_rows(
@@ -328,7 +346,7 @@ async def stream_reciprocity_rows(
 ) -> AsyncIterator[dict]:
     """The same rows as ``reciprocity_rows``, fetched from a server-side cursor in batches."""
     params = {"tb": timebank_id, "start": start, "end": end, "as_of": as_of, "pid": participant_id}
-    result = await conn.stream(text(_RECIPROCITY), params)
+    result = await conn.stream(text(_reciprocity_sql(participant_id)), params)
     async for rows in result.mappings().partitions(batch):
         for row in rows:
             yield dict(row)
