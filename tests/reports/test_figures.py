@@ -125,6 +125,7 @@ class Plan:
     length_days: int  # and lasts this many days (possibly past today)
     interval: str
     min_cell: int
+    whole_months: bool = False  # snap the period to whole calendar months
 
 
 def _person() -> st.SearchStrategy[tuple[str, int]]:
@@ -168,6 +169,7 @@ def plans(draw: st.DrawFn) -> Plan:
         before=tuple(before),
         after=tuple(after),
         start_days_ago=draw(st.integers(0, WINDOW_DAYS + 20)),
+        whole_months=draw(st.booleans()),
         length_days=draw(st.one_of(st.integers(0, 40), st.integers(40, WINDOW_DAYS + 40))),
         interval=draw(st.sampled_from(INTERVALS)),
         min_cell=draw(st.integers(1, 6)),
@@ -696,6 +698,9 @@ class Example:
             await self.enrol(kind, joined)
         start = self.today - timedelta(days=plan.start_days_ago)
         end = start + timedelta(days=plan.length_days)
+        if plan.whole_months:  # reports read other aggregates for whole months
+            start = start.replace(day=1)
+            end = (end.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
         period = {"start": start, "end": end}
 
         for operation in plan.before:

@@ -4,7 +4,7 @@ docstring for what counts) and is run inside one read-only snapshot."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -164,6 +164,57 @@ _TIES = f"""
      GROUP BY p.bucket
 """
 
+# Ties when every bucket is whole months: each pair's months per direction (report_pairs),
+# masked by each bucket's months; pairs whose exchanges changed after as_of are recounted.
+_TIES_BY_MONTHS = f"""
+    WITH {_COUNTED},
+    segments AS (
+        SELECT * FROM unnest(CAST(:seg_buckets AS date[]), CAST(:seg_years AS int[]),
+                             CAST(:seg_masks AS int[])) AS s(bucket, year, mask)
+    ),
+    touched AS (
+        SELECT DISTINCT least(giver_id, receiver_id) AS a, greatest(giver_id, receiver_id) AS b
+          FROM exchanges
+         WHERE timebank_id = :tb AND service_date BETWEEN :start AND :end
+           AND (approved_at > :as_of OR reversed_at > :as_of)
+    ),
+    pair_years AS (
+        SELECT p.year, p.low_id AS a, p.high_id AS b, p.forth, p.back FROM report_pairs p
+         WHERE p.timebank_id = :tb
+           AND p.year BETWEEN extract(year FROM CAST(:start AS date))
+                          AND extract(year FROM CAST(:end AS date))
+           AND NOT EXISTS (SELECT 1 FROM touched t WHERE t.a = p.low_id AND t.b = p.high_id)
+        UNION ALL
+        SELECT CAST(extract(year FROM x.service_date) AS int), t.a, t.b,
+               bit_or(CASE WHEN x.giver_id = t.a
+                           THEN 1 << (CAST(extract(month FROM x.service_date) AS int) - 1)
+                           ELSE 0 END),
+               bit_or(CASE WHEN x.giver_id = t.b
+                           THEN 1 << (CAST(extract(month FROM x.service_date) AS int) - 1)
+                           ELSE 0 END)
+          FROM counted x JOIN touched t
+            ON t.a = least(x.giver_id, x.receiver_id) AND t.b = greatest(x.giver_id, x.receiver_id)
+         GROUP BY 1, 2, 3
+    ),
+    hits AS (
+        SELECT s.bucket, p.a, p.b, bool_or((p.forth & s.mask) <> 0) AS forth,
+               bool_or((p.back & s.mask) <> 0) AS back
+          FROM pair_years p JOIN segments s
+            ON s.year = p.year AND ((p.forth | p.back) & s.mask) <> 0
+         GROUP BY s.bucket, p.a, p.b
+    ),
+    two_way_people AS (
+        SELECT bucket, count(DISTINCT pid) AS people
+          FROM hits CROSS JOIN LATERAL (VALUES (a), (b)) AS side(pid)
+         WHERE forth AND back GROUP BY bucket
+    )
+    SELECT h.bucket, count(*) AS ties, count(*) FILTER (WHERE forth AND back) AS two_way_ties,
+           coalesce(max(w.people), 0) AS two_way_people
+      FROM hits h LEFT JOIN two_way_people w ON w.bucket IS NOT DISTINCT FROM h.bucket
+     GROUP BY h.bucket
+"""
+
+
 # First days: from the aggregate, except for participants whose exchanges changed after
 # as_of, whose first day is found again among the exchanges counted as of then.
 _FIRSTS = f"""
@@ -309,7 +360,7 @@ async def contribution_parts(
     return {
         "volume": await _rows(conn, _VOLUME_BY_BUCKET, params),
         "people": await _rows(conn, _PEOPLE, params),
-        "ties": await _rows(conn, _TIES, params),
+        "ties": await _ties(conn, params, bucket_starts, bucket_lasts),
         "firsts": await _rows(conn, _FIRSTS, params),
         "enrolled": await _rows(
             conn,
@@ -319,6 +370,45 @@ async def contribution_parts(
         "categories": sorted(categories, key=lambda c: (-c["minutes"], c["category"])),
         "flows": sorted(flows, key=lambda f: (-f["minutes"], f["giver_kind"], f["receiver_kind"])),
     }
+
+
+def _month_segments(first: date, last: date) -> list[tuple[int, int]]:
+    """(year, bitmask of months) covering the whole months from ``first`` to ``last``."""
+    segments = []
+    for year in range(first.year, last.year + 1):
+        low = first.month if year == first.year else 1
+        high = last.month if year == last.year else 12
+        segments.append((year, sum(1 << (month - 1) for month in range(low, high + 1))))
+    return segments
+
+
+def _whole_months(first: date, last: date) -> bool:
+    return first.day == 1 and (last + timedelta(days=1)).day == 1
+
+
+async def _ties(
+    conn: AsyncConnection,
+    params: dict[str, Any],
+    bucket_starts: list[date],
+    bucket_lasts: list[date],
+) -> list[Mapping]:
+    spans = list(zip(bucket_starts, bucket_lasts, strict=True))
+    if not spans or not all(_whole_months(first, last) for first, last in spans):
+        return await _rows(conn, _TIES, params)  # weeks, or a period cut mid-month
+    buckets: list[date | None] = []
+    years: list[int] = []
+    masks: list[int] = []
+    whole = [(None, spans[0][0], spans[-1][1]), *((first, first, last) for first, last in spans)]
+    for bucket, first, last in whole:
+        for year, mask in _month_segments(first, last):
+            buckets.append(bucket)
+            years.append(year)
+            masks.append(mask)
+    return await _rows(
+        conn,
+        _TIES_BY_MONTHS,
+        {**params, "seg_buckets": buckets, "seg_years": years, "seg_masks": masks},
+    )
 
 
 async def reciprocity_rows(
