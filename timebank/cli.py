@@ -180,5 +180,27 @@ def bench_ledger(
     )
 
 
+@bench.command("reports")
+@click.option("--participants", default=10_000, show_default=True, help="Participants.")
+@click.option(
+    "--exchanges", default=1_000_000, show_default=True, help="Approved exchanges to build."
+)
+@click.option("--years", default=3, show_default=True, help="Years of service dates.")
+@click.option("--runs", default=7, show_default=True, help="Timed runs of each report.")
+def bench_reports(participants: int, exchanges: int, years: int, runs: int) -> None:
+    """Milliseconds per report against the plainest correct SQL, on a fresh embedded
+    PostgreSQL holding a timebank built for the purpose."""
+    from timebank.bench.reports import run_reports_benchmark
+
+    try:
+        asyncio.run(
+            run_reports_benchmark(
+                participants=participants, exchanges=exchanges, years=years, runs=runs
+            )
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+
+
 if __name__ == "__main__":
     main()

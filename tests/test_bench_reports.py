@@ -1,0 +1,47 @@
+"""The reports benchmark runs end to end on a small timebank and prints its table, and the
+plainest SQL agrees with the service (no timing is asserted)."""
+
+import subprocess
+import sys
+
+
+def test_bench_reports_prints_every_report_and_the_checks_agree():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "timebank.cli",
+            "bench",
+            "reports",
+            "--participants",
+            "60",
+            "--exchanges",
+            "2000",
+            "--runs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for line in (
+        "checked: all 2,000 exchanges match their transfers",
+        "a  Reports.contribution, month, full view",
+        "b  Reports.contribution, month, funder view",
+        "c  Reports.reciprocity, one participant",
+        "d  Reports.reciprocity, everyone",
+        "e  plain SQL for a",
+        "f  plain SQL for c",
+        "(e/a)",
+        "contribution for a year <= 150 ms (a)",
+        "reciprocity for one person <= 20 ms (c)",
+    ):
+        assert line in out, f"missing {line!r} in:\n{out}"
+    assert "check e vs a, totals (minutes, exchanges, active): OK" in out, out
+    assert "check e vs a, every figure of every month, category and flow: OK" in out, out
+    assert "check f vs c: OK" in out, out
+    assert "c's row is in it): OK" in out, out
+    assert "MISMATCH" not in out, out
