@@ -45,3 +45,5 @@ def test_bench_reports_prints_every_report_and_the_checks_agree():
     assert "check f vs c: OK" in out, out
     assert "c's row is in it): OK" in out, out
     assert "MISMATCH" not in out, out
+    assert "where the service's time goes" in out, out
+    assert "\n    a: " in out and "\n    c: " in out, out  # each report's SQL statements

@@ -187,7 +187,12 @@ def bench_ledger(
 )
 @click.option("--years", default=3, show_default=True, help="Years of service dates.")
 @click.option("--runs", default=7, show_default=True, help="Timed runs of each report.")
-def bench_reports(participants: int, exchanges: int, years: int, runs: int) -> None:
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also print EXPLAIN (ANALYZE, BUFFERS) of every statement the service sent.",
+)
+def bench_reports(participants: int, exchanges: int, years: int, runs: int, explain: bool) -> None:
     """Milliseconds per report against the plainest correct SQL, on a fresh embedded
     PostgreSQL holding a timebank built for the purpose."""
     from timebank.bench.reports import run_reports_benchmark
@@ -195,7 +200,11 @@ def bench_reports(participants: int, exchanges: int, years: int, runs: int) -> N
     try:
         asyncio.run(
             run_reports_benchmark(
-                participants=participants, exchanges=exchanges, years=years, runs=runs
+                participants=participants,
+                exchanges=exchanges,
+                years=years,
+                runs=runs,
+                explain=explain,
             )
         )
     except ValueError as error:

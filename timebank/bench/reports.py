@@ -58,14 +58,18 @@ What is measured
     (d) ``Reports.reciprocity`` for everyone; and the plainest correct SQL a newcomer would
     write from the definitions in ``timebank/reports/__init__.py``, straight over the
     exchanges, participants and categories tables with nothing precomputed: (e) for (a), (f)
-    for (c). Every job runs once to warm up, then ``runs`` rounds run every
-    job in turn (interleaved, so that whatever else the machine does falls on all alike); the
-    table gives the median and the range in milliseconds of wall time as the caller sees it
-    (the service's own Python included). The plain SQL is planned afresh for its parameters
+    for (c); (d) is checked instead to add up to (a)'s totals and to hold (c)'s row. Every job
+    runs once to warm up, then ``runs`` rounds run every job in turn (interleaved, so that
+    whatever else the machine does falls on all alike); the table gives the median and the
+    range in milliseconds of wall time as the caller sees it (the service's own Python
+    included). The plain SQL is planned afresh for its parameters
     each time (``plan_cache_mode = force_custom_plan``, as psql would run it): a cached generic
     plan can be far worse, and the baseline should not lose by accident. The service runs on
     its own engine exactly as deployed. The plain queries' figures are checked against the
-    service's.
+    service's. Every SQL statement the service sends is timed too (SQLAlchemy's cursor events)
+    and named after the constant of ``timebank.reports.repository`` it comes from, so the
+    output says where each report's time goes; ``explain=True`` (``--explain``) adds
+    EXPLAIN (ANALYZE, BUFFERS) of each, as a custom and as a generic plan.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ import bisect
 import itertools
 import math
 import random
+import re
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -83,6 +88,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.bench.ledger import _server_facts, _start_server
@@ -90,6 +97,7 @@ from timebank.db import migrations
 from timebank.db.engine import asyncpg_dsn, create_engine
 from timebank.participants.schemas import DEFAULT_CATEGORIES, TimebankPolicy
 from timebank.participants.service import Participants
+from timebank.reports import repository as report_sql
 from timebank.reports.schemas import ContributionReport, ReciprocityReport, View
 from timebank.reports.service import Reports
 from timebank.settings import Settings
@@ -863,17 +871,79 @@ class Timing:
 Job = tuple[str, str, Callable[[], Awaitable[Any]]]
 
 
-async def _measure(jobs: list[Job], runs: int) -> tuple[dict[str, Timing], dict[str, Any]]:
+class _StatementClock:
+    """Times every SQL statement the service sends (SQLAlchemy's cursor events on its engine),
+    run by run, and names each after the constant of ``timebank.reports.repository`` it comes
+    from, so the table can say which query a report's time goes to."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.current: list[tuple[str, Any, float]] | None = None
+        self.runs: dict[str, list[list[tuple[str, Any, float]]]] = {}
+        self._names = {
+            _shape(value, named=True): name.strip("_")
+            for name, value in vars(report_sql).items()
+            if isinstance(value, str) and "SELECT" in value
+        }
+        event.listen(engine.sync_engine, "before_cursor_execute", self._before)
+        event.listen(engine.sync_engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        started = conn.info.pop("bench_started", None)
+        if self.current is not None and started is not None:
+            self.current.append((statement, parameters, time.perf_counter() - started))
+
+    def name(self, statement: str, position: int) -> str:
+        words = " ".join(statement.split()[:3])
+        return self._names.get(_shape(statement, named=False), f"{position}:'{words}'")
+
+    def breakdown(self, key: str) -> list[tuple[str, float, str, Any]]:
+        """(name, median ms over the measured runs, SQL, parameters of the last run) of each
+        statement of a job, in the order sent."""
+        runs = self.runs.get(key, [])[1:]  # the warm-up left out
+        if not runs or len({len(run) for run in runs}) != 1:
+            return []
+        return [
+            (
+                self.name(runs[-1][i][0], i + 1),
+                1000 * statistics.median(run[i][2] for run in runs),
+                runs[-1][i][0],
+                runs[-1][i][1],
+            )
+            for i in range(len(runs[0]))
+        ]
+
+
+def _shape(sql: str, *, named: bool) -> str:
+    """SQL with its bind markers blanked and its spacing collapsed: the same for a constant of
+    the repository (``:name``) and for the statement the driver was sent (``$1::TYPE``)."""
+    marker = r"(?<![:\w]):\w+" if named else r"\$\d+(?:::[A-Z][A-Z ]*(?:\[\])?)?"
+    return " ".join(re.sub(marker, "?", sql).split())
+
+
+async def _measure(
+    jobs: list[Job], runs: int, clock: _StatementClock | None = None
+) -> tuple[dict[str, Timing], dict[str, Any]]:
     """One warm-up of every job, then ``runs`` rounds of every job in turn (interleaved, so
     that whatever else the machine does falls on reports and plain SQL alike)."""
-    results = {key: await call() for key, _, call in jobs}  # connections, caches
     samples: dict[str, list[float]] = {key: [] for key, _, _ in jobs}
-    for round_number in range(1, runs + 1):
+    results: dict[str, Any] = {}
+    for round_number in range(runs + 1):  # round 0 is the warm-up
         for key, _, call in jobs:
+            if clock is not None:
+                clock.current = []
             started = time.perf_counter()
             results[key] = await call()
-            samples[key].append(1000 * (time.perf_counter() - started))
-        print(f"    round {round_number} of {runs} done", flush=True)
+            elapsed = 1000 * (time.perf_counter() - started)
+            if clock is not None and clock.current is not None:
+                clock.runs.setdefault(key, []).append(clock.current)
+                clock.current = None
+            if round_number:
+                samples[key].append(elapsed)
+        if round_number:
+            print(f"    round {round_number} of {runs} done", flush=True)
     timings = {key: Timing(key, name, samples[key]) for key, name, _ in jobs}
     for timing in timings.values():
         runs_ms = ", ".join(f"{ms:,.1f}" for ms in timing.samples)
@@ -986,6 +1056,70 @@ def _check_reciprocity(report: ReciprocityReport, plain: list[asyncpg.Record]) -
     return found
 
 
+async def _explain(
+    conn: asyncpg.Connection, breakdown: dict[str, list[tuple[str, float, str, Any]]]
+) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every statement the service sent for a, c and d, with the
+    parameters of its last run, twice: planned for those values (a custom plan, as on the
+    first five runs of a prepared statement), and as the generic plan PostgreSQL may switch a
+    prepared statement to from its sixth run on, as it does on the service's pooled
+    connections (PREPARE, then EXECUTE under plan_cache_mode = force_generic_plan)."""
+    lines: list[str] = []
+    for key, statements in breakdown.items():
+        for name, ms, sql, parameters in statements:
+            if sql.split()[0].upper() not in ("SELECT", "WITH") or ms < 1:
+                continue
+            values = _positional(parameters)
+            attempts = [
+                ("custom", "force_custom_plan", "EXPLAIN (ANALYZE, BUFFERS) " + sql, values),
+                (
+                    "generic",
+                    "force_generic_plan",
+                    "EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_plan("
+                    + ", ".join(_literal(value) for value in values)
+                    + ")",
+                    [],
+                ),
+            ]
+            await conn.execute("PREPARE bench_plan AS " + sql)
+            try:
+                for plan, mode, explain, arguments in attempts:
+                    await conn.execute(f"SET plan_cache_mode = {mode}")
+                    lines += ["", f"  ===== {key}: {name} ({ms:.1f} ms in the runs), {plan} plan"]
+                    try:
+                        rows = await conn.fetch(explain, *arguments)
+                    except asyncpg.PostgresError as error:
+                        lines.append(f"  (could not explain: {error})")
+                        continue
+                    lines += [f"  {row[0]}" for row in rows]
+            finally:
+                await conn.execute("DEALLOCATE bench_plan")
+    await conn.execute("SET plan_cache_mode = force_custom_plan")
+    return lines
+
+
+def _positional(parameters: Any) -> list[Any]:
+    if isinstance(parameters, dict):
+        return list(parameters.values())
+    return list(parameters or ())
+
+
+def _literal(value: Any) -> str:
+    """A parameter's value as an SQL literal of unknown type (PostgreSQL takes it as the type
+    the prepared statement expects)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        text = "{" + ",".join("NULL" if item is None else f'"{item}"' for item in value) + "}"
+    elif isinstance(value, datetime | date):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _check_everyone(
     everyone: ReciprocityReport, one: ReciprocityReport, contribution: ContributionReport
 ) -> list[str]:
@@ -1031,6 +1165,7 @@ async def run_reports_benchmark(
     exchanges: int = 1_000_000,
     years: int = 3,
     runs: int = 7,
+    explain: bool = False,
 ) -> dict:
     """Build a timebank of ``participants`` and ``exchanges`` over ``years`` on a fresh
     embedded PostgreSQL, time each report against the plainest correct SQL (median of
@@ -1124,8 +1259,11 @@ async def run_reports_benchmark(
                     lambda: conn.fetch(PLAIN_RECIPROCITY_ONE, tb, start, end, as_of, one),
                 ),
             ]
-            timings, results = await _measure(jobs, runs)
+            clock = _StatementClock(engine)
+            timings, results = await _measure(jobs, runs, clock)
             a, b, c, d, e, f = (timings[key] for key in "abcdef")
+            breakdown = {key: clock.breakdown(key) for key in "acd"}
+            plans = await _explain(conn, breakdown) if explain else []
             full, plain = results["a"], results["e"]
             mine_one, plain_one = results["c"], results["f"]
             mine_all = results["d"]
@@ -1203,6 +1341,21 @@ async def run_reports_benchmark(
         f"{_verdict(targets['reciprocity_one_ms'])}"
     )
 
+    print()
+    print("  where the service's time goes (median ms of each SQL statement it sent, in order):")
+    for key, timing in (("a", a), ("c", c), ("d", d)):
+        statements = breakdown[key]
+        if not statements:
+            continue
+        in_sql = sum(ms for _, ms, _, _ in statements)
+        print(
+            f"    {key}: {timing.median:.1f} ms, of which {in_sql:.1f} ms in "
+            f"{len(statements)} statement(s): "
+            + ", ".join(f"{name} {ms:.1f}" for name, ms, _, _ in statements)
+        )
+    for line in plans:
+        print(line)
+
     return {
         "config": {
             "participants": participants,
@@ -1230,4 +1383,8 @@ async def run_reports_benchmark(
             "differences": (in_totals + everywhere + one_found + all_found)[:50],
         },
         "targets_met": targets,
+        "statements_ms": {
+            key: [[name, round(ms, 2)] for name, ms, _, _ in statements]
+            for key, statements in breakdown.items()
+        },
     }
