@@ -275,8 +275,7 @@ def first_exchange_dates(snap: Snapshot) -> dict[int, date]:
 
 
 def expected_metrics(snap: Snapshot, first: date, last: date) -> dict[str, Any]:
-    """One row of figures over service dates first..last (a bucket or the whole period); the
-    key ``_two_way_people`` (participants in two-way ties) only feeds the suppression."""
+    """One row of figures over service dates first..last (a bucket or the whole period)."""
     exchanges = [e for e in snap.counted() if first <= e.service_date <= last]
     minutes = sum(e.minutes for e in exchanges)
     participants = sum(1 for p in snap.people if p.joined_on <= last)
@@ -288,7 +287,6 @@ def expected_metrics(snap: Snapshot, first: date, last: date) -> dict[str, Any]:
     directed = {(e.giver, e.receiver) for e in exchanges}
     ties = {frozenset(pair) for pair in directed}
     two_way = {tie for tie in ties if all((a, b) in directed for a in tie for b in tie if a != b)}
-    two_way_people = set().union(*two_way) if two_way else set()
     firsts = {pid: d for pid, d in first_exchange_dates(snap).items() if first <= d <= last}
     days = [max(0, (d - snap.person(pid).joined_on).days) for pid, d in firsts.items()]
     return {
@@ -308,7 +306,6 @@ def expected_metrics(snap: Snapshot, first: date, last: date) -> dict[str, Any]:
         "first_exchanges": len(firsts),
         "median_days_to_first_exchange": float(statistics.median(days)) if days else None,
         "suppressed": set(),
-        "_two_way_people": len(two_way_people),
     }
 
 
@@ -360,7 +357,8 @@ def funder_metrics(m: dict[str, Any], k: int) -> dict[str, Any]:
     hidden = {f for f in hidden if m[f] < k}
     if m["active"] < k:
         hidden |= {"minutes", "hours", "exchanges", "ties"}
-    if m["active"] < k or m["_two_way_people"] < k:
+    # Fewer than k people can form at most (k-1)(k-2)/2 ties among themselves.
+    if m["active"] < k or m["two_way_ties"] <= max(k - 1, 0) * max(k - 2, 0) // 2:
         hidden |= {"two_way_ties", "two_way_tie_share"}
     if hidden & {"active", "participants"}:
         hidden.add("active_share")
@@ -906,7 +904,6 @@ def test_model_figures_on_a_hand_made_ledger():
     # First exchanges ever: A on 10 March (68 days after joining); B and C on 1 February
     # (outside March), C's clamped to 0 days.
     assert (m["first_exchanges"], m["median_days_to_first_exchange"]) == (1, 68.0)
-    assert m["_two_way_people"] == 2
     rows = expected_reciprocity(snap, date(2025, 3, 1), date(2025, 3, 31))
     assert rows[1]["given_minutes"] == 150 and rows[1]["received_minutes"] == 30
     assert rows[1]["partners"] == 2 and rows[1]["reciprocity"] == 0.2

@@ -38,8 +38,9 @@ Funder view
     people (default 5):
     - participants, active, new, reciprocal, first_exchanges: when the count itself is below k;
     - minutes, hours, exchanges, ties: when the bucket's active count is below k;
-    - two_way_ties, two_way_tie_share: when active, or the number of participants in two-way
-      ties, is below k;
+    - two_way_ties, two_way_tie_share: when active is below k, or when two_way_ties is at most
+      (k-1)(k-2)/2, the most pairs fewer than k people can form (so more two-way ties than
+      that always involve at least k people);
     - active_share, new_share, reciprocal_share: when its numerator or denominator is
       suppressed;
     - median_days_to_first_exchange: when first_exchanges is below k;

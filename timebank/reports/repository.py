@@ -22,108 +22,115 @@ _COUNTED = """
            AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)
     )"""
 
-# Days of the period whose counted exchanges changed after as_of: for those, figures come
-# from the exchanges themselves as of then; for every other day, from the aggregates.
-_CHANGED = """
-    changed AS (
-        SELECT DISTINCT e.service_date AS day FROM exchanges e
-         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
-           AND e.approved_at > :as_of
-        UNION
-        SELECT DISTINCT e.service_date FROM exchanges e
-         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
-           AND e.reversed_at > :as_of
-    ),
-    recounted AS (
-        SELECT * FROM counted WHERE service_date IN (SELECT day FROM changed)
-    )"""
-
 _BUCKET = "greatest(CAST(date_trunc(:unit, {day}) AS date), CAST(:start AS date))"
 
+# The aggregates hold what counts now. What counted as of :as_of differs by the exchanges
+# approved since (counting now, not then) and those reversed since but approved by then
+# (counting then, not now); both are found through the approved_at / reversed_at indexes.
+_SINCE = """
+    since AS (
+        SELECT e.*, -1 AS sign FROM exchanges e
+         WHERE e.timebank_id = :tb AND e.approved_at > :as_of AND e.reversed_at IS NULL
+           AND e.service_date BETWEEN :start AND :end
+        UNION ALL
+        SELECT e.*, 1 FROM exchanges e
+         WHERE e.timebank_id = :tb AND e.reversed_at > :as_of AND e.approved_at <= :as_of
+           AND e.service_date BETWEEN :start AND :end
+    )"""
+
+# Minutes and exchanges by bucket, by category, by flow and in all, in one pass over the days.
 _VOLUME = f"""
-    WITH {_COUNTED}, {_CHANGED},
+    WITH {_SINCE},
     days AS (
         SELECT day, category_id, giver_kind, receiver_kind, minutes, exchanges
           FROM report_days
          WHERE timebank_id = :tb AND day BETWEEN :start AND :end
-           AND day NOT IN (SELECT day FROM changed)
         UNION ALL
-        SELECT x.service_date, x.category_id, g.kind, r.kind, x.minutes, 1
-          FROM recounted x JOIN participants g ON g.id = x.giver_id
+        SELECT x.service_date, x.category_id, g.kind, r.kind, x.sign * x.minutes, x.sign
+          FROM since x JOIN participants g ON g.id = x.giver_id
           JOIN participants r ON r.id = x.receiver_id
     )
+    SELECT GROUPING({_BUCKET.format(day="day")}, category_id, giver_kind, receiver_kind)
+               AS grouping,
+           {_BUCKET.format(day="day")} AS bucket, category_id, giver_kind, receiver_kind,
+           sum(minutes) AS minutes, sum(exchanges) AS exchanges
+      FROM days
+     GROUP BY GROUPING SETS ((2), (category_id), (giver_kind, receiver_kind), ())
 """
+_VOLUME_BUCKET = 0b0111
+_VOLUME_CATEGORY = 0b1011
+_VOLUME_FLOW = 0b1100
+_VOLUME_ALL = 0b1111
 
-_VOLUME_BY_BUCKET = (
-    _VOLUME
-    + f"""
-    SELECT {_BUCKET.format(day="day")} AS bucket, sum(minutes) AS minutes,
-           sum(exchanges) AS exchanges
-      FROM days GROUP BY GROUPING SETS ((1), ())
-     HAVING sum(exchanges) <> 0 OR GROUPING({_BUCKET.format(day="day")}) = 1
-"""
-)
-
-_VOLUME_BY_CATEGORY = (
-    _VOLUME
-    + """
-    SELECT category_id, sum(minutes) AS minutes, sum(exchanges) AS exchanges
-      FROM days GROUP BY category_id HAVING sum(exchanges) <> 0
-"""
-)
-
-_VOLUME_BY_FLOW = (
-    _VOLUME
-    + """
-    SELECT giver_kind, receiver_kind, sum(minutes) AS minutes, sum(exchanges) AS exchanges
-      FROM days GROUP BY giver_kind, receiver_kind HAVING sum(exchanges) <> 0
-"""
-)
-
-# People by day as bitmaps of ordinals (2048 a chunk), per dimension: 'all', 'category:<id>',
-# 'flow:<giver kind>><receiver kind>'.
-_PEOPLE_DAYS = f"""
-    WITH {_COUNTED}, {_CHANGED},
-    zero AS (SELECT repeat('0', 2048)::bit(2048) AS bits),
-    legs AS (
-        SELECT x.service_date AS day, x.category_id, g.kind AS giver_kind, r.kind AS receiver_kind,
-               g.ordinal AS ordinal, true AS gave
-          FROM recounted x JOIN participants g ON g.id = x.giver_id
-          JOIN participants r ON r.id = x.receiver_id
-        UNION ALL
-        SELECT x.service_date, x.category_id, g.kind, r.kind, r.ordinal, false
-          FROM recounted x JOIN participants g ON g.id = x.giver_id
-          JOIN participants r ON r.id = x.receiver_id
+# People as bitmaps of ordinals (2048 a chunk), per dimension: 'all', 'category:<id>',
+# 'flow:<giver kind>><receiver kind>'. Whole months come from the month rows, other days from
+# the day rows (:months_from..:months_to, :head_from..:head_to, :tail_from..:tail_to). The
+# aggregates are as of now: the bits of people whose exchanges changed since :as_of are
+# cleared and set again from their exchanges that counted as of then.
+_PEOPLE_ROWS = f"""
+    WITH zero AS (SELECT repeat('0', 2048)::bit(2048) AS bits),
+    touched AS (
+        SELECT e.giver_id AS pid FROM exchanges e
+         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
+           AND (e.approved_at > :as_of OR e.reversed_at > :as_of)
+        UNION
+        SELECT e.receiver_id FROM exchanges e
+         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
+           AND (e.approved_at > :as_of OR e.reversed_at > :as_of)
     ),
-    recounted_bits AS (
-        SELECT l.day, d.dimension, l.ordinal / 2048 AS chunk,
-               CASE WHEN l.gave THEN set_bit(zero.bits, l.ordinal % 2048, 1) ELSE zero.bits END
-                   AS givers,
+    masks AS (
+        SELECT p.ordinal / 2048 AS chunk, bit_or(set_bit(zero.bits, p.ordinal % 2048, 1)) AS mask
+          FROM touched t JOIN participants p ON p.id = t.pid CROSS JOIN zero
+         GROUP BY 1
+    ),
+    legs AS (
+        SELECT e.service_date AS day, e.category_id, g.kind AS giver_kind,
+               r.kind AS receiver_kind, g.ordinal, true AS gave
+          FROM exchanges e JOIN participants g ON g.id = e.giver_id
+          JOIN participants r ON r.id = e.receiver_id
+         WHERE e.giver_id IN (SELECT pid FROM touched)
+           AND e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
+           AND e.approved_at <= :as_of AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)
+        UNION ALL
+        SELECT e.service_date, e.category_id, g.kind, r.kind, r.ordinal, false
+          FROM exchanges e JOIN participants g ON g.id = e.giver_id
+          JOIN participants r ON r.id = e.receiver_id
+         WHERE e.receiver_id IN (SELECT pid FROM touched)
+           AND e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
+           AND e.approved_at <= :as_of AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)
+    ),
+    people_rows AS (
+        SELECT {_BUCKET.format(day="m.month")} AS bucket, m.dimension, m.chunk,
+               m.givers & ~coalesce(t.mask, zero.bits) AS givers,
+               m.receivers & ~coalesce(t.mask, zero.bits) AS receivers
+          FROM report_month_people m CROSS JOIN zero LEFT JOIN masks t ON t.chunk = m.chunk
+         WHERE m.timebank_id = :tb AND m.month BETWEEN :months_from AND :months_to
+           AND {{dimensions}}
+        UNION ALL
+        SELECT {_BUCKET.format(day="d.day")}, d.dimension, d.chunk,
+               d.givers & ~coalesce(t.mask, zero.bits), d.receivers & ~coalesce(t.mask, zero.bits)
+          FROM report_day_people d CROSS JOIN zero LEFT JOIN masks t ON t.chunk = d.chunk
+         WHERE d.timebank_id = :tb
+           AND (d.day BETWEEN :head_from AND :head_to OR d.day BETWEEN :tail_from AND :tail_to)
+           AND {{dimensions}}
+        UNION ALL
+        SELECT {_BUCKET.format(day="l.day")}, d.dimension, l.ordinal / 2048,
+               CASE WHEN l.gave THEN set_bit(zero.bits, l.ordinal % 2048, 1) ELSE zero.bits END,
                CASE WHEN l.gave THEN zero.bits ELSE set_bit(zero.bits, l.ordinal % 2048, 1) END
-                   AS receivers
           FROM legs l CROSS JOIN zero
           CROSS JOIN LATERAL (VALUES ('all'), ('category:' || l.category_id),
                                      ('flow:' || l.giver_kind || '>' || l.receiver_kind))
                 AS d(dimension)
-    ),
-    people_days AS (
-        SELECT day, dimension, chunk, givers, receivers FROM report_day_people
-         WHERE timebank_id = :tb AND day BETWEEN :start AND :end
-           AND day NOT IN (SELECT day FROM changed) AND {{dimensions}}
-        UNION ALL
-        SELECT day, dimension, chunk, givers, receivers FROM recounted_bits WHERE {{dimensions}}
+         WHERE {{dimensions}}
     )
 """
 
 _PEOPLE = (
-    _PEOPLE_DAYS.format(dimensions="dimension = 'all'")
-    + f"""
-    , by_bucket AS (
-        SELECT {_BUCKET.format(day="day")} AS bucket, chunk, givers, receivers FROM people_days
-    ),
-    unions AS (
+    _PEOPLE_ROWS.format(dimensions="dimension = 'all'")
+    + """
+    , unions AS (
         SELECT bucket, chunk, bit_or(givers) AS givers, bit_or(receivers) AS receivers
-          FROM by_bucket GROUP BY GROUPING SETS ((bucket, chunk), (chunk))
+          FROM people_rows GROUP BY GROUPING SETS ((bucket, chunk), (chunk))
     )
     SELECT bucket, sum(bit_count(givers | receivers)) AS active,
            sum(bit_count(givers & receivers)) AS reciprocal
@@ -132,16 +139,18 @@ _PEOPLE = (
 )
 
 _PEOPLE_BY_DIMENSION = (
-    _PEOPLE_DAYS.format(dimensions="dimension <> 'all'")
+    _PEOPLE_ROWS.format(dimensions="dimension <> 'all'")
     + """
     , unions AS (
         SELECT dimension, chunk, bit_or(givers | receivers) AS people
-          FROM people_days GROUP BY dimension, chunk
+          FROM people_rows GROUP BY dimension, chunk
     )
     SELECT dimension, sum(bit_count(people)) AS people FROM unions GROUP BY dimension
 """
 )
 
+# Ties straight from the exchanges: for buckets that cut months (weeks, a period starting or
+# ending mid-month).
 _TIES = f"""
     WITH {_COUNTED},
     directed AS (
@@ -152,66 +161,68 @@ _TIES = f"""
     pairs AS (
         SELECT bucket, a, b, bool_or(forward) AS forth, bool_or(NOT forward) AS back
           FROM directed GROUP BY GROUPING SETS ((bucket, a, b), (a, b))
-    ),
-    two_way_people AS (
-        SELECT bucket, count(DISTINCT pid) AS people
-          FROM pairs CROSS JOIN LATERAL (VALUES (a), (b)) AS side(pid)
-         WHERE forth AND back GROUP BY bucket
     )
-    SELECT p.bucket, count(*) AS ties, count(*) FILTER (WHERE forth AND back) AS two_way_ties,
-           coalesce(max(w.people), 0) AS two_way_people
-      FROM pairs p LEFT JOIN two_way_people w ON w.bucket IS NOT DISTINCT FROM p.bucket
-     GROUP BY p.bucket
+    SELECT bucket, count(*) AS ties, count(*) FILTER (WHERE forth AND back) AS two_way_ties
+      FROM pairs GROUP BY bucket
 """
 
-# Ties when every bucket is whole months: each pair's months per direction (report_pairs),
-# masked by each bucket's months; pairs whose exchanges changed after as_of are recounted.
-_TIES_BY_MONTHS = f"""
-    WITH {_COUNTED},
-    segments AS (
-        SELECT * FROM unnest(CAST(:seg_buckets AS date[]), CAST(:seg_years AS int[]),
-                             CAST(:seg_masks AS int[])) AS s(bucket, year, mask)
+# Ties when every bucket is whole months, from the step counts (schema/sql/0006): for a bucket
+# of months [first, last], the pairs of each kind ('any', 'forth', 'back') whose month falls in
+# it and whose previous month is before it. Pairs whose exchanges changed since :as_of are
+# then taken out as they are now (report_pair_months) and put back as they were then.
+_TIES_BY_MONTHS = """
+    WITH buckets AS (
+        SELECT * FROM unnest(CAST(:bucket_keys AS date[]), CAST(:bucket_firsts AS date[]),
+                             CAST(:bucket_lasts AS date[])) AS b(bucket, first, last)
+    ),
+    steps AS (
+        SELECT b.bucket, s.kind, sum(s.pairs) AS pairs
+          FROM buckets b JOIN report_tie_steps s
+            ON s.timebank_id = :tb AND s.month BETWEEN b.first AND b.last
+           AND s.previous < b.first
+         GROUP BY b.bucket, s.kind
     ),
     touched AS (
-        SELECT DISTINCT least(giver_id, receiver_id) AS a, greatest(giver_id, receiver_id) AS b
+        SELECT DISTINCT least(giver_id, receiver_id) AS low, greatest(giver_id, receiver_id) AS high
           FROM exchanges
          WHERE timebank_id = :tb AND service_date BETWEEN :start AND :end
            AND (approved_at > :as_of OR reversed_at > :as_of)
     ),
-    pair_years AS (
-        SELECT p.year, p.low_id AS a, p.high_id AS b, p.forth, p.back FROM report_pairs p
-         WHERE p.timebank_id = :tb
-           AND p.year BETWEEN extract(year FROM CAST(:start AS date))
-                          AND extract(year FROM CAST(:end AS date))
-           AND NOT EXISTS (SELECT 1 FROM touched t WHERE t.a = p.low_id AND t.b = p.high_id)
+    months AS (
+        SELECT -1 AS sign, p.low_id AS low, p.high_id AS high, p.month, p.forth > 0 AS forth,
+               p.back > 0 AS back
+          FROM touched t JOIN report_pair_months p
+            ON p.timebank_id = :tb AND p.low_id = t.low AND p.high_id = t.high
+         WHERE p.month BETWEEN :start AND :end AND p.forth + p.back > 0
         UNION ALL
-        SELECT CAST(extract(year FROM x.service_date) AS int), t.a, t.b,
-               bit_or(CASE WHEN x.giver_id = t.a
-                           THEN 1 << (CAST(extract(month FROM x.service_date) AS int) - 1)
-                           ELSE 0 END),
-               bit_or(CASE WHEN x.giver_id = t.b
-                           THEN 1 << (CAST(extract(month FROM x.service_date) AS int) - 1)
-                           ELSE 0 END)
-          FROM counted x JOIN touched t
-            ON t.a = least(x.giver_id, x.receiver_id) AND t.b = greatest(x.giver_id, x.receiver_id)
-         GROUP BY 1, 2, 3
+        SELECT 1, t.low, t.high, CAST(date_trunc('month', e.service_date) AS date),
+               bool_or(e.giver_id = t.low), bool_or(e.giver_id = t.high)
+          FROM touched t JOIN exchanges e
+            ON (e.giver_id = t.low AND e.receiver_id = t.high)
+            OR (e.giver_id = t.high AND e.receiver_id = t.low)
+         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
+           AND e.approved_at <= :as_of AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)
+         GROUP BY 2, 3, 4
     ),
-    hits AS (
-        SELECT s.bucket, p.a, p.b, bool_or((p.forth & s.mask) <> 0) AS forth,
-               bool_or((p.back & s.mask) <> 0) AS back
-          FROM pair_years p JOIN segments s
-            ON s.year = p.year AND ((p.forth | p.back) & s.mask) <> 0
-         GROUP BY s.bucket, p.a, p.b
+    corrections AS (
+        SELECT b.bucket, m.sign, m.low, m.high, bool_or(m.forth) AS forth, bool_or(m.back) AS back
+          FROM months m JOIN buckets b ON m.month BETWEEN b.first AND b.last
+         GROUP BY b.bucket, m.sign, m.low, m.high
     ),
-    two_way_people AS (
-        SELECT bucket, count(DISTINCT pid) AS people
-          FROM hits CROSS JOIN LATERAL (VALUES (a), (b)) AS side(pid)
-         WHERE forth AND back GROUP BY bucket
+    counts AS (
+        SELECT bucket, kind, pairs FROM steps
+        UNION ALL
+        SELECT c.bucket, k.kind, c.sign
+          FROM corrections c
+          CROSS JOIN LATERAL (VALUES ('any', true), ('forth', c.forth), ('back', c.back))
+                AS k(kind, included)
+         WHERE k.included
     )
-    SELECT h.bucket, count(*) AS ties, count(*) FILTER (WHERE forth AND back) AS two_way_ties,
-           coalesce(max(w.people), 0) AS two_way_people
-      FROM hits h LEFT JOIN two_way_people w ON w.bucket IS NOT DISTINCT FROM h.bucket
-     GROUP BY h.bucket
+    SELECT bucket, sum(pairs) FILTER (WHERE kind = 'any') AS ties,
+           coalesce(sum(pairs) FILTER (WHERE kind = 'forth'), 0)
+           + coalesce(sum(pairs) FILTER (WHERE kind = 'back'), 0)
+           - coalesce(sum(pairs) FILTER (WHERE kind = 'any'), 0) AS two_way_ties
+      FROM counts GROUP BY bucket
 """
 
 
@@ -320,6 +331,9 @@ async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list
 async def begin_snapshot(conn: AsyncConnection) -> datetime:
     """Start a read-only snapshot; return the database's clock."""
     await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+    # Plan each statement for its own moment and period: a cached generic plan cannot tell a
+    # handful of exchanges changed since as_of from a whole year of them.
+    await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     return (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
 
 
@@ -336,10 +350,12 @@ async def contribution_parts(
 ) -> dict[str, list[Mapping]]:
     params = {"tb": timebank_id, "start": start, "end": end, "as_of": as_of, "unit": unit}
     names = {row["id"]: row for row in await _rows(conn, _CATEGORY_NAMES, {"tb": timebank_id})}
+    people_params = {**params, **_people_spans(start, end, months=unit != "week")}
     people = {
         row["dimension"]: int(row["people"])
-        for row in await _rows(conn, _PEOPLE_BY_DIMENSION, params)
+        for row in await _rows(conn, _PEOPLE_BY_DIMENSION, people_params)
     }
+    volume = await _rows(conn, _VOLUME, params)
     categories = [
         {
             "category": names[row["category_id"]]["slug"],
@@ -348,18 +364,23 @@ async def contribution_parts(
             "exchanges": row["exchanges"],
             "people": people.get(f"category:{row['category_id']}", 0),
         }
-        for row in await _rows(conn, _VOLUME_BY_CATEGORY, params)
+        for row in volume
+        if row["grouping"] == _VOLUME_CATEGORY and row["exchanges"] != 0
     ]
     flows = [
         {
-            **row,
+            "giver_kind": row["giver_kind"],
+            "receiver_kind": row["receiver_kind"],
+            "minutes": row["minutes"],
+            "exchanges": row["exchanges"],
             "people": people.get(f"flow:{row['giver_kind']}>{row['receiver_kind']}", 0),
         }
-        for row in await _rows(conn, _VOLUME_BY_FLOW, params)
+        for row in volume
+        if row["grouping"] == _VOLUME_FLOW and row["exchanges"] != 0
     ]
     return {
-        "volume": await _rows(conn, _VOLUME_BY_BUCKET, params),
-        "people": await _rows(conn, _PEOPLE, params),
+        "volume": [row for row in volume if row["grouping"] in (_VOLUME_BUCKET, _VOLUME_ALL)],
+        "people": await _rows(conn, _PEOPLE, people_params),
         "ties": await _ties(conn, params, bucket_starts, bucket_lasts),
         "firsts": await _rows(conn, _FIRSTS, params),
         "enrolled": await _rows(
@@ -372,14 +393,34 @@ async def contribution_parts(
     }
 
 
-def _month_segments(first: date, last: date) -> list[tuple[int, int]]:
-    """(year, bitmask of months) covering the whole months from ``first`` to ``last``."""
-    segments = []
-    for year in range(first.year, last.year + 1):
-        low = first.month if year == first.year else 1
-        high = last.month if year == last.year else 12
-        segments.append((year, sum(1 << (month - 1) for month in range(low, high + 1))))
-    return segments
+def _month_after(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _people_spans(start: date, end: date, *, months: bool) -> dict[str, date]:
+    """Which rows the people bitmaps come from: the whole months within the period from the
+    month rows (unless buckets cut months), the days before and after them from the day rows.
+    An empty range has its first day after its last."""
+    first_month = start if start.day == 1 else _month_after(start)
+    ends_a_month = _month_after(end) - timedelta(days=1) == end
+    after_last_month = _month_after(end) if ends_a_month else end.replace(day=1)
+    if not months or first_month >= after_last_month:
+        return {
+            "months_from": end,
+            "months_to": start,
+            "head_from": start,
+            "head_to": end,
+            "tail_from": end,
+            "tail_to": start,
+        }
+    return {
+        "months_from": first_month,
+        "months_to": after_last_month - timedelta(days=1),
+        "head_from": start,
+        "head_to": first_month - timedelta(days=1),
+        "tail_from": after_last_month,
+        "tail_to": end,
+    }
 
 
 def _whole_months(first: date, last: date) -> bool:
@@ -395,19 +436,13 @@ async def _ties(
     spans = list(zip(bucket_starts, bucket_lasts, strict=True))
     if not spans or not all(_whole_months(first, last) for first, last in spans):
         return await _rows(conn, _TIES, params)  # weeks, or a period cut mid-month
-    buckets: list[date | None] = []
-    years: list[int] = []
-    masks: list[int] = []
-    whole = [(None, spans[0][0], spans[-1][1]), *((first, first, last) for first, last in spans)]
-    for bucket, first, last in whole:
-        for year, mask in _month_segments(first, last):
-            buckets.append(bucket)
-            years.append(year)
-            masks.append(mask)
+    keys: list[date | None] = [None, *bucket_starts]
+    firsts = [bucket_starts[0], *bucket_starts]
+    lasts = [bucket_lasts[-1], *bucket_lasts]
     return await _rows(
         conn,
         _TIES_BY_MONTHS,
-        {**params, "seg_buckets": buckets, "seg_years": years, "seg_masks": masks},
+        {**params, "bucket_keys": keys, "bucket_firsts": firsts, "bucket_lasts": lasts},
     )
 
 

@@ -81,8 +81,6 @@ class Metrics(BaseModel):
     first_exchanges: int | None
     median_days_to_first_exchange: float | None
     suppressed: list[str] = Field(default_factory=list)
-    # Not shown: what the funder view needs to decide on two-way ties.
-    two_way_people: int | None = Field(default=None, exclude=True)
 
 
 class Bucket(Metrics):

@@ -209,8 +209,8 @@ def _metrics(bucket: date | None, parts: dict[str, dict], participants: int, new
     minutes = int(volume.get("minutes") or 0)
     active = people.get("active", 0)
     reciprocal = people.get("reciprocal", 0)
-    tie_count = ties.get("ties", 0)
-    two_way = ties.get("two_way_ties", 0)
+    tie_count = int(ties.get("ties") or 0)
+    two_way = int(ties.get("two_way_ties") or 0)
     median = firsts.get("median_days")
     return {
         "minutes": minutes,
@@ -228,7 +228,6 @@ def _metrics(bucket: date | None, parts: dict[str, dict], participants: int, new
         "two_way_tie_share": _share(two_way, tie_count),
         "first_exchanges": firsts.get("first_exchanges", 0),
         "median_days_to_first_exchange": float(median) if median is not None else None,
-        "two_way_people": ties.get("two_way_people", 0),
     }
 
 
