@@ -47,3 +47,38 @@ def test_bench_reports_prints_every_report_and_the_checks_agree():
     assert "MISMATCH" not in out, out
     assert "where the service's time goes" in out, out
     assert "\n    a: " in out and "\n    c: " in out, out  # each report's SQL statements
+
+
+def test_a_kept_database_is_measured_again_without_rebuilding(tmp_path):
+    def bench() -> str:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "timebank.cli",
+                "bench",
+                "reports",
+                "--participants",
+                "40",
+                "--exchanges",
+                "500",
+                "--runs",
+                "1",
+                "--keep",
+                str(tmp_path / "kept"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    first, second = bench(), bench()
+    assert "checked: all 500 exchanges match their transfers" in first, first
+    assert "measuring the timebank built earlier" not in first, first
+    assert "measuring the timebank built earlier" in second, second
+    assert "40 participants, 500 approved exchanges" in second, second
+    assert "checked: all" not in second, second  # nothing was built again
+    assert "check e vs a, every figure of every month, category and flow: OK" in second, second

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -192,7 +193,15 @@ def bench_ledger(
     is_flag=True,
     help="Also print EXPLAIN (ANALYZE, BUFFERS) of every statement the service sent.",
 )
-def bench_reports(participants: int, exchanges: int, years: int, runs: int, explain: bool) -> None:
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the embedded PostgreSQL in this directory; a later run with the same directory "
+    "migrates it and measures the timebank already built there instead of building again.",
+)
+def bench_reports(
+    participants: int, exchanges: int, years: int, runs: int, explain: bool, keep: Path | None
+) -> None:
     """Milliseconds per report against the plainest correct SQL, on a fresh embedded
     PostgreSQL holding a timebank built for the purpose."""
     from timebank.bench.reports import run_reports_benchmark
@@ -205,6 +214,7 @@ def bench_reports(participants: int, exchanges: int, years: int, runs: int, expl
                 years=years,
                 runs=runs,
                 explain=explain,
+                keep=keep,
             )
         )
     except ValueError as error:

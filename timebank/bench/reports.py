@@ -85,6 +85,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -93,7 +94,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.bench.ledger import _server_facts, _start_server
-from timebank.db import migrations
+from timebank.db import embedded, migrations
 from timebank.db.engine import asyncpg_dsn, create_engine
 from timebank.participants.schemas import DEFAULT_CATEGORIES, TimebankPolicy
 from timebank.participants.service import Participants
@@ -444,6 +445,31 @@ async def _connect(dsn: str) -> asyncpg.Connection:
 
 def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+async def _built_before(dsn: str) -> _Built | None:
+    """The benchmark timebank a previous run left in a kept database, if there is one."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        timebank_id = await conn.fetchval("SELECT id FROM timebanks WHERE slug = $1", SLUG)
+        if timebank_id is None:
+            return None
+        ids = await conn.fetch(
+            "SELECT id FROM participants WHERE timebank_id = $1 ORDER BY id", timebank_id
+        )
+        counts = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE approved_at IS NOT NULL) AS approved,"
+            " count(*) FILTER (WHERE reversed_at IS NOT NULL) AS reversed"
+            " FROM exchanges WHERE timebank_id = $1",
+            timebank_id,
+        )
+        # A newer schema may have brought new aggregates: give the planner their statistics.
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    return _Built(
+        timebank_id, [row["id"] for row in ids], counts["approved"], counts["reversed"], 0.0, {}
+    )
 
 
 async def _build(
@@ -1166,15 +1192,22 @@ async def run_reports_benchmark(
     years: int = 3,
     runs: int = 7,
     explain: bool = False,
+    keep: Path | None = None,
 ) -> dict:
     """Build a timebank of ``participants`` and ``exchanges`` over ``years`` on a fresh
     embedded PostgreSQL, time each report against the plainest correct SQL (median of
-    ``runs`` after a warm-up), print a table and return the figures."""
+    ``runs`` after a warm-up), print a table and return the figures. With ``keep``, the
+    embedded PostgreSQL lives in that directory and stays there; a timebank built by an
+    earlier run in it is measured again (after migrating it) instead of being rebuilt."""
     if participants < 4 or exchanges < 1 or years < 1 or runs < 1:
         raise ValueError("need participants >= 4, exchanges >= 1, years >= 1 and runs >= 1")
     progress = _Progress()
-    print("starting a fresh embedded PostgreSQL and migrating it ...", flush=True)
-    url = await asyncio.to_thread(_start_server)
+    if keep is None:
+        print("starting a fresh embedded PostgreSQL and migrating it ...", flush=True)
+        url = await asyncio.to_thread(_start_server)
+    else:
+        print(f"starting the embedded PostgreSQL kept in {keep} and migrating it ...", flush=True)
+        url = await asyncio.to_thread(embedded.start, keep)
     await migrations.upgrade_async(url)
     dsn = asyncpg_dsn(url)
     version, _ = await _server_facts(dsn)
@@ -1183,20 +1216,29 @@ async def run_reports_benchmark(
     settings = Settings(database_url=url, db_pool_size=2, db_max_overflow=0)
     engine = create_engine(url, settings)
     try:
-        print(
-            f"building a timebank of {participants:,} participants and {exchanges:,} approved "
-            f"exchanges over {years} years ...",
-            flush=True,
-        )
-        built = await _build(
-            dsn,
-            Participants(engine),
-            participants=participants,
-            exchanges=exchanges,
-            years=years,
-            progress=progress,
-        )
-        progress.say(f"built in {built.seconds:.1f} s")
+        built_before = await _built_before(dsn) if keep is not None else None
+        if built_before is not None:
+            built = built_before
+            participants = len(built.participant_ids)
+            progress.say(
+                f"measuring the timebank built earlier in {keep}: {participants:,} participants,"
+                f" {built.exchanges:,} approved exchanges"
+            )
+        else:
+            print(
+                f"building a timebank of {participants:,} participants and {exchanges:,} "
+                f"approved exchanges over {years} years ...",
+                flush=True,
+            )
+            built = await _build(
+                dsn,
+                Participants(engine),
+                participants=participants,
+                exchanges=exchanges,
+                years=years,
+                progress=progress,
+            )
+            progress.say(f"built in {built.seconds:.1f} s")
 
         conn = await asyncpg.connect(dsn)
         # The plain SQL is planned for its own parameters every time, as psql would run it:
@@ -1293,7 +1335,7 @@ async def run_reports_benchmark(
     print(
         f"  PostgreSQL {version}; {participants:,} participants; {built.exchanges:,} approved "
         f"exchanges over {years} years ({built.reversed:,} of them reversed); "
-        f"built in {built.seconds:.1f} s"
+        + (f"built in {built.seconds:.1f} s" if built.phases else f"built earlier in {keep}")
     )
     print(
         f"  period {start} .. {end} (monthly series; {full.totals.exchanges:,} exchanges count "

@@ -331,10 +331,13 @@ async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list
 async def begin_snapshot(conn: AsyncConnection) -> datetime:
     """Start a read-only snapshot; return the database's clock."""
     await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-    # Plan each statement for its own moment and period: a cached generic plan cannot tell a
-    # handful of exchanges changed since as_of from a whole year of them.
-    await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    return (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+    # Plan each statement for its own moment and period (set for this transaction only): a
+    # cached generic plan cannot tell a handful of exchanges changed since as_of from a whole
+    # year of them.
+    clock = await conn.execute(
+        text("SELECT clock_timestamp(), set_config('plan_cache_mode', 'force_custom_plan', true)")
+    )
+    return clock.scalar_one()
 
 
 async def contribution_parts(
