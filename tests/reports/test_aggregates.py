@@ -22,125 +22,15 @@ from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.errors import TimebankError
 from timebank.exchanges.schemas import ExchangeCreate
 from timebank.exchanges.service import Exchanges
+from timebank.ledger.audit import audit
 from timebank.participants.schemas import TimebankPolicy
 from timebank.participants.service import Participants
-
-COUNTED = "approved_at IS NOT NULL AND reversed_at IS NULL AND timebank_id = :tb"
-
-# Each query returns the rows where the aggregate and the recount differ.
-MISMATCHES = {
-    "report_days": f"""
-        WITH recount AS (
-            SELECT e.service_date AS day, e.category_id, g.kind AS giver_kind,
-                   r.kind AS receiver_kind, sum(e.minutes) AS minutes, count(*) AS exchanges
-              FROM exchanges e JOIN participants g ON g.id = e.giver_id
-              JOIN participants r ON r.id = e.receiver_id
-             WHERE e.{COUNTED.replace(" AND ", " AND e.")}
-             GROUP BY 1, 2, 3, 4
-        ),
-        kept AS (
-            SELECT day, category_id, giver_kind, receiver_kind, minutes, exchanges
-              FROM report_days WHERE timebank_id = :tb AND exchanges <> 0
-        )
-        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
-        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
-    "report_pair_months": f"""
-        WITH recount AS (
-            SELECT least(giver_id, receiver_id) AS low, greatest(giver_id, receiver_id) AS high,
-                   CAST(date_trunc('month', service_date) AS date) AS month,
-                   count(*) FILTER (WHERE giver_id < receiver_id) AS forth,
-                   count(*) FILTER (WHERE giver_id > receiver_id) AS back
-              FROM exchanges WHERE {COUNTED} GROUP BY 1, 2, 3
-        ),
-        kept AS (
-            SELECT low_id, high_id, month, CAST(forth AS bigint), CAST(back AS bigint)
-              FROM report_pair_months WHERE timebank_id = :tb AND forth + back > 0
-        )
-        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
-        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
-    "report_tie_steps": """
-        WITH months AS (
-            SELECT low_id, high_id, month, forth, back FROM report_pair_months
-             WHERE timebank_id = :tb AND forth + back > 0
-        ),
-        recount AS (
-            SELECT kind, month, coalesce(previous, '-infinity') AS previous, count(*) AS pairs
-              FROM (
-                  SELECT 'any' AS kind, month,
-                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month) AS previous
-                    FROM months
-                  UNION ALL
-                  SELECT 'forth', month,
-                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month)
-                    FROM months WHERE forth > 0
-                  UNION ALL
-                  SELECT 'back', month,
-                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month)
-                    FROM months WHERE back > 0
-              ) steps
-             GROUP BY 1, 2, 3
-        ),
-        kept AS (
-            SELECT kind, month, previous, sum(pairs) AS pairs FROM report_tie_steps
-             WHERE timebank_id = :tb GROUP BY 1, 2, 3 HAVING sum(pairs) <> 0
-        )
-        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
-        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
-}
-
-PEOPLE_MISMATCHES = """
-    WITH legs AS (
-        SELECT e.service_date AS day, e.category_id, g.kind || '>' || r.kind AS flow,
-               g.ordinal, true AS gave
-          FROM exchanges e JOIN participants g ON g.id = e.giver_id
-          JOIN participants r ON r.id = e.receiver_id
-         WHERE e.{counted}
-        UNION ALL
-        SELECT e.service_date, e.category_id, g.kind || '>' || r.kind, r.ordinal, false
-          FROM exchanges e JOIN participants g ON g.id = e.giver_id
-          JOIN participants r ON r.id = e.receiver_id
-         WHERE e.{counted}
-    ),
-    recount AS (
-        SELECT {span} AS span, d.dimension, l.ordinal / 2048 AS chunk,
-               bit_or(CASE WHEN l.gave THEN set_bit(z.bits, l.ordinal % 2048, 1) ELSE z.bits END)
-                   AS givers,
-               bit_or(CASE WHEN l.gave THEN z.bits ELSE set_bit(z.bits, l.ordinal % 2048, 1) END)
-                   AS receivers
-          FROM legs l
-          CROSS JOIN (SELECT repeat('0', 2048)::bit(2048) AS bits) z
-          CROSS JOIN LATERAL (VALUES ('all'), ('category:' || l.category_id),
-                                     ('flow:' || l.flow)) AS d(dimension)
-         GROUP BY 1, 2, 3
-    ),
-    kept AS (
-        SELECT {column}, dimension, chunk, givers, receivers FROM {table}
-         WHERE timebank_id = :tb AND (bit_count(givers) > 0 OR bit_count(receivers) > 0)
-    )
-    (SELECT * FROM recount EXCEPT SELECT * FROM kept)
-    UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)
-"""
-MISMATCHES["report_day_people"] = PEOPLE_MISMATCHES.format(
-    counted=COUNTED.replace(" AND ", " AND e."),
-    span="l.day",
-    column="day",
-    table="report_day_people",
-)
-MISMATCHES["report_month_people"] = PEOPLE_MISMATCHES.format(
-    counted=COUNTED.replace(" AND ", " AND e."),
-    span="CAST(date_trunc('month', l.day) AS date)",
-    column="month",
-    table="report_month_people",
-)
+from timebank.reports.audit import CHECKS, aggregate_differences
 
 
 async def mismatches(engine: AsyncEngine, timebank_id: int) -> dict[str, int]:
-    found = {}
     async with engine.connect() as conn:
-        for name, sql in MISMATCHES.items():
-            rows = (await conn.execute(text(sql), {"tb": timebank_id})).all()
-            found[name] = len(rows)
-    return found
+        return await aggregate_differences(conn, timebank_id)
 
 
 async def test_aggregates_equal_a_recount_after_concurrent_approvals_and_reversals(
@@ -208,4 +98,21 @@ async def test_aggregates_equal_a_recount_after_concurrent_approvals_and_reversa
             ).all()
         )
     assert states.get("approved", 0) > 100 and states.get("reversed", 0) > 10, states
-    assert await mismatches(engine, timebank.id) == dict.fromkeys(MISMATCHES, 0)
+    assert await mismatches(engine, timebank.id) == dict.fromkeys(CHECKS, 0)
+
+    # timebank verify recounts them too, and names the table that no longer adds up.
+    async with engine.begin() as conn:
+        assert (await audit(conn, timebank.slug)).ok
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE report_tie_steps SET pairs = pairs + 1 WHERE ctid = (SELECT ctid FROM"
+                " report_tie_steps WHERE timebank_id = :tb AND kind = 'any' LIMIT 1)"
+            ),
+            {"tb": timebank.id},
+        )
+    async with engine.begin() as conn:
+        report = await audit(conn, timebank.slug)
+    assert [(f.check, f.timebank, f.subject) for f in report.findings] == [
+        ("report-aggregates", timebank.slug, "report_tie_steps")
+    ]

@@ -171,4 +171,31 @@ async def audit(conn: AsyncConnection, timebank_slug: str | None = None) -> Audi
     for check, sql in _CHECKS.items():
         for slug, subject, detail in await conn.execute(text(sql), params):
             report.findings.append(Finding(check, slug, subject, detail))
+    await _check_report_aggregates(conn, timebank_id, report)
     return report
+
+
+async def _check_report_aggregates(
+    conn: AsyncConnection, timebank_id: int | None, report: AuditReport
+) -> None:
+    """The aggregates reports read must equal a recount of the exchanges that count."""
+    from timebank.reports.audit import aggregate_differences
+
+    timebanks = await conn.execute(
+        text(
+            "SELECT id, slug FROM timebanks"
+            " WHERE CAST(:timebank_id AS bigint) IS NULL OR id = :timebank_id ORDER BY id"
+        ),
+        {"timebank_id": timebank_id},
+    )
+    for tb_id, slug in timebanks.all():
+        for table, rows in (await aggregate_differences(conn, tb_id)).items():
+            if rows:
+                report.findings.append(
+                    Finding(
+                        "report-aggregates",
+                        slug,
+                        table,
+                        f"{rows} row(s) differ from a recount of the exchanges that count",
+                    )
+                )

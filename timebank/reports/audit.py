@@ -1,0 +1,133 @@
+"""The report aggregates (schema/sql/0004-0006) recounted from the exchanges that count now,
+for ``timebank verify``: each check names an aggregate table and returns its rows that differ
+from the recount (those the table has and the recount has not, and the other way round)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_COUNTED = "approved_at IS NOT NULL AND reversed_at IS NULL AND timebank_id = :tb"
+
+CHECKS: dict[str, str] = {
+    "report_days": f"""
+        WITH recount AS (
+            SELECT e.service_date AS day, e.category_id, g.kind AS giver_kind,
+                   r.kind AS receiver_kind, sum(e.minutes) AS minutes, count(*) AS exchanges
+              FROM exchanges e JOIN participants g ON g.id = e.giver_id
+              JOIN participants r ON r.id = e.receiver_id
+             WHERE e.{_COUNTED.replace(" AND ", " AND e.")}
+             GROUP BY 1, 2, 3, 4
+        ),
+        kept AS (
+            SELECT day, category_id, giver_kind, receiver_kind, minutes, exchanges
+              FROM report_days WHERE timebank_id = :tb AND exchanges <> 0
+        )
+        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
+        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
+    "report_pair_months": f"""
+        WITH recount AS (
+            SELECT least(giver_id, receiver_id) AS low, greatest(giver_id, receiver_id) AS high,
+                   CAST(date_trunc('month', service_date) AS date) AS month,
+                   count(*) FILTER (WHERE giver_id < receiver_id) AS forth,
+                   count(*) FILTER (WHERE giver_id > receiver_id) AS back
+              FROM exchanges WHERE {_COUNTED} GROUP BY 1, 2, 3
+        ),
+        kept AS (
+            SELECT low_id, high_id, month, CAST(forth AS bigint), CAST(back AS bigint)
+              FROM report_pair_months WHERE timebank_id = :tb AND forth + back > 0
+        )
+        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
+        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
+    "report_tie_steps": """
+        WITH months AS (
+            SELECT low_id, high_id, month, forth, back FROM report_pair_months
+             WHERE timebank_id = :tb AND forth + back > 0
+        ),
+        recount AS (
+            SELECT kind, month, coalesce(previous, '-infinity') AS previous, count(*) AS pairs
+              FROM (
+                  SELECT 'any' AS kind, month,
+                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month) AS previous
+                    FROM months
+                  UNION ALL
+                  SELECT 'forth', month,
+                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month)
+                    FROM months WHERE forth > 0
+                  UNION ALL
+                  SELECT 'back', month,
+                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month)
+                    FROM months WHERE back > 0
+              ) steps
+             GROUP BY 1, 2, 3
+        ),
+        kept AS (
+            SELECT kind, month, previous, sum(pairs) AS pairs FROM report_tie_steps
+             WHERE timebank_id = :tb GROUP BY 1, 2, 3 HAVING sum(pairs) <> 0
+        )
+        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
+        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
+}
+
+_PEOPLE_CHECK = """
+    WITH legs AS (
+        SELECT e.service_date AS day, e.category_id, g.kind || '>' || r.kind AS flow,
+               g.ordinal, true AS gave
+          FROM exchanges e JOIN participants g ON g.id = e.giver_id
+          JOIN participants r ON r.id = e.receiver_id
+         WHERE e.{counted}
+        UNION ALL
+        SELECT e.service_date, e.category_id, g.kind || '>' || r.kind, r.ordinal, false
+          FROM exchanges e JOIN participants g ON g.id = e.giver_id
+          JOIN participants r ON r.id = e.receiver_id
+         WHERE e.{counted}
+    ),
+    recount AS (
+        SELECT {span} AS span, d.dimension, l.ordinal / 2048 AS chunk,
+               bit_or(CASE WHEN l.gave THEN set_bit(z.bits, l.ordinal % 2048, 1) ELSE z.bits END)
+                   AS givers,
+               bit_or(CASE WHEN l.gave THEN z.bits ELSE set_bit(z.bits, l.ordinal % 2048, 1) END)
+                   AS receivers
+          FROM legs l
+          CROSS JOIN (SELECT repeat('0', 2048)::bit(2048) AS bits) z
+          CROSS JOIN LATERAL (VALUES ('all'), ('category:' || l.category_id),
+                                     ('flow:' || l.flow)) AS d(dimension)
+         GROUP BY 1, 2, 3
+    ),
+    kept AS (
+        SELECT {column}, dimension, chunk, givers, receivers FROM {table}
+         WHERE timebank_id = :tb AND (bit_count(givers) > 0 OR bit_count(receivers) > 0)
+    )
+    (SELECT * FROM recount EXCEPT SELECT * FROM kept)
+    UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)
+"""
+CHECKS["report_day_people"] = _PEOPLE_CHECK.format(
+    counted=_COUNTED.replace(" AND ", " AND e."),
+    span="l.day",
+    column="day",
+    table="report_day_people",
+)
+CHECKS["report_month_people"] = _PEOPLE_CHECK.format(
+    counted=_COUNTED.replace(" AND ", " AND e."),
+    span="CAST(date_trunc('month', l.day) AS date)",
+    column="month",
+    table="report_month_people",
+)
+CHECKS["report_firsts"] = f"""
+    WITH legs AS (
+        SELECT giver_id AS pid, service_date FROM exchanges WHERE {_COUNTED}
+        UNION ALL
+        SELECT receiver_id, service_date FROM exchanges WHERE {_COUNTED}
+    ),
+    recount AS (SELECT pid, min(service_date) AS first_day FROM legs GROUP BY pid),
+    kept AS (SELECT participant_id, first_day FROM report_firsts WHERE timebank_id = :tb)
+    (SELECT * FROM recount EXCEPT SELECT * FROM kept)
+    UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)"""
+
+
+async def aggregate_differences(conn: AsyncConnection, timebank_id: int) -> dict[str, int]:
+    """How many rows of each aggregate table differ from a recount, for one timebank."""
+    found = {}
+    for table, sql in CHECKS.items():
+        found[table] = len((await conn.execute(text(sql), {"tb": timebank_id})).all())
+    return found
