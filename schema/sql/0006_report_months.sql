@@ -179,6 +179,79 @@ END $$;
 
 DROP FUNCTION report_still_counts(bigint, date, text, bigint, boolean);
 
+-- An exchange starts (p_counting) or stops counting: move every aggregate it is part of.
+-- Rows are taken in one order (dimension, chunk; day before month) so that concurrent
+-- updates do not deadlock. First days are written only where they move.
+CREATE OR REPLACE FUNCTION report_apply(e exchanges, p_counting boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    sign int := CASE WHEN p_counting THEN 1 ELSE -1 END;
+    giver participants%ROWTYPE;
+    receiver participants%ROWTYPE;
+    dimensions text[];
+    dimension text;
+    g_chunk int;
+    r_chunk int;
+    person bigint;
+    first date;
+BEGIN
+    SELECT * INTO giver FROM participants WHERE id = e.giver_id;
+    SELECT * INTO receiver FROM participants WHERE id = e.receiver_id;
+
+    INSERT INTO report_days AS d (timebank_id, day, category_id, giver_kind, receiver_kind,
+                                  minutes, exchanges)
+    VALUES (e.timebank_id, e.service_date, e.category_id, giver.kind, receiver.kind,
+            sign * e.minutes, sign)
+    ON CONFLICT (timebank_id, day, category_id, giver_kind, receiver_kind)
+    DO UPDATE SET minutes = d.minutes + EXCLUDED.minutes,
+                  exchanges = d.exchanges + EXCLUDED.exchanges;
+
+    dimensions := ARRAY(SELECT x FROM unnest(ARRAY[
+        'all', 'category:' || e.category_id, 'flow:' || giver.kind || '>' || receiver.kind]) x
+        ORDER BY x);
+
+    g_chunk := giver.ordinal / 2048;
+    r_chunk := receiver.ordinal / 2048;
+    FOREACH dimension IN ARRAY dimensions LOOP
+        IF g_chunk = r_chunk THEN
+            PERFORM report_mark(e.timebank_id, e.service_date, dimension, g_chunk,
+                                giver.id, giver.ordinal % 2048, receiver.id, receiver.ordinal % 2048,
+                                p_counting);
+        ELSIF g_chunk < r_chunk THEN
+            PERFORM report_mark(e.timebank_id, e.service_date, dimension, g_chunk,
+                                giver.id, giver.ordinal % 2048, NULL, NULL, p_counting);
+            PERFORM report_mark(e.timebank_id, e.service_date, dimension, r_chunk,
+                                NULL, NULL, receiver.id, receiver.ordinal % 2048, p_counting);
+        ELSE
+            PERFORM report_mark(e.timebank_id, e.service_date, dimension, r_chunk,
+                                NULL, NULL, receiver.id, receiver.ordinal % 2048, p_counting);
+            PERFORM report_mark(e.timebank_id, e.service_date, dimension, g_chunk,
+                                giver.id, giver.ordinal % 2048, NULL, NULL, p_counting);
+        END IF;
+    END LOOP;
+
+    IF p_counting THEN
+        -- Nobody's first day moves later; write only where it moves earlier.
+        INSERT INTO report_firsts AS f (timebank_id, participant_id, first_day)
+        SELECT e.timebank_id, x, e.service_date
+          FROM unnest(ARRAY[least(giver.id, receiver.id), greatest(giver.id, receiver.id)]) x
+        ON CONFLICT (participant_id) DO UPDATE SET first_day = EXCLUDED.first_day
+         WHERE f.first_day > EXCLUDED.first_day;
+        RETURN;
+    END IF;
+    FOREACH person IN ARRAY ARRAY[least(giver.id, receiver.id), greatest(giver.id, receiver.id)]
+    LOOP
+        -- Lock first (waiting for approvals in flight), then look.
+        PERFORM 1 FROM report_firsts WHERE participant_id = person FOR UPDATE;
+        first := report_first_day(person);
+        IF first IS NULL THEN
+            DELETE FROM report_firsts WHERE participant_id = person;
+        ELSE
+            UPDATE report_firsts SET first_day = first WHERE participant_id = person;
+        END IF;
+    END LOOP;
+END $$;
+
 -- Ties ------------------------------------------------------------------------------------
 
 CREATE TABLE report_pair_months (
@@ -205,18 +278,9 @@ CREATE TABLE report_tie_steps (
     CONSTRAINT report_tie_steps_order CHECK (previous < month)
 );
 
-CREATE FUNCTION report_bump_step(
-    p_timebank_id bigint, p_kind text, p_month date, p_previous date, p_delta integer)
-RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO report_tie_steps AS s (timebank_id, kind, month, previous, shard, pairs)
-    VALUES (p_timebank_id, p_kind, p_month, p_previous, pg_backend_pid() % 8, p_delta)
-    ON CONFLICT (timebank_id, kind, month, previous, shard)
-    DO UPDATE SET pairs = s.pairs + EXCLUDED.pairs
-$$;
-
 -- Month p_month joins (p_joining) or leaves a pair's months of one kind: move the steps of
--- that month and of the pair's next month of that kind. The pair is locked by the caller.
+-- that month and of the pair's next month of that kind, in one statement (rows in key
+-- order). Step counts go to this backend's shard. The pair is locked by the caller.
 CREATE FUNCTION report_step_pair(
     p_timebank_id bigint, p_kind text, p_low bigint, p_high bigint, p_month date,
     p_joining boolean)
@@ -224,25 +288,25 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     sign integer := CASE WHEN p_joining THEN 1 ELSE -1 END;
-    previous date;
-    next date;
+    before date;
+    after date;
 BEGIN
-    SELECT max(month) INTO previous FROM report_pair_months
+    SELECT coalesce(max(month) FILTER (WHERE month < p_month), '-infinity'),
+           min(month) FILTER (WHERE month > p_month)
+      INTO before, after
+      FROM report_pair_months
      WHERE timebank_id = p_timebank_id AND low_id = p_low AND high_id = p_high
-       AND month < p_month
+       AND month <> p_month
        AND CASE p_kind WHEN 'forth' THEN forth > 0 WHEN 'back' THEN back > 0
                        ELSE forth + back > 0 END;
-    SELECT min(month) INTO next FROM report_pair_months
-     WHERE timebank_id = p_timebank_id AND low_id = p_low AND high_id = p_high
-       AND month > p_month
-       AND CASE p_kind WHEN 'forth' THEN forth > 0 WHEN 'back' THEN back > 0
-                       ELSE forth + back > 0 END;
-    previous := coalesce(previous, '-infinity');
-    PERFORM report_bump_step(p_timebank_id, p_kind, p_month, previous, sign);
-    IF next IS NOT NULL THEN
-        PERFORM report_bump_step(p_timebank_id, p_kind, next, previous, -sign);
-        PERFORM report_bump_step(p_timebank_id, p_kind, next, p_month, sign);
-    END IF;
+    INSERT INTO report_tie_steps AS s (timebank_id, kind, month, previous, shard, pairs)
+    SELECT p_timebank_id, p_kind, v.month, v.previous, pg_backend_pid() % 8, v.delta
+      FROM (VALUES (p_month, before, sign), (after, before, -sign), (after, p_month, sign))
+           AS v(month, previous, delta)
+     WHERE v.month IS NOT NULL
+     ORDER BY v.month, v.previous
+    ON CONFLICT (timebank_id, kind, month, previous, shard)
+    DO UPDATE SET pairs = s.pairs + EXCLUDED.pairs;
 END $$;
 
 CREATE OR REPLACE FUNCTION report_mark_pair(e exchanges, p_counting boolean) RETURNS void
