@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from tests.people import World
+from tests.people import World, make_person
 from tests.web.pages import as_person, hidden_fields, sign_in, submit, text_of
 from timebank.auth.deps import SESSION_COOKIE
 
@@ -146,3 +146,22 @@ async def test_a_member_of_another_timebank_is_told_it_does_not_exist(client, wo
     as_person(client, world.stranger_member)
     response = await client.get(f"/t/{world.timebank.slug}")
     assert response.status_code == 404
+
+
+async def test_two_people_of_the_same_name_are_offered_as_a_choice(client, engine, world: World):
+    namesake = await make_person(engine, "bea", timebank=world.timebank, roles=("member",))
+    await sign_in(client, world.member)
+    path = f"/t/{world.timebank.slug}/log"
+    ambiguous = await submit(client, path, log_fields(world))
+    assert ambiguous.status_code == 422
+    assert "Several people match" in ambiguous.text
+    assert f'name="who_id" value="{namesake.participant_id}"' in ambiguous.text
+    chosen = await submit(
+        client, path, log_fields(world, who_id=str(namesake.participant_id), key="choice-1")
+    )
+    assert chosen.status_code == 200 and "You gave Bea 1:30" in text_of(chosen.text)
+    api = await client.get(
+        f"/api/v1/timebanks/{world.timebank.slug}/exchanges", headers=world.member.headers
+    )
+    [exchange] = api.json()["items"]
+    assert exchange["receiver_id"] == namesake.participant_id

@@ -20,6 +20,7 @@ from timebank.exchanges.schemas import ExchangeCreate
 from timebank.hours import DurationError, parse_duration
 from timebank.participants.service import Participants
 from timebank.web.people import find_by_name
+from timebank.web.render import sentence
 
 MAX_NOTE = 500
 
@@ -108,7 +109,7 @@ async def read(
     try:
         form.minutes = parse_duration(form.duration)
     except DurationError as error:
-        form.fail("duration", str(error).capitalize() + ".")
+        form.fail("duration", sentence(str(error)))
     try:
         service_date = date.fromisoformat(form.service_date)
     except ValueError:
@@ -179,11 +180,6 @@ def explain(form: LogForm, error: TimebankError, *, on_behalf: bool) -> None:
         else:
             name = FIELD_OF.get(key, "form")
         plain = len(problems) == 1 and not error.detail.startswith("please check")
-        form.fail(name, _sentence(error.detail if plain else str(problem.get("message", ""))))
+        form.fail(name, sentence(error.detail if plain else str(problem.get("message", ""))))
     if not problems:
-        form.fail("form", _sentence(error.detail))
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return (text[:1].upper() + text[1:]).rstrip(".") + "."
+        form.fail("form", sentence(error.detail))

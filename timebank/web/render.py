@@ -69,7 +69,15 @@ def error_page(request: Request, exc: Exception) -> Response:
     return page(request, "error.html", status_code=status, title=title, detail=detail)
 
 
+def sentence(text: str) -> str:
+    """A service's message as a sentence: a capital first letter (names kept as they are)
+    and a full stop."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
+
+
 TEMPLATE_FILTERS = {
+    "sentence": sentence,
     "hm": format_minutes,
     "hm_signed": lambda minutes: format_minutes(minutes, signed=True),
     "in_words": describe_minutes,
