@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parent / "artifacts" / "screenshots"
 AXE = (HERE / "vendor" / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
 PHONE = {"width": 390, "height": 844}
+NARROW = {"width": 320, "height": 640}
 BLOCKING = ("serious", "critical")
 MINUS = "\u2212"  # balances are shown with a true minus sign
 
@@ -73,9 +74,11 @@ def service(database_url: str) -> Iterator[tuple[str, World]]:
 class Phone:
     """One person's phone: a browser context of its own (its own cookies)."""
 
-    def __init__(self, browser: Browser, base_url: str, name: str) -> None:
+    def __init__(
+        self, browser: Browser, base_url: str, name: str, viewport: dict[str, int] = PHONE
+    ) -> None:
         self.context: BrowserContext = browser.new_context(
-            base_url=base_url, viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB"
+            base_url=base_url, viewport=viewport, is_mobile=True, has_touch=True, locale="en-GB"
         )
         self.context.set_default_timeout(15_000)
         self.page: Page = self.context.new_page()
@@ -235,6 +238,17 @@ def test_a_member_logs_hours_and_everyone_sees_it_through(chromium, service):
         csv = funder.context.request.get(f"{base_url}{csv_link.get_attribute('href')}")
         assert csv.ok and csv.headers["content-type"].startswith("text/csv")
         funder.check("18-funder-report")
+
+        # On the narrowest phones (320 px) nothing runs off the side.
+        narrow = Phone(chromium, base_url, "narrow", viewport=NARROW)
+        narrow.sign_in(world.member)
+        for path in (f"/t/{slug}", f"/t/{slug}/log", f"/t/{slug}/exchanges", recorded_url):
+            narrow.page.goto(path)
+            width = narrow.page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= NARROW["width"], f"{path} is {width} px wide at 320 px"
+        narrow.page.goto(f"/t/{slug}/log")
+        narrow.check("20-log-form-at-320px")
+        narrow.close()
 
         # The invitation page, as someone arriving with a link.
         stranger = Phone(chromium, base_url, "newcomer")

@@ -19,7 +19,7 @@ from timebank.exchanges.service import Exchanges
 from timebank.participants.schemas import ParticipantCreate
 from timebank.web.deps import ExchangesDep, ParticipantsDep
 from timebank.web.exchanges import _all_exchanges
-from timebank.web.people import names
+from timebank.web.people import category_names, names
 from timebank.web.render import page
 
 QUEUE_STATES: tuple[ExchangeState, ...] = ("awaiting_approval", "disputed")
@@ -67,6 +67,7 @@ class CoordinatorPages(Controller):
             timebank=await participants.show_timebank(access),
             queue=[(exchange, _why(exchange)) for exchange in queue],
             names=await names(participants, access),
+            categories=await category_names(participants, access),
             outcomes=outcomes or [],
             error=error,
         )

@@ -18,7 +18,7 @@ from timebank.exchanges.service import Exchanges
 from timebank.openapi import MAX_ID
 from timebank.web import log_form
 from timebank.web.deps import ExchangesDep, LedgerReaderDep, ParticipantsDep
-from timebank.web.people import names
+from timebank.web.people import category_names, names
 from timebank.web.render import local_path, page, redirect
 
 ExchangeId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
@@ -178,6 +178,7 @@ class ExchangePages(Controller):
             waiting=[e for e in recent if _waiting_for_me(access, e)],
             others=[e for e in recent if not _waiting_for_me(access, e)],
             names=await names(participants, access),
+            categories=await category_names(participants, access),
             total=len(listed),
         )
 
@@ -238,6 +239,7 @@ class ExchangePages(Controller):
             timebank=await participants.show_timebank(access),
             exchange=detail,
             names=await names(participants, access),
+            categories=await category_names(participants, access),
             logged=logged,
             done=done if done in DECISIONS else None,
             error=error,

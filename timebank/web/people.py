@@ -56,3 +56,8 @@ async def find_by_name(
     if len(candidates) == 1:
         return Match(candidates[0][0], [])
     return Match(None, exact or candidates)
+
+
+async def category_names(participants: Participants, access: TimebankAccess) -> dict[str, str]:
+    """Category slug → the name people read."""
+    return {category.slug: category.name for category in await participants.list_categories(access)}
