@@ -165,3 +165,14 @@ async def test_two_people_of_the_same_name_are_offered_as_a_choice(client, engin
     )
     [exchange] = api.json()["items"]
     assert exchange["receiver_id"] == namesake.participant_id
+
+
+async def test_what_cannot_be_found_or_read_is_a_page_too(client, world: World):
+    as_person(client, world.member)
+    missing = await client.get(f"/t/{world.timebank.slug}/exchanges/999999999")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in missing.headers
+    unreadable = await client.get(f"/t/{world.timebank.slug}/log?on-behalf=perhaps")
+    assert unreadable.status_code == 400
+    assert unreadable.headers["content-type"].startswith("text/html")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Router
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
@@ -45,7 +45,12 @@ def web_routers(settings: Settings) -> list[Router]:
         include_in_schema=False,
         dependencies=PAGE_DEPENDENCIES,
         before_request=csrf_hook(settings),
-        exception_handlers={TimebankError: error_page, HTTPException: error_page},
+        # ValidationException too: the app's own handler for it would answer JSON.
+        exception_handlers={
+            TimebankError: error_page,
+            ValidationException: error_page,
+            HTTPException: error_page,
+        },
         middleware=[SecurityHeaders(no_store=True)],
     )
     static = create_static_files_router(
