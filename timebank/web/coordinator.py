@@ -18,7 +18,7 @@ from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, Exchange
 from timebank.exchanges.service import Exchanges
 from timebank.participants.schemas import ParticipantCreate
 from timebank.web.deps import ExchangesDep, ParticipantsDep
-from timebank.web.exchanges import _all_exchanges
+from timebank.web.exchanges import all_exchanges
 from timebank.web.people import category_names, names
 from timebank.web.render import page
 
@@ -31,7 +31,7 @@ async def _queue(exchanges: Exchanges, access: TimebankAccess) -> list[ExchangeP
     """Exchanges waiting for a coordinator, oldest first."""
     waiting: list[ExchangePublic] = []
     for state in QUEUE_STATES:
-        waiting += await _all_exchanges(exchanges, access, ExchangeFilters(state=state))
+        waiting += await all_exchanges(exchanges, access, ExchangeFilters(state=state))
     return sorted(waiting, key=lambda exchange: (exchange.created_at, exchange.id))
 
 
@@ -98,7 +98,12 @@ class CoordinatorPages(Controller):
         reason = form.get("reason")
         if action not in ("approve", "reject"):
             return await self._queue_page(
-                request, access, participants, exchanges, error="Choose approve or reject."
+                request,
+                access,
+                participants,
+                exchanges,
+                error="Choose approve or reject.",
+                status_code=422,
             )
         if not ids:
             return await self._queue_page(

@@ -27,7 +27,7 @@ RECENT = 50
 MAX_LISTED = 2000
 
 
-async def _all_exchanges(
+async def all_exchanges(
     exchanges: Exchanges, access: TimebankAccess, filters: ExchangeFilters
 ) -> list[ExchangePublic]:
     """Every exchange the filters select (oldest first), up to MAX_LISTED."""
@@ -74,7 +74,7 @@ class ExchangePages(Controller):
         balance = await ledger_reader.balance(access, me) if me is not None else None
         waiting = 0
         if me is not None:
-            logged = await _all_exchanges(
+            logged = await all_exchanges(
                 exchanges, access, ExchangeFilters(state="logged", participant_id=me)
             )
             waiting = sum(_waiting_for_me(access, exchange) for exchange in logged)
@@ -168,7 +168,7 @@ class ExchangePages(Controller):
         """My exchanges, newest first; those the other party logged can be confirmed here."""
         timebank = await participants.show_timebank(access)
         me = access.member_participant_id
-        listed = await _all_exchanges(exchanges, access, ExchangeFilters(participant_id=me))
+        listed = await all_exchanges(exchanges, access, ExchangeFilters(participant_id=me))
         recent = list(reversed(listed))[:RECENT]
         return page(
             request,
