@@ -150,8 +150,11 @@ def routes_of(app: Litestar) -> set[str]:
 
 def _routes_to_check() -> list[str]:
     # Built only to read its router: the database is opened by the lifespan, never here.
+    from tests.web.pages import page_routes
+
     app = create_app(Settings(cookie_secure=False), database_url="postgresql://unused/unused")
-    return sorted(routes_of(app) | set(EXPECTED), key=lambda r: (r.split(" ")[1], r))
+    api_routes = routes_of(app) - page_routes(app)  # the pages: tests/web/test_page_matrix.py
+    return sorted(api_routes | set(EXPECTED), key=lambda r: (r.split(" ")[1], r))
 
 
 # --- Calling the service as each role ----------------------------------------------------------
@@ -564,7 +567,14 @@ def test_the_table_and_the_setups_name_the_same_routes():
 
 
 async def test_every_route_of_the_router_is_in_the_table_and_no_other(client):
-    routes = routes_of(client.app)
+    # The pages (out of the OpenAPI document) have their own table, in tests/web/: every
+    # route is in exactly one of the two.
+    from tests.web.pages import page_routes
+    from tests.web.test_page_matrix import PAGES
+
+    pages = page_routes(client.app)
+    assert pages == set(PAGES), f"pages not in tests/web/test_page_matrix.py: {pages ^ set(PAGES)}"
+    routes = routes_of(client.app) - pages
     assert not routes - set(EXPECTED), f"routes missing from the table: {routes - set(EXPECTED)}"
     assert not set(EXPECTED) - routes, f"the router has no such routes: {set(EXPECTED) - routes}"
 

@@ -38,6 +38,7 @@ from timebank.openapi import PROBLEM_JSON
 from timebank.participants import controllers as participants_controllers
 from timebank.reports import controllers as reports_controllers
 from timebank.settings import Settings, get_settings
+from timebank.web.routes import template_config, web_routers
 
 API_ROUTES = [
     AuthController,
@@ -139,7 +140,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         return settings
 
     app = Litestar(
-        route_handlers=[health, *API_ROUTES],
+        route_handlers=[health, *API_ROUTES, *web_routers(settings)],
+        template_config=template_config(),
         lifespan=[database],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),

@@ -7,7 +7,7 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from timebank.auth.deps import SESSION_COOKIE
+from timebank.auth.deps import SESSION_COOKIE, session_cookie
 from timebank.auth.schemas import (
     InvitationAccept,
     LoginRequest,
@@ -19,18 +19,6 @@ from timebank.auth.schemas import (
 )
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
 from timebank.openapi import problems
-
-
-def _session_cookie(session: LoginResponse, settings: SettingsDep) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value=session.token,
-        expires=int(session.expires_at.timestamp()),
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="lax",
-        path="/",
-    )
 
 
 class AuthController(Controller):
@@ -49,7 +37,7 @@ class AuthController(Controller):
         """Sign in with email and password: a bearer token, and the session cookie."""
         client = request.client.host if request.client else "unknown"
         session = await auth.login(data.email, data.password, client)
-        return Response(session, cookies=[_session_cookie(session, settings)])
+        return Response(session, cookies=[session_cookie(session, settings)])
 
     @post(
         "/logout",
@@ -72,7 +60,7 @@ class AuthController(Controller):
     ) -> Response[LoginResponse]:
         """Accept an invitation: choose a password and be signed in."""
         session = await auth.accept_invitation(data.token, data.password)
-        return Response(session, cookies=[_session_cookie(session, settings)])
+        return Response(session, cookies=[session_cookie(session, settings)])
 
     @get("/me", responses=problems(401))
     async def me(self, principal: PrincipalDep, auth: AuthDep) -> MePublic:

@@ -4,16 +4,30 @@ path (``access``). Every route that needs either declares it; nothing is checked
 from __future__ import annotations
 
 from litestar import Request
-from litestar.datastructures import State
+from litestar.datastructures import Cookie, State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from timebank.auth.schemas import Principal, TimebankAccess
+from timebank.auth.schemas import LoginResponse, Principal, TimebankAccess
 from timebank.auth.service import AuthService
 from timebank.errors import Forbidden, Unauthenticated
+from timebank.settings import Settings
 
 SESSION_COOKIE = "timebank_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_cookie(session: LoginResponse, settings: Settings) -> Cookie:
+    """The session cookie of a sign-in, for the API's sign-in and the pages' alike."""
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=session.token,
+        expires=int(session.expires_at.timestamp()),
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
 
 
 def provide_auth(state: State) -> AuthService:

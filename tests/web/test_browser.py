@@ -1,0 +1,260 @@
+"""The whole story in a real browser: Debian's Chromium, headless, at a phone's viewport
+(390 by 844), driven by Playwright against the service on a socket.
+
+A member signs in and logs 1:30 given to another member, tapping twice and then retrying the
+same form: one pending exchange. The other member confirms it; a coordinator approves it from
+the queue; both balances show the change; a funder opens the report. Every page is checked
+with axe-core (no serious or critical violations) and photographed into
+tests/artifacts/screenshots/.
+
+Chromium comes from the distribution (`apt-get install -y chromium`), never downloaded by
+Playwright; without it these tests fail and say how to install it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.live import running_service
+from tests.people import PASSWORD, Person, World, make_world
+from timebank.db.engine import sqlalchemy_url
+
+HERE = Path(__file__).resolve().parent
+SCREENSHOTS = HERE.parent / "artifacts" / "screenshots"
+AXE = (HERE / "vendor" / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
+PHONE = {"width": 390, "height": 844}
+NARROW = {"width": 320, "height": 640}
+BLOCKING = ("serious", "critical")
+MINUS = "\u2212"  # balances are shown with a true minus sign
+
+
+async def _world(database_url: str) -> World:
+    engine = create_async_engine(sqlalchemy_url(database_url))
+    try:
+        return await make_world(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(
+            "the browser tests drive Debian's Chromium: install it with "
+            "`apt-get install -y chromium` (Playwright never downloads a browser here)"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox"], headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def service(database_url: str) -> Iterator[tuple[str, World]]:
+    # In a thread of its own: Playwright's sync API keeps an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        world = pool.submit(asyncio.run, _world(database_url)).result()
+    with running_service(database_url) as base_url:
+        yield base_url, world
+
+
+class Phone:
+    """One person's phone: a browser context of its own (its own cookies)."""
+
+    def __init__(
+        self, browser: Browser, base_url: str, name: str, viewport: dict[str, int] = PHONE
+    ) -> None:
+        self.context: BrowserContext = browser.new_context(
+            base_url=base_url, viewport=viewport, is_mobile=True, has_touch=True, locale="en-GB"
+        )
+        self.context.set_default_timeout(15_000)
+        self.page: Page = self.context.new_page()
+        self.name = name
+
+    def sign_in(self, person: Person) -> None:
+        page = self.page
+        page.goto("/sign-in")
+        page.get_by_label("Email").fill(person.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(re.compile(r"/t/[^/]+$"))
+
+    def check(self, shot: str) -> None:
+        """Photograph the page, and fail on any serious or critical accessibility finding."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"), full_page=True)
+        if not self.page.evaluate("() => typeof window.axe === 'object'"):
+            self.page.evaluate(AXE)
+        violations = self.page.evaluate(
+            """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+                .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                            nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"""
+        )
+        blocking = [v for v in violations if v["impact"] in BLOCKING]
+        assert not blocking, f"{shot} ({self.page.url}): {blocking}"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def balance_of(page: Page) -> str:
+    return page.locator(".big-number").inner_text()
+
+
+def test_a_member_logs_hours_and_everyone_sees_it_through(chromium, service):
+    base_url, world = service
+    slug = world.timebank.slug
+    ada = Phone(chromium, base_url, "ada")
+    bea = Phone(chromium, base_url, "bea")
+    coordinator = Phone(chromium, base_url, "coordinator")
+    funder = Phone(chromium, base_url, "funder")
+    try:
+        # Ada signs in and opens the form.
+        ada.page.goto("/sign-in")
+        ada.check("01-sign-in")
+        ada.sign_in(world.member)
+        ada.check("02-member-home")
+        assert balance_of(ada.page) == "0:00"
+        ada.page.get_by_role("link", name="Log hours").first.click()
+        expect(ada.page).to_have_url(re.compile(r"/log$"))
+        ada.check("03-log-form")
+
+        # A duration the form cannot read comes back beside its field, values kept.
+        page = ada.page
+        page.get_by_label("I gave help").check()
+        page.get_by_label("Who with?").fill("Bea")
+        page.get_by_label("How long?").fill("an hour and a bit")
+        page.get_by_label("What kind of help?").select_option("gardening")
+        page.get_by_label("A short note").fill("Weeded the front garden <b>and</b> the path")
+        page.get_by_role("button", name="Record it").click()
+        expect(page.locator("#duration-error")).to_be_visible()
+        expect(page.get_by_label("Who with?")).to_have_value("Bea")
+        ada.check("04-log-form-with-an-error")
+
+        # 1:30, tapped twice.
+        page.get_by_label("How long?").fill("1:30")
+        key = page.locator("input[name=key]").input_value()
+        sent = {
+            "csrf_token": page.locator("input[name=csrf_token]").first.input_value(),
+            "key": key,
+            "direction": "gave",
+            "who": "Bea",
+            "duration": "1:30",
+            "service_date": date.today().isoformat(),
+            "category": "gardening",
+            "description": "Weeded the front garden <b>and</b> the path",
+        }
+        page.get_by_role("button", name="Record it").dblclick()
+        expect(page).to_have_url(re.compile(r"/exchanges/\d+\?logged="))
+        recorded_url = page.url.split("?")[0]
+        expect(page.get_by_role("status")).to_contain_text("You gave Bea 1:30")
+        expect(page.get_by_role("status")).to_contain_text(
+            "waiting for the other person to confirm"
+        )
+        # The note is shown as typed, not as markup.
+        expect(page.locator(".facts")).to_contain_text("<b>and</b>")
+        ada.check("05-recorded")
+
+        # A retry after a dropped connection: the same form again answers the same exchange.
+        retry = ada.context.request.post(f"{base_url}/t/{slug}/log", form=sent)
+        assert retry.ok and retry.url.split("?")[0] == recorded_url
+
+        page.goto(f"/t/{slug}/exchanges")
+        items = page.locator(".list .item")
+        expect(items).to_have_count(1)
+        expect(items.first).to_contain_text("You gave Bea")
+        expect(items.first).to_contain_text("waiting for the other person to confirm")
+        ada.check("06-my-exchanges")
+        page.goto(f"/t/{slug}")
+        expect(page.locator(".pending")).to_contain_text("Coming in: +1:30")
+
+        # Bea confirms.
+        bea.sign_in(world.other_member)
+        expect(bea.page.get_by_text("1 exchange for you to confirm")).to_be_visible()
+        bea.page.goto(f"/t/{slug}/exchanges")
+        bea.check("07-to-confirm")
+        bea.page.get_by_role("button", name=re.compile("^Confirm")).click()
+        expect(bea.page.locator(".list .item").first).to_contain_text("waiting for a coordinator")
+        bea.page.goto(recorded_url)
+        bea.check("08-exchange-detail")
+
+        # The coordinator approves it from the queue.
+        coordinator.sign_in(world.coordinator)
+        coordinator.check("09-coordinator-home")
+        coordinator.page.goto(f"/t/{slug}/queue")
+        queue = coordinator.page.locator(".list .item")
+        expect(queue).to_have_count(1)
+        expect(queue.first).to_contain_text("Ada gave Bea 1:30")
+        expect(queue.first).to_contain_text("Why here:")
+        coordinator.check("10-approval-queue")
+        queue.first.get_by_role("checkbox").check()
+        coordinator.page.get_by_role("button", name="Approve ticked").click()
+        expect(coordinator.page.get_by_role("status")).to_contain_text("approved")
+        expect(coordinator.page.get_by_text("Nothing waiting")).to_be_visible()
+        coordinator.check("11-queue-after-approval")
+        coordinator.page.goto(f"/t/{slug}/participants")
+        expect(coordinator.page.locator("tr", has_text="Ada")).to_contain_text("1:30")
+        coordinator.check("12-participants")
+        coordinator.page.goto(f"/t/{slug}/participants/new")
+        coordinator.check("13-invite")
+        coordinator.page.goto(f"/t/{slug}/log?on-behalf=true")
+        coordinator.check("14-log-on-behalf")
+        coordinator.page.goto(recorded_url)
+        expect(coordinator.page.get_by_label("Why reverse it?")).to_be_visible()
+        coordinator.check("15-approved-exchange-for-coordinator")
+
+        # Both balances show it.
+        ada.page.goto(f"/t/{slug}")
+        assert balance_of(ada.page) == "1:30"
+        ada.check("16-member-home-after")
+        bea.page.goto(f"/t/{slug}")
+        assert balance_of(bea.page) == f"{MINUS}1:30"
+        bea.check("17-other-member-home-after")
+
+        # The funder opens the report: figures, charts, a CSV; nobody's name.
+        funder.sign_in(world.funder)
+        funder.page.get_by_role("link", name="Contribution report").click()
+        expect(funder.page.get_by_role("heading", level=1)).to_contain_text("adds up to")
+        for image in funder.page.locator("figure.chart img").all():
+            image.scroll_into_view_if_needed()
+            expect(image).to_have_js_property("complete", True)
+            assert image.evaluate("img => img.naturalWidth") > 0
+        body = funder.page.locator("main").inner_text()
+        assert "Ada" not in body and "Bea" not in body
+        csv_link = funder.page.get_by_role("link", name="Download the figures (CSV)")
+        csv = funder.context.request.get(f"{base_url}{csv_link.get_attribute('href')}")
+        assert csv.ok and csv.headers["content-type"].startswith("text/csv")
+        funder.check("18-funder-report")
+
+        # On the narrowest phones (320 px) nothing runs off the side.
+        narrow = Phone(chromium, base_url, "narrow", viewport=NARROW)
+        narrow.sign_in(world.member)
+        for path in (f"/t/{slug}", f"/t/{slug}/log", f"/t/{slug}/exchanges", recorded_url):
+            narrow.page.goto(path)
+            width = narrow.page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= NARROW["width"], f"{path} is {width} px wide at 320 px"
+        narrow.page.goto(f"/t/{slug}/log")
+        narrow.check("20-log-form-at-320px")
+        narrow.close()
+
+        # The invitation page, as someone arriving with a link.
+        stranger = Phone(chromium, base_url, "newcomer")
+        stranger.page.goto("/invitation?token=not-a-real-token")
+        stranger.check("19-accept-invitation")
+        stranger.close()
+    finally:
+        for phone in (ada, bea, coordinator, funder):
+            phone.close()

@@ -1,0 +1,159 @@
+"""Coordinator and funder pages over HTTP: the queue and its bulk decisions, logging on
+behalf, reversing with a reason, adding and inviting someone (and the invitation accepted),
+and the funder's report for a chosen period."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tests.exchanges.conftest import Api, exchange_body
+from tests.people import World
+from tests.web.pages import as_person, hidden_fields, sign_in, submit, text_of
+from timebank.auth.deps import SESSION_COOKIE
+
+
+async def _awaiting(client, world: World) -> int:
+    """An exchange Ada logged and Bea confirmed, through the API."""
+    api = Api(client, world)
+    exchange = await api.logged(world.member, exchange_body(world.member, world.other_member, 60))
+    confirmed = await api.decide(world.other_member, exchange["id"], "confirm")
+    assert confirmed.status_code == 200, confirmed.text
+    return exchange["id"]
+
+
+async def test_the_queue_shows_why_and_decides_many_at_once(client, world: World):
+    first = await _awaiting(client, world)
+    second = await _awaiting(client, world)
+    as_person(client, world.coordinator)
+    queue = await client.get(f"/t/{world.timebank.slug}/queue")
+    text = text_of(queue.text)
+    assert text.count("Ada gave Bea 1:00") == 2
+    assert "Why here: the timebank asks a coordinator to approve every exchange" in text
+    assert text.index(f"exchange no. {first}") < text.index(f"exchange no. {second}")
+    rejected = await submit(
+        client,
+        f"/t/{world.timebank.slug}/queue",
+        {"ids": [str(first), str(second)], "action": "reject", "reason": "not in our rules"},
+    )
+    assert rejected.status_code == 200
+    assert f"No. {first}: rejected" in text_of(rejected.text)
+    assert "Nothing waiting" in rejected.text
+    again = await submit(
+        client, f"/t/{world.timebank.slug}/queue", {"ids": [str(first)], "action": "approve"}
+    )
+    assert f"No. {first}: not approved" in text_of(again.text)
+
+
+async def test_a_member_cannot_open_the_queue(client, world: World):
+    as_person(client, world.member)
+    assert (await client.get(f"/t/{world.timebank.slug}/queue")).status_code == 403
+
+
+async def test_a_coordinator_logs_on_behalf_and_reverses_with_a_reason(client, world: World):
+    as_person(client, world.coordinator)
+    form = await client.get(f"/t/{world.timebank.slug}/log?on-behalf=true")
+    assert 'name="giver"' in form.text and 'name="receiver"' in form.text
+    logged = await submit(
+        client,
+        f"/t/{world.timebank.slug}/log",
+        {
+            "key": hidden_fields(form.text)["key"],
+            "mode": "on_behalf",
+            "giver": "bea",
+            "receiver": "Ada",
+            "duration": "1.5",
+            "service_date": date.today().isoformat(),
+            "category": "lifts",
+        },
+    )
+    assert logged.status_code == 200, text_of(logged.text)
+    assert "Bea gave Ada 1:30" in text_of(logged.text)
+    assert "waiting for a coordinator" in logged.text
+    path = logged.url.path
+    approved = await submit(client, f"{path}/approve")
+    assert "Done: the exchange is now approved" in text_of(approved.text)
+    refused = await submit(client, f"{path}/reverse", {"reason": ""})
+    assert refused.status_code == 422 and "Say why" in refused.text
+    reversed_ = await submit(client, f"{path}/reverse", {"reason": "logged twice by mistake"})
+    assert "reversed" in reversed_.text and "logged twice by mistake" in reversed_.text
+
+
+async def test_participants_show_balances_to_coordinators_only(client, world: World):
+    as_person(client, world.coordinator)
+    listed = await client.get(f"/t/{world.timebank.slug}/participants")
+    assert listed.status_code == 200
+    assert "Ada" in listed.text and "Balance" in listed.text
+    as_person(client, world.member)
+    assert (await client.get(f"/t/{world.timebank.slug}/participants")).status_code == 403
+
+
+async def test_an_invited_person_joins_and_lands_on_their_home(client, world: World):
+    await sign_in(client, world.coordinator)
+    form = await client.get(f"/t/{world.timebank.slug}/participants/new")
+    fields = {
+        "key": hidden_fields(form.text)["key"],
+        "display_name": "Cai",
+        "kind": "member",
+        "email": "cai-joins@example.org",
+    }
+    added = await submit(client, f"/t/{world.timebank.slug}/participants/new", fields)
+    assert added.status_code == 201, text_of(added.text)
+    link = added.text.split('class="secret"><a href="', 1)[1].split('"', 1)[0]
+    token = link.split("token=", 1)[1]
+    client.cookies.clear()
+    page = await client.get(f"/invitation?token={token}")
+    mismatch = await submit(
+        client,
+        "/invitation",
+        {"token": token, "password": "a long password", "password_again": "another one"},
+    )
+    assert mismatch.status_code == 422 and "not the same" in mismatch.text
+    joined = await submit(
+        client,
+        "/invitation",
+        {"token": token, "password": "a long password", "password_again": "a long password"},
+    )
+    assert page.status_code == 200 and joined.status_code == 200
+    assert SESSION_COOKIE in client.cookies
+    assert joined.url.path == f"/t/{world.timebank.slug}"
+    used = await submit(
+        client,
+        "/invitation",
+        {"token": token, "password": "a long password", "password_again": "a long password"},
+    )
+    assert used.status_code == 404 and "already used" in used.text
+
+
+async def test_a_bad_invitation_form_keeps_what_was_typed(client, world: World):
+    as_person(client, world.coordinator)
+    refused = await submit(
+        client,
+        f"/t/{world.timebank.slug}/participants/new",
+        {"display_name": "Dot", "kind": "member", "email": "not an email", "key": "k-1"},
+    )
+    assert refused.status_code == 422
+    assert 'id="email-error"' in refused.text and 'value="Dot"' in refused.text
+
+
+async def test_the_funder_report_for_a_period_names_nobody(client, world: World):
+    as_person(client, world.funder)
+    report = await client.get(
+        f"/t/{world.timebank.slug}/report", params={"from": "2026-01-01", "to": "2026-06-30"}
+    )
+    assert report.status_code == 200
+    text = text_of(report.text)
+    assert "From 1 January 2026 to 30 June 2026" in text
+    assert "Ada" not in text and "Bea" not in text
+    assert "view=funder&amp;format=csv" in report.text
+    assert "charts/series.svg?from=2026-01-01&amp;to=2026-06-30" in report.text
+    backwards = await client.get(
+        f"/t/{world.timebank.slug}/report", params={"from": "2026-06-30", "to": "2026-01-01"}
+    )
+    assert backwards.status_code == 422 and "ends before it starts" in backwards.text
+    nonsense = await client.get(f"/t/{world.timebank.slug}/report", params={"from": "soon"})
+    assert nonsense.status_code == 422 and "is not a date" in text_of(nonsense.text)
+
+
+async def test_a_member_cannot_open_the_report(client, world: World):
+    as_person(client, world.member)
+    assert (await client.get(f"/t/{world.timebank.slug}/report")).status_code == 403

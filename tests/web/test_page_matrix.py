@@ -1,0 +1,282 @@
+"""The authorisation matrix of the pages: every page route (kept out of the OpenAPI document),
+called by each of the seven callers of tests/test_authorization_matrix.py through a browser's
+session cookie, with the CSRF token a real form carries, and each answer compared with the
+table below. The pages call the same services as the API, so the table says the same thing
+the API's does; tests/test_authorization_matrix.py fails if a route is in neither table.
+
+A refused cell answers: a redirect (303) to the sign-in page for anonymous callers; 404 to
+people of another timebank on a timebank's pages; 403 to people of this timebank without the
+right; and a refused form leaves things as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pytest
+from httpx import Response
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import unique_slug
+from tests.people import PASSWORD, make_world
+from tests.test_authorization_matrix import (
+    ANYONE,
+    IN_TIMEBANK,
+    MANAGERS,
+    MEMBER,
+    MEMBER_OR_MANAGER,
+    ROLES,
+    SIGNED_IN,
+    Ctx,
+)
+from tests.web.pages import as_person, csrf_token, page_routes
+from timebank.app import create_app
+from timebank.auth.deps import SESSION_COOKIE
+from timebank.settings import Settings
+
+T = "/t/{slug}"
+EX = T + "/exchanges/{exchange_id}"
+
+# (method path) -> (who may call it, what an allowed call answers: one status, or several
+# where the answer depends on who asks, e.g. "/" sends a one-timebank member to it).
+PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
+    "GET /static/{file_path}": (ANYONE, 200),
+    "GET /sign-in": (ANYONE, 200),
+    "POST /sign-in": (ANYONE, 303),
+    "GET /invitation": (ANYONE, 200),
+    "POST /invitation": (ANYONE, 303),
+    "GET /": (SIGNED_IN, frozenset({200, 303})),
+    "POST /sign-out": (SIGNED_IN, 303),
+    f"GET {T}": (IN_TIMEBANK, 200),
+    f"GET {T}/log": (MEMBER_OR_MANAGER, 200),
+    f"POST {T}/log": (MEMBER_OR_MANAGER, 303),
+    f"GET {T}/exchanges": (MEMBER_OR_MANAGER, 200),
+    f"GET {EX}": (MEMBER_OR_MANAGER, 200),
+    # Checked with "confirm" (the counterparty only); the other decisions go through the
+    # same service call as the API's, whose matrix checks each of them.
+    f"POST {EX}/{{action}}": (MEMBER, 303),
+    f"GET {T}/queue": (MANAGERS, 200),
+    f"POST {T}/queue": (MANAGERS, 200),
+    f"GET {T}/participants": (MANAGERS, 200),
+    f"GET {T}/participants/new": (MANAGERS, 200),
+    f"POST {T}/participants/new": (MANAGERS, 201),
+    f"GET {T}/report": (MANAGERS | {"funder"}, 200),
+}
+
+
+def refusal(route: str, role: str) -> int:
+    if role == "anonymous":
+        return 303
+    if role.startswith("stranger_") and route.split(" ", 1)[1].startswith(T):
+        return 404
+    return 403
+
+
+@dataclass
+class PageCell:
+    params: dict[str, Any] = field(default_factory=dict)
+    form: dict[str, Any] | None = None
+    cookie: str | None = None  # the session cookie, if not the caller's own token
+    snapshot: Callable[[], Awaitable[Any]] | None = None
+    check: Callable[[Response], Awaitable[str | None]] | None = None
+
+
+def _log_form(role: str) -> dict[str, str]:
+    fields = {
+        "key": unique_slug("key"),
+        "duration": "0:30",
+        "service_date": date.today().isoformat(),
+        "category": "gardening",
+        "description": "page matrix",
+    }
+    if role == "member":
+        return {**fields, "direction": "gave", "who": "Bea"}
+    return {**fields, "mode": "on_behalf", "giver": "Ada", "receiver": "Bea"}
+
+
+async def nothing(ctx: Ctx, role: str) -> PageCell:
+    return PageCell()
+
+
+async def static_file(ctx: Ctx, role: str) -> PageCell:
+    return PageCell(params={"file_path": "site.css"})
+
+
+async def sign_in(ctx: Ctx, role: str) -> PageCell:
+    person = ctx.person(role) or ctx.world.member
+
+    async def check(response: Response) -> str | None:
+        return None if SESSION_COOKIE in response.cookies else "no session cookie"
+
+    return PageCell(form={"email": person.email, "password": PASSWORD}, check=check)
+
+
+async def accept_invitation(ctx: Ctx, role: str) -> PageCell:
+    invitee = await ctx.invitee()
+    password = "a long enough password"
+    return PageCell(
+        form={
+            "token": invitee["invitation_token"],
+            "password": password,
+            "password_again": password,
+        }
+    )
+
+
+async def sign_out(ctx: Ctx, role: str) -> PageCell:
+    person = ctx.person(role)
+    if person is None:
+        return PageCell()
+    _, secret = await ctx.fresh_token(person)
+
+    async def check(response: Response) -> str | None:
+        status = await ctx.me_status(secret)
+        return None if status == 401 else f"the session still works ({status})"
+
+    return PageCell(cookie=secret, form={}, check=check)
+
+
+def _exchange_count(ctx: Ctx) -> Callable[[], Awaitable[int]]:
+    async def snapshot() -> int:
+        seen = await ctx.seen_by_admin(f"{ctx.base}/exchanges?limit=200")
+        return len(seen["items"])
+
+    return snapshot
+
+
+async def log_exchange(ctx: Ctx, role: str) -> PageCell:
+    return PageCell(form=_log_form(role), snapshot=_exchange_count(ctx))
+
+
+async def read_exchange(ctx: Ctx, role: str) -> PageCell:
+    return PageCell(params={"exchange_id": await ctx.exchange("logged")})
+
+
+async def confirm(ctx: Ctx, role: str) -> PageCell:
+    exchange_id = await ctx.exchange("for_member")
+
+    async def check(response: Response) -> str | None:
+        state = (await ctx.exchange_snapshot(exchange_id)())[0]
+        return None if state == "awaiting_approval" else f"the state is {state}"
+
+    return PageCell(
+        params={"exchange_id": exchange_id, "action": "confirm"},
+        form={},
+        snapshot=ctx.exchange_snapshot(exchange_id),
+        check=check,
+    )
+
+
+async def decide_queue(ctx: Ctx, role: str) -> PageCell:
+    exchange_id = await ctx.exchange("awaiting_approval")
+
+    async def check(response: Response) -> str | None:
+        state = (await ctx.exchange_snapshot(exchange_id)())[0]
+        return None if state == "approved" else f"the state is {state}"
+
+    return PageCell(
+        form={"ids": [str(exchange_id)], "action": "approve"},
+        snapshot=ctx.exchange_snapshot(exchange_id),
+        check=check,
+    )
+
+
+async def add_participant(ctx: Ctx, role: str) -> PageCell:
+    async def snapshot() -> int:
+        seen = await ctx.seen_by_admin(f"{ctx.base}/participants?limit=200")
+        return len(seen["items"])
+
+    async def check(response: Response) -> str | None:
+        return None if "/invitation?token=" in response.text else "no invitation link"
+
+    return PageCell(
+        form={
+            "display_name": f"Nia {role}",
+            "kind": "member",
+            "email": f"{unique_slug('nia')}@example.org",
+            "key": unique_slug("key"),
+        },
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
+    "GET /static/{file_path}": static_file,
+    "GET /sign-in": nothing,
+    "POST /sign-in": sign_in,
+    "GET /invitation": nothing,
+    "POST /invitation": accept_invitation,
+    "GET /": nothing,
+    "POST /sign-out": sign_out,
+    f"GET {T}": nothing,
+    f"GET {T}/log": nothing,
+    f"POST {T}/log": log_exchange,
+    f"GET {T}/exchanges": nothing,
+    f"GET {EX}": read_exchange,
+    f"POST {EX}/{{action}}": confirm,
+    f"GET {T}/queue": nothing,
+    f"POST {T}/queue": decide_queue,
+    f"GET {T}/participants": nothing,
+    f"GET {T}/participants/new": nothing,
+    f"POST {T}/participants/new": add_participant,
+    f"GET {T}/report": nothing,
+}
+
+
+def _page_routes_to_check() -> list[str]:
+    app = create_app(Settings(cookie_secure=False), database_url="postgresql://unused/unused")
+    return sorted(page_routes(app) | set(PAGES))
+
+
+def test_the_table_and_the_setups_name_the_same_pages():
+    assert set(PAGES) == set(SETUPS)
+
+
+async def test_every_page_of_the_router_is_in_the_table_and_no_other(client):
+    pages = page_routes(client.app)
+    assert pages == set(PAGES), (pages - set(PAGES), set(PAGES) - pages)
+
+
+@pytest.mark.parametrize("route", _page_routes_to_check())
+async def test_who_may_open_each_page(route: str, client: AsyncTestClient, engine: AsyncEngine):
+    assert route in PAGES, f"{route} is a page of the app but not in the table"
+    allowed, success = PAGES[route]
+    method, template = route.split(" ", 1)
+    ctx = Ctx(client, engine, await make_world(engine))
+    wrong = []
+    for role in ROLES:
+        cell = await SETUPS[route](ctx, role)
+        path = template.format(slug=ctx.world.timebank.slug, **cell.params)
+        before = await cell.snapshot() if cell.snapshot else None
+        person = ctx.person(role)
+        as_person(client, None)
+        token = await csrf_token(client)
+        secret = cell.cookie or (person.token if person else None)
+        if secret:
+            client.cookies.set(SESSION_COOKIE, secret)
+        if method == "GET":
+            response = await client.get(path, follow_redirects=False)
+        else:
+            form = {"csrf_token": token, **(cell.form or {})}
+            response = await client.post(path, data=form, follow_redirects=False)
+        expected = success if role in allowed else refusal(route, role)
+        statuses = expected if isinstance(expected, frozenset) else {expected}
+        if response.status_code not in statuses:
+            wrong.append(
+                f"{role}: expected {sorted(statuses)}, got {response.status_code} "
+                f"{response.headers.get('location', '')} {response.text[:200]}"
+            )
+        elif role == "anonymous" and role not in allowed:
+            if not response.headers.get("location", "").startswith("/sign-in"):
+                wrong.append(f"anonymous: sent to {response.headers.get('location')}")
+        elif role in allowed and cell.check and (complaint := await cell.check(response)):
+            wrong.append(f"{role}: {response.status_code} as expected, but {complaint}")
+        elif role not in allowed and cell.snapshot and (after := await cell.snapshot()) != before:
+            wrong.append(f"{role}: refused, yet {before!r} became {after!r}")
+    as_person(client, None)
+    assert not wrong, f"{route}:\n  " + "\n  ".join(wrong)

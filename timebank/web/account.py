@@ -1,0 +1,112 @@
+"""Signing in and out, accepting an invitation, and choosing a timebank."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.params import QueryParameter
+from pydantic import ValidationError
+
+from timebank.auth.deps import SESSION_COOKIE, session_cookie
+from timebank.auth.schemas import InvitationAccept, LoginRequest
+from timebank.deps import AuthDep, PrincipalDep, SettingsDep
+from timebank.errors import NotFound, RateLimited, Unauthenticated
+from timebank.web.render import SIGN_IN, local_path, page, redirect
+
+MIN_PASSWORD = 10
+INVITATION_GONE = (
+    "This invitation is unknown, already used or expired. Ask your coordinator for a new one."
+)
+
+
+def _signed_out() -> Cookie:
+    return Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/", httponly=True)
+
+
+class AccountPages(Controller):
+    path = "/"
+
+    @get("/")
+    async def start(self, principal: PrincipalDep, auth: AuthDep, request: Request) -> Response:
+        """Straight to one's timebank; a choice when there are several."""
+        me = await auth.me(principal)
+        if len(me.timebanks) == 1:
+            return redirect(f"/t/{me.timebanks[0].slug}")
+        return page(request, "choose.html", me=me)
+
+    @get("/sign-in")
+    async def sign_in_form(
+        self, request: Request, next_page: Annotated[str | None, QueryParameter(name="next")] = None
+    ) -> Response:
+        """The sign-in form."""
+        return page(request, "sign_in.html", email="", next_page=local_path(next_page, "/"))
+
+    @post("/sign-in")
+    async def sign_in(self, request: Request, auth: AuthDep, settings: SettingsDep) -> Response:
+        """Sign in with email and password; the same pause after repeated failures as the API."""
+        form = await request.form()
+        email = str(form.get("email", "")).strip()
+        next_page = local_path(str(form.get("next", "")), "/")
+        client = request.client.host if request.client else "unknown"
+        try:
+            credentials = LoginRequest(email=email, password=str(form.get("password", "")))
+            session = await auth.login(credentials.email, credentials.password, client)
+        except (ValidationError, Unauthenticated):
+            error, status = "That email and password do not match an account.", 401
+        except RateLimited:
+            error, status = "Too many tries. Wait a few minutes, then try again.", 429
+        else:
+            response = redirect(next_page)
+            response.set_cookie(session_cookie(session, settings))
+            return response
+        return page(
+            request,
+            "sign_in.html",
+            status_code=status,
+            email=email,
+            next_page=next_page,
+            error=error,
+        )
+
+    @post("/sign-out")
+    async def sign_out(self, principal: PrincipalDep, auth: AuthDep) -> Response:
+        """Sign out: this browser's session stops working."""
+        await auth.logout(principal)
+        response = redirect(SIGN_IN)
+        response.set_cookie(_signed_out())
+        return response
+
+    @get("/invitation")
+    async def invitation_form(
+        self, request: Request, token: Annotated[str, QueryParameter(max_length=200)] = ""
+    ) -> Response:
+        """Accept an invitation: choose a password."""
+        return page(request, "invitation.html", token=token, errors={})
+
+    @post("/invitation")
+    async def accept_invitation(
+        self, request: Request, auth: AuthDep, settings: SettingsDep
+    ) -> Response:
+        """Set the password the invitation asks for, and be signed in."""
+        form = await request.form()
+        token = str(form.get("token", ""))
+        password = str(form.get("password", ""))
+        errors: dict[str, str] = {}
+        if len(password) < MIN_PASSWORD:
+            errors["password"] = f"Use at least {MIN_PASSWORD} characters."
+        elif password != form.get("password_again"):
+            errors["password_again"] = "The two passwords are not the same."  # noqa: S105
+        if not errors:
+            try:
+                accepted = InvitationAccept(token=token, password=password)
+                session = await auth.accept_invitation(accepted.token, accepted.password)
+            except (ValidationError, NotFound):
+                errors["token"] = INVITATION_GONE
+            else:
+                response = redirect("/")
+                response.set_cookie(session_cookie(session, settings))
+                return response
+        status = 404 if "token" in errors else 422
+        return page(request, "invitation.html", status_code=status, token=token, errors=errors)

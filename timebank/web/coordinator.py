@@ -1,0 +1,245 @@
+"""Coordinator pages: the approval queue (oldest first, with the rule that sent each exchange
+there), approving or rejecting many at once, the participants with their balances, and
+inviting someone. The services refuse anyone who is not a coordinator here (or an admin)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from pydantic import ValidationError
+
+from timebank.auth.schemas import TimebankAccess
+from timebank.deps import AccessDep
+from timebank.errors import Conflict, Forbidden, TimebankError, ValidationFailed
+from timebank.exchanges import policy
+from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, ExchangeState
+from timebank.exchanges.service import Exchanges
+from timebank.participants.schemas import ParticipantCreate
+from timebank.web.deps import ExchangesDep, ParticipantsDep
+from timebank.web.exchanges import all_exchanges
+from timebank.web.people import category_names, names
+from timebank.web.render import page
+
+QUEUE_STATES: tuple[ExchangeState, ...] = ("awaiting_approval", "disputed")
+KINDS = (("member", "Member"), ("professional", "Professional"), ("organisation", "Organisation"))
+EVERY_EXCHANGE = "the timebank asks a coordinator to approve every exchange"
+
+
+async def _queue(exchanges: Exchanges, access: TimebankAccess) -> list[ExchangePublic]:
+    """Exchanges waiting for a coordinator, oldest first."""
+    waiting: list[ExchangePublic] = []
+    for state in QUEUE_STATES:
+        waiting += await all_exchanges(exchanges, access, ExchangeFilters(state=state))
+    return sorted(waiting, key=lambda exchange: (exchange.created_at, exchange.id))
+
+
+def _why(exchange: ExchangePublic) -> str:
+    """The rule that sent an exchange to the queue."""
+    if exchange.state == "disputed":
+        return "the other party disputed it"
+    return exchange.review_reason or EVERY_EXCHANGE
+
+
+class CoordinatorPages(Controller):
+    path = "/t/{slug:str}"
+
+    async def _queue_page(
+        self,
+        request: Request,
+        access: TimebankAccess,
+        participants: ParticipantsDep,
+        exchanges: Exchanges,
+        *,
+        outcomes: list[dict[str, Any]] | None = None,
+        error: str | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        # The listing below would show a member their own exchanges: refuse as approving does.
+        policy.require_may_attempt(access, "approve")
+        queue = await _queue(exchanges, access)
+        return page(
+            request,
+            "queue.html",
+            status_code=status_code,
+            access=access,
+            timebank=await participants.show_timebank(access),
+            queue=[(exchange, _why(exchange)) for exchange in queue],
+            names=await names(participants, access),
+            categories=await category_names(participants, access),
+            outcomes=outcomes or [],
+            error=error,
+        )
+
+    @get("/queue")
+    async def queue(
+        self,
+        request: Request,
+        access: AccessDep,
+        participants: ParticipantsDep,
+        exchanges: ExchangesDep,
+    ) -> Response:
+        """The approval queue, oldest first."""
+        return await self._queue_page(request, access, participants, exchanges)
+
+    @post("/queue")
+    async def decide_many(
+        self,
+        request: Request,
+        access: AccessDep,
+        participants: ParticipantsDep,
+        exchanges: ExchangesDep,
+    ) -> Response:
+        """Approve or reject the ticked exchanges; each succeeds or fails on its own."""
+        form = await request.form()
+        action = form.get("action")
+        ids = [int(value) for value in form.getall("ids", []) if str(value).isdigit()][:100]
+        reason = form.get("reason")
+        if action not in ("approve", "reject"):
+            return await self._queue_page(
+                request,
+                access,
+                participants,
+                exchanges,
+                error="Choose approve or reject.",
+                status_code=422,
+            )
+        if not ids:
+            return await self._queue_page(
+                request,
+                access,
+                participants,
+                exchanges,
+                error="Tick at least one exchange first.",
+                status_code=422,
+            )
+        outcomes: list[dict[str, Any]] = []
+        if action == "approve":
+            result = await exchanges.approve_many(access, ids)
+            outcomes = [
+                {"id": o.id, "ok": o.error is None, "detail": o.error.detail if o.error else ""}
+                for o in result.results
+            ]
+        else:
+            for exchange_id in ids:
+                try:
+                    await exchanges.decide(
+                        access, exchange_id, "reject", reason if isinstance(reason, str) else None
+                    )
+                except TimebankError as error:
+                    outcomes.append({"id": exchange_id, "ok": False, "detail": error.detail})
+                else:
+                    outcomes.append({"id": exchange_id, "ok": True, "detail": ""})
+        for outcome in outcomes:
+            outcome["action"] = "approved" if action == "approve" else "rejected"
+        return await self._queue_page(request, access, participants, exchanges, outcomes=outcomes)
+
+    @get("/participants")
+    async def participants_list(
+        self, request: Request, access: AccessDep, participants: ParticipantsDep
+    ) -> Response:
+        """Everyone in the timebank with their balances (coordinators)."""
+        everyone = []
+        after_id = None
+        while True:
+            listed = await participants.list_participants(access, after_id=after_id, limit=200)
+            if listed.view != "full":  # members get a directory without balances: not this page
+                raise Forbidden("the list of participants with balances is for coordinators")
+            everyone += listed.items
+            if listed.next_after_id is None or len(everyone) >= 2000:
+                break
+            after_id = listed.next_after_id
+        return page(
+            request,
+            "participants.html",
+            access=access,
+            timebank=await participants.show_timebank(access),
+            everyone=everyone,
+        )
+
+    @get("/participants/new")
+    async def invite_form(
+        self, request: Request, access: AccessDep, participants: ParticipantsDep
+    ) -> Response:
+        """The form to add (and invite) a participant."""
+        if not access.can_manage:  # the same test as the service's when the form is sent
+            raise Forbidden("only a coordinator of this timebank (or an admin) can add people")
+        return await self._invite_page(request, access, participants, _blank_invite(), {})
+
+    async def _invite_page(
+        self,
+        request: Request,
+        access: TimebankAccess,
+        participants: ParticipantsDep,
+        values: dict[str, str],
+        errors: dict[str, str],
+        status_code: int = 200,
+    ) -> Response:
+        return page(
+            request,
+            "invite.html",
+            status_code=status_code,
+            access=access,
+            timebank=await participants.show_timebank(access),
+            values=values,
+            errors=errors,
+            kinds=KINDS,
+        )
+
+    @post("/participants/new")
+    async def invite(
+        self, request: Request, access: AccessDep, participants: ParticipantsDep
+    ) -> Response:
+        """Add a participant; with an email, hand over the one-time invitation link."""
+        form = await request.form()
+        values = {
+            name: str(form.get(name, "")).strip()
+            for name in ("display_name", "kind", "email", "key")
+        }
+        values["key"] = values["key"][:255] or str(uuid.uuid4())
+        errors: dict[str, str] = {}
+        status = 422
+        try:
+            data = ParticipantCreate(
+                display_name=values["display_name"],
+                kind=values["kind"],  # type: ignore[arg-type]
+                email=values["email"] or None,
+            )
+        except ValidationError as error:
+            for problem in error.errors():
+                where = str(problem["loc"][0]) if problem["loc"] else "form"
+                errors.setdefault(where, _plain(where, problem["msg"]))
+        else:
+            try:
+                created = await participants.add_participant(access, data, values["key"])
+            except (ValidationFailed, Conflict) as error:
+                errors[str(error.extra.get("field", "form"))] = error.detail
+                status = error.status_code
+            else:
+                return page(
+                    request,
+                    "invited.html",
+                    status_code=201,
+                    access=access,
+                    timebank=await participants.show_timebank(access),
+                    created=created,
+                    invitation_url=(
+                        f"{request.base_url}invitation?token={created.invitation_token}"
+                        if created.invitation_token
+                        else None
+                    ),
+                )
+        return await self._invite_page(request, access, participants, values, errors, status)
+
+
+def _blank_invite() -> dict[str, str]:
+    return {"display_name": "", "kind": "member", "email": "", "key": str(uuid.uuid4())}
+
+
+def _plain(field: str, message: str) -> str:
+    return {
+        "display_name": "Give a name.",
+        "email": "That does not look like an email address.",
+        "kind": "Choose member, professional or organisation.",
+    }.get(field, message)

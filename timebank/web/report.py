@@ -1,0 +1,91 @@
+"""The funder page: the contribution report for a chosen period, its charts and CSV download.
+Funders get the funder view (aggregates, small cells withheld), which names nobody; the
+charts and the CSV are the API's own, fetched with the same session."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+from urllib.parse import urlencode
+
+from litestar import Controller, Request, Response, get
+from litestar.params import QueryParameter
+
+from timebank.deps import AccessDep
+from timebank.errors import ValidationFailed
+from timebank.reports.buckets import default_period
+from timebank.reports.charts import CHARTS
+from timebank.reports.schemas import Interval
+from timebank.web.deps import ParticipantsDep, ReportsDep
+from timebank.web.render import page
+
+CHART_NAMES = {
+    "series": "Hours exchanged and active people, by {interval}",
+    "categories": "Hours by kind of help",
+    "flows": "Hours by who gave and who received (members, professionals, organisations)",
+}
+
+
+def _day(text: str | None, default: date) -> tuple[date, str | None]:
+    if not text:
+        return default, None
+    try:
+        return date.fromisoformat(text), None
+    except ValueError:
+        return default, f"“{text}” is not a date; use the form 2026-01-31."
+
+
+class ReportPages(Controller):
+    path = "/t/{slug:str}"
+
+    @get("/report")
+    async def report(
+        self,
+        request: Request,
+        access: AccessDep,
+        reports: ReportsDep,
+        participants: ParticipantsDep,
+        start: Annotated[str | None, QueryParameter(name="from", max_length=20)] = None,
+        end: Annotated[str | None, QueryParameter(name="to", max_length=20)] = None,
+        interval: Annotated[Interval, QueryParameter()] = "month",
+    ) -> Response:
+        """The contribution report for the chosen period, as a funder sees it."""
+        default_start, default_end = default_period(datetime.now(UTC).date())
+        first, start_error = _day(start, default_start)
+        last, end_error = _day(end, default_end)
+        errors = {"from": start_error, "to": end_error}
+        status = 422 if start_error or end_error else 200
+        try:
+            report = await reports.contribution(
+                access, start=first, end=last, interval=interval, view="funder"
+            )
+        except ValidationFailed as error:
+            # A period the service refuses: say so, and show the default period instead.
+            errors[str(error.extra.get("errors", [{}])[0].get("key", "from"))] = error.detail
+            first, last, status = default_start, default_end, 422
+            report = await reports.contribution(
+                access, start=first, end=last, interval=interval, view="funder"
+            )
+        query = urlencode({"from": first.isoformat(), "to": last.isoformat(), "interval": interval})
+        api = f"/api/v1/timebanks/{access.timebank_slug}/reports/contribution"
+        charts = [
+            (
+                f"{api}/charts/{name}.svg?{query}&view=funder",
+                CHART_NAMES[name].format(interval=interval),
+            )
+            for name in CHARTS
+        ]
+        return page(
+            request,
+            "report.html",
+            status_code=status,
+            access=access,
+            timebank=await participants.show_timebank(access),
+            report=report,
+            start=start if start_error else first.isoformat(),
+            end=end if end_error else last.isoformat(),
+            interval=interval,
+            errors=errors,
+            charts=charts,
+            csv_url=f"{api}?{query}&view=funder&format=csv",
+        )

@@ -1,0 +1,105 @@
+"""What every page answer carries (security headers), and the CSRF check every form passes.
+
+CSRF: a random token in a cookie of its own (HttpOnly, SameSite=Strict) must come back in the
+form's ``csrf_token`` field; a page from another site can neither read the cookie nor guess
+the token. A browser's own ``Sec-Fetch-Site: cross-site`` is refused outright as well."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from hmac import compare_digest
+
+from litestar import Request
+from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from timebank.errors import Forbidden
+from timebank.settings import Settings
+
+CSRF_COOKIE = "timebank_csrf"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+# No inline script or style anywhere, no framing, nothing from other origins.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+class SecurityHeaders(ASGIMiddleware):
+    """Adds the headers above to every answer of the pages and their static files (error
+    pages included); pages, which show personal figures, are also never cached."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, *, no_store: bool) -> None:
+        self.no_store = no_store
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+                if self.no_store:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await next_app(scope, receive, send_with_headers)
+
+
+def csrf_hook(settings: Settings):
+    """A ``before_request`` hook: give the request its CSRF token (a new one, and its cookie,
+    if the browser has none yet) and refuse an unsafe request whose form lacks it."""
+
+    async def check(request: Request) -> None:
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if _TOKEN.match(cookie):
+            request.state.csrf_token = cookie
+            request.state.csrf_cookie = None
+        else:
+            token = secrets.token_urlsafe(32)
+            request.state.csrf_token = token
+            request.state.csrf_cookie = Cookie(
+                key=CSRF_COOKIE,
+                value=token,
+                httponly=True,
+                secure=settings.cookie_secure,
+                samesite="strict",
+                path="/",
+            )
+        if request.method in SAFE_METHODS:
+            return
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            raise Forbidden("forms are accepted from this site's own pages only")
+        form = await request.form()
+        sent = form.get(CSRF_FIELD)
+        if not cookie or not isinstance(sent, str) or not compare_digest(sent, cookie):
+            raise Forbidden(
+                "this form has expired or did not come from this site; "
+                "go back, reload the page and try again"
+            )
+
+    return check

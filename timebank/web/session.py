@@ -1,0 +1,20 @@
+"""Who is asking, for pages: the session cookie only (a page never takes a bearer token), and
+the same ``TimebankAccess`` as the API, so the services decide exactly as they do there."""
+
+from __future__ import annotations
+
+from litestar import Request
+from litestar.di import NamedDependency
+
+from timebank.auth.deps import SESSION_COOKIE
+from timebank.auth.schemas import Principal
+from timebank.auth.service import AuthService
+from timebank.errors import Unauthenticated
+
+
+async def provide_page_principal(request: Request, auth: NamedDependency[AuthService]) -> Principal:
+    secret = request.cookies.get(SESSION_COOKIE)
+    principal = await auth.authenticate(secret, via_cookie=True) if secret else None
+    if principal is None:
+        raise Unauthenticated("sign in to see this page")
+    return principal
