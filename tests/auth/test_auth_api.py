@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+from sqlalchemy import text
+
 from tests.people import PASSWORD, make_person
 from timebank.auth import repository as auth_repository
 from timebank.auth.secrets import new_token
@@ -101,6 +103,10 @@ async def test_invitation_sets_the_password_once(client, engine, timebank):
     from datetime import UTC, datetime, timedelta
 
     async with engine.begin() as conn:
+        # Invited people have no password yet (nobody with one is ever signed in by one).
+        await conn.execute(
+            text("UPDATE users SET password_hash = NULL WHERE id = :id"), {"id": person.user_id}
+        )
         await auth_repository.insert_invitation(
             conn,
             timebank_id=timebank.id,

@@ -10,6 +10,8 @@ from tests.exchanges.conftest import Api, exchange_body
 from tests.people import World
 from tests.web.pages import as_person, hidden_fields, sign_in, submit, text_of
 from timebank.auth.deps import SESSION_COOKIE
+from timebank.auth.service import AuthService
+from timebank.settings import Settings
 
 
 async def _awaiting(client, world: World) -> int:
@@ -42,6 +44,19 @@ async def test_the_queue_shows_why_and_decides_many_at_once(client, world: World
         client, f"/t/{world.timebank.slug}/queue", {"ids": [str(first)], "action": "approve"}
     )
     assert f"No. {first}: not approved" in text_of(again.text)
+
+
+async def test_odd_ids_in_the_queue_form_decide_nothing_and_break_nothing(client, world: World):
+    waiting = await _awaiting(client, world)
+    as_person(client, world.coordinator)
+    answer = await submit(
+        client,
+        f"/t/{world.timebank.slug}/queue",
+        {"ids": ["²", "1" * 30, "-3"], "action": "approve"},
+    )
+    assert answer.status_code == 422
+    queue = await client.get(f"/t/{world.timebank.slug}/queue")
+    assert f"exchange no. {waiting}" in text_of(queue.text)
 
 
 async def test_a_member_cannot_open_the_queue(client, world: World):
@@ -122,6 +137,33 @@ async def test_an_invited_person_joins_and_lands_on_their_home(client, world: Wo
         {"token": token, "password": "a long password", "password_again": "a long password"},
     )
     assert used.status_code == 404 and "already used" in used.text
+
+
+async def test_an_invitation_never_signs_in_someone_who_has_a_password(
+    client, engine, world: World
+):
+    """An invitation still open when its person got a password another way (made an admin,
+    say) is no longer a way into their account."""
+    await sign_in(client, world.coordinator)
+    form = await client.get(f"/t/{world.timebank.slug}/participants/new")
+    fields = {
+        "key": hidden_fields(form.text)["key"],
+        "display_name": "Dee",
+        "kind": "member",
+        "email": "dee-invited@example.org",
+    }
+    added = await submit(client, f"/t/{world.timebank.slug}/participants/new", fields)
+    token = added.text.split('class="secret"><a href="', 1)[1].split('"', 1)[0].split("token=")[1]
+    await AuthService(engine, Settings()).create_admin(
+        "dee-invited@example.org", "her own password"
+    )
+    client.cookies.clear()
+    taken = await submit(
+        client,
+        "/invitation",
+        {"token": token, "password": "a long password", "password_again": "a long password"},
+    )
+    assert taken.status_code == 404 and SESSION_COOKIE not in client.cookies
 
 
 async def test_a_bad_invitation_form_keeps_what_was_typed(client, world: World):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from tests.people import World, make_person
-from tests.web.pages import as_person, hidden_fields, sign_in, submit, text_of
+from tests.people import PASSWORD, World, make_person
+from tests.web.pages import as_person, csrf_token, hidden_fields, sign_in, submit, text_of
 from timebank.auth.deps import SESSION_COOKIE
 
 
@@ -137,7 +137,7 @@ async def test_pages_carry_the_security_headers(client, world: World):
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
     cookie = response.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+    assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
     css = await client.get("/static/site.css")
     assert css.status_code == 200 and css.headers["x-content-type-options"] == "nosniff"
 
@@ -176,3 +176,50 @@ async def test_what_cannot_be_found_or_read_is_a_page_too(client, world: World):
     unreadable = await client.get(f"/t/{world.timebank.slug}/log?on-behalf=perhaps")
     assert unreadable.status_code == 400
     assert unreadable.headers["content-type"].startswith("text/html")
+
+
+async def test_a_form_posted_from_a_neighbouring_subdomain_is_refused(client, world: World):
+    # A sibling subdomain can plant cookies for the parent domain; browsers mark its requests
+    # "same-site", and the pages refuse them whatever token they carry.
+    as_person(client, world.member)
+    fields = {"csrf_token": await csrf_token(client), **log_fields(world)}
+    response = await client.post(
+        f"/t/{world.timebank.slug}/log",
+        data=fields,
+        headers={"sec-fetch-site": "same-site"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    mine = await client.get(f"/t/{world.timebank.slug}/exchanges")
+    assert "Weeded the front garden" not in mine.text
+
+
+async def test_secure_cookies_are_host_only(engine, database_url, world: World):
+    """With Secure cookies (the default), both cookies are named __Host-: no other host, a
+    neighbouring subdomain included, can set them."""
+    from litestar.testing import AsyncTestClient
+
+    from timebank.app import create_app
+    from timebank.settings import Settings
+
+    app = create_app(Settings(report_settle_seconds=0), database_url=database_url)
+    async with AsyncTestClient(app=app, base_url="https://testserver.local") as secure:
+        page = await secure.get("/sign-in")
+        assert page.headers["set-cookie"].startswith("__Host-timebank_csrf=")
+        token = secure.cookies["__Host-timebank_csrf"]
+        signed_in = await secure.post(
+            "/sign-in",
+            data={"csrf_token": token, "email": world.member.email, "password": PASSWORD},
+            follow_redirects=False,
+        )
+        assert signed_in.status_code == 303
+        session = signed_in.headers["set-cookie"]
+        assert session.startswith("__Host-timebank_session=")
+        assert "Secure" in session and "HttpOnly" in session and "Path=/" in session
+        home = await secure.get(f"/t/{world.timebank.slug}")
+        assert home.status_code == 200 and "Log hours" in home.text
+        # A cookie of the plain name (as a neighbour could plant) signs nobody in.
+        secure.cookies.clear()
+        secure.cookies.set("timebank_session", world.member.token)
+        planted = await secure.get(f"/t/{world.timebank.slug}", follow_redirects=False)
+        assert planted.status_code == 303 and "/sign-in" in planted.headers["location"]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import Cookie
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from timebank.auth.deps import SESSION_COOKIE, session_cookie
+from timebank.auth.deps import session_cookie, signed_out_cookie
 from timebank.auth.schemas import (
     InvitationAccept,
     LoginRequest,
@@ -43,11 +42,13 @@ class AuthController(Controller):
         "/logout",
         status_code=HTTP_204_NO_CONTENT,
         responses=problems(401, 403),
-        response_cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/", httponly=True)],
     )
-    async def logout(self, principal: PrincipalDep, auth: AuthDep) -> None:
+    async def logout(self, principal: PrincipalDep, auth: AuthDep) -> Response[None]:
         """Sign out: the session or token used for this request stops working."""
         await auth.logout(principal)
+        return Response(
+            None, status_code=HTTP_204_NO_CONTENT, cookies=[signed_out_cookie(auth.settings)]
+        )
 
     @post(
         "/invitations/accept",

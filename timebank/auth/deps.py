@@ -17,10 +17,16 @@ SESSION_COOKIE = "timebank_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def cookie_name(name: str, settings: Settings) -> str:
+    """A Secure cookie is named ``__Host-…``: browsers then accept it only from this very host
+    over HTTPS, with no Domain, so a neighbouring subdomain cannot plant one of its own."""
+    return f"__Host-{name}" if settings.cookie_secure else name
+
+
 def session_cookie(session: LoginResponse, settings: Settings) -> Cookie:
     """The session cookie of a sign-in, for the API's sign-in and the pages' alike."""
     return Cookie(
-        key=SESSION_COOKIE,
+        key=cookie_name(SESSION_COOKIE, settings),
         value=session.token,
         expires=int(session.expires_at.timestamp()),
         httponly=True,
@@ -34,17 +40,29 @@ def provide_auth(state: State) -> AuthService:
     return state.auth
 
 
-def bearer_or_cookie(request: Request) -> tuple[str | None, bool]:
+def signed_out_cookie(settings: Settings) -> Cookie:
+    """Tells the browser to forget the session cookie."""
+    return Cookie(
+        key=cookie_name(SESSION_COOKIE, settings),
+        value="",
+        max_age=0,
+        path="/",
+        httponly=True,
+        secure=settings.cookie_secure,
+    )
+
+
+def bearer_or_cookie(request: Request, settings: Settings) -> tuple[str | None, bool]:
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip(), False
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(cookie_name(SESSION_COOKIE, settings))
     return (cookie, True) if cookie else (None, False)
 
 
 async def provide_principal(request: Request, auth: NamedDependency[AuthService]) -> Principal:
-    secret, via_cookie = bearer_or_cookie(request)
+    secret, via_cookie = bearer_or_cookie(request, auth.settings)
     if not secret:
         raise Unauthenticated("sign in, or send an API token as 'Authorization: Bearer …'")
     principal = await auth.authenticate(secret, via_cookie=via_cookie)

@@ -60,6 +60,12 @@ async def make_admin(conn: AsyncConnection, user_id: int) -> None:
 
 
 async def recent_failures(conn: AsyncConnection, *, email: str, client: str) -> tuple[int, int]:
+    # Attempts on one account take turns (until their transaction ends), so that parallel
+    # guesses cannot all read the same count of failures.
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('sign-in ' || lower(:email), 0))"),
+        {"email": email},
+    )
     row = (
         await conn.execute(
             text(
@@ -239,13 +245,26 @@ async def insert_invitation(
     ).scalar_one()
 
 
+# Open: not accepted, not expired, and for a user who has no password yet (someone who has
+# one, however they got it, is never signed in by an invitation).
+_OPEN_INVITATION = (
+    " WHERE token_hash = :hash AND accepted_at IS NULL AND expires_at > now()"
+    " AND (SELECT u.password_hash FROM users u WHERE u.id = invitations.user_id) IS NULL"
+)
+
+
+async def open_invitation(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
+    """The open invitation with this token, or None."""
+    return await _one(conn, "SELECT id FROM invitations" + _OPEN_INVITATION, hash=token_hash)
+
+
 async def take_invitation(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
     """Mark an open invitation accepted (once) and return it, or None."""
     return await _one(
         conn,
         "UPDATE invitations SET accepted_at = now()"
-        " WHERE token_hash = :hash AND accepted_at IS NULL AND expires_at > now()"
-        " RETURNING id, timebank_id, participant_id, user_id",
+        + _OPEN_INVITATION
+        + " RETURNING id, timebank_id, participant_id, user_id",
         hash=token_hash,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -36,6 +37,10 @@ class AuthService:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     async def login(self, email: str, password: str, client: str) -> LoginResponse:
         """Sign in; a wrong email and a wrong password answer the same way, and repeated
@@ -139,11 +144,19 @@ class AuthService:
             raise NotFound(f"token {token_id} not found")
 
     async def accept_invitation(self, token: str, password: str) -> LoginResponse:
-        """Accept a one-time invitation: set the password and sign in."""
-        password_hash = hash_password(password)
+        """Accept a one-time invitation: set the password and sign in. The slow password hash
+        is computed only for an invitation that is open (and off the event loop)."""
+        token_hash = hash_token(token)
+
+        async def find(conn):
+            return await repository.open_invitation(conn, token_hash)
+
+        if await run_in_transaction(self._engine, find) is None:
+            raise NotFound("this invitation is unknown, already used or expired")
+        password_hash = await asyncio.to_thread(hash_password, password)
 
         async def work(conn):
-            invitation = await repository.take_invitation(conn, hash_token(token))
+            invitation = await repository.take_invitation(conn, token_hash)
             if invitation is None:
                 return None
             await repository.set_password(conn, invitation["user_id"], password_hash)

@@ -5,24 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie
 from litestar.params import QueryParameter
 from pydantic import ValidationError
 
-from timebank.auth.deps import SESSION_COOKIE, session_cookie
+from timebank.auth.deps import session_cookie, signed_out_cookie
 from timebank.auth.schemas import InvitationAccept, LoginRequest
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
 from timebank.errors import NotFound, RateLimited, Unauthenticated
 from timebank.web.render import SIGN_IN, local_path, page, redirect
 
 MIN_PASSWORD = 10
+MAX_PASSWORD = 200  # as the API's InvitationAccept
 INVITATION_GONE = (
     "This invitation is unknown, already used or expired. Ask your coordinator for a new one."
 )
-
-
-def _signed_out() -> Cookie:
-    return Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/", httponly=True)
 
 
 class AccountPages(Controller):
@@ -75,7 +71,7 @@ class AccountPages(Controller):
         """Sign out: this browser's session stops working."""
         await auth.logout(principal)
         response = redirect(SIGN_IN)
-        response.set_cookie(_signed_out())
+        response.set_cookie(signed_out_cookie(auth.settings))
         return response
 
     @get("/invitation")
@@ -96,6 +92,8 @@ class AccountPages(Controller):
         errors: dict[str, str] = {}
         if len(password) < MIN_PASSWORD:
             errors["password"] = f"Use at least {MIN_PASSWORD} characters."
+        elif len(password) > MAX_PASSWORD:
+            errors["password"] = f"Use at most {MAX_PASSWORD} characters."
         elif password != form.get("password_again"):
             errors["password_again"] = "The two passwords are not the same."  # noqa: S105
         if not errors:

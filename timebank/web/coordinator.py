@@ -4,6 +4,7 @@ inviting someone. The services refuse anyone who is not a coordinator here (or a
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -25,6 +26,8 @@ from timebank.web.render import page
 QUEUE_STATES: tuple[ExchangeState, ...] = ("awaiting_approval", "disputed")
 KINDS = (("member", "Member"), ("professional", "Professional"), ("organisation", "Organisation"))
 EVERY_EXCHANGE = "the timebank asks a coordinator to approve every exchange"
+
+_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (str.isdigit also takes "²")
 
 
 async def _queue(exchanges: Exchanges, access: TimebankAccess) -> list[ExchangePublic]:
@@ -94,7 +97,7 @@ class CoordinatorPages(Controller):
         """Approve or reject the ticked exchanges; each succeeds or fails on its own."""
         form = await request.form()
         action = form.get("action")
-        ids = [int(value) for value in form.getall("ids", []) if str(value).isdigit()][:100]
+        ids = [int(value) for value in form.getall("ids", []) if _ID.fullmatch(str(value))][:100]
         reason = form.get("reason")
         if action not in ("approve", "reject"):
             return await self._queue_page(

@@ -6,6 +6,7 @@ on behalf) names both the giver and the receiver."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +24,8 @@ from timebank.web.people import find_by_name
 from timebank.web.render import sentence
 
 MAX_NOTE = 500
+
+_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (str.isdigit also takes "²")
 
 
 @dataclass
@@ -76,7 +79,7 @@ class LogForm:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) < 19 else None
+    return int(value) if _ID.fullmatch(value) else None
 
 
 async def _person(

@@ -1,8 +1,9 @@
 """What every page answer carries (security headers), and the CSRF check every form passes.
 
-CSRF: a random token in a cookie of its own (HttpOnly, SameSite=Strict) must come back in the
-form's ``csrf_token`` field; a page from another site can neither read the cookie nor guess
-the token. A browser's own ``Sec-Fetch-Site: cross-site`` is refused outright as well."""
+CSRF: a random token in a cookie of its own (HttpOnly, SameSite=Lax, and named ``__Host-…``
+when Secure, so no other host can set it) must come back in the form's ``csrf_token`` field;
+a page from another site can neither read the cookie nor guess the token. A browser's own
+``Sec-Fetch-Site: cross-site`` or ``same-site`` is refused outright as well."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from timebank.auth.deps import cookie_name
 from timebank.errors import Forbidden
 from timebank.settings import Settings
 
@@ -75,7 +77,8 @@ def csrf_hook(settings: Settings):
     if the browser has none yet) and refuse an unsafe request whose form lacks it."""
 
     async def check(request: Request) -> None:
-        cookie = request.cookies.get(CSRF_COOKIE, "")
+        name = cookie_name(CSRF_COOKIE, settings)
+        cookie = request.cookies.get(name, "")
         if _TOKEN.match(cookie):
             request.state.csrf_token = cookie
             request.state.csrf_cookie = None
@@ -83,16 +86,18 @@ def csrf_hook(settings: Settings):
             token = secrets.token_urlsafe(32)
             request.state.csrf_token = token
             request.state.csrf_cookie = Cookie(
-                key=CSRF_COOKIE,
+                key=name,
                 value=token,
                 httponly=True,
                 secure=settings.cookie_secure,
-                samesite="strict",
+                samesite="lax",
                 path="/",
             )
         if request.method in SAFE_METHODS:
             return
-        if request.headers.get("sec-fetch-site") == "cross-site":
+        # Another site, or another subdomain of this one (which could plant cookies), never
+        # posts our forms; browsers say where a request comes from.
+        if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
             raise Forbidden("forms are accepted from this site's own pages only")
         form = await request.form()
         sent = form.get(CSRF_FIELD)

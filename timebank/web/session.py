@@ -6,14 +6,14 @@ from __future__ import annotations
 from litestar import Request
 from litestar.di import NamedDependency
 
-from timebank.auth.deps import SESSION_COOKIE
+from timebank.auth.deps import SESSION_COOKIE, cookie_name
 from timebank.auth.schemas import Principal
 from timebank.auth.service import AuthService
 from timebank.errors import Unauthenticated
 
 
 async def provide_page_principal(request: Request, auth: NamedDependency[AuthService]) -> Principal:
-    secret = request.cookies.get(SESSION_COOKIE)
+    secret = request.cookies.get(cookie_name(SESSION_COOKIE, auth.settings))
     principal = await auth.authenticate(secret, via_cookie=True) if secret else None
     if principal is None:
         raise Unauthenticated("sign in to see this page")
