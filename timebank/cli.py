@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
+import tempfile
+from typing import Any
 
 import click
 
@@ -36,18 +39,41 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default: TIMEBANK_HOST).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default: TIMEBANK_PORT).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers", default=None, type=int, help="Worker processes (default: TIMEBANK_WORKERS)."
+)
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the service (migrating the embedded database first)."""
     import uvicorn
 
     from timebank.app import create_app
+    from timebank.ops.logs import logging_config
 
     settings = get_settings()
     url = _database(settings, migrate_embedded=True)
-    app = create_app(settings, database_url=url)
     bind_host, bind_port = host or settings.host, port or settings.port
-    click.echo(f"Timebank serving on http://{bind_host}:{bind_port} (API docs at /schema)")
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
+    worker_count = workers or settings.workers
+    options: dict[str, Any] = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": logging_config(settings.log_level),
+        "access_log": False,  # the service logs each request itself, with its request id
+        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+    }
+    click.echo(
+        f"Timebank serving on http://{bind_host}:{bind_port} with {worker_count} worker(s) "
+        "(API docs at /schema)"
+    )
+    if worker_count == 1:
+        uvicorn.run(create_app(settings, database_url=url), **options)
+        return
+    # Worker processes build the app themselves, from the environment: hand them the database
+    # this process resolved (an embedded server it started, perhaps) and a directory where
+    # they pool their metrics.
+    os.environ["TIMEBANK_DATABASE_URL"] = url
+    with tempfile.TemporaryDirectory(prefix="timebank-metrics-") as metrics_dir:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        uvicorn.run("timebank.app:create_app", factory=True, workers=worker_count, **options)
 
 
 @main.group()
