@@ -206,6 +206,39 @@ def bench_ledger(
     )
 
 
+@bench.command("load")
+@click.option("--clients", default=64, show_default=True, help="Concurrent simulated clients.")
+@click.option("--seconds", default=10.0, show_default=True, help="Duration of each phase.")
+@click.option(
+    "--members", default=1000, show_default=True, help="Members of the auto-approving timebank."
+)
+@click.option("--workers", default=2, show_default=True, help="Service worker processes.")
+@click.option("--pool-size", default=10, show_default=True, help="Connections per worker.")
+@click.option(
+    "--access-log/--no-access-log", default=True, show_default=True, help="Service access log."
+)
+def bench_load(
+    clients: int, seconds: float, members: int, workers: int, pool_size: int, access_log: bool
+) -> None:
+    """Posted exchanges/s and latency of the service over HTTP, against the raw-SQL floor of
+    the ledger measured in the same run, on a fresh embedded PostgreSQL."""
+    from timebank.bench.load import run_load_benchmark
+
+    try:
+        asyncio.run(
+            run_load_benchmark(
+                clients=clients,
+                seconds=seconds,
+                members=members,
+                workers=workers,
+                pool_size=pool_size,
+                access_log=access_log,
+            )
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+
+
 @bench.command("reports")
 @click.option("--participants", default=10_000, show_default=True, help="Participants.")
 @click.option(
