@@ -88,8 +88,14 @@ class PhaseResult:
     errors: int = 0
     server_errors: int = 0
     elapsed: float = 0.0
+    service_cpu: float = 0.0
+    database_cpu: float = 0.0
+    client_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
     error_samples: list[str] = field(default_factory=list)
+
+    def cpu_ms_per_request(self, seconds: float) -> float | None:
+        return 1000 * seconds / self.requests if self.requests and seconds > 0 else None
 
     def per_second(self, count: int) -> float:
         return count / self.elapsed if self.elapsed > 0 else 0.0
@@ -211,8 +217,9 @@ def _free_port() -> int:
 @contextlib.asynccontextmanager
 async def _serving(
     url: str, *, workers: int, pool_size: int, access_log: bool, log_path: Path
-) -> AsyncIterator[str]:
-    """``timebank serve`` on a free port; yields its base URL once it is ready."""
+) -> AsyncIterator[tuple[str, int]]:
+    """``timebank serve`` on a free port; yields its base URL and process id once it is
+    ready."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")}
     env.update(
@@ -241,7 +248,7 @@ async def _serving(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the service did not become ready; see {log_path}")
                 await asyncio.sleep(0.1)
-        yield base_url
+        yield base_url, server.pid
     finally:
         server.terminate()
         try:
@@ -328,8 +335,40 @@ def _coordinator_approval_client(bank: Bank) -> Client:
     return step
 
 
+@dataclass(frozen=True)
+class _Clocks:
+    """CPU seconds used so far by the service's processes and by PostgreSQL's."""
+
+    service: ledger_bench.CpuClock
+    database: ledger_bench.CpuClock
+
+
+def _process_tree_clock(pid: int) -> ledger_bench.CpuClock:
+    """CPU seconds of a process and its children now (the service's workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+
+    def seconds() -> float:
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    return seconds
+
+
 async def _run_phase(
-    name: str, base_url: str, step: Client, *, clients: int, warmup: float, seconds: float
+    name: str,
+    base_url: str,
+    step: Client,
+    *,
+    clients: int,
+    warmup: float,
+    seconds: float,
+    clocks: _Clocks,
 ) -> PhaseResult:
     result = PhaseResult(name)
     recorder = _Recorder(result)
@@ -345,9 +384,17 @@ async def _run_phase(
         tasks = [asyncio.create_task(loop(i)) for i in range(clients)]
         await asyncio.sleep(warmup)
         recorder.counting = True
+        service_cpu, database_cpu, client_cpu = (
+            clocks.service(),
+            clocks.database(),
+            time.process_time(),
+        )
         started = time.perf_counter()
         await asyncio.gather(*tasks)
         result.elapsed = time.perf_counter() - started
+        result.service_cpu = clocks.service() - service_cpu
+        result.database_cpu = clocks.database() - database_cpu
+        result.client_cpu = time.process_time() - client_cpu
     return result
 
 
@@ -398,7 +445,8 @@ async def run_load_benchmark(
     url = await asyncio.to_thread(ledger_bench._start_server)
     await migrations.upgrade_async(url)
     dsn = asyncpg_dsn(url)
-    version, _ = await ledger_bench._server_facts(dsn)
+    version, postmaster_pid = await ledger_bench._server_facts(dsn)
+    database_clock = ledger_bench._server_cpu_clock(postmaster_pid) or (lambda: 0.0)
 
     engine = create_engine(url, Settings(database_url=url, db_pool_size=8, db_max_overflow=8))
     try:
@@ -435,7 +483,8 @@ async def run_load_benchmark(
         print(f"starting the service: {workers} worker(s), pool {pool_size} each; log {log_path}")
         async with _serving(
             url, workers=workers, pool_size=pool_size, access_log=access_log, log_path=log_path
-        ) as base_url:
+        ) as (base_url, service_pid):
+            clocks = _Clocks(_process_tree_clock(service_pid), database_clock)
             print(f"phase b:  auto-approve, {clients} clients {run} ...", flush=True)
             auto_result = await _run_phase(
                 "auto-approve (log; balance, report reads)",
@@ -444,6 +493,7 @@ async def run_load_benchmark(
                 clients=clients,
                 warmup=warmup,
                 seconds=seconds,
+                clocks=clocks,
             )
             print(f"phase c:  coordinator approval, {clients} clients {run} ...", flush=True)
             approval_result = await _run_phase(
@@ -453,6 +503,7 @@ async def run_load_benchmark(
                 clients=clients,
                 warmup=warmup,
                 seconds=seconds,
+                clocks=clocks,
             )
         async with engine.connect() as conn:
             report = await audit(conn)
@@ -488,6 +539,13 @@ async def run_load_benchmark(
     print(f"  auto-approve posted exchanges/s / floor transfers/s: {ratio:.2f} (target >= 0.20)")
     print(f"  auto-approve p99 latency: {_cell(p99, 0)} ms (target <= 150 ms)")
     print(f"  5xx answers: {auto_result.server_errors + approval_result.server_errors} (target 0)")
+    print("  CPU ms per request (service processes / PostgreSQL / this load generator):")
+    for result in (auto_result, approval_result):
+        cells = [
+            _cell(result.cpu_ms_per_request(cpu), 0, 2)
+            for cpu in (result.service_cpu, result.database_cpu, result.client_cpu)
+        ]
+        print(f"    {result.name}: {' / '.join(cells)}")
     for result in (auto_result, approval_result):
         for sample in result.error_samples:
             print(f"  {result.name}: error: {sample}")
