@@ -213,12 +213,22 @@ def bench_ledger(
     "--members", default=1000, show_default=True, help="Members of the auto-approving timebank."
 )
 @click.option("--workers", default=2, show_default=True, help="Service worker processes.")
-@click.option("--pool-size", default=10, show_default=True, help="Connections per worker.")
+@click.option(
+    "--pool-size",
+    default=None,
+    type=int,
+    help="Connections per worker (default: enough for the clients, clients / workers).",
+)
 @click.option(
     "--access-log/--no-access-log", default=True, show_default=True, help="Service access log."
 )
 def bench_load(
-    clients: int, seconds: float, members: int, workers: int, pool_size: int, access_log: bool
+    clients: int,
+    seconds: float,
+    members: int,
+    workers: int,
+    pool_size: int | None,
+    access_log: bool,
 ) -> None:
     """Posted exchanges/s and latency of the service over HTTP, against the raw-SQL floor of
     the ledger measured in the same run, on a fresh embedded PostgreSQL."""
@@ -231,7 +241,7 @@ def bench_load(
                 seconds=seconds,
                 members=members,
                 workers=workers,
-                pool_size=pool_size,
+                pool_size=pool_size or max(1, -(-clients // workers)),
                 access_log=access_log,
             )
         )
