@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from typing import Any
@@ -60,6 +61,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         "access_log": False,  # the service logs each request itself, with its request id
         "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
     }
+    # uvicorn lets requests in flight finish on SIGTERM, then raises the signal again: make that
+    # a normal exit, so that exit hooks run (they stop an embedded PostgreSQL started here).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     click.echo(
         f"Timebank serving on http://{bind_host}:{bind_port} with {worker_count} worker(s) "
         "(API docs at /schema)"
@@ -74,6 +78,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     with tempfile.TemporaryDirectory(prefix="timebank-metrics-") as metrics_dir:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
         uvicorn.run("timebank.app:create_app", factory=True, workers=worker_count, **options)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 @main.group()
