@@ -23,10 +23,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_service(database_url: str) -> Iterator[str]:
+def running_service(database_url: str, settings: Settings | None = None) -> Iterator[str]:
     """Serve the app on the test database; yield its base URL; stop it afterwards."""
     port = free_port()
-    app = create_app(Settings(cookie_secure=False), database_url=database_url)
+    app = create_app(settings or Settings(cookie_secure=False), database_url=database_url)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -1,24 +1,69 @@
-"""The service over HTTP: health tells the truth about the database; the API documents itself."""
+"""The service over HTTP: liveness, readiness, request ids, a 503 without a database; the API
+documents itself."""
+
+import uuid
 
 from litestar.testing import AsyncTestClient
 
+from tests.conftest import _with_database
 from timebank.app import create_app
 from timebank.settings import Settings
 
 
-async def test_health_answers_200_when_the_database_answers(database_url):
+async def test_ready_answers_200_when_the_database_answers_and_is_migrated(database_url):
     async with AsyncTestClient(app=create_app(Settings(), database_url=database_url)) as client:
-        response = await client.get("/health")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+        health = await client.get("/health")
+        ready = await client.get("/ready")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok"}
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["migrations"] == "current"
 
 
-async def test_health_answers_503_when_the_database_is_gone(tmp_path):
+async def test_without_a_database_health_lives_ready_fails_and_the_api_answers_503(tmp_path):
     nowhere = f"postgresql+asyncpg://postgres@/timebank?host={tmp_path}"
     async with AsyncTestClient(app=create_app(Settings(), database_url=nowhere)) as client:
-        response = await client.get("/health")
-    assert response.status_code == 503
-    assert response.json()["status"] == "unavailable"
+        health = await client.get("/health")
+        ready = await client.get("/ready")
+        api = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": "Bearer not-checked-without-a-database"}
+        )
+    assert health.status_code == 200
+    assert ready.status_code == 503
+    assert ready.json()["database"] == "unreachable"
+    assert api.status_code == 503, api.text
+    assert api.headers["content-type"].startswith("application/problem+json")
+    assert api.json()["type"].endswith("/unavailable")
+    assert int(api.headers["retry-after"]) > 0
+
+
+async def test_ready_fails_on_a_database_without_the_newest_schema(database_url, raw):
+    name = f"timebank_unmigrated_{uuid.uuid4().hex[:8]}"
+    await raw.execute(f'CREATE DATABASE "{name}"')
+    try:
+        app = create_app(Settings(), database_url=_with_database(database_url, name))
+        async with AsyncTestClient(app=app) as client:
+            ready = await client.get("/ready")
+    finally:
+        await raw.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    assert ready.status_code == 503
+    assert ready.json()["database"] == "ok"
+    assert ready.json()["migrations"] == "behind"
+
+
+async def test_every_response_carries_a_request_id_and_keeps_the_callers(client):
+    mine = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["x-request-id"] == "abc-123"
+    fresh = await client.get("/no-such-page", headers={"X-Request-ID": "bad id\nforged"})
+    assert fresh.status_code == 404
+    assert fresh.headers["x-request-id"] not in ("", "bad id\nforged")
+
+
+async def test_metrics_are_refused_outside_the_allow_list(client):
+    response = await client.get("/metrics")
+    assert response.status_code == 403
+    assert response.json()["type"].endswith("/forbidden")
 
 
 async def test_openapi_is_served_at_schema(database_url):

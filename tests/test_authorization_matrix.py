@@ -62,6 +62,11 @@ PARTICIPANT = TB + "/participants/{participant_id}"
 EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     # Public: no sign-in needed.
     "GET /health": (ANYONE, 200),
+    "GET /ready": (ANYONE, 200),
+    # Metrics go by the client's address (TIMEBANK_METRICS_ALLOW, loopback by default), not by
+    # role: the in-process test client has no address, so everyone is refused here (403), and
+    # tests/ops/test_metrics.py reads them from 127.0.0.1.
+    "GET /metrics": (frozenset(), 200),
     "POST /api/v1/auth/login": (ANYONE, 200),
     "POST /api/v1/auth/invitations/accept": (ANYONE, 200),
     # One's own account and tokens: anyone signed in, whichever timebank they belong to.
@@ -115,9 +120,9 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
 }
 
 # Refusals other than the default of `refusal` (e.g. a 404 where the service hides a resource
-# from someone not party to it). None: every cell above acts on a resource the member is party
-# to, so the refusals are all the plain ones.
-REFUSED_OTHERWISE: dict[tuple[str, str], int] = {}
+# from someone not party to it). Every cell above acts on a resource the member is party to, so
+# the refusals are the plain ones, but for /metrics: refused by address, to everyone alike.
+REFUSED_OTHERWISE: dict[tuple[str, str], int] = {("GET /metrics", role): 403 for role in ROLES}
 
 
 def refusal(route: str, role: str) -> int:
@@ -523,6 +528,8 @@ async def chart(ctx: Ctx, role: str) -> Cell:
 
 SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     "GET /health": nothing,
+    "GET /ready": nothing,
+    "GET /metrics": nothing,
     "POST /api/v1/auth/login": login,
     "POST /api/v1/auth/invitations/accept": accept_invitation,
     "POST /api/v1/auth/logout": logout,

@@ -38,7 +38,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_starts_on_the_embedded_database_and_is_healthy():
+def test_serve_starts_on_the_embedded_database_is_healthy_and_stops_it_on_sigterm():
     data_dir = Path(tempfile.mkdtemp(prefix="timebank-serve-"))
     port = free_port()
     server = subprocess.Popen(
@@ -61,12 +61,17 @@ def test_serve_starts_on_the_embedded_database_and_is_healthy():
         assert status == 200, server.stdout.read() if server.poll() is not None else status
         docs = httpx.get(f"http://127.0.0.1:{port}/schema/openapi.json", timeout=5)
         assert "/health" in docs.json()["paths"]
+        # SIGTERM, as docker stop and systemd send it: the embedded server stops with it.
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        assert not (data_dir / "pgdata" / "postmaster.pid").exists()
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

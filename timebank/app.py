@@ -3,11 +3,11 @@ OpenAPI (served at ``/schema``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
@@ -21,24 +21,34 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import timebank
 from timebank.auth.controllers import AuthController
 from timebank.auth.deps import provide_access, provide_auth, provide_principal
 from timebank.auth.service import AuthService
-from timebank.db.engine import create_engine, resolve_database_url
-from timebank.deps import EngineDep
-from timebank.errors import PROBLEM_BASE, TimebankError, ValidationFailed, field_error
+from timebank.db.engine import create_engine, is_unavailable, resolve_database_url
+from timebank.errors import (
+    PROBLEM_BASE,
+    ServiceUnavailable,
+    TimebankError,
+    ValidationFailed,
+    database_unavailable,
+    field_error,
+)
 from timebank.exchanges import controllers as exchanges_controllers
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
-from timebank.openapi import PROBLEM_JSON
+from timebank.openapi import PROBLEM_JSON, problem_body
+from timebank.ops import metrics
+from timebank.ops.controllers import health, prometheus_metrics, ready
+from timebank.ops.middleware import RequestMiddleware
 from timebank.participants import controllers as participants_controllers
 from timebank.reports import controllers as reports_controllers
 from timebank.settings import Settings, get_settings
 from timebank.web.routes import template_config, web_routers
+
+_log = logging.getLogger(__name__)
 
 API_ROUTES = [
     AuthController,
@@ -47,28 +57,6 @@ API_ROUTES = [
     *ledger_controllers.ROUTES,
     *reports_controllers.ROUTES,
 ]
-
-
-@dataclass
-class Health:
-    status: str
-    database: str
-
-
-@get(
-    "/health",
-    summary="Liveness: 200 only when the database answers",
-    tags=["operations"],
-    security=[],
-)
-async def health(engine: EngineDep) -> Response[Health]:
-    """Answer 200 when the database answers a query, 503 otherwise."""
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception:  # any failure to reach the database means "not healthy"
-        return Response(Health(status="unavailable", database="unreachable"), status_code=503)
-    return Response(Health(status="ok", database="ok"))
 
 
 def _problem_response(error: TimebankError, request: Request) -> Response:
@@ -85,6 +73,8 @@ def _problem_response(error: TimebankError, request: Request) -> Response:
 
 
 def _timebank_error_handler(request: Request, exc: TimebankError) -> Response:
+    if isinstance(exc, ServiceUnavailable):
+        metrics.DATABASE_UNAVAILABLE.inc()
     return _problem_response(exc, request)
 
 
@@ -96,6 +86,26 @@ def _validation_error_handler(request: Request, exc: ValidationException) -> Res
     ]
     error = ValidationFailed(exc.detail, errors=errors)
     return _problem_response(error, request)
+
+
+def _unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """A database that is away answers 503 with Retry-After; anything else is a bug, logged
+    with its traceback (and the request id) and answered as a plain 500 problem."""
+    if is_unavailable(exc):
+        metrics.DATABASE_UNAVAILABLE.inc()
+        _log.warning("database unavailable: %s", exc)
+        return _problem_response(database_unavailable(), request)
+    _log.error("unhandled error", exc_info=exc)
+    return Response(
+        problem_body(
+            type=f"{PROBLEM_BASE}internal",
+            title="Internal error",
+            status=500,
+            instance=request.url.path,
+        ),
+        status_code=500,
+        media_type=PROBLEM_JSON,
+    )
 
 
 def _http_error_handler(request: Request, exc: HTTPException) -> Response:
@@ -140,7 +150,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         return settings
 
     app = Litestar(
-        route_handlers=[health, *API_ROUTES, *web_routers(settings)],
+        route_handlers=[health, ready, prometheus_metrics, *API_ROUTES, *web_routers(settings)],
         template_config=template_config(),
         lifespan=[database],
         dependencies={
@@ -155,6 +165,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             TimebankError: _timebank_error_handler,
             ValidationException: _validation_error_handler,
             HTTPException: _http_error_handler,
+            Exception: _unexpected_error_handler,
         },
         openapi_config=OpenAPIConfig(
             title="Timebank",
@@ -176,8 +187,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             security=[{"BearerToken": []}],
         ),
         debug=False,
+        logging_config=None,  # logging is configured once, by `timebank serve` (JSON lines)
     )
     document_csv_alternatives(app)
+    # Outside Litestar's own handler stack, so that every request is seen: unknown paths and
+    # answers given by the error handlers included.
+    app.asgi_handler = RequestMiddleware(app.asgi_handler, access_log=settings.access_log)
     return app
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,18 +41,48 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default: TIMEBANK_HOST).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default: TIMEBANK_PORT).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers", default=None, type=int, help="Worker processes (default: TIMEBANK_WORKERS)."
+)
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the service (migrating the embedded database first)."""
     import uvicorn
 
     from timebank.app import create_app
+    from timebank.ops.logs import logging_config
 
     settings = get_settings()
     url = _database(settings, migrate_embedded=True)
-    app = create_app(settings, database_url=url)
     bind_host, bind_port = host or settings.host, port or settings.port
-    click.echo(f"Timebank serving on http://{bind_host}:{bind_port} (API docs at /schema)")
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
+    worker_count = workers or settings.workers
+    options: dict[str, Any] = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": logging_config(settings.log_level),
+        "access_log": False,  # the service logs each request itself, with its request id
+        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+    }
+    # uvicorn lets requests in flight finish on SIGTERM, then raises the signal again: make that
+    # a normal exit, so that exit hooks run (they stop an embedded PostgreSQL started here).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    click.echo(
+        f"Timebank serving on http://{bind_host}:{bind_port} with {worker_count} worker(s) "
+        "(API docs at /schema)"
+    )
+    if worker_count == 1:
+        uvicorn.run(create_app(settings, database_url=url), **options)
+        return
+    # Worker processes build the app themselves, from the environment: hand them the database
+    # this process resolved (an embedded server it started, perhaps) and a directory where
+    # they pool their metrics.
+    os.environ["TIMEBANK_DATABASE_URL"] = url
+    with tempfile.TemporaryDirectory(prefix="timebank-metrics-") as metrics_dir:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        uvicorn.run("timebank.app:create_app", factory=True, workers=worker_count, **options)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 @main.group()
@@ -179,6 +213,49 @@ def bench_ledger(
             history=history,
         )
     )
+
+
+@bench.command("load")
+@click.option("--clients", default=64, show_default=True, help="Concurrent simulated clients.")
+@click.option("--seconds", default=10.0, show_default=True, help="Duration of each phase.")
+@click.option(
+    "--members", default=1000, show_default=True, help="Members of the auto-approving timebank."
+)
+@click.option("--workers", default=2, show_default=True, help="Service worker processes.")
+@click.option(
+    "--pool-size",
+    default=None,
+    type=int,
+    help="Connections per worker (default: enough for the clients, clients / workers).",
+)
+@click.option(
+    "--access-log/--no-access-log", default=True, show_default=True, help="Service access log."
+)
+def bench_load(
+    clients: int,
+    seconds: float,
+    members: int,
+    workers: int,
+    pool_size: int | None,
+    access_log: bool,
+) -> None:
+    """Posted exchanges/s and latency of the service over HTTP, against the raw-SQL floor of
+    the ledger measured in the same run, on a fresh embedded PostgreSQL."""
+    from timebank.bench.load import run_load_benchmark
+
+    try:
+        asyncio.run(
+            run_load_benchmark(
+                clients=clients,
+                seconds=seconds,
+                members=members,
+                workers=workers,
+                pool_size=pool_size or max(1, -(-clients // workers)),
+                access_log=access_log,
+            )
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
 
 
 @bench.command("reports")

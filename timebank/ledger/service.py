@@ -11,6 +11,7 @@ from typing import TypeVar
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from timebank.db.engine import is_disconnect, is_unavailable
 from timebank.errors import (
     Conflict,
     IdempotencyMismatch,
@@ -20,6 +21,7 @@ from timebank.errors import (
     ServiceUnavailable,
     TimebankError,
     ValidationFailed,
+    database_unavailable,
 )
 from timebank.ledger import repository
 from timebank.ledger.schemas import (
@@ -33,10 +35,12 @@ from timebank.ledger.schemas import (
     StatementPage,
     TransferRequest,
 )
+from timebank.ops import metrics
 
 T = TypeVar("T")
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+_RETRY_REASONS = {"40001": "serialization", "40P01": "deadlock"}
 
 _ERRORS_BY_SQLSTATE: dict[str, type[TimebankError]] = {
     "TBNF0": NotFound,
@@ -106,28 +110,14 @@ def translate(exc: BaseException) -> TimebankError | None:
     return None
 
 
-def _is_disconnect(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(
-            seen,
-            asyncpg.PostgresConnectionError
-            | asyncpg.InterfaceError
-            | asyncpg.CannotConnectNowError
-            | asyncpg.AdminShutdownError
-            | ConnectionError
-            | OSError,
-        ):
-            return True
-        if getattr(seen, "connection_invalidated", False):
-            return True
-        seen = seen.__cause__ or getattr(seen, "orig", None)
-    return False
-
-
 async def _with_retries(attempt_once: Callable[[], Awaitable[T]], *, max_retries: int) -> T:
-    """Retry on deadlock, serialization failure or a dropped connection (with jittered
-    backoff); database refusals come out as typed errors."""
+    """Retry on deadlock or serialization failure (with jittered backoff); database refusals
+    come out as typed errors, a database that is away as ServiceUnavailable (503, Retry-After).
+
+    A broken connection is not retried: it may have broken after the server received COMMIT,
+    and a blind retry could then record a write twice. The caller is told to retry instead,
+    which its idempotency key makes safe. (Pooled connections the server closed never get
+    this far: the engine swaps them for fresh ones on checkout.)"""
     attempt = 0
     while True:
         try:
@@ -136,15 +126,15 @@ async def _with_retries(attempt_once: Callable[[], Awaitable[T]], *, max_retries
             raise
         except Exception as exc:
             state = sqlstate_of(exc)
-            retryable = state in RETRYABLE_SQLSTATES or (state is None and _is_disconnect(exc))
-            if retryable:
+            if state in RETRYABLE_SQLSTATES:
                 if attempt < max_retries:
                     attempt += 1
+                    metrics.LEDGER_RETRIES.labels(reason=_RETRY_REASONS[state]).inc()
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311
                     continue
-                raise ServiceUnavailable(
-                    "the ledger is busy or unreachable; please retry", retry_after=1
-                ) from exc
+                raise ServiceUnavailable("the ledger is busy; please retry", retry_after=1) from exc
+            if is_unavailable(exc):
+                raise database_unavailable() from exc
             typed = translate(exc)
             if typed is not None:
                 raise typed from exc
@@ -157,8 +147,9 @@ async def run_in_transaction(
     *,
     max_retries: int = 8,
 ) -> T:
-    """Run ``work`` in its own READ COMMITTED transaction, retried as a whole on deadlock,
-    serialization failure or a dropped connection; refusals come out as typed errors."""
+    """Run ``work`` in its own READ COMMITTED transaction, retried as a whole on deadlock or
+    serialization failure; refusals come out as typed errors, a database that is away as
+    ServiceUnavailable."""
 
     async def attempt_once() -> T:
         async with engine.begin() as conn:
@@ -187,8 +178,12 @@ class Ledger:
                 try:
                     return await work(raw.driver_connection)
                 except Exception as exc:
-                    if _is_disconnect(exc):
+                    if is_disconnect(exc):
+                        # Errors on the plain asyncpg connection bypass SQLAlchemy, which would
+                        # otherwise renew the whole pool: its other connections most likely
+                        # broke together with this one.
                         await conn.invalidate()
+                        await self._engine.dispose(close=False)
                     raise
 
         return await _with_retries(attempt_once, max_retries=self._max_retries)

@@ -1,0 +1,1 @@
+"""Running the service: logs, request ids, metrics, health and readiness."""

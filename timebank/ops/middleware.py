@@ -1,0 +1,84 @@
+"""Around every HTTP request: its id (the caller's ``X-Request-ID`` when it is sensible, a new
+one otherwise, returned in the response either way), one access-log line, and the request
+metrics. It wraps the whole application, routing and error handlers included, so that a 404
+for an unknown path or a 503 while the database is away is logged and counted too."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any, cast
+
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+from timebank.ops import metrics
+from timebank.ops.logs import ACCESS_LOGGER, request_id
+
+REQUEST_ID_HEADER = b"x-request-id"
+# What a caller's id may look like: a UUID, a trace id, a load balancer's id; nothing that
+# could forge a log line or bloat one.
+_SENSIBLE_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
+UNMATCHED_ROUTE = "<unmatched>"
+
+_access = logging.getLogger(ACCESS_LOGGER)
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+        self._app = app
+        self._access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = _request_id(scope)
+        token = request_id.set(rid)
+        header = (REQUEST_ID_HEADER, rid.encode())
+        status = 500  # what the server answers if the app fails before it starts a response
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_id)
+        finally:
+            duration = time.perf_counter() - started
+            route = scope.get("path_template") or UNMATCHED_ROUTE
+            method = cast("HTTPScope", scope)["method"]
+            metrics.REQUESTS.labels(route=route, method=method, status=str(status)).inc()
+            metrics.LATENCY.labels(route=route, method=method).observe(duration)
+            if self._access_log:
+                _access.info(
+                    "request",
+                    extra=_access_fields(scope, method, status, duration),
+                )
+            request_id.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            if _SENSIBLE_ID.fullmatch(value):
+                return value.decode()
+            break
+    return uuid.uuid4().hex
+
+
+def _access_fields(scope: Scope, method: str, status: int, duration: float) -> dict[str, Any]:
+    client = scope.get("client")
+    return {
+        "method": method,
+        "path": scope["path"],
+        "route": scope.get("path_template"),
+        "status": status,
+        "duration_ms": round(duration * 1000, 2),
+        "client": client[0] if client else None,
+    }
