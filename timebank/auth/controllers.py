@@ -18,6 +18,7 @@ from timebank.auth.schemas import (
 )
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
 from timebank.openapi import problems
+from timebank.settings import Settings
 
 
 class AuthController(Controller):
@@ -42,13 +43,15 @@ class AuthController(Controller):
         "/logout",
         status_code=HTTP_204_NO_CONTENT,
         responses=problems(401, 403),
+        # Forget the session cookie under either name (see auth.deps.cookie_name).
+        response_cookies=[
+            signed_out_cookie(Settings(cookie_secure=True)),
+            signed_out_cookie(Settings(cookie_secure=False)),
+        ],
     )
-    async def logout(self, principal: PrincipalDep, auth: AuthDep) -> Response[None]:
+    async def logout(self, principal: PrincipalDep, auth: AuthDep) -> None:
         """Sign out: the session or token used for this request stops working."""
         await auth.logout(principal)
-        return Response(
-            None, status_code=HTTP_204_NO_CONTENT, cookies=[signed_out_cookie(auth.settings)]
-        )
 
     @post(
         "/invitations/accept",

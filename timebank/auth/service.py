@@ -20,6 +20,7 @@ from timebank.auth.schemas import (
     TokenPublic,
 )
 from timebank.auth.secrets import (
+    check_password_rules,
     hash_password,
     hash_token,
     needs_rehash,
@@ -146,6 +147,7 @@ class AuthService:
     async def accept_invitation(self, token: str, password: str) -> LoginResponse:
         """Accept a one-time invitation: set the password and sign in. The slow password hash
         is computed only for an invitation that is open (and off the event loop)."""
+        check_password_rules(password)
         token_hash = hash_token(token)
 
         async def find(conn):
