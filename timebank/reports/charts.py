@@ -42,9 +42,6 @@ _STYLE: dict[Any, Any] = {
     "svg.fonttype": "none",  # real <text>: crisp at any scale, and says what it shows
     "svg.hashsalt": "timebank",  # the same report draws the same bytes
     "font.family": "sans-serif",
-    "axes.edgecolor": "#888888",
-    "axes.spines.top": False,
-    "axes.spines.right": False,
 }
 
 _FLOW_KINDS = {
@@ -213,6 +210,8 @@ def series_chart(report: ContributionReport) -> bytes:
 
 def _tidy(axes: Axes, values: Literal["x", "y"]) -> None:
     axes.tick_params(labelsize=_TICK)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.spines[["bottom", "left"]].set_color("#888888")
     axes.grid(axis=values, color=_GRID, linewidth=0.8)
     axes.set_axisbelow(True)
 
