@@ -118,7 +118,7 @@ def _month_labels(starts: list[date]) -> list[str]:
     overlap on a phone); its year under the first shown and wherever the year changes. A first
     December leaves its year to the January after it (years side by side collide)."""
     step = 1 if len(starts) <= 7 else -(-len(starts) // 7)
-    shown = [n for n in range(len(starts)) if n % step == 0]
+    shown = [n for n in range(len(starts)) if (len(starts) - 1 - n) % step == 0]
     labels = [""] * len(starts)
     previous: date | None = None
     for n in shown:
@@ -142,9 +142,11 @@ def _bucket_labels(report: ContributionReport) -> list[str]:
 
 
 def _thin(labels: Sequence[str], most: int) -> list[str]:
-    """Every nth label only, so that they never overlap on a phone."""
+    """Every nth label only, counted back from the latest, so that they never overlap on a
+    phone."""
     step = max(1, -(-len(labels) // most))
-    return [label if n % step == 0 else "" for n, label in enumerate(labels)]
+    last = len(labels) - 1
+    return [label if (last - n) % step == 0 else "" for n, label in enumerate(labels)]
 
 
 def _number(value: float) -> str:
