@@ -162,6 +162,38 @@ async def test_charts_are_svg(client, busy, chart):
     assert response.text.lstrip().startswith("<?xml") and "<svg" in response.text
 
 
+@pytest.mark.parametrize("chart", ["series", "categories", "flows"])
+async def test_a_chart_with_nothing_to_draw_says_so_in_words(client, world, chart):
+    """No exchanges: the full view says there were none; the funder view, where every figure
+    rests on fewer than k people, says they are withheld. Text, not empty axes."""
+    path = (
+        f"/api/v1/timebanks/{world.timebank.slug}/reports/contribution/charts/{chart}.svg"
+        f"?from={TODAY - timedelta(days=60)}&to={TODAY}"
+    )
+    full = await client.get(path, headers=world.coordinator.headers)
+    funder = await client.get(path, headers=world.funder.headers)
+    assert full.status_code == funder.status_code == 200
+    assert "No exchanges in this period" in full.text
+    if chart == "series":
+        # Every month has fewer than k active people (none), so every figure is withheld.
+        assert "Withheld: fewer than 5 people took part" in funder.text
+    else:
+        # There are no rows to withhold: the funder view lists none either.
+        assert "No exchanges in this period" in funder.text
+    for svg in (full.text, funder.text):
+        assert "Riverside Timebank" in svg and world.timebank.slug not in svg
+        assert "<text" in svg
+
+
+async def test_charts_name_months_and_the_timebank(client, busy):
+    world, _, _ = busy
+    path = f"/api/v1/timebanks/{world.timebank.slug}/reports/contribution/charts/series.svg"
+    svg = (await client.get(path, headers=world.coordinator.headers)).text
+    assert "Riverside Timebank" in svg and world.timebank.slug not in svg
+    assert TODAY.strftime("%b") in svg and TODAY.isoformat() not in svg
+    assert "Hours and active people, by month" in svg
+
+
 async def test_asking_again_with_the_same_as_of_gives_the_same_report(client, busy):
     world, _, logged = busy
     first = (await client.get(url(world, "contribution"), headers=world.coordinator.headers)).json()

@@ -3,7 +3,9 @@
 
 A member signs in and logs 1:30 given to another member, tapping twice and then retrying the
 same form: one pending exchange. The other member confirms it; a coordinator approves it from
-the queue; both balances show the change; a funder opens the report. Every page is checked
+the queue; both balances show the change; a funder opens the report, over half a year of other
+people's approved exchanges (enough people each month that its figures are shown, not
+withheld). Every page is checked
 with axe-core (no serious or critical violations) and photographed into
 tests/artifacts/screenshots/.
 
@@ -16,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +31,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.live import running_service
 from tests.people import PASSWORD, Person, World, make_world
+from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.db.engine import sqlalchemy_url
+from timebank.exchanges.schemas import ExchangeCreate
+from timebank.exchanges.service import Exchanges
+from timebank.participants.service import Participants
+from timebank.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parent / "artifacts" / "screenshots"
@@ -38,10 +47,114 @@ BLOCKING = ("serious", "critical")
 MINUS = "\u2212"  # balances are shown with a true minus sign
 
 
-async def _world(database_url: str) -> World:
+# The months the funder looks at: this one and the five before it.
+MONTHS = 6
+MEMBERS = (
+    "Cleo Marsh",
+    "Dev Okafor",
+    "Eun Park",
+    "Femi Lowe",
+    "Gwen Hart",
+    "Hana Sato",
+    "Ivo Brandt",
+    "Jude Kerr",
+)
+PROFESSIONALS = ("Nia Kaur", "Sam Reyes")
+ORGANISATIONS = ("Maple Court Care Home", "Oakfield School")
+
+
+def month_start(months_back: int, today: date | None = None) -> date:
+    today = today or date.today()
+    month = today.month - 1 - months_back
+    return date(today.year + month // 12, month % 12 + 1, 1)
+
+
+@dataclass
+class Activity:
+    """What the timebank did before the story starts, for the funder's report."""
+
+    start: date
+    names: tuple[str, ...]
+    exchanges: int
+    minutes: int
+
+
+async def _activity(engine, world: World) -> Activity:
+    """Ten more people (members, professionals, organisations) and 42 exchanges over the last
+    six months, logged by the coordinator and approved, through the services themselves.
+    Each month eight members help one another in pairs (each pair both ways over the half
+    year), a professional helps a member, a member helps an organisation and an organisation
+    a member: at least ten people are active in every month, in every category and every
+    flow, so nothing the funder sees rests on fewer than five. Ada and Bea take no part: the
+    story's balances and queue are theirs alone."""
+    start = month_start(MONTHS - 1)
+    participants = Participants(engine)
+    members = [
+        (await participants.enrol(world.timebank, "member", name, joined_on=start)).id
+        for name in MEMBERS
+    ]
+    earlier = start - timedelta(days=60)
+    professionals = [
+        (await participants.enrol(world.timebank, "professional", n, joined_on=earlier)).id
+        for n in PROFESSIONALS
+    ]
+    organisations = [
+        (await participants.enrol(world.timebank, "organisation", n, joined_on=earlier)).id
+        for n in ORGANISATIONS
+    ]
+    coordinator = TimebankAccess(
+        principal=Principal(
+            user_id=world.coordinator.user_id,
+            email=world.coordinator.email,
+            is_admin=False,
+            token_id=0,
+        ),
+        timebank_id=world.timebank.id,
+        timebank_slug=world.timebank.slug,
+        roles=frozenset({"coordinator"}),
+    )
+    exchanges = Exchanges(engine)
+    pair_help = ("gardening", "household", "befriending")
+    today = date.today()
+    count = minutes = 0
+    for m in range(MONTHS):
+        first = month_start(MONTHS - 1 - m)
+        plan = []
+        for j in range(4):
+            a, b = members[(m + 2 * j) % 8], members[(m + 2 * j + 1) % 8]
+            giver, receiver = (a, b) if (m // 2) % 2 == 0 else (b, a)
+            plan.append((giver, receiver, 60, pair_help[m % 3]))
+        plan.append((professionals[m % 2], members[(3 * m) % 8], 90, "wellbeing"))
+        plan.append((members[(3 * m + 4) % 8], organisations[m % 2], 120, "events"))
+        plan.append((organisations[m % 2], members[(3 * m + 1) % 8], 60, "cooking"))
+        for n, (giver, receiver, length, category) in enumerate(plan):
+            logged = await exchanges.log(
+                coordinator,
+                ExchangeCreate(
+                    giver_id=giver,
+                    receiver_id=receiver,
+                    minutes=length,
+                    service_date=min(first + timedelta(days=1 + 2 * n), today),
+                    category=category,
+                    description="help from before the story starts",
+                ),
+            )
+            approved = await exchanges.decide(coordinator, logged.exchange.id, "approve")
+            assert approved.state == "approved"
+            count, minutes = count + 1, minutes + length
+    return Activity(
+        start=start,
+        names=MEMBERS + PROFESSIONALS + ORGANISATIONS,
+        exchanges=count,
+        minutes=minutes,
+    )
+
+
+async def _world(database_url: str) -> tuple[World, Activity]:
     engine = create_async_engine(sqlalchemy_url(database_url))
     try:
-        return await make_world(engine)
+        world = await make_world(engine)
+        return world, await _activity(engine, world)
     finally:
         await engine.dispose()
 
@@ -63,12 +176,12 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def service(database_url: str) -> Iterator[tuple[str, World]]:
+def service(database_url: str) -> Iterator[tuple[str, World, Activity]]:
     # In a thread of its own: Playwright's sync API keeps an event loop in this one.
     with ThreadPoolExecutor(1) as pool:
-        world = pool.submit(asyncio.run, _world(database_url)).result()
+        world, activity = pool.submit(asyncio.run, _world(database_url)).result()
     with running_service(database_url) as base_url:
-        yield base_url, world
+        yield base_url, world, activity
 
 
 class Phone:
@@ -115,7 +228,7 @@ def balance_of(page: Page) -> str:
 
 
 def test_a_member_logs_hours_and_everyone_sees_it_through(chromium, service):
-    base_url, world = service
+    base_url, world, activity = service
     slug = world.timebank.slug
     ada = Phone(chromium, base_url, "ada")
     bea = Phone(chromium, base_url, "bea")
@@ -203,6 +316,7 @@ def test_a_member_logs_hours_and_everyone_sees_it_through(chromium, service):
         queue.first.get_by_role("checkbox").check()
         coordinator.page.get_by_role("button", name="Approve ticked").click()
         expect(coordinator.page.get_by_role("status")).to_contain_text("approved")
+        approved_at = time.monotonic()
         expect(coordinator.page.get_by_text("Nothing waiting")).to_be_visible()
         coordinator.check("11-queue-after-approval")
         coordinator.page.goto(f"/t/{slug}/participants")
@@ -224,19 +338,58 @@ def test_a_member_logs_hours_and_everyone_sees_it_through(chromium, service):
         assert balance_of(bea.page) == f"{MINUS}1:30"
         bea.check("17-other-member-home-after")
 
-        # The funder opens the report: figures, charts, a CSV; nobody's name.
+        # The funder opens the report and asks for the last six months: figures, charts, a
+        # CSV; nobody's name. Reports count up to a few seconds ago (report_settle_seconds),
+        # so Ada's exchange is in them once that long has passed since its approval.
+        time.sleep(
+            max(0.0, approved_at + Settings().report_settle_seconds + 0.5 - time.monotonic())
+        )
         funder.sign_in(world.funder)
         funder.page.get_by_role("link", name="Contribution report").click()
-        expect(funder.page.get_by_role("heading", level=1)).to_contain_text("adds up to")
-        for image in funder.page.locator("figure.chart img").all():
+        report = funder.page
+        expect(report.get_by_role("heading", level=1)).to_contain_text(
+            "What Riverside Timebank adds up to"
+        )
+        report.get_by_label("From").fill(activity.start.isoformat())
+        report.get_by_label("To").fill(date.today().isoformat())
+        report.get_by_role("button", name="Show").click()
+        expect(report).to_have_url(re.compile(rf"from={activity.start.isoformat()}"))
+        expect(report.locator(".lead")).to_contain_text(f"From {activity.start:%-d %B %Y}")
+
+        # Enough people took part that the period's figures are shown, not withheld; Ada's
+        # 1:30 is among them.
+        tiles = report.locator("dl.tiles")
+        expect(tiles).not_to_contain_text("withheld")
+        exchanges = activity.exchanges + 1
+        hours = round((activity.minutes + 90) / 60, 2)
+        expect(tiles.locator("div", has_text="Exchanges").locator("dd")).to_have_text(
+            str(exchanges)
+        )
+        expect(tiles.locator("div", has_text="Hours exchanged").locator("dd")).to_have_text(
+            f"{hours:g}"
+        )
+        expect(report.locator("table")).not_to_contain_text("withheld")
+
+        # Each chart loads, and draws figures rather than saying there are none to draw.
+        images = report.locator("figure.chart img").all()
+        assert len(images) == 3
+        names = (*activity.names, "Ada", "Bea")
+        for image in images:
             image.scroll_into_view_if_needed()
             expect(image).to_have_js_property("complete", True)
             assert image.evaluate("img => img.naturalWidth") > 0
-        body = funder.page.locator("main").inner_text()
-        assert "Ada" not in body and "Bea" not in body
-        csv_link = funder.page.get_by_role("link", name="Download the figures (CSV)")
+            svg = funder.context.request.get(f"{base_url}{image.get_attribute('src')}")
+            assert svg.ok and svg.headers["content-type"].startswith("image/svg+xml")
+            text = svg.text()
+            assert "Riverside Timebank" in text
+            assert "No exchanges in this period" not in text and "Withheld:" not in text
+            assert "<path" in text and not any(name in text for name in names)
+        body = report.locator("main").inner_text()
+        assert not any(name in body for name in names), body
+        csv_link = report.get_by_role("link", name="Download the figures (CSV)")
         csv = funder.context.request.get(f"{base_url}{csv_link.get_attribute('href')}")
         assert csv.ok and csv.headers["content-type"].startswith("text/csv")
+        assert not any(name in csv.text() for name in names)
         funder.check("18-funder-report")
 
         # On the narrowest phones (320 px) nothing runs off the side.

@@ -347,6 +347,14 @@ async def begin_snapshot(conn: AsyncConnection) -> datetime:
     return clock.scalar_one()
 
 
+async def timebank_name(conn: AsyncConnection, timebank_id: int) -> str:
+    """The timebank's name, for the titles of its report."""
+    name = await conn.execute(
+        text("SELECT name FROM timebanks WHERE id = :id"), {"id": timebank_id}
+    )
+    return name.scalar_one()
+
+
 async def contribution_parts(
     conn: AsyncConnection,
     *,

@@ -110,6 +110,7 @@ class FlowRow(BaseModel):
 
 class ContributionReport(BaseModel):
     timebank: str
+    timebank_name: str = Field(description="the timebank's name as it is now, for titles")
     period: Period
     as_of: datetime
     interval: Interval

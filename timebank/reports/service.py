@@ -160,6 +160,7 @@ class Reports:
         async with self._engine.connect() as conn:
             clock = await repository.begin_snapshot(conn)
             moment = self._as_of(as_of, clock)
+            name = await repository.timebank_name(conn, access.timebank_id)
             parts = await repository.contribution_parts(
                 conn,
                 timebank_id=access.timebank_id,
@@ -175,6 +176,7 @@ class Reports:
         k = self._min_cell
         return ContributionReport(
             timebank=access.timebank_slug,
+            timebank_name=name,
             period=Period(start=start, end=end),
             as_of=moment,
             interval=interval,
