@@ -5,6 +5,7 @@ the caller's connection, so it composes into the caller's transaction."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import date
 from typing import Any
 
@@ -21,6 +22,7 @@ from timebank.exchanges.schemas import (
     Policy,
     Side,
 )
+from timebank.ledger import repository as ledger_repository
 
 _EXCHANGE_COLUMNS = (
     "e.id, e.timebank_id, e.giver_id, e.receiver_id, e.minutes, e.service_date,"
@@ -57,6 +59,68 @@ async def get_policy(conn: AsyncConnection, timebank_id: int) -> Policy:
     return Policy(**row)
 
 
+async def log_context(
+    conn: AsyncConnection,
+    *,
+    timebank_id: int,
+    giver_id: int,
+    receiver_id: int,
+    category: str,
+    author: str,
+    idempotency_key: str | None,
+    fingerprint: bytes,
+) -> tuple[Mapping[str, Any] | None, Policy, Party | None, Party | None, tuple[int, str] | None]:
+    """All that logging an exchange reads, in one statement: the idempotency key claimed (its
+    stored answer when this request was already answered; see ``ledger_claim_key``), the
+    timebank's policy, both parties and the category (None for those not in the timebank)."""
+    row = await _one(
+        conn,
+        "SELECT ledger_claim_key(t.id, :author, CAST(:key AS text), :hash) AS answered,"
+        f" {', '.join('t.' + name for name in _POLICY_COLUMNS)},"
+        f" ({_PARTY_SQL.format(id=':giver_id')}) AS giver,"
+        f" ({_PARTY_SQL.format(id=':receiver_id')}) AS receiver,"
+        " (SELECT ROW(c.id, c.name) FROM categories c"
+        "   WHERE c.timebank_id = t.id AND c.slug = :category) AS category"
+        " FROM timebanks t WHERE t.id = :timebank_id",
+        timebank_id=timebank_id,
+        giver_id=giver_id,
+        receiver_id=receiver_id,
+        category=category,
+        author=author,
+        key=idempotency_key,
+        hash=fingerprint,
+    )
+    assert row is not None, "the caller's access names an existing timebank"
+    answered = row["answered"]
+    return (
+        ledger_repository.stored_result(answered) if answered is not None else None,
+        Policy(**{name: row[name] for name in _POLICY_COLUMNS}),
+        _party(row["giver"]),
+        _party(row["receiver"]),
+        (row["category"][0], row["category"][1]) if row["category"] is not None else None,
+    )
+
+
+_POLICY_COLUMNS = (
+    "confirmation_required",
+    "approval_mode",
+    "review_above_minutes",
+    "review_backdated_days",
+    "review_organisation",
+    "review_first_exchange",
+    "max_exchange_minutes",
+)
+_PARTY_SQL = (
+    "SELECT ROW(p.id, p.kind, a.id) FROM participants p"
+    " JOIN accounts a ON a.participant_id = p.id AND a.timebank_id = p.timebank_id"
+    " WHERE p.id = {id} AND p.timebank_id = t.id"
+)
+
+
+def _party(row: Any) -> Party | None:
+    return Party(id=row[0], kind=row[1], account_id=row[2]) if row is not None else None
+
+
 async def get_party(conn: AsyncConnection, timebank_id: int, participant_id: int) -> Party | None:
     row = await _one(
         conn,
@@ -67,18 +131,6 @@ async def get_party(conn: AsyncConnection, timebank_id: int, participant_id: int
         timebank_id=timebank_id,
     )
     return Party(**row) if row is not None else None
-
-
-async def get_category(
-    conn: AsyncConnection, timebank_id: int, slug: str
-) -> tuple[int, str] | None:
-    row = await _one(
-        conn,
-        "SELECT id, name FROM categories WHERE timebank_id = :timebank_id AND slug = :slug",
-        timebank_id=timebank_id,
-        slug=slug,
-    )
-    return (row["id"], row["name"]) if row is not None else None
 
 
 async def first_timers(
@@ -111,6 +163,7 @@ async def insert_exchange(
     minutes: int,
     service_date: date,
     category_id: int,
+    category: str,
     description: str,
     state: ExchangeState,
     logged_by_user_id: int,
@@ -119,8 +172,9 @@ async def insert_exchange(
     review_reason: str | None,
     pending_transfer_id: int,
     actor: Actor,
-) -> int:
-    """Insert an exchange and its 'log' decision in one statement; return its id."""
+) -> tuple[ExchangeRecord, DecisionRecord]:
+    """Insert an exchange (of category ``category_id``, whose slug is ``category``) and its
+    'log' decision in one statement; return both rows as written."""
     row = await _one(
         conn,
         "WITH logged AS ("
@@ -130,12 +184,14 @@ async def insert_exchange(
         "  VALUES (:timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
         "    :description, :state, :logged_by_user_id, :logged_for, :on_behalf, :review_reason,"
         "    :pending_transfer_id)"
-        "  RETURNING id, timebank_id, state)"
-        " INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state, to_state,"
-        "   actor_user_id, actor_role, on_behalf_of)"
-        " SELECT timebank_id, id, 'log', NULL, state, CAST(:actor_user_id AS bigint),"
+        f"  RETURNING {_RETURNED_EXCHANGE}),"
+        " decided AS ("
+        "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
+        "   to_state, actor_user_id, actor_role, on_behalf_of)"
+        "  SELECT timebank_id, id, 'log', NULL, state, CAST(:actor_user_id AS bigint),"
         "   CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint)"
-        "   FROM logged RETURNING exchange_id",
+        f"   FROM logged RETURNING {_RETURNED_DECISION})"
+        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION} FROM logged, decided",
         timebank_id=timebank_id,
         giver_id=giver_id,
         receiver_id=receiver_id,
@@ -152,9 +208,30 @@ async def insert_exchange(
         actor_user_id=actor.user_id,
         actor_role=actor.role,
         on_behalf_of=actor.on_behalf_of,
+        category=category,
     )
     assert row is not None
-    return int(row["exchange_id"])
+    return _written(row)
+
+
+# Exchange and decision rows as an INSERT or UPDATE writes them, selected side by side (the
+# decision's columns prefixed ``d_``); the category slug is the caller's ``:category``.
+_EXCHANGE_FIELDS = [f.name for f in fields(ExchangeRecord)]
+_DECISION_FIELDS = [f.name for f in fields(DecisionRecord)]
+_RETURNED_EXCHANGE = ", ".join(name for name in _EXCHANGE_FIELDS if name != "category")
+_RETURNED_DECISION = ", ".join(_DECISION_FIELDS)
+_SELECTED_EXCHANGE = ", ".join(
+    "CAST(:category AS text) AS category" if name == "category" else f"logged.{name}"
+    for name in _EXCHANGE_FIELDS
+)
+_SELECTED_DECISION = ", ".join(f"decided.{name} AS d_{name}" for name in _DECISION_FIELDS)
+
+
+def _written(row: Mapping[str, Any]) -> tuple[ExchangeRecord, DecisionRecord]:
+    return (
+        ExchangeRecord(**{name: row[name] for name in _EXCHANGE_FIELDS}),
+        DecisionRecord(**{name: row[f"d_{name}"] for name in _DECISION_FIELDS}),
+    )
 
 
 async def get_exchange(
@@ -183,24 +260,28 @@ async def move_exchange(
     review_reason: str | None = None,
     transfer_id: int | None = None,
     reversal_transfer_id: int | None = None,
-) -> bool:
+) -> tuple[ExchangeRecord, DecisionRecord] | None:
     """Move an exchange from the state it was read in to ``to_state`` and record the decision,
-    in one statement. False (nothing written) if it was no longer in that state."""
+    in one statement; return both rows as written. None (nothing written) if it was no longer
+    in that state."""
     row = await _one(
         conn,
-        "WITH moved AS ("
+        "WITH logged AS ("
         "  UPDATE exchanges SET state = :to_state, updated_at = now(),"
         "    review_reason = coalesce(CAST(:review_reason AS text), review_reason),"
         "    transfer_id = coalesce(CAST(:transfer_id AS bigint), transfer_id),"
         "    reversal_transfer_id = coalesce(CAST(:reversal_transfer_id AS bigint),"
         "                                    reversal_transfer_id)"
         "  WHERE id = :id AND timebank_id = :timebank_id AND state = :from_state"
-        "  RETURNING id, timebank_id)"
-        " INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state, to_state,"
-        "   actor_user_id, actor_role, on_behalf_of, reason)"
-        " SELECT timebank_id, id, CAST(:action AS text), CAST(:from_state AS text),"
+        f"  RETURNING {_RETURNED_EXCHANGE}),"
+        " decided AS ("
+        "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
+        "   to_state, actor_user_id, actor_role, on_behalf_of, reason)"
+        "  SELECT timebank_id, id, CAST(:action AS text), CAST(:from_state AS text),"
         "   CAST(:to_state AS text), CAST(:actor_user_id AS bigint), CAST(:actor_role AS text),"
-        "   CAST(:on_behalf_of AS bigint), CAST(:reason AS text) FROM moved RETURNING id",
+        f"   CAST(:on_behalf_of AS bigint), CAST(:reason AS text) FROM logged"
+        f"   RETURNING {_RETURNED_DECISION})"
+        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION} FROM logged, decided",
         id=exchange.id,
         timebank_id=exchange.timebank_id,
         from_state=exchange.state,
@@ -213,8 +294,9 @@ async def move_exchange(
         review_reason=review_reason,
         transfer_id=transfer_id,
         reversal_transfer_id=reversal_transfer_id,
+        category=exchange.category,
     )
-    return row is not None
+    return _written(row) if row is not None else None
 
 
 async def decisions_of(

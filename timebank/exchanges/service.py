@@ -31,6 +31,7 @@ from timebank.exchanges.schemas import (
     BulkApproveResult,
     BulkError,
     BulkOutcome,
+    DecisionRecord,
     ExchangeCreate,
     ExchangeDetail,
     ExchangeFilters,
@@ -79,16 +80,21 @@ class Exchanges:
         fingerprint = request_hash("log_exchange", data.model_dump(mode="json"))
 
         async def work(conn: AsyncConnection) -> LogResult:
-            if idempotency_key is not None:
-                answered = await ledger_repository.claim_key(
-                    conn, timebank_id, author, idempotency_key, fingerprint
-                )
-                if answered is not None:
-                    exchange_id = int(answered["exchange_id"])
-                    return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=True)
-            rules = await repository.get_policy(conn, timebank_id)
-            giver, receiver, category_id, category_name = await _parties_and_category(
-                conn, timebank_id, data, rules
+            answered, rules, giver, receiver, category = await repository.log_context(
+                conn,
+                timebank_id=timebank_id,
+                giver_id=data.giver_id,
+                receiver_id=data.receiver_id,
+                category=data.category,
+                author=author,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+            )
+            if answered is not None:
+                exchange_id = int(answered["exchange_id"])
+                return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=True)
+            giver, receiver, (category_id, category_name) = _require_parties_and_category(
+                data, rules, giver, receiver, category
             )
             pending, _ = await ledger_repository.reserve(
                 conn,
@@ -106,7 +112,9 @@ class Exchanges:
                 reasons = await _review_reasons(
                     conn, rules, timebank_id, giver, receiver, data.minutes, data.service_date
                 )
-            exchange_id = await repository.insert_exchange(
+            # The rows come back as written, so the answer needs no reads: nobody else sees
+            # this exchange before the transaction commits.
+            exchange, decision = await repository.insert_exchange(
                 conn,
                 timebank_id=timebank_id,
                 giver_id=giver.id,
@@ -114,6 +122,7 @@ class Exchanges:
                 minutes=data.minutes,
                 service_date=data.service_date,
                 category_id=category_id,
+                category=data.category,
                 description=data.description,
                 state=state,
                 logged_by_user_id=access.principal.user_id,
@@ -123,15 +132,17 @@ class Exchanges:
                 pending_transfer_id=pending.id,
                 actor=actor,
             )
+            decisions = [decision]
             if state == "awaiting_approval" and policy.approves_automatically(rules, reasons):
-                logged = await repository.get_exchange(conn, timebank_id, exchange_id, lock=True)
-                assert logged is not None
-                await _approve(conn, logged, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON)
+                exchange, decision = await _approve(
+                    conn, exchange, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON
+                )
+                decisions.append(decision)
             if idempotency_key is not None:
                 await ledger_repository.answer_key(
-                    conn, timebank_id, author, idempotency_key, {"exchange_id": exchange_id}
+                    conn, timebank_id, author, idempotency_key, {"exchange_id": exchange.id}
                 )
-            return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=False)
+            return LogResult(_as_detail(exchange, decisions), replayed=False)
 
         return await self._transaction(work)
 
@@ -242,17 +253,18 @@ def _check_request(data: ExchangeCreate, idempotency_key: str | None, *, today: 
         )
 
 
-async def _parties_and_category(
-    conn: AsyncConnection, timebank_id: int, data: ExchangeCreate, rules: Policy
-) -> tuple[Party, Party, int, str]:
+def _require_parties_and_category(
+    data: ExchangeCreate,
+    rules: Policy,
+    giver: Party | None,
+    receiver: Party | None,
+    category: tuple[int, str] | None,
+) -> tuple[Party, Party, tuple[int, str]]:
     errors = []
-    giver = await repository.get_party(conn, timebank_id, data.giver_id)
     if giver is None:
         errors.append(field_error("giver_id", "no such participant in this timebank"))
-    receiver = await repository.get_party(conn, timebank_id, data.receiver_id)
     if receiver is None:
         errors.append(field_error("receiver_id", "no such participant in this timebank"))
-    category = await repository.get_category(conn, timebank_id, data.category)
     if category is None:
         errors.append(field_error("category", "no such category in this timebank"))
     if data.minutes > rules.max_exchange_minutes:
@@ -262,7 +274,7 @@ async def _parties_and_category(
     if errors or giver is None or receiver is None or category is None:
         fields = ", ".join(error["key"] for error in errors)
         raise ValidationFailed(f"please check: {fields}", errors=errors)
-    return giver, receiver, category[0], category[1]
+    return giver, receiver, category
 
 
 async def _review_reasons(
@@ -293,23 +305,25 @@ async def _review_reasons(
 
 async def _move(
     conn: AsyncConnection, exchange: ExchangeRecord, action: str, actor: Actor, **changes
-) -> None:
+) -> tuple[ExchangeRecord, DecisionRecord]:
+    """The exchange and the decision as written."""
     to_state = "approved" if action == "auto_approve" else policy.TRANSITIONS[action].to_state
     moved = await repository.move_exchange(
         conn, exchange, action=action, to_state=to_state, actor=actor, **changes
     )
-    if not moved:  # the row is locked, so only a bug gets here; refuse rather than guess
+    if moved is None:  # the row is locked, so only a bug gets here; refuse rather than guess
         raise InvalidTransition(f"exchange {exchange.id} changed while it was being decided")
+    return moved
 
 
 async def _approve(
     conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
-) -> None:
+) -> tuple[ExchangeRecord, DecisionRecord]:
     assert exchange.pending_transfer_id is not None
     transfer, _ = await ledger_repository.post_pending(
         conn, timebank_id=exchange.timebank_id, pending_id=exchange.pending_transfer_id, key=None
     )
-    await _move(conn, exchange, action, actor, reason=reason, transfer_id=transfer.id)
+    return await _move(conn, exchange, action, actor, reason=reason, transfer_id=transfer.id)
 
 
 async def _release(
@@ -394,7 +408,10 @@ async def _detail(conn: AsyncConnection, timebank_id: int, exchange_id: int) -> 
     exchange = await repository.get_exchange(conn, timebank_id, exchange_id)
     if exchange is None:
         raise NotFound(f"exchange {exchange_id} not found in this timebank")
-    decisions = await repository.decisions_of(conn, timebank_id, exchange_id)
+    return _as_detail(exchange, await repository.decisions_of(conn, timebank_id, exchange_id))
+
+
+def _as_detail(exchange: ExchangeRecord, decisions: Sequence[DecisionRecord]) -> ExchangeDetail:
     return ExchangeDetail.model_validate(
         {**asdict(exchange), "decisions": [asdict(decision) for decision in decisions]}
     )
