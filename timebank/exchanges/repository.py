@@ -5,7 +5,7 @@ the caller's connection, so it composes into the caller's transaction."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
@@ -172,9 +172,11 @@ async def insert_exchange(
     review_reason: str | None,
     pending_transfer_id: int,
     actor: Actor,
+    answer: KeyAnswer | None = None,
 ) -> tuple[ExchangeRecord, DecisionRecord]:
     """Insert an exchange (of category ``category_id``, whose slug is ``category``) and its
-    'log' decision in one statement; return both rows as written."""
+    'log' decision in one statement; return both rows as written. With ``answer``, the same
+    statement stores the exchange's id as the answer to that idempotency key."""
     row = await _one(
         conn,
         "WITH logged AS ("
@@ -191,7 +193,8 @@ async def insert_exchange(
         "  SELECT timebank_id, id, 'log', NULL, state, CAST(:actor_user_id AS bigint),"
         "   CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint)"
         f"   FROM logged RETURNING {_RETURNED_DECISION})"
-        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION} FROM logged, decided",
+        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}{_answering(answer)}"
+        " FROM logged, decided",
         timebank_id=timebank_id,
         giver_id=giver_id,
         receiver_id=receiver_id,
@@ -209,6 +212,7 @@ async def insert_exchange(
         actor_role=actor.role,
         on_behalf_of=actor.on_behalf_of,
         category=category,
+        **_answer_params(answer),
     )
     assert row is not None
     return _written(row)
@@ -225,6 +229,27 @@ _SELECTED_EXCHANGE = ", ".join(
     for name in _EXCHANGE_FIELDS
 )
 _SELECTED_DECISION = ", ".join(f"decided.{name} AS d_{name}" for name in _DECISION_FIELDS)
+
+
+@dataclass(frozen=True)
+class KeyAnswer:
+    """An idempotency key claimed in this transaction, to be answered with the exchange."""
+
+    author: str
+    key: str
+
+
+def _answering(answer: KeyAnswer | None) -> str:
+    if answer is None:
+        return ""
+    return (
+        ", ledger_answer_key(logged.timebank_id, :answer_author, :answer_key,"
+        " jsonb_build_object('exchange_id', logged.id)) AS answered"
+    )
+
+
+def _answer_params(answer: KeyAnswer | None) -> dict[str, str]:
+    return {} if answer is None else {"answer_author": answer.author, "answer_key": answer.key}
 
 
 def _written(row: Mapping[str, Any]) -> tuple[ExchangeRecord, DecisionRecord]:
@@ -260,10 +285,11 @@ async def move_exchange(
     review_reason: str | None = None,
     transfer_id: int | None = None,
     reversal_transfer_id: int | None = None,
+    answer: KeyAnswer | None = None,
 ) -> tuple[ExchangeRecord, DecisionRecord] | None:
     """Move an exchange from the state it was read in to ``to_state`` and record the decision,
     in one statement; return both rows as written. None (nothing written) if it was no longer
-    in that state."""
+    in that state. With ``answer``, as ``insert_exchange``."""
     row = await _one(
         conn,
         "WITH logged AS ("
@@ -281,7 +307,8 @@ async def move_exchange(
         "   CAST(:to_state AS text), CAST(:actor_user_id AS bigint), CAST(:actor_role AS text),"
         f"   CAST(:on_behalf_of AS bigint), CAST(:reason AS text) FROM logged"
         f"   RETURNING {_RETURNED_DECISION})"
-        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION} FROM logged, decided",
+        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}{_answering(answer)}"
+        " FROM logged, decided",
         id=exchange.id,
         timebank_id=exchange.timebank_id,
         from_state=exchange.state,
@@ -295,6 +322,7 @@ async def move_exchange(
         transfer_id=transfer_id,
         reversal_transfer_id=reversal_transfer_id,
         category=exchange.category,
+        **_answer_params(answer),
     )
     return _written(row) if row is not None else None
 

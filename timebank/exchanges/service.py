@@ -113,7 +113,16 @@ class Exchanges:
                     conn, rules, timebank_id, giver, receiver, data.minutes, data.service_date
                 )
             # The rows come back as written, so the answer needs no reads: nobody else sees
-            # this exchange before the transaction commits.
+            # this exchange before the transaction commits. The key is answered by the last
+            # write.
+            approving = state == "awaiting_approval" and policy.approves_automatically(
+                rules, reasons
+            )
+            answer = (
+                repository.KeyAnswer(author, idempotency_key)
+                if idempotency_key is not None
+                else None
+            )
             exchange, decision = await repository.insert_exchange(
                 conn,
                 timebank_id=timebank_id,
@@ -131,17 +140,14 @@ class Exchanges:
                 review_reason="; ".join(reasons) or None,
                 pending_transfer_id=pending.id,
                 actor=actor,
+                answer=None if approving else answer,
             )
             decisions = [decision]
-            if state == "awaiting_approval" and policy.approves_automatically(rules, reasons):
+            if approving:
                 exchange, decision = await _approve(
-                    conn, exchange, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON
+                    conn, exchange, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON, answer
                 )
                 decisions.append(decision)
-            if idempotency_key is not None:
-                await ledger_repository.answer_key(
-                    conn, timebank_id, author, idempotency_key, {"exchange_id": exchange.id}
-                )
             return LogResult(_as_detail(exchange, decisions), replayed=False)
 
         return await self._transaction(work)
@@ -317,13 +323,20 @@ async def _move(
 
 
 async def _approve(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
+    conn: AsyncConnection,
+    exchange: ExchangeRecord,
+    actor: Actor,
+    action: str,
+    reason: str | None,
+    answer: repository.KeyAnswer | None = None,
 ) -> tuple[ExchangeRecord, DecisionRecord]:
     assert exchange.pending_transfer_id is not None
     transfer, _ = await ledger_repository.post_pending(
         conn, timebank_id=exchange.timebank_id, pending_id=exchange.pending_transfer_id, key=None
     )
-    return await _move(conn, exchange, action, actor, reason=reason, transfer_id=transfer.id)
+    return await _move(
+        conn, exchange, action, actor, reason=reason, transfer_id=transfer.id, answer=answer
+    )
 
 
 async def _release(
