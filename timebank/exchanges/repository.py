@@ -285,17 +285,26 @@ async def move_exchange(
     review_reason: str | None = None,
     transfer_id: int | None = None,
     reversal_transfer_id: int | None = None,
+    post_pending: bool = False,
     answer: KeyAnswer | None = None,
 ) -> tuple[ExchangeRecord, DecisionRecord] | None:
     """Move an exchange from the state it was read in to ``to_state`` and record the decision,
     in one statement; return both rows as written. None (nothing written) if it was no longer
-    in that state. With ``answer``, as ``insert_exchange``."""
+    in that state. With ``post_pending``, the same statement posts the exchange's reservation
+    (``ledger_post_pending``, only once the exchange is found in that state) and records the
+    transfer. With ``answer``, as ``insert_exchange``."""
+    posting = (
+        "(SELECT (r.transfer).id"
+        "  FROM ledger_post_pending(:timebank_id, :pending_id, NULL, NULL, NULL) r)"
+        if post_pending
+        else "CAST(:transfer_id AS bigint)"
+    )
     row = await _one(
         conn,
         "WITH logged AS ("
         "  UPDATE exchanges SET state = :to_state, updated_at = now(),"
         "    review_reason = coalesce(CAST(:review_reason AS text), review_reason),"
-        "    transfer_id = coalesce(CAST(:transfer_id AS bigint), transfer_id),"
+        f"    transfer_id = coalesce({posting}, transfer_id),"
         "    reversal_transfer_id = coalesce(CAST(:reversal_transfer_id AS bigint),"
         "                                    reversal_transfer_id)"
         "  WHERE id = :id AND timebank_id = :timebank_id AND state = :from_state"
@@ -322,6 +331,7 @@ async def move_exchange(
         transfer_id=transfer_id,
         reversal_transfer_id=reversal_transfer_id,
         category=exchange.category,
+        **({"pending_id": exchange.pending_transfer_id} if post_pending else {}),
         **_answer_params(answer),
     )
     return _written(row) if row is not None else None

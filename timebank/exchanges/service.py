@@ -331,11 +331,9 @@ async def _approve(
     answer: repository.KeyAnswer | None = None,
 ) -> tuple[ExchangeRecord, DecisionRecord]:
     assert exchange.pending_transfer_id is not None
-    transfer, _ = await ledger_repository.post_pending(
-        conn, timebank_id=exchange.timebank_id, pending_id=exchange.pending_transfer_id, key=None
-    )
+    # The reservation is posted by the statement that moves the exchange: one round trip.
     return await _move(
-        conn, exchange, action, actor, reason=reason, transfer_id=transfer.id, answer=answer
+        conn, exchange, action, actor, reason=reason, post_pending=True, answer=answer
     )
 
 
