@@ -170,22 +170,29 @@ async def insert_exchange(
     logged_for: Side,
     on_behalf: bool,
     review_reason: str | None,
-    pending_transfer_id: int,
+    debit_account_id: int,
+    credit_account_id: int,
+    memo: str,
     actor: Actor,
     answer: KeyAnswer | None = None,
 ) -> tuple[ExchangeRecord, DecisionRecord]:
-    """Insert an exchange (of category ``category_id``, whose slug is ``category``) and its
-    'log' decision in one statement; return both rows as written. With ``answer``, the same
-    statement stores the exchange's id as the answer to that idempotency key."""
+    """Reserve an exchange's minutes (``ledger_reserve``: from the debit account, the
+    receiver's, to the credit account, the giver's), insert the exchange (of category
+    ``category_id``, whose slug is ``category``) with that reservation and its 'log' decision,
+    in one statement; return both rows as written. With ``answer``, the same statement stores
+    the exchange's id as the answer to that idempotency key."""
     row = await _one(
         conn,
-        "WITH logged AS ("
+        "WITH reserved AS ("
+        "  SELECT (r.pending).id FROM ledger_reserve(:timebank_id, :debit_account_id,"
+        "    :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL) r),"
+        " logged AS ("
         "  INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
         "    category_id, description, state, logged_by_user_id, logged_for, on_behalf,"
         "    review_reason, pending_transfer_id)"
-        "  VALUES (:timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
+        "  SELECT :timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
         "    :description, :state, :logged_by_user_id, :logged_for, :on_behalf, :review_reason,"
-        "    :pending_transfer_id)"
+        "    reserved.id FROM reserved"
         f"  RETURNING {_RETURNED_EXCHANGE}),"
         " decided AS ("
         "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
@@ -207,7 +214,9 @@ async def insert_exchange(
         logged_for=logged_for,
         on_behalf=on_behalf,
         review_reason=review_reason,
-        pending_transfer_id=pending_transfer_id,
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        memo=memo,
         actor_user_id=actor.user_id,
         actor_role=actor.role,
         on_behalf_of=actor.on_behalf_of,

@@ -96,25 +96,15 @@ class Exchanges:
             giver, receiver, (category_id, category_name) = _require_parties_and_category(
                 data, rules, giver, receiver, category
             )
-            pending, _ = await ledger_repository.reserve(
-                conn,
-                timebank_id=timebank_id,
-                debit_account_id=receiver.account_id,
-                credit_account_id=giver.account_id,
-                minutes=data.minutes,
-                kind="exchange",
-                memo=_memo(category_name, data.description),
-                key=None,
-            )
             state = policy.state_after_logging(rules, on_behalf=on_behalf)
             reasons: list[str] = []
             if state == "awaiting_approval":
                 reasons = await _review_reasons(
                     conn, rules, timebank_id, giver, receiver, data.minutes, data.service_date
                 )
-            # The rows come back as written, so the answer needs no reads: nobody else sees
-            # this exchange before the transaction commits. The key is answered by the last
-            # write.
+            # The minutes are reserved by the statement that inserts the exchange, and the
+            # rows come back as written, so the answer needs no reads: nobody else sees this
+            # exchange before the transaction commits. The key is answered by the last write.
             approving = state == "awaiting_approval" and policy.approves_automatically(
                 rules, reasons
             )
@@ -138,7 +128,9 @@ class Exchanges:
                 logged_for=logged_for,
                 on_behalf=on_behalf,
                 review_reason="; ".join(reasons) or None,
-                pending_transfer_id=pending.id,
+                debit_account_id=receiver.account_id,
+                credit_account_id=giver.account_id,
+                memo=_memo(category_name, data.description),
                 actor=actor,
                 answer=None if approving else answer,
             )
