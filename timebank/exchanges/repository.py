@@ -4,11 +4,14 @@ the caller's connection, so it composes into the caller's transaction."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
-from typing import Any
+from typing import Any, TypeAlias
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,9 +36,39 @@ _EXCHANGE_COLUMNS = (
 _EXCHANGE_FROM = " FROM exchanges e JOIN categories c ON c.id = e.category_id"
 
 
-async def _one(conn: AsyncConnection, sql: str, **params: Any) -> Mapping[str, Any] | None:
-    row = (await conn.execute(text(sql), params)).mappings().one_or_none()
-    return dict(row) if row is not None else None
+# Either connection the service has: SQLAlchemy's (reads, tests) or the plain asyncpg one under
+# it (the transactions of ``Exchanges``, which skip SQLAlchemy's work per statement).
+Connection: TypeAlias = AsyncConnection | asyncpg.Connection
+
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=256)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with its ``:name`` parameters numbered for asyncpg (``$1``…, one number per
+    name), and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _NAMED_PARAMETER.sub(number, sql), tuple(names)
+
+
+async def _all(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
+    if isinstance(conn, AsyncConnection):
+        return [dict(row) for row in (await conn.execute(text(sql), params)).mappings()]
+    numbered, names = _numbered(sql)
+    return [dict(row) for row in await conn.fetch(numbered, *(params[name] for name in names))]
+
+
+async def _one(conn: Connection, sql: str, **params: Any) -> dict[str, Any] | None:
+    rows = await _all(conn, sql, **params)
+    if len(rows) > 1:
+        raise AssertionError("at most one row expected")
+    return rows[0] if rows else None
 
 
 def _exchange(row: Mapping[str, Any]) -> ExchangeRecord:
@@ -47,7 +80,7 @@ def _exchange(row: Mapping[str, Any]) -> ExchangeRecord:
 # ---------------------------------------------------------------------------------------------
 
 
-async def get_policy(conn: AsyncConnection, timebank_id: int) -> Policy:
+async def get_policy(conn: Connection, timebank_id: int) -> Policy:
     row = await _one(
         conn,
         "SELECT confirmation_required, approval_mode, review_above_minutes,"
@@ -60,7 +93,7 @@ async def get_policy(conn: AsyncConnection, timebank_id: int) -> Policy:
 
 
 async def log_context(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     timebank_id: int,
     giver_id: int,
@@ -121,7 +154,7 @@ def _party(row: Any) -> Party | None:
     return Party(id=row[0], kind=row[1], account_id=row[2]) if row is not None else None
 
 
-async def get_party(conn: AsyncConnection, timebank_id: int, participant_id: int) -> Party | None:
+async def get_party(conn: Connection, timebank_id: int, participant_id: int) -> Party | None:
     row = await _one(
         conn,
         "SELECT p.id, p.kind, a.id AS account_id FROM participants p"
@@ -134,19 +167,19 @@ async def get_party(conn: AsyncConnection, timebank_id: int, participant_id: int
 
 
 async def first_timers(
-    conn: AsyncConnection, timebank_id: int, participant_ids: Sequence[int]
+    conn: Connection, timebank_id: int, participant_ids: Sequence[int]
 ) -> set[int]:
     """Those of ``participant_ids`` with no approved exchange yet."""
-    rows = await conn.execute(
-        text(
-            "SELECT p.id FROM unnest(CAST(:ids AS bigint[])) AS p(id)"
-            " WHERE NOT EXISTS (SELECT 1 FROM exchanges e"
-            "   WHERE e.timebank_id = :timebank_id AND e.state = 'approved'"
-            "     AND (e.giver_id = p.id OR e.receiver_id = p.id))"
-        ),
-        {"ids": list(participant_ids), "timebank_id": timebank_id},
+    rows = await _all(
+        conn,
+        "SELECT p.id FROM unnest(CAST(:ids AS bigint[])) AS p(id)"
+        " WHERE NOT EXISTS (SELECT 1 FROM exchanges e"
+        "   WHERE e.timebank_id = :timebank_id AND e.state = 'approved'"
+        "     AND (e.giver_id = p.id OR e.receiver_id = p.id))",
+        ids=list(participant_ids),
+        timebank_id=timebank_id,
     )
-    return set(rows.scalars())
+    return {row["id"] for row in rows}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +188,7 @@ async def first_timers(
 
 
 async def insert_exchange(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     timebank_id: int,
     giver_id: int,
@@ -269,7 +302,7 @@ def _written(row: Mapping[str, Any]) -> tuple[ExchangeRecord, DecisionRecord]:
 
 
 async def get_exchange(
-    conn: AsyncConnection, timebank_id: int, exchange_id: int, *, lock: bool = False
+    conn: Connection, timebank_id: int, exchange_id: int, *, lock: bool = False
 ) -> ExchangeRecord | None:
     """One exchange of this timebank; with ``lock``, its row stays locked (FOR UPDATE) until
     the transaction ends, so decisions on one exchange take turns."""
@@ -284,7 +317,7 @@ async def get_exchange(
 
 
 async def move_exchange(
-    conn: AsyncConnection,
+    conn: Connection,
     exchange: ExchangeRecord,
     *,
     action: str,
@@ -347,17 +380,17 @@ async def move_exchange(
 
 
 async def decisions_of(
-    conn: AsyncConnection, timebank_id: int, exchange_id: int
+    conn: Connection, timebank_id: int, exchange_id: int
 ) -> list[DecisionRecord]:
-    rows = await conn.execute(
-        text(
-            "SELECT id, action, from_state, to_state, actor_user_id, actor_role, on_behalf_of,"
-            " reason, decided_at FROM exchange_decisions"
-            " WHERE exchange_id = :exchange_id AND timebank_id = :timebank_id ORDER BY id"
-        ),
-        {"exchange_id": exchange_id, "timebank_id": timebank_id},
+    rows = await _all(
+        conn,
+        "SELECT id, action, from_state, to_state, actor_user_id, actor_role, on_behalf_of,"
+        " reason, decided_at FROM exchange_decisions"
+        " WHERE exchange_id = :exchange_id AND timebank_id = :timebank_id ORDER BY id",
+        exchange_id=exchange_id,
+        timebank_id=timebank_id,
     )
-    return [DecisionRecord(**row) for row in rows.mappings()]
+    return [DecisionRecord(**row) for row in rows]
 
 
 async def list_exchanges(

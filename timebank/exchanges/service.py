@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 from datetime import date
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import (
@@ -25,6 +25,7 @@ from timebank.errors import (
     field_error,
 )
 from timebank.exchanges import policy, repository
+from timebank.exchanges.repository import Connection
 from timebank.exchanges.schemas import (
     POLICY_ACTOR,
     Actor,
@@ -45,7 +46,7 @@ from timebank.exchanges.schemas import (
 )
 from timebank.ledger import repository as ledger_repository
 from timebank.ledger.repository import request_hash
-from timebank.ledger.service import run_in_transaction
+from timebank.ledger.service import run_in_raw_transaction
 
 T = TypeVar("T")
 
@@ -59,8 +60,9 @@ class Exchanges:
         self._engine = engine
         self._max_retries = max_retries
 
-    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        return await run_in_transaction(self._engine, work, max_retries=self._max_retries)
+    async def _transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """``work`` in one transaction on the plain asyncpg connection (see ``Connection``)."""
+        return await run_in_raw_transaction(self._engine, work, max_retries=self._max_retries)
 
     # -- logging -------------------------------------------------------------------------------
 
@@ -79,7 +81,7 @@ class Exchanges:
         author = f"user:{access.principal.user_id}"
         fingerprint = request_hash("log_exchange", data.model_dump(mode="json"))
 
-        async def work(conn: AsyncConnection) -> LogResult:
+        async def work(conn: Connection) -> LogResult:
             answered, rules, giver, receiver, category = await repository.log_context(
                 conn,
                 timebank_id=timebank_id,
@@ -179,7 +181,7 @@ class Exchanges:
         cleaned = policy.clean_reason(action, reason)
         timebank_id = access.timebank_id
 
-        async def work(conn: AsyncConnection) -> ExchangeDetail:
+        async def work(conn: Connection) -> ExchangeDetail:
             exchange = policy.require_visible(
                 access, await repository.get_exchange(conn, timebank_id, exchange_id, lock=True)
             )
@@ -276,7 +278,7 @@ def _require_parties_and_category(
 
 
 async def _review_reasons(
-    conn: AsyncConnection,
+    conn: Connection,
     rules: Policy,
     timebank_id: int,
     giver: Party,
@@ -302,7 +304,7 @@ async def _review_reasons(
 
 
 async def _move(
-    conn: AsyncConnection, exchange: ExchangeRecord, action: str, actor: Actor, **changes
+    conn: Connection, exchange: ExchangeRecord, action: str, actor: Actor, **changes
 ) -> tuple[ExchangeRecord, DecisionRecord]:
     """The exchange and the decision as written."""
     to_state = "approved" if action == "auto_approve" else policy.TRANSITIONS[action].to_state
@@ -315,7 +317,7 @@ async def _move(
 
 
 async def _approve(
-    conn: AsyncConnection,
+    conn: Connection,
     exchange: ExchangeRecord,
     actor: Actor,
     action: str,
@@ -330,7 +332,7 @@ async def _approve(
 
 
 async def _release(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
 ) -> None:
     assert exchange.pending_transfer_id is not None
     await ledger_repository.void_pending(
@@ -340,7 +342,7 @@ async def _release(
 
 
 async def _confirm(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     rules = await repository.get_policy(conn, exchange.timebank_id)
     giver = await repository.get_party(conn, exchange.timebank_id, exchange.giver_id)
@@ -358,31 +360,31 @@ async def _confirm(
 
 
 async def _dispute(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     await _move(conn, exchange, "dispute", actor, reason=reason)
 
 
 async def _approve_decision(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     await _approve(conn, exchange, actor, "approve", reason)
 
 
 async def _reject(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     await _release(conn, exchange, actor, "reject", reason)
 
 
 async def _cancel(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     await _release(conn, exchange, actor, "cancel", reason)
 
 
 async def _reverse(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     assert exchange.transfer_id is not None and reason is not None
     reversal, _ = await ledger_repository.reverse(
@@ -395,9 +397,7 @@ async def _reverse(
     await _move(conn, exchange, "reverse", actor, reason=reason, reversal_transfer_id=reversal.id)
 
 
-_EFFECTS: dict[
-    str, Callable[[AsyncConnection, ExchangeRecord, Actor, str | None], Awaitable[None]]
-] = {
+_EFFECTS: dict[str, Callable[[Connection, ExchangeRecord, Actor, str | None], Awaitable[None]]] = {
     "confirm": _confirm,
     "dispute": _dispute,
     "approve": _approve_decision,
@@ -407,7 +407,7 @@ _EFFECTS: dict[
 }
 
 
-async def _detail(conn: AsyncConnection, timebank_id: int, exchange_id: int) -> ExchangeDetail:
+async def _detail(conn: Connection, timebank_id: int, exchange_id: int) -> ExchangeDetail:
     exchange = await repository.get_exchange(conn, timebank_id, exchange_id)
     if exchange is None:
         raise NotFound(f"exchange {exchange_id} not found in this timebank")

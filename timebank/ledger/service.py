@@ -177,6 +177,22 @@ async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connectio
             raise
 
 
+async def run_in_raw_transaction(
+    engine: AsyncEngine,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    max_retries: int = 8,
+) -> T:
+    """``run_in_transaction`` on the plain asyncpg connection: the same transaction, retries
+    and typed errors, without SQLAlchemy's work on every statement."""
+
+    async def attempt_once() -> T:
+        async with raw_connection(engine) as conn, conn.transaction():
+            return await work(conn)
+
+    return await _with_retries(attempt_once, max_retries=max_retries)
+
+
 class Ledger:
     """Post, reserve, post or void a reservation, reverse; read balances and statements.
 
