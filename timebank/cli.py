@@ -226,7 +226,9 @@ def bench_ledger(
     "--pool-size",
     default=None,
     type=int,
-    help="Connections per worker (default: enough for the clients, clients / workers).",
+    help="Connections per worker (default: the service's own default, "
+    "TIMEBANK_DB_POOL_SIZE's). More connections than the cores can keep busy only add cold "
+    "PostgreSQL backends and contention; the clients queue for a connection instead.",
 )
 @click.option(
     "--access-log/--no-access-log", default=True, show_default=True, help="Service access log."
@@ -250,7 +252,7 @@ def bench_load(
                 seconds=seconds,
                 members=members,
                 workers=workers,
-                pool_size=pool_size or max(1, -(-clients // workers)),
+                pool_size=pool_size or Settings.model_fields["db_pool_size"].default,
                 access_log=access_log,
             )
         )

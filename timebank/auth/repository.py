@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -125,6 +126,27 @@ async def principal_by_token(conn: AsyncConnection, token_hash: bytes) -> Mappin
         " WHERE t.token_hash = :hash AND t.revoked_at IS NULL"
         "   AND (t.expires_at IS NULL OR t.expires_at > now())",
         hash=token_hash,
+    )
+
+
+async def principal_in_timebank(
+    conn: asyncpg.Connection, token_hash: bytes, slug: str
+) -> Mapping[str, Any] | None:
+    """Who a token is and what they are in timebank ``slug``, in one statement on a plain
+    asyncpg connection: None for no live token; ``timebank_id`` is None when no timebank has
+    that slug, ``roles`` empty and ``participant_id`` None when the user has no part in it."""
+    return await conn.fetchrow(
+        "SELECT t.id AS token_id, u.id AS user_id, u.email, u.is_admin, b.id AS timebank_id,"
+        " ARRAY(SELECT r.role FROM timebank_roles r"
+        "       WHERE r.user_id = u.id AND r.timebank_id = b.id) AS roles,"
+        " (SELECT p.id FROM participants p"
+        "  WHERE p.user_id = u.id AND p.timebank_id = b.id) AS participant_id"
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+        " LEFT JOIN timebanks b ON b.slug = $2"
+        " WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+        "   AND (t.expires_at IS NULL OR t.expires_at > now())",
+        token_hash,
+        slug,
     )
 
 

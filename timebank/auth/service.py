@@ -28,7 +28,7 @@ from timebank.auth.secrets import (
     verify_password,
 )
 from timebank.errors import Conflict, NotFound, RateLimited, Unauthenticated
-from timebank.ledger.service import run_in_transaction
+from timebank.ledger.service import raw_connection, run_in_transaction
 from timebank.settings import Settings
 
 WRONG_CREDENTIALS = "that email and password do not match an account"
@@ -112,6 +112,34 @@ class AuthService:
             is_admin=row["is_admin"],
             token_id=row["token_id"],
             via_cookie=via_cookie,
+        )
+
+    async def authenticate_in(
+        self, secret: str, slug: str, *, via_cookie: bool = False
+    ) -> tuple[Principal, TimebankAccess | None] | None:
+        """``authenticate`` and ``access`` in one statement: None for a secret that signs nobody
+        in; else the principal, with what they are in timebank ``slug`` (None when they have
+        no part in it, or it does not exist: see ``access``)."""
+        async with raw_connection(self._engine) as conn:
+            row = await repository.principal_in_timebank(conn, hash_token(secret), slug)
+        if row is None:
+            return None
+        principal = Principal(
+            user_id=row["user_id"],
+            email=row["email"],
+            is_admin=row["is_admin"],
+            token_id=row["token_id"],
+            via_cookie=via_cookie,
+        )
+        timebank_id, roles = row["timebank_id"], frozenset(row["roles"] or ())
+        if timebank_id is None or not (principal.is_admin or roles):
+            return principal, None
+        return principal, TimebankAccess(
+            principal=principal,
+            timebank_id=timebank_id,
+            timebank_slug=slug,
+            roles=roles,
+            participant_id=row["participant_id"],
         )
 
     async def create_token(self, principal: Principal, name: str) -> TokenCreated:

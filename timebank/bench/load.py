@@ -9,9 +9,12 @@ approves. Then, for a fixed time each, many concurrent simulated clients (an asy
 each, over one pool of keep-alive HTTP connections):
 
 - auto-approve: members log exchanges they gave to another member (each is posted at once),
-  and now and then read their balance or their own line of the reciprocity report;
+  and now and then read their balance (one step in ten) or their own line of the reciprocity
+  report (one in fifty);
 - coordinator approval: a member logs, the other party confirms, a coordinator approves, and
-  now and then a coordinator reads the timebank's contribution report.
+  now and then (one round in fifty) a coordinator reads the timebank's contribution report.
+
+The output counts the requests of each kind, so the share of reads is there to see.
 
 Every request carries an idempotency key where the API takes one. A "posted exchange" is one
 whose minutes moved: a logged exchange answered ``approved`` (auto-approve), or an approval
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -93,6 +97,7 @@ class PhaseResult:
     client_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
     error_samples: list[str] = field(default_factory=list)
+    kinds: Counter[str] = field(default_factory=Counter)
 
     def cpu_ms_per_request(self, seconds: float) -> float | None:
         return 1000 * seconds / self.requests if self.requests and seconds > 0 else None
@@ -121,6 +126,8 @@ class _Recorder:
         path: str,
         headers: dict[str, str],
         body: dict | None = None,
+        *,
+        kind: str,
     ) -> httpx.Response | None:
         started = time.perf_counter()
         try:
@@ -130,6 +137,7 @@ class _Recorder:
             return None
         if self.counting:
             self.result.requests += 1
+            self.result.kinds[kind] += 1
             self.result.latencies.append(time.perf_counter() - started)
         if response.status_code >= 400:
             self._error(
@@ -294,10 +302,14 @@ def _auto_approve_client(bank: Bank) -> Client:
         roll = rng.random()
         if roll < 0.10:
             await rec.call(
-                http, "GET", f"{base}/participants/{giver.participant_id}/balance", giver.headers
+                http,
+                "GET",
+                f"{base}/participants/{giver.participant_id}/balance",
+                giver.headers,
+                kind="balance",
             )
         elif roll < 0.12:
-            await rec.call(http, "GET", f"{base}/reports/reciprocity", giver.headers)
+            await rec.call(http, "GET", f"{base}/reports/reciprocity", giver.headers, kind="report")
         else:
             response = await rec.call(
                 http,
@@ -305,6 +317,7 @@ def _auto_approve_client(bank: Bank) -> Client:
                 f"{base}/exchanges",
                 _key(giver.headers),
                 _exchange(giver, receiver, rng),
+                kind="log",
             )
             if response is not None and response.json()["state"] == "approved":
                 rec.posted()
@@ -318,18 +331,28 @@ def _coordinator_approval_client(bank: Bank) -> Client:
     async def step(http: httpx.AsyncClient, rec: _Recorder, rng: random.Random) -> None:
         coordinator = rng.choice(bank.coordinators)
         if rng.random() < 0.02:
-            await rec.call(http, "GET", f"{base}/reports/contribution", coordinator)
+            await rec.call(http, "GET", f"{base}/reports/contribution", coordinator, kind="report")
             return
         giver, receiver = _two(bank.members, rng)
         logged = await rec.call(
-            http, "POST", f"{base}/exchanges", _key(giver.headers), _exchange(giver, receiver, rng)
+            http,
+            "POST",
+            f"{base}/exchanges",
+            _key(giver.headers),
+            _exchange(giver, receiver, rng),
+            kind="log",
         )
         if logged is None:
             return
         exchange = f"{base}/exchanges/{logged.json()['id']}"
-        if await rec.call(http, "POST", f"{exchange}/confirm", receiver.headers, {}) is None:
+        confirmed = await rec.call(
+            http, "POST", f"{exchange}/confirm", receiver.headers, {}, kind="confirm"
+        )
+        if confirmed is None:
             return
-        approved = await rec.call(http, "POST", f"{exchange}/approve", coordinator, {})
+        approved = await rec.call(
+            http, "POST", f"{exchange}/approve", coordinator, {}, kind="approve"
+        )
         if approved is not None and approved.json()["state"] == "approved":
             rec.posted()
 
@@ -549,6 +572,13 @@ async def run_load_benchmark(
             for cpu in (result.service_cpu, result.database_cpu, result.client_cpu)
         ]
         print(f"    {result.name}: {' / '.join(cells)}")
+    print("  requests by kind (balance and report reads are part of each phase's figures above):")
+    for result in (auto_result, approval_result):
+        kinds = ", ".join(
+            f"{kind} {count} ({100 * count / result.requests:.0f}%)"
+            for kind, count in result.kinds.most_common()
+        )
+        print(f"    {result.name}: {kinds or '-'}")
     for result in (auto_result, approval_result):
         for sample in result.error_samples:
             print(f"  {result.name}: error: {sample}")

@@ -4,10 +4,14 @@ the caller's connection, so it composes into the caller's transaction."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import date
-from typing import Any
+from typing import Any, TypeAlias
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +25,7 @@ from timebank.exchanges.schemas import (
     Policy,
     Side,
 )
+from timebank.ledger import repository as ledger_repository
 
 _EXCHANGE_COLUMNS = (
     "e.id, e.timebank_id, e.giver_id, e.receiver_id, e.minutes, e.service_date,"
@@ -31,9 +36,39 @@ _EXCHANGE_COLUMNS = (
 _EXCHANGE_FROM = " FROM exchanges e JOIN categories c ON c.id = e.category_id"
 
 
-async def _one(conn: AsyncConnection, sql: str, **params: Any) -> Mapping[str, Any] | None:
-    row = (await conn.execute(text(sql), params)).mappings().one_or_none()
-    return dict(row) if row is not None else None
+# Either connection the service has: SQLAlchemy's (reads, tests) or the plain asyncpg one under
+# it (the transactions of ``Exchanges``, which skip SQLAlchemy's work per statement).
+Connection: TypeAlias = AsyncConnection | asyncpg.Connection
+
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=256)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with its ``:name`` parameters numbered for asyncpg (``$1``…, one number per
+    name), and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _NAMED_PARAMETER.sub(number, sql), tuple(names)
+
+
+async def _all(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
+    if isinstance(conn, AsyncConnection):
+        return [dict(row) for row in (await conn.execute(text(sql), params)).mappings()]
+    numbered, names = _numbered(sql)
+    return [dict(row) for row in await conn.fetch(numbered, *(params[name] for name in names))]
+
+
+async def _one(conn: Connection, sql: str, **params: Any) -> dict[str, Any] | None:
+    rows = await _all(conn, sql, **params)
+    if len(rows) > 1:
+        raise AssertionError("at most one row expected")
+    return rows[0] if rows else None
 
 
 def _exchange(row: Mapping[str, Any]) -> ExchangeRecord:
@@ -45,7 +80,7 @@ def _exchange(row: Mapping[str, Any]) -> ExchangeRecord:
 # ---------------------------------------------------------------------------------------------
 
 
-async def get_policy(conn: AsyncConnection, timebank_id: int) -> Policy:
+async def get_policy(conn: Connection, timebank_id: int) -> Policy:
     row = await _one(
         conn,
         "SELECT confirmation_required, approval_mode, review_above_minutes,"
@@ -57,7 +92,69 @@ async def get_policy(conn: AsyncConnection, timebank_id: int) -> Policy:
     return Policy(**row)
 
 
-async def get_party(conn: AsyncConnection, timebank_id: int, participant_id: int) -> Party | None:
+async def log_context(
+    conn: Connection,
+    *,
+    timebank_id: int,
+    giver_id: int,
+    receiver_id: int,
+    category: str,
+    author: str,
+    idempotency_key: str | None,
+    fingerprint: bytes,
+) -> tuple[Mapping[str, Any] | None, Policy, Party | None, Party | None, tuple[int, str] | None]:
+    """All that logging an exchange reads, in one statement: the idempotency key claimed (its
+    stored answer when this request was already answered; see ``ledger_claim_key``), the
+    timebank's policy, both parties and the category (None for those not in the timebank)."""
+    row = await _one(
+        conn,
+        "SELECT ledger_claim_key(t.id, :author, CAST(:key AS text), :hash) AS answered,"
+        f" {', '.join('t.' + name for name in _POLICY_COLUMNS)},"
+        f" ({_PARTY_SQL.format(id=':giver_id')}) AS giver,"
+        f" ({_PARTY_SQL.format(id=':receiver_id')}) AS receiver,"
+        " (SELECT ROW(c.id, c.name) FROM categories c"
+        "   WHERE c.timebank_id = t.id AND c.slug = :category) AS category"
+        " FROM timebanks t WHERE t.id = :timebank_id",
+        timebank_id=timebank_id,
+        giver_id=giver_id,
+        receiver_id=receiver_id,
+        category=category,
+        author=author,
+        key=idempotency_key,
+        hash=fingerprint,
+    )
+    assert row is not None, "the caller's access names an existing timebank"
+    answered = row["answered"]
+    return (
+        ledger_repository.stored_result(answered) if answered is not None else None,
+        Policy(**{name: row[name] for name in _POLICY_COLUMNS}),
+        _party(row["giver"]),
+        _party(row["receiver"]),
+        (row["category"][0], row["category"][1]) if row["category"] is not None else None,
+    )
+
+
+_POLICY_COLUMNS = (
+    "confirmation_required",
+    "approval_mode",
+    "review_above_minutes",
+    "review_backdated_days",
+    "review_organisation",
+    "review_first_exchange",
+    "max_exchange_minutes",
+)
+_PARTY_SQL = (
+    "SELECT ROW(p.id, p.kind, a.id) FROM participants p"
+    " JOIN accounts a ON a.participant_id = p.id AND a.timebank_id = p.timebank_id"
+    " WHERE p.id = {id} AND p.timebank_id = t.id"
+)
+
+
+def _party(row: Any) -> Party | None:
+    return Party(id=row[0], kind=row[1], account_id=row[2]) if row is not None else None
+
+
+async def get_party(conn: Connection, timebank_id: int, participant_id: int) -> Party | None:
     row = await _one(
         conn,
         "SELECT p.id, p.kind, a.id AS account_id FROM participants p"
@@ -69,32 +166,20 @@ async def get_party(conn: AsyncConnection, timebank_id: int, participant_id: int
     return Party(**row) if row is not None else None
 
 
-async def get_category(
-    conn: AsyncConnection, timebank_id: int, slug: str
-) -> tuple[int, str] | None:
-    row = await _one(
-        conn,
-        "SELECT id, name FROM categories WHERE timebank_id = :timebank_id AND slug = :slug",
-        timebank_id=timebank_id,
-        slug=slug,
-    )
-    return (row["id"], row["name"]) if row is not None else None
-
-
 async def first_timers(
-    conn: AsyncConnection, timebank_id: int, participant_ids: Sequence[int]
+    conn: Connection, timebank_id: int, participant_ids: Sequence[int]
 ) -> set[int]:
     """Those of ``participant_ids`` with no approved exchange yet."""
-    rows = await conn.execute(
-        text(
-            "SELECT p.id FROM unnest(CAST(:ids AS bigint[])) AS p(id)"
-            " WHERE NOT EXISTS (SELECT 1 FROM exchanges e"
-            "   WHERE e.timebank_id = :timebank_id AND e.state = 'approved'"
-            "     AND (e.giver_id = p.id OR e.receiver_id = p.id))"
-        ),
-        {"ids": list(participant_ids), "timebank_id": timebank_id},
+    rows = await _all(
+        conn,
+        "SELECT p.id FROM unnest(CAST(:ids AS bigint[])) AS p(id)"
+        " WHERE NOT EXISTS (SELECT 1 FROM exchanges e"
+        "   WHERE e.timebank_id = :timebank_id AND e.state = 'approved'"
+        "     AND (e.giver_id = p.id OR e.receiver_id = p.id))",
+        ids=list(participant_ids),
+        timebank_id=timebank_id,
     )
-    return set(rows.scalars())
+    return {row["id"] for row in rows}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +188,7 @@ async def first_timers(
 
 
 async def insert_exchange(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     timebank_id: int,
     giver_id: int,
@@ -111,31 +196,45 @@ async def insert_exchange(
     minutes: int,
     service_date: date,
     category_id: int,
+    category: str,
     description: str,
     state: ExchangeState,
     logged_by_user_id: int,
     logged_for: Side,
     on_behalf: bool,
     review_reason: str | None,
-    pending_transfer_id: int,
+    debit_account_id: int,
+    credit_account_id: int,
+    memo: str,
     actor: Actor,
-) -> int:
-    """Insert an exchange and its 'log' decision in one statement; return its id."""
+    answer: KeyAnswer | None = None,
+) -> tuple[ExchangeRecord, DecisionRecord]:
+    """Reserve an exchange's minutes (``ledger_reserve``: from the debit account, the
+    receiver's, to the credit account, the giver's), insert the exchange (of category
+    ``category_id``, whose slug is ``category``) with that reservation and its 'log' decision,
+    in one statement; return both rows as written. With ``answer``, the same statement stores
+    the exchange's id as the answer to that idempotency key."""
     row = await _one(
         conn,
-        "WITH logged AS ("
+        "WITH reserved AS ("
+        "  SELECT (r.pending).id FROM ledger_reserve(:timebank_id, :debit_account_id,"
+        "    :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL) r),"
+        " logged AS ("
         "  INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
         "    category_id, description, state, logged_by_user_id, logged_for, on_behalf,"
         "    review_reason, pending_transfer_id)"
-        "  VALUES (:timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
+        "  SELECT :timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
         "    :description, :state, :logged_by_user_id, :logged_for, :on_behalf, :review_reason,"
-        "    :pending_transfer_id)"
-        "  RETURNING id, timebank_id, state)"
-        " INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state, to_state,"
-        "   actor_user_id, actor_role, on_behalf_of)"
-        " SELECT timebank_id, id, 'log', NULL, state, CAST(:actor_user_id AS bigint),"
+        "    reserved.id FROM reserved"
+        f"  RETURNING {_RETURNED_EXCHANGE}),"
+        " decided AS ("
+        "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
+        "   to_state, actor_user_id, actor_role, on_behalf_of)"
+        "  SELECT timebank_id, id, 'log', NULL, state, CAST(:actor_user_id AS bigint),"
         "   CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint)"
-        "   FROM logged RETURNING exchange_id",
+        f"   FROM logged RETURNING {_RETURNED_DECISION})"
+        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}{_answering(answer)}"
+        " FROM logged, decided",
         timebank_id=timebank_id,
         giver_id=giver_id,
         receiver_id=receiver_id,
@@ -148,17 +247,62 @@ async def insert_exchange(
         logged_for=logged_for,
         on_behalf=on_behalf,
         review_reason=review_reason,
-        pending_transfer_id=pending_transfer_id,
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        memo=memo,
         actor_user_id=actor.user_id,
         actor_role=actor.role,
         on_behalf_of=actor.on_behalf_of,
+        category=category,
+        **_answer_params(answer),
     )
     assert row is not None
-    return int(row["exchange_id"])
+    return _written(row)
+
+
+# Exchange and decision rows as an INSERT or UPDATE writes them, selected side by side (the
+# decision's columns prefixed ``d_``); the category slug is the caller's ``:category``.
+_EXCHANGE_FIELDS = [f.name for f in fields(ExchangeRecord)]
+_DECISION_FIELDS = [f.name for f in fields(DecisionRecord)]
+_RETURNED_EXCHANGE = ", ".join(name for name in _EXCHANGE_FIELDS if name != "category")
+_RETURNED_DECISION = ", ".join(_DECISION_FIELDS)
+_SELECTED_EXCHANGE = ", ".join(
+    "CAST(:category AS text) AS category" if name == "category" else f"logged.{name}"
+    for name in _EXCHANGE_FIELDS
+)
+_SELECTED_DECISION = ", ".join(f"decided.{name} AS d_{name}" for name in _DECISION_FIELDS)
+
+
+@dataclass(frozen=True)
+class KeyAnswer:
+    """An idempotency key claimed in this transaction, to be answered with the exchange."""
+
+    author: str
+    key: str
+
+
+def _answering(answer: KeyAnswer | None) -> str:
+    if answer is None:
+        return ""
+    return (
+        ", ledger_answer_key(logged.timebank_id, :answer_author, :answer_key,"
+        " jsonb_build_object('exchange_id', logged.id)) AS answered"
+    )
+
+
+def _answer_params(answer: KeyAnswer | None) -> dict[str, str]:
+    return {} if answer is None else {"answer_author": answer.author, "answer_key": answer.key}
+
+
+def _written(row: Mapping[str, Any]) -> tuple[ExchangeRecord, DecisionRecord]:
+    return (
+        ExchangeRecord(**{name: row[name] for name in _EXCHANGE_FIELDS}),
+        DecisionRecord(**{name: row[f"d_{name}"] for name in _DECISION_FIELDS}),
+    )
 
 
 async def get_exchange(
-    conn: AsyncConnection, timebank_id: int, exchange_id: int, *, lock: bool = False
+    conn: Connection, timebank_id: int, exchange_id: int, *, lock: bool = False
 ) -> ExchangeRecord | None:
     """One exchange of this timebank; with ``lock``, its row stays locked (FOR UPDATE) until
     the transaction ends, so decisions on one exchange take turns."""
@@ -173,7 +317,7 @@ async def get_exchange(
 
 
 async def move_exchange(
-    conn: AsyncConnection,
+    conn: Connection,
     exchange: ExchangeRecord,
     *,
     action: str,
@@ -183,24 +327,39 @@ async def move_exchange(
     review_reason: str | None = None,
     transfer_id: int | None = None,
     reversal_transfer_id: int | None = None,
-) -> bool:
+    post_pending: bool = False,
+    answer: KeyAnswer | None = None,
+) -> tuple[ExchangeRecord, DecisionRecord] | None:
     """Move an exchange from the state it was read in to ``to_state`` and record the decision,
-    in one statement. False (nothing written) if it was no longer in that state."""
+    in one statement; return both rows as written. None (nothing written) if it was no longer
+    in that state. With ``post_pending``, the same statement posts the exchange's reservation
+    (``ledger_post_pending``, only once the exchange is found in that state) and records the
+    transfer. With ``answer``, as ``insert_exchange``."""
+    posting = (
+        "(SELECT (r.transfer).id"
+        "  FROM ledger_post_pending(:timebank_id, :pending_id, NULL, NULL, NULL) r)"
+        if post_pending
+        else "CAST(:transfer_id AS bigint)"
+    )
     row = await _one(
         conn,
-        "WITH moved AS ("
+        "WITH logged AS ("
         "  UPDATE exchanges SET state = :to_state, updated_at = now(),"
         "    review_reason = coalesce(CAST(:review_reason AS text), review_reason),"
-        "    transfer_id = coalesce(CAST(:transfer_id AS bigint), transfer_id),"
+        f"    transfer_id = coalesce({posting}, transfer_id),"
         "    reversal_transfer_id = coalesce(CAST(:reversal_transfer_id AS bigint),"
         "                                    reversal_transfer_id)"
         "  WHERE id = :id AND timebank_id = :timebank_id AND state = :from_state"
-        "  RETURNING id, timebank_id)"
-        " INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state, to_state,"
-        "   actor_user_id, actor_role, on_behalf_of, reason)"
-        " SELECT timebank_id, id, CAST(:action AS text), CAST(:from_state AS text),"
+        f"  RETURNING {_RETURNED_EXCHANGE}),"
+        " decided AS ("
+        "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
+        "   to_state, actor_user_id, actor_role, on_behalf_of, reason)"
+        "  SELECT timebank_id, id, CAST(:action AS text), CAST(:from_state AS text),"
         "   CAST(:to_state AS text), CAST(:actor_user_id AS bigint), CAST(:actor_role AS text),"
-        "   CAST(:on_behalf_of AS bigint), CAST(:reason AS text) FROM moved RETURNING id",
+        f"   CAST(:on_behalf_of AS bigint), CAST(:reason AS text) FROM logged"
+        f"   RETURNING {_RETURNED_DECISION})"
+        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}{_answering(answer)}"
+        " FROM logged, decided",
         id=exchange.id,
         timebank_id=exchange.timebank_id,
         from_state=exchange.state,
@@ -213,22 +372,25 @@ async def move_exchange(
         review_reason=review_reason,
         transfer_id=transfer_id,
         reversal_transfer_id=reversal_transfer_id,
+        category=exchange.category,
+        **({"pending_id": exchange.pending_transfer_id} if post_pending else {}),
+        **_answer_params(answer),
     )
-    return row is not None
+    return _written(row) if row is not None else None
 
 
 async def decisions_of(
-    conn: AsyncConnection, timebank_id: int, exchange_id: int
+    conn: Connection, timebank_id: int, exchange_id: int
 ) -> list[DecisionRecord]:
-    rows = await conn.execute(
-        text(
-            "SELECT id, action, from_state, to_state, actor_user_id, actor_role, on_behalf_of,"
-            " reason, decided_at FROM exchange_decisions"
-            " WHERE exchange_id = :exchange_id AND timebank_id = :timebank_id ORDER BY id"
-        ),
-        {"exchange_id": exchange_id, "timebank_id": timebank_id},
+    rows = await _all(
+        conn,
+        "SELECT id, action, from_state, to_state, actor_user_id, actor_role, on_behalf_of,"
+        " reason, decided_at FROM exchange_decisions"
+        " WHERE exchange_id = :exchange_id AND timebank_id = :timebank_id ORDER BY id",
+        exchange_id=exchange_id,
+        timebank_id=timebank_id,
     )
-    return [DecisionRecord(**row) for row in rows.mappings()]
+    return [DecisionRecord(**row) for row in rows]
 
 
 async def list_exchanges(

@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 from datetime import date
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import (
@@ -25,12 +25,14 @@ from timebank.errors import (
     field_error,
 )
 from timebank.exchanges import policy, repository
+from timebank.exchanges.repository import Connection
 from timebank.exchanges.schemas import (
     POLICY_ACTOR,
     Actor,
     BulkApproveResult,
     BulkError,
     BulkOutcome,
+    DecisionRecord,
     ExchangeCreate,
     ExchangeDetail,
     ExchangeFilters,
@@ -44,7 +46,7 @@ from timebank.exchanges.schemas import (
 )
 from timebank.ledger import repository as ledger_repository
 from timebank.ledger.repository import request_hash
-from timebank.ledger.service import run_in_transaction
+from timebank.ledger.service import run_in_raw_transaction
 
 T = TypeVar("T")
 
@@ -58,8 +60,9 @@ class Exchanges:
         self._engine = engine
         self._max_retries = max_retries
 
-    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        return await run_in_transaction(self._engine, work, max_retries=self._max_retries)
+    async def _transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """``work`` in one transaction on the plain asyncpg connection (see ``Connection``)."""
+        return await run_in_raw_transaction(self._engine, work, max_retries=self._max_retries)
 
     # -- logging -------------------------------------------------------------------------------
 
@@ -78,27 +81,22 @@ class Exchanges:
         author = f"user:{access.principal.user_id}"
         fingerprint = request_hash("log_exchange", data.model_dump(mode="json"))
 
-        async def work(conn: AsyncConnection) -> LogResult:
-            if idempotency_key is not None:
-                answered = await ledger_repository.claim_key(
-                    conn, timebank_id, author, idempotency_key, fingerprint
-                )
-                if answered is not None:
-                    exchange_id = int(answered["exchange_id"])
-                    return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=True)
-            rules = await repository.get_policy(conn, timebank_id)
-            giver, receiver, category_id, category_name = await _parties_and_category(
-                conn, timebank_id, data, rules
-            )
-            pending, _ = await ledger_repository.reserve(
+        async def work(conn: Connection) -> LogResult:
+            answered, rules, giver, receiver, category = await repository.log_context(
                 conn,
                 timebank_id=timebank_id,
-                debit_account_id=receiver.account_id,
-                credit_account_id=giver.account_id,
-                minutes=data.minutes,
-                kind="exchange",
-                memo=_memo(category_name, data.description),
-                key=None,
+                giver_id=data.giver_id,
+                receiver_id=data.receiver_id,
+                category=data.category,
+                author=author,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+            )
+            if answered is not None:
+                exchange_id = int(answered["exchange_id"])
+                return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=True)
+            giver, receiver, (category_id, category_name) = _require_parties_and_category(
+                data, rules, giver, receiver, category
             )
             state = policy.state_after_logging(rules, on_behalf=on_behalf)
             reasons: list[str] = []
@@ -106,7 +104,18 @@ class Exchanges:
                 reasons = await _review_reasons(
                     conn, rules, timebank_id, giver, receiver, data.minutes, data.service_date
                 )
-            exchange_id = await repository.insert_exchange(
+            # The minutes are reserved by the statement that inserts the exchange, and the
+            # rows come back as written, so the answer needs no reads: nobody else sees this
+            # exchange before the transaction commits. The key is answered by the last write.
+            approving = state == "awaiting_approval" and policy.approves_automatically(
+                rules, reasons
+            )
+            answer = (
+                repository.KeyAnswer(author, idempotency_key)
+                if idempotency_key is not None
+                else None
+            )
+            exchange, decision = await repository.insert_exchange(
                 conn,
                 timebank_id=timebank_id,
                 giver_id=giver.id,
@@ -114,24 +123,26 @@ class Exchanges:
                 minutes=data.minutes,
                 service_date=data.service_date,
                 category_id=category_id,
+                category=data.category,
                 description=data.description,
                 state=state,
                 logged_by_user_id=access.principal.user_id,
                 logged_for=logged_for,
                 on_behalf=on_behalf,
                 review_reason="; ".join(reasons) or None,
-                pending_transfer_id=pending.id,
+                debit_account_id=receiver.account_id,
+                credit_account_id=giver.account_id,
+                memo=_memo(category_name, data.description),
                 actor=actor,
+                answer=None if approving else answer,
             )
-            if state == "awaiting_approval" and policy.approves_automatically(rules, reasons):
-                logged = await repository.get_exchange(conn, timebank_id, exchange_id, lock=True)
-                assert logged is not None
-                await _approve(conn, logged, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON)
-            if idempotency_key is not None:
-                await ledger_repository.answer_key(
-                    conn, timebank_id, author, idempotency_key, {"exchange_id": exchange_id}
+            decisions = [decision]
+            if approving:
+                exchange, decision = await _approve(
+                    conn, exchange, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON, answer
                 )
-            return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=False)
+                decisions.append(decision)
+            return LogResult(_as_detail(exchange, decisions), replayed=False)
 
         return await self._transaction(work)
 
@@ -170,7 +181,7 @@ class Exchanges:
         cleaned = policy.clean_reason(action, reason)
         timebank_id = access.timebank_id
 
-        async def work(conn: AsyncConnection) -> ExchangeDetail:
+        async def work(conn: Connection) -> ExchangeDetail:
             exchange = policy.require_visible(
                 access, await repository.get_exchange(conn, timebank_id, exchange_id, lock=True)
             )
@@ -242,17 +253,18 @@ def _check_request(data: ExchangeCreate, idempotency_key: str | None, *, today: 
         )
 
 
-async def _parties_and_category(
-    conn: AsyncConnection, timebank_id: int, data: ExchangeCreate, rules: Policy
-) -> tuple[Party, Party, int, str]:
+def _require_parties_and_category(
+    data: ExchangeCreate,
+    rules: Policy,
+    giver: Party | None,
+    receiver: Party | None,
+    category: tuple[int, str] | None,
+) -> tuple[Party, Party, tuple[int, str]]:
     errors = []
-    giver = await repository.get_party(conn, timebank_id, data.giver_id)
     if giver is None:
         errors.append(field_error("giver_id", "no such participant in this timebank"))
-    receiver = await repository.get_party(conn, timebank_id, data.receiver_id)
     if receiver is None:
         errors.append(field_error("receiver_id", "no such participant in this timebank"))
-    category = await repository.get_category(conn, timebank_id, data.category)
     if category is None:
         errors.append(field_error("category", "no such category in this timebank"))
     if data.minutes > rules.max_exchange_minutes:
@@ -262,11 +274,11 @@ async def _parties_and_category(
     if errors or giver is None or receiver is None or category is None:
         fields = ", ".join(error["key"] for error in errors)
         raise ValidationFailed(f"please check: {fields}", errors=errors)
-    return giver, receiver, category[0], category[1]
+    return giver, receiver, category
 
 
 async def _review_reasons(
-    conn: AsyncConnection,
+    conn: Connection,
     rules: Policy,
     timebank_id: int,
     giver: Party,
@@ -292,28 +304,35 @@ async def _review_reasons(
 
 
 async def _move(
-    conn: AsyncConnection, exchange: ExchangeRecord, action: str, actor: Actor, **changes
-) -> None:
+    conn: Connection, exchange: ExchangeRecord, action: str, actor: Actor, **changes
+) -> tuple[ExchangeRecord, DecisionRecord]:
+    """The exchange and the decision as written."""
     to_state = "approved" if action == "auto_approve" else policy.TRANSITIONS[action].to_state
     moved = await repository.move_exchange(
         conn, exchange, action=action, to_state=to_state, actor=actor, **changes
     )
-    if not moved:  # the row is locked, so only a bug gets here; refuse rather than guess
+    if moved is None:  # the row is locked, so only a bug gets here; refuse rather than guess
         raise InvalidTransition(f"exchange {exchange.id} changed while it was being decided")
+    return moved
 
 
 async def _approve(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
-) -> None:
+    conn: Connection,
+    exchange: ExchangeRecord,
+    actor: Actor,
+    action: str,
+    reason: str | None,
+    answer: repository.KeyAnswer | None = None,
+) -> tuple[ExchangeRecord, DecisionRecord]:
     assert exchange.pending_transfer_id is not None
-    transfer, _ = await ledger_repository.post_pending(
-        conn, timebank_id=exchange.timebank_id, pending_id=exchange.pending_transfer_id, key=None
+    # The reservation is posted by the statement that moves the exchange: one round trip.
+    return await _move(
+        conn, exchange, action, actor, reason=reason, post_pending=True, answer=answer
     )
-    await _move(conn, exchange, action, actor, reason=reason, transfer_id=transfer.id)
 
 
 async def _release(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
 ) -> None:
     assert exchange.pending_transfer_id is not None
     await ledger_repository.void_pending(
@@ -323,7 +342,7 @@ async def _release(
 
 
 async def _confirm(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     rules = await repository.get_policy(conn, exchange.timebank_id)
     giver = await repository.get_party(conn, exchange.timebank_id, exchange.giver_id)
@@ -341,31 +360,31 @@ async def _confirm(
 
 
 async def _dispute(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     await _move(conn, exchange, "dispute", actor, reason=reason)
 
 
 async def _approve_decision(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     await _approve(conn, exchange, actor, "approve", reason)
 
 
 async def _reject(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     await _release(conn, exchange, actor, "reject", reason)
 
 
 async def _cancel(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     await _release(conn, exchange, actor, "cancel", reason)
 
 
 async def _reverse(
-    conn: AsyncConnection, exchange: ExchangeRecord, actor: Actor, reason: str | None
+    conn: Connection, exchange: ExchangeRecord, actor: Actor, reason: str | None
 ) -> None:
     assert exchange.transfer_id is not None and reason is not None
     reversal, _ = await ledger_repository.reverse(
@@ -378,9 +397,7 @@ async def _reverse(
     await _move(conn, exchange, "reverse", actor, reason=reason, reversal_transfer_id=reversal.id)
 
 
-_EFFECTS: dict[
-    str, Callable[[AsyncConnection, ExchangeRecord, Actor, str | None], Awaitable[None]]
-] = {
+_EFFECTS: dict[str, Callable[[Connection, ExchangeRecord, Actor, str | None], Awaitable[None]]] = {
     "confirm": _confirm,
     "dispute": _dispute,
     "approve": _approve_decision,
@@ -390,11 +407,14 @@ _EFFECTS: dict[
 }
 
 
-async def _detail(conn: AsyncConnection, timebank_id: int, exchange_id: int) -> ExchangeDetail:
+async def _detail(conn: Connection, timebank_id: int, exchange_id: int) -> ExchangeDetail:
     exchange = await repository.get_exchange(conn, timebank_id, exchange_id)
     if exchange is None:
         raise NotFound(f"exchange {exchange_id} not found in this timebank")
-    decisions = await repository.decisions_of(conn, timebank_id, exchange_id)
+    return _as_detail(exchange, await repository.decisions_of(conn, timebank_id, exchange_id))
+
+
+def _as_detail(exchange: ExchangeRecord, decisions: Sequence[DecisionRecord]) -> ExchangeDetail:
     return ExchangeDetail.model_validate(
         {**asdict(exchange), "decisions": [asdict(decision) for decision in decisions]}
     )

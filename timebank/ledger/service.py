@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import asyncpg
@@ -158,6 +159,40 @@ async def run_in_transaction(
     return await _with_retries(attempt_once, max_retries=max_retries)
 
 
+@asynccontextmanager
+async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection as plain asyncpg, outside any transaction: each statement on it is
+    its own transaction, one round trip with no BEGIN or ROLLBACK around it."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        try:
+            yield raw.driver_connection
+        except Exception as exc:
+            if is_disconnect(exc):
+                # Errors on the plain asyncpg connection bypass SQLAlchemy, which would
+                # otherwise renew the whole pool: its other connections most likely broke
+                # together with this one.
+                await conn.invalidate()
+                await engine.dispose(close=False)
+            raise
+
+
+async def run_in_raw_transaction(
+    engine: AsyncEngine,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    max_retries: int = 8,
+) -> T:
+    """``run_in_transaction`` on the plain asyncpg connection: the same transaction, retries
+    and typed errors, without SQLAlchemy's work on every statement."""
+
+    async def attempt_once() -> T:
+        async with raw_connection(engine) as conn, conn.transaction():
+            return await work(conn)
+
+    return await _with_retries(attempt_once, max_retries=max_retries)
+
+
 class Ledger:
     """Post, reserve, post or void a reservation, reverse; read balances and statements.
 
@@ -173,18 +208,8 @@ class Ledger:
 
     async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async def attempt_once() -> T:
-            async with self._engine.connect() as conn:
-                raw = await conn.get_raw_connection()
-                try:
-                    return await work(raw.driver_connection)
-                except Exception as exc:
-                    if is_disconnect(exc):
-                        # Errors on the plain asyncpg connection bypass SQLAlchemy, which would
-                        # otherwise renew the whole pool: its other connections most likely
-                        # broke together with this one.
-                        await conn.invalidate()
-                        await self._engine.dispose(close=False)
-                    raise
+            async with raw_connection(self._engine) as conn:
+                return await work(conn)
 
         return await _with_retries(attempt_once, max_retries=self._max_retries)
 

@@ -14,7 +14,7 @@ from timebank.participants.controllers import provide_participants
 from timebank.participants.service import Participants
 from timebank.reports.controllers import provide_reports
 from timebank.reports.service import Reports
-from timebank.web.session import provide_page_principal
+from timebank.web.session import provide_page_access, provide_page_principal
 
 ExchangesDep: TypeAlias = NamedDependency[Exchanges]
 ParticipantsDep: TypeAlias = NamedDependency[Participants]
@@ -22,8 +22,10 @@ LedgerReaderDep: TypeAlias = NamedDependency[LedgerReader]
 ReportsDep: TypeAlias = NamedDependency[Reports]
 
 PAGE_DEPENDENCIES = {
-    # Pages know people by their session cookie only; ``access`` is then the API's own.
+    # Pages know people by their session cookie only (``access`` asks exactly as the API's
+    # does, bar the bearer token).
     "principal": Provide(provide_page_principal),
+    "access": Provide(provide_page_access),
     "exchanges": Provide(provide_exchanges, sync_to_thread=False),
     "participants": Provide(provide_participants, sync_to_thread=False),
     "ledger_reader": Provide(provide_ledger_reader, sync_to_thread=False),

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from litestar import Request
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 
-from timebank.auth.deps import SESSION_COOKIE, cookie_name
-from timebank.auth.schemas import Principal
+from timebank.auth.deps import SESSION_COOKIE, cookie_name, require_part_in
+from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.auth.service import AuthService
 from timebank.errors import Unauthenticated
 
@@ -18,3 +19,14 @@ async def provide_page_principal(request: Request, auth: NamedDependency[AuthSer
     if principal is None:
         raise Unauthenticated("sign in to see this page")
     return principal
+
+
+async def provide_page_access(
+    slug: FromPath[str], request: Request, auth: NamedDependency[AuthService]
+) -> TimebankAccess:
+    """The page principal and what they are in the timebank of the path, in one query."""
+    secret = request.cookies.get(cookie_name(SESSION_COOKIE, auth.settings))
+    found = await auth.authenticate_in(secret, slug, via_cookie=True) if secret else None
+    if found is None:
+        raise Unauthenticated("sign in to see this page")
+    return require_part_in(found[1], slug)
