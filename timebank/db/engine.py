@@ -99,6 +99,9 @@ def is_disconnect(exc: BaseException) -> bool:
             seen,
             asyncpg.PostgresConnectionError
             | asyncpg.InterfaceError
+            # The protocol lost its footing (a server going away mid-statement, say): the
+            # connection cannot be used again.
+            | asyncpg.InternalClientError
             | asyncpg.CannotConnectNowError
             | asyncpg.AdminShutdownError
             | ConnectionError
