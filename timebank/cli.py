@@ -113,7 +113,7 @@ def verify(slug: str | None, as_json: bool) -> None:
         engine = create_engine(url, settings)
         try:
             async with engine.connect() as conn:
-                return await audit(conn, slug)
+                return await audit(conn, slug, with_reports=True)
         finally:
             await engine.dispose()
 

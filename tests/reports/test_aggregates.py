@@ -102,7 +102,7 @@ async def test_aggregates_equal_a_recount_after_concurrent_approvals_and_reversa
 
     # timebank verify recounts them too, and names the table that no longer adds up.
     async with engine.begin() as conn:
-        assert (await audit(conn, timebank.slug)).ok
+        assert (await audit(conn, timebank.slug, with_reports=True)).ok
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -112,7 +112,7 @@ async def test_aggregates_equal_a_recount_after_concurrent_approvals_and_reversa
             {"tb": timebank.id},
         )
     async with engine.begin() as conn:
-        report = await audit(conn, timebank.slug)
+        report = await audit(conn, timebank.slug, with_reports=True)
     assert [(f.check, f.timebank, f.subject) for f in report.findings] == [
         ("report-aggregates", timebank.slug, "report_tie_steps")
     ]
