@@ -5,28 +5,21 @@ import subprocess
 import sys
 
 
-def test_bench_reports_prints_every_report_and_the_checks_agree():
+def bench_reports(*options: str) -> str:
+    """What ``timebank bench reports`` prints, after checking that it succeeded."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "timebank.cli",
-            "bench",
-            "reports",
-            "--participants",
-            "60",
-            "--exchanges",
-            "2000",
-            "--runs",
-            "2",
-        ],
+        [sys.executable, "-m", "timebank.cli", "bench", "reports", *options],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+def test_bench_reports_prints_every_report_and_the_checks_agree():
+    out = bench_reports("--participants", "60", "--exchanges", "2000", "--runs", "2")
     for line in (
         "checked: all 2,000 exchanges match their transfers",
         "a  Reports.contribution, month, full view",
@@ -50,32 +43,9 @@ def test_bench_reports_prints_every_report_and_the_checks_agree():
 
 
 def test_a_kept_database_is_measured_again_without_rebuilding(tmp_path):
-    def bench() -> str:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "timebank.cli",
-                "bench",
-                "reports",
-                "--participants",
-                "40",
-                "--exchanges",
-                "500",
-                "--runs",
-                "1",
-                "--keep",
-                str(tmp_path / "kept"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    first, second = bench(), bench()
+    kept = ("--participants", "40", "--exchanges", "500", "--runs", "1")
+    first = bench_reports(*kept, "--keep", str(tmp_path / "kept"))
+    second = bench_reports(*kept, "--keep", str(tmp_path / "kept"))
     assert "checked: all 500 exchanges match their transfers" in first, first
     assert "measuring the timebank built earlier" not in first, first
     assert "measuring the timebank built earlier" in second, second

@@ -18,7 +18,6 @@ from timebank.auth.schemas import (
 )
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
 from timebank.openapi import problems
-from timebank.settings import Settings
 
 
 class AuthController(Controller):
@@ -45,8 +44,8 @@ class AuthController(Controller):
         responses=problems(401, 403),
         # Forget the session cookie under either name (see auth.deps.cookie_name).
         response_cookies=[
-            signed_out_cookie(Settings(cookie_secure=True)),
-            signed_out_cookie(Settings(cookie_secure=False)),
+            signed_out_cookie(secure=True),
+            signed_out_cookie(secure=False),
         ],
     )
     async def logout(self, principal: PrincipalDep, auth: AuthDep) -> None:

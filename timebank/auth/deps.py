@@ -18,16 +18,16 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ENDED = "this session or token has ended; sign in again"
 
 
-def cookie_name(name: str, settings: Settings) -> str:
+def cookie_name(name: str, secure: bool) -> str:
     """A Secure cookie is named ``__Host-…``: browsers then accept it only from this very host
     over HTTPS, with no Domain, so a neighbouring subdomain cannot plant one of its own."""
-    return f"__Host-{name}" if settings.cookie_secure else name
+    return f"__Host-{name}" if secure else name
 
 
 def session_cookie(session: LoginResponse, settings: Settings) -> Cookie:
     """The session cookie of a sign-in, for the API's sign-in and the pages' alike."""
     return Cookie(
-        key=cookie_name(SESSION_COOKIE, settings),
+        key=cookie_name(SESSION_COOKIE, settings.cookie_secure),
         value=session.token,
         expires=int(session.expires_at.timestamp()),
         httponly=True,
@@ -41,15 +41,15 @@ def provide_auth(state: State) -> AuthService:
     return state.auth
 
 
-def signed_out_cookie(settings: Settings) -> Cookie:
+def signed_out_cookie(secure: bool) -> Cookie:
     """Tells the browser to forget the session cookie."""
     return Cookie(
-        key=cookie_name(SESSION_COOKIE, settings),
+        key=cookie_name(SESSION_COOKIE, secure),
         value="",
         max_age=0,
         path="/",
         httponly=True,
-        secure=settings.cookie_secure,
+        secure=secure,
     )
 
 
@@ -58,7 +58,7 @@ def bearer_or_cookie(request: Request, settings: Settings) -> tuple[str | None, 
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip(), False
-    cookie = request.cookies.get(cookie_name(SESSION_COOKIE, settings))
+    cookie = request.cookies.get(cookie_name(SESSION_COOKIE, settings.cookie_secure))
     return (cookie, True) if cookie else (None, False)
 
 

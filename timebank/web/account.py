@@ -71,7 +71,7 @@ class AccountPages(Controller):
         """Sign out: this browser's session stops working."""
         await auth.logout(principal)
         response = redirect(SIGN_IN)
-        response.set_cookie(signed_out_cookie(auth.settings))
+        response.set_cookie(signed_out_cookie(auth.settings.cookie_secure))
         return response
 
     @get("/invitation")

@@ -77,7 +77,7 @@ def csrf_hook(settings: Settings):
     if the browser has none yet) and refuse an unsafe request whose form lacks it."""
 
     async def check(request: Request) -> None:
-        name = cookie_name(CSRF_COOKIE, settings)
+        name = cookie_name(CSRF_COOKIE, settings.cookie_secure)
         cookie = request.cookies.get(name, "")
         if _TOKEN.match(cookie):
             request.state.csrf_token = cookie

@@ -13,8 +13,12 @@ from timebank.auth.service import AuthService
 from timebank.errors import Unauthenticated
 
 
+def _session_secret(request: Request, auth: AuthService) -> str | None:
+    return request.cookies.get(cookie_name(SESSION_COOKIE, auth.settings.cookie_secure))
+
+
 async def provide_page_principal(request: Request, auth: NamedDependency[AuthService]) -> Principal:
-    secret = request.cookies.get(cookie_name(SESSION_COOKIE, auth.settings))
+    secret = _session_secret(request, auth)
     principal = await auth.authenticate(secret, via_cookie=True) if secret else None
     if principal is None:
         raise Unauthenticated("sign in to see this page")
@@ -25,7 +29,7 @@ async def provide_page_access(
     slug: FromPath[str], request: Request, auth: NamedDependency[AuthService]
 ) -> TimebankAccess:
     """The page principal and what they are in the timebank of the path, in one query."""
-    secret = request.cookies.get(cookie_name(SESSION_COOKIE, auth.settings))
+    secret = _session_secret(request, auth)
     found = await auth.authenticate_in(secret, slug, via_cookie=True) if secret else None
     if found is None:
         raise Unauthenticated("sign in to see this page")
