@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _COUNTED = "approved_at IS NOT NULL AND reversed_at IS NULL AND timebank_id = :tb"
+_COUNTED_E = "e.approved_at IS NOT NULL AND e.reversed_at IS NULL AND e.timebank_id = :tb"
 
 CHECKS: dict[str, str] = {
     "report_days": f"""
@@ -16,7 +17,7 @@ CHECKS: dict[str, str] = {
                    r.kind AS receiver_kind, sum(e.minutes) AS minutes, count(*) AS exchanges
               FROM exchanges e JOIN participants g ON g.id = e.giver_id
               JOIN participants r ON r.id = e.receiver_id
-             WHERE e.{_COUNTED.replace(" AND ", " AND e.")}
+             WHERE {_COUNTED_E}
              GROUP BY 1, 2, 3, 4
         ),
         kept AS (
@@ -75,12 +76,12 @@ _PEOPLE_CHECK = """
                g.ordinal, true AS gave
           FROM exchanges e JOIN participants g ON g.id = e.giver_id
           JOIN participants r ON r.id = e.receiver_id
-         WHERE e.{counted}
+         WHERE {counted}
         UNION ALL
         SELECT e.service_date, e.category_id, g.kind || '>' || r.kind, r.ordinal, false
           FROM exchanges e JOIN participants g ON g.id = e.giver_id
           JOIN participants r ON r.id = e.receiver_id
-         WHERE e.{counted}
+         WHERE {counted}
     ),
     recount AS (
         SELECT {span} AS span, d.dimension, l.ordinal / 2048 AS chunk,
@@ -102,13 +103,13 @@ _PEOPLE_CHECK = """
     UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)
 """
 CHECKS["report_day_people"] = _PEOPLE_CHECK.format(
-    counted=_COUNTED.replace(" AND ", " AND e."),
+    counted=_COUNTED_E,
     span="l.day",
     column="day",
     table="report_day_people",
 )
 CHECKS["report_month_people"] = _PEOPLE_CHECK.format(
-    counted=_COUNTED.replace(" AND ", " AND e."),
+    counted=_COUNTED_E,
     span="CAST(date_trunc('month', l.day) AS date)",
     column="month",
     table="report_month_people",
