@@ -98,6 +98,7 @@ class PhaseResult:
     latencies: list[float] = field(default_factory=list, repr=False)
     error_samples: list[str] = field(default_factory=list)
     kinds: Counter[str] = field(default_factory=Counter)
+    kind_latencies: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     def cpu_ms_per_request(self, seconds: float) -> float | None:
         return 1000 * seconds / self.requests if self.requests and seconds > 0 else None
@@ -138,7 +139,9 @@ class _Recorder:
         if self.counting:
             self.result.requests += 1
             self.result.kinds[kind] += 1
-            self.result.latencies.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.result.latencies.append(elapsed)
+            self.result.kind_latencies.setdefault(kind, []).append(elapsed)
         if response.status_code >= 400:
             self._error(
                 f"{method} {path}: {response.status_code} {response.text[:200]}",
@@ -579,6 +582,16 @@ async def run_load_benchmark(
             for kind, count in result.kinds.most_common()
         )
         print(f"    {result.name}: {kinds or '-'}")
+    print("  latency by kind of request, p50 / p99 ms:")
+    for result in (auto_result, approval_result):
+        cells = []
+        for kind, _count in result.kinds.most_common():
+            times = sorted(result.kind_latencies.get(kind, []))
+            if times:
+                p50 = 1000 * times[len(times) // 2]
+                p99 = 1000 * times[min(len(times) - 1, int(0.99 * len(times)))]
+                cells.append(f"{kind} {p50:.0f} / {p99:.0f}")
+        print(f"    {result.name}: {', '.join(cells) or '-'}")
     for result in (auto_result, approval_result):
         for sample in result.error_samples:
             print(f"  {result.name}: error: {sample}")
