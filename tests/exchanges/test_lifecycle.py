@@ -3,6 +3,7 @@ approved or rejected, cancelled, reversed; and what each step does to both balan
 
 from datetime import date, timedelta
 
+import asyncpg
 import pytest
 
 from tests.exchanges.conftest import exchange_body, set_policy
@@ -291,3 +292,70 @@ async def test_confirming_twice_is_an_invalid_transition(api, world):
     assert again.status_code == 409
     assert again.json()["type"].endswith("/invalid-transition")
     assert again.json()["state"] == "awaiting_approval"
+
+
+async def test_an_exchange_approved_as_it_is_logged_posts_once_and_holds_nothing_back(
+    api, world, engine, raw
+):
+    await set_policy(
+        engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
+    )
+    ada, bea = world.member, world.other_member
+    body = exchange_body(ada, bea, 45)
+    first = await api.log(ada, body, **{"Idempotency-Key": "auto-1"})
+    again = await api.log(ada, body, **{"Idempotency-Key": "auto-1"})
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    logged = first.json()
+    assert logged["state"] == "approved" and logged["transfer_id"] is not None
+    decisions = [(d["action"], d["from_state"], d["to_state"]) for d in logged["decisions"]]
+    assert decisions == [
+        ("log", None, "awaiting_approval"),
+        ("auto_approve", "awaiting_approval", "approved"),
+    ]
+    rows = await raw.fetch(
+        "SELECT balance, pending_in, pending_out FROM accounts WHERE id = ANY($1::bigint[])"
+        " ORDER BY id = $2 DESC",
+        [ada.account_id, bea.account_id],
+        ada.account_id,
+    )
+    assert [tuple(r) for r in rows] == [(45, 0, 0), (-45, 0, 0)]
+    transfers = await raw.fetch(
+        "SELECT debit_account_id, credit_account_id, minutes FROM transfers WHERE id = $1",
+        logged["transfer_id"],
+    )
+    assert [tuple(t) for t in transfers] == [(bea.account_id, ada.account_id, 45)]
+
+
+async def test_the_database_refuses_an_exchange_inserted_as_approved_without_its_own_transfer(
+    api, world, engine, raw
+):
+    await set_policy(
+        engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
+    )
+    ada, bea = world.member, world.other_member
+    posted = await api.logged(ada, exchange_body(ada, bea, 45))
+    exchanges_before = await raw.fetchval("SELECT count(*) FROM exchanges")
+    insert = (
+        "INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
+        " category_id, state, logged_for, transfer_id)"
+        " SELECT timebank_id, $2, $3, $4, service_date, category_id, 'approved', 'giver', $5"
+        " FROM exchanges WHERE id = $1"
+    )
+    forged = [
+        # another exchange's transfer (already linked to it), of other minutes
+        (ada.participant_id, bea.participant_id, 60),
+        # the right minutes, but the parties the other way round
+        (bea.participant_id, ada.participant_id, 45),
+    ]
+    for giver_id, receiver_id, minutes in forged:
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await raw.execute(
+                insert, posted["id"], giver_id, receiver_id, minutes, posted["transfer_id"]
+            )
+        assert refused.value.sqlstate == "TBIN0", refused.value
+    with pytest.raises(asyncpg.PostgresError) as refused:  # no transfer at all
+        await raw.execute(insert, posted["id"], ada.participant_id, bea.participant_id, 45, None)
+    assert refused.value.sqlstate == "TBIN0", refused.value
+    assert await raw.fetchval("SELECT count(*) FROM exchanges") == exchanges_before

@@ -260,6 +260,99 @@ async def insert_exchange(
     return _written(row)
 
 
+async def insert_approved_exchange(
+    conn: Connection,
+    *,
+    timebank_id: int,
+    giver_id: int,
+    receiver_id: int,
+    minutes: int,
+    service_date: date,
+    category_id: int,
+    category: str,
+    description: str,
+    logged_by_user_id: int,
+    logged_for: Side,
+    on_behalf: bool,
+    debit_account_id: int,
+    credit_account_id: int,
+    memo: str,
+    actor: Actor,
+    approver: Actor,
+    approval_reason: str,
+    answer: KeyAnswer | None = None,
+) -> tuple[ExchangeRecord, list[DecisionRecord]]:
+    """Log an exchange the policy approves at once, in one statement: post its transfer
+    (``ledger_post_transfer``: from the receiver's account to the giver's), insert it as
+    approved with that transfer, and record both decisions ('log' by ``actor``, then
+    'auto_approve' by ``approver``), as logging and then approving would have; with
+    ``answer``, the same statement answers that idempotency key with the exchange's id."""
+    rows = await _all(
+        conn,
+        "WITH posted AS ("
+        "  SELECT (r.transfer).id FROM ledger_post_transfer(:timebank_id, :debit_account_id,"
+        "    :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL) r),"
+        " logged AS ("
+        "  INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
+        "    category_id, description, state, logged_by_user_id, logged_for, on_behalf,"
+        "    transfer_id)"
+        "  SELECT :timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
+        "    :description, 'approved', :logged_by_user_id, :logged_for, :on_behalf,"
+        "    posted.id FROM posted"
+        f"  RETURNING {_RETURNED_EXCHANGE}),"
+        " decided AS ("
+        "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
+        "   to_state, actor_user_id, actor_role, on_behalf_of, reason)"
+        "  SELECT logged.timebank_id, logged.id, d.action, d.from_state, d.to_state,"
+        "   d.actor_user_id, d.actor_role, d.on_behalf_of, d.reason"
+        "   FROM logged, (VALUES"
+        "    (1, 'log', NULL, 'awaiting_approval', CAST(:actor_user_id AS bigint),"
+        "     CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint), NULL),"
+        "    (2, 'auto_approve', 'awaiting_approval', 'approved',"
+        "     CAST(:approver_user_id AS bigint), CAST(:approver_role AS text),"
+        "     CAST(:approver_on_behalf_of AS bigint), CAST(:approval_reason AS text))"
+        "   ) AS d (step, action, from_state, to_state, actor_user_id, actor_role, on_behalf_of,"
+        "    reason)"
+        "   ORDER BY d.step"
+        f"   RETURNING {_RETURNED_DECISION})"
+        + (
+            ", answered AS (SELECT ledger_answer_key(logged.timebank_id, :answer_author,"
+            "  :answer_key, jsonb_build_object('exchange_id', logged.id)) FROM logged)"
+            if answer is not None
+            else ""
+        )
+        + f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}"
+        " FROM logged, decided"
+        + (", answered" if answer is not None else "")
+        + " ORDER BY decided.id",
+        timebank_id=timebank_id,
+        giver_id=giver_id,
+        receiver_id=receiver_id,
+        minutes=minutes,
+        service_date=service_date,
+        category_id=category_id,
+        description=description,
+        logged_by_user_id=logged_by_user_id,
+        logged_for=logged_for,
+        on_behalf=on_behalf,
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        memo=memo,
+        actor_user_id=actor.user_id,
+        actor_role=actor.role,
+        on_behalf_of=actor.on_behalf_of,
+        approver_user_id=approver.user_id,
+        approver_role=approver.role,
+        approver_on_behalf_of=approver.on_behalf_of,
+        approval_reason=approval_reason,
+        category=category,
+        **_answer_params(answer),
+    )
+    assert len(rows) == 2
+    written = [_written(row) for row in rows]
+    return written[-1][0], [decision for _, decision in written]
+
+
 # Exchange and decision rows as an INSERT or UPDATE writes them, selected side by side (the
 # decision's columns prefixed ``d_``); the category slug is the caller's ``:category``.
 _EXCHANGE_FIELDS = [f.name for f in fields(ExchangeRecord)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -104,9 +104,6 @@ class Exchanges:
                 reasons = await _review_reasons(
                     conn, rules, timebank_id, giver, receiver, data.minutes, data.service_date
                 )
-            # The minutes are reserved by the statement that inserts the exchange, and the
-            # rows come back as written, so the answer needs no reads: nobody else sees this
-            # exchange before the transaction commits. The key is answered by the last write.
             approving = state == "awaiting_approval" and policy.approves_automatically(
                 rules, reasons
             )
@@ -115,33 +112,38 @@ class Exchanges:
                 if idempotency_key is not None
                 else None
             )
-            exchange, decision = await repository.insert_exchange(
-                conn,
-                timebank_id=timebank_id,
-                giver_id=giver.id,
-                receiver_id=receiver.id,
-                minutes=data.minutes,
-                service_date=data.service_date,
-                category_id=category_id,
-                category=data.category,
-                description=data.description,
-                state=state,
-                logged_by_user_id=access.principal.user_id,
-                logged_for=logged_for,
-                on_behalf=on_behalf,
-                review_reason="; ".join(reasons) or None,
-                debit_account_id=receiver.account_id,
-                credit_account_id=giver.account_id,
-                memo=_memo(category_name, data.description),
-                actor=actor,
-                answer=None if approving else answer,
-            )
-            decisions = [decision]
+            row: dict[str, Any] = {
+                "timebank_id": timebank_id,
+                "giver_id": giver.id,
+                "receiver_id": receiver.id,
+                "minutes": data.minutes,
+                "service_date": data.service_date,
+                "category_id": category_id,
+                "category": data.category,
+                "description": data.description,
+                "logged_by_user_id": access.principal.user_id,
+                "logged_for": logged_for,
+                "on_behalf": on_behalf,
+                "debit_account_id": receiver.account_id,
+                "credit_account_id": giver.account_id,
+                "memo": _memo(category_name, data.description),
+                "actor": actor,
+                "answer": answer,
+            }
+            # The rows come back as written, so the answer needs no reads: nobody else sees
+            # this exchange before the transaction commits. The key is answered by the write.
             if approving:
-                exchange, decision = await _approve(
-                    conn, exchange, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON, answer
+                # Approved as it is logged: the statement that logs it posts its transfer (a
+                # reservation made and posted in the same transaction would be seen by nobody).
+                exchange, decisions = await repository.insert_approved_exchange(
+                    conn, **row, approver=POLICY_ACTOR, approval_reason=AUTO_APPROVAL_REASON
                 )
-                decisions.append(decision)
+            else:
+                # The minutes are reserved by the statement that inserts the exchange.
+                exchange, decision = await repository.insert_exchange(
+                    conn, **row, state=state, review_reason="; ".join(reasons) or None
+                )
+                decisions = [decision]
             return LogResult(_as_detail(exchange, decisions), replayed=False)
 
         return await self._transaction(work)

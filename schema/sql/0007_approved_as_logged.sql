@@ -1,0 +1,53 @@
+-- An exchange the timebank's policy approves as it is logged is posted by the statement that
+-- logs it: one transfer, no reservation to make and post a moment later in the same
+-- transaction, and one exchange row written once. Its decision history is the same as ever
+-- ('log', then 'auto_approve'). Nobody could see the reservation in between, so nothing a
+-- reader can observe changes; the ledger's own rules (limits, I1-I7) hold for the transfer as
+-- for any other.
+
+CREATE OR REPLACE FUNCTION exchanges_stamp_counting() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF OLD.approved_at IS NOT NULL AND NEW.approved_at IS DISTINCT FROM OLD.approved_at
+           OR OLD.reversed_at IS NOT NULL AND NEW.reversed_at IS DISTINCT FROM OLD.reversed_at THEN
+            RAISE EXCEPTION 'when an exchange was approved or reversed is history and cannot change'
+                USING ERRCODE = 'TBIN0';
+        END IF;
+        IF NEW.state = 'approved' AND OLD.state <> 'approved' THEN
+            NEW.approved_at := clock_timestamp();
+        ELSIF NEW.state = 'reversed' AND OLD.state <> 'reversed' THEN
+            NEW.reversed_at := clock_timestamp();
+        END IF;
+    ELSIF NEW.state = 'approved' AND NEW.pending_transfer_id IS NULL AND EXISTS (
+            -- Approved as it is logged: only with its own transfer, of its minutes, from the
+            -- receiver's account to the giver's, posted directly (not from a reservation).
+            SELECT FROM transfers t
+              JOIN accounts debit ON debit.id = t.debit_account_id
+              JOIN accounts credit ON credit.id = t.credit_account_id
+             WHERE t.id = NEW.transfer_id AND t.timebank_id = NEW.timebank_id
+               AND t.kind = 'exchange' AND t.minutes = NEW.minutes
+               AND t.pending_transfer_id IS NULL
+               AND debit.participant_id = NEW.receiver_id
+               AND credit.participant_id = NEW.giver_id) THEN
+        NEW.approved_at := clock_timestamp();
+    ELSIF NEW.state IN ('approved', 'reversed') THEN
+        RAISE EXCEPTION 'an exchange is logged first, then approved (or approved as it is logged, with its own transfer)'
+            USING ERRCODE = 'TBIN0';
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- Reports count an exchange from the moment it is approved, whether that is by an update or
+-- by the insert that logs it.
+CREATE FUNCTION exchanges_keep_reports_logged() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM report_apply(NEW, true);
+    PERFORM report_mark_pair(NEW, true);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER exchanges_keep_reports_logged AFTER INSERT ON exchanges
+    FOR EACH ROW WHEN (NEW.approved_at IS NOT NULL)
+    EXECUTE FUNCTION exchanges_keep_reports_logged();
