@@ -588,9 +588,9 @@ async def run_load_benchmark(
         for kind, _count in result.kinds.most_common():
             times = sorted(result.kind_latencies.get(kind, []))
             if times:
-                p50 = 1000 * times[len(times) // 2]
-                p99 = 1000 * times[min(len(times) - 1, int(0.99 * len(times)))]
-                cells.append(f"{kind} {p50:.0f} / {p99:.0f}")
+                kind_p50 = 1000 * times[len(times) // 2]
+                kind_p99 = 1000 * times[min(len(times) - 1, int(0.99 * len(times)))]
+                cells.append(f"{kind} {kind_p50:.0f} / {kind_p99:.0f}")
         print(f"    {result.name}: {', '.join(cells) or '-'}")
     for result in (auto_result, approval_result):
         for sample in result.error_samples:
