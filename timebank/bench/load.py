@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text
@@ -50,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from timebank.auth import repository as auth_repository
 from timebank.auth.secrets import new_token
 from timebank.bench import ledger as ledger_bench
+from timebank.bench.http_client import Connection, HttpError, Response
 from timebank.db import migrations
 from timebank.db.engine import asyncpg_dsn, create_engine
 from timebank.ledger.audit import audit
@@ -122,19 +124,19 @@ class _Recorder:
 
     async def call(
         self,
-        http: httpx.AsyncClient,
+        http: Connection,
         method: str,
         path: str,
         headers: dict[str, str],
         body: dict | None = None,
         *,
         kind: str,
-    ) -> httpx.Response | None:
+    ) -> Response | None:
         started = time.perf_counter()
         try:
-            response = await http.request(method, path, headers=headers, json=body)
-        except httpx.HTTPError as error:
-            self._error(f"{method} {path}: {type(error).__name__} {error}", server=True)
+            response = await http.request(method, path, headers, body)
+        except HttpError as error:
+            self._error(f"{method} {path}: {error}", server=True)  # says what failed
             return None
         if self.counting:
             self.result.requests += 1
@@ -142,10 +144,10 @@ class _Recorder:
             elapsed = time.perf_counter() - started
             self.result.latencies.append(elapsed)
             self.result.kind_latencies.setdefault(kind, []).append(elapsed)
-        if response.status_code >= 400:
+        if response.status >= 400:
             self._error(
-                f"{method} {path}: {response.status_code} {response.text[:200]}",
-                server=response.status_code >= 500,
+                f"{method} {path}: {response.status} {response.text[:200]}",
+                server=response.status >= 500,
             )
             return None
         return response
@@ -294,13 +296,13 @@ def _key(headers: dict[str, str]) -> dict[str, str]:
     return {**headers, "Idempotency-Key": uuid.uuid4().hex}
 
 
-Client = Callable[[httpx.AsyncClient, _Recorder, random.Random], Awaitable[None]]
+Client = Callable[[Connection, _Recorder, random.Random], Awaitable[None]]
 
 
 def _auto_approve_client(bank: Bank) -> Client:
     base = f"/api/v1/timebanks/{bank.slug}"
 
-    async def step(http: httpx.AsyncClient, rec: _Recorder, rng: random.Random) -> None:
+    async def step(http: Connection, rec: _Recorder, rng: random.Random) -> None:
         giver, receiver = _two(bank.members, rng)
         roll = rng.random()
         if roll < 0.10:
@@ -331,7 +333,7 @@ def _auto_approve_client(bank: Bank) -> Client:
 def _coordinator_approval_client(bank: Bank) -> Client:
     base = f"/api/v1/timebanks/{bank.slug}"
 
-    async def step(http: httpx.AsyncClient, rec: _Recorder, rng: random.Random) -> None:
+    async def step(http: Connection, rec: _Recorder, rng: random.Random) -> None:
         coordinator = rng.choice(bank.coordinators)
         if rng.random() < 0.02:
             await rec.call(http, "GET", f"{base}/reports/contribution", coordinator, kind="report")
@@ -400,13 +402,13 @@ async def _run_phase(
     result = PhaseResult(name)
     recorder = _Recorder(result)
     stop_at = time.perf_counter() + warmup + seconds
+    server = urlsplit(base_url)
+    host, port = server.hostname or "127.0.0.1", server.port or 80
 
     async def loop(index: int) -> None:
-        # A client of its own per simulated person, as on real phones: one keep-alive
-        # connection each (one pool shared by every client costs the generator more CPU
-        # per request than the service spends).
+        # One keep-alive connection per simulated person, as on real phones.
         rng = random.Random(index)  # noqa: S311 - load generation, not security
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        async with Connection(host, port) as http:
             while time.perf_counter() < stop_at:
                 await step(http, recorder, rng)
 
