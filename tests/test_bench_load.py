@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 
-def test_bench_load_prints_both_flows_beside_the_floor_and_a_clean_audit():
+def test_bench_load_prints_both_flows_and_the_paced_phase_beside_the_floor_and_a_clean_audit():
     result = subprocess.run(
         [
             sys.executable,
@@ -34,8 +34,9 @@ def test_bench_load_prints_both_flows_beside_the_floor_and_a_clean_audit():
         "floor: raw SQL transfers",
         "auto-approve (log; balance, report reads)",
         "coordinator approval (log, confirm, approve)",
-        "posted exchanges/s / floor transfers/s",
-        "p99 latency",
+        "auto-approve at 0.2x the floor (paced)",
+        "auto-approve, saturated (4 clients, no think time): posted/s",
+        "auto-approve paced at 0.2x floor: posted/s",
         "5xx answers: 0",
     ):
         assert line in result.stdout, result.stdout

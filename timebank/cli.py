@@ -233,6 +233,13 @@ def bench_ledger(
 @click.option(
     "--access-log/--no-access-log", default=True, show_default=True, help="Service access log."
 )
+@click.option(
+    "--paced/--no-paced",
+    default=True,
+    show_default=True,
+    help="After the closed-loop auto-approve phase, one with the clients paced at 0.2x the "
+    "floor (Poisson arrivals), where latency is the service's rather than the queue's.",
+)
 def bench_load(
     clients: int,
     seconds: float,
@@ -240,6 +247,7 @@ def bench_load(
     workers: int,
     pool_size: int | None,
     access_log: bool,
+    paced: bool,
 ) -> None:
     """Posted exchanges/s and latency of the service over HTTP, against the raw-SQL floor of
     the ledger measured in the same run, on a fresh embedded PostgreSQL."""
@@ -254,6 +262,7 @@ def bench_load(
                 workers=workers,
                 pool_size=pool_size or Settings.model_fields["db_pool_size"].default,
                 access_log=access_log,
+                paced=paced,
             )
         )
     except ValueError as error:
