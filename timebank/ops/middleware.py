@@ -5,6 +5,8 @@ for an unknown path or a 503 while the database is away is logged and counted to
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 import time
@@ -13,6 +15,7 @@ from typing import Any, cast
 
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from timebank.errors import RETRY_AFTER_SECONDS, ServiceUnavailable
 from timebank.ops import metrics
 from timebank.ops.logs import ACCESS_LOGGER, request_id
 
@@ -39,16 +42,27 @@ class RequestMiddleware:
         token = request_id.set(rid)
         header = (REQUEST_ID_HEADER, rid.encode())
         status = 500  # what the server answers if the app fails before it starts a response
+        started_response = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
             await self._app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # The server is stopping and the grace period for requests in flight is over. The
+            # request's transaction never commits (its connection goes with it), so the honest
+            # answer is "not done, retry": 503 with Retry-After, not the server's bare 500.
+            if started_response:
+                raise
+            status = 503
+            for message in _cut_off(scope):
+                await send_with_id(message)
         finally:
             duration = time.perf_counter() - started
             route = scope.get("path_template") or UNMATCHED_ROUTE
@@ -61,6 +75,28 @@ class RequestMiddleware:
                     extra=_access_fields(scope, method, status, duration),
                 )
             request_id.reset(token)
+
+
+_CUT_OFF = ServiceUnavailable(
+    "the service is restarting and this request was not completed; please retry it (with the "
+    "same Idempotency-Key, where it took one)",
+    retry_after=RETRY_AFTER_SECONDS,
+)
+
+
+def _cut_off(scope: Scope) -> tuple[Message, Message]:
+    body = json.dumps(_CUT_OFF.problem(instance=scope["path"])).encode()
+    start: Message = {
+        "type": "http.response.start",
+        "status": _CUT_OFF.status_code,
+        "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+            (b"connection", b"close"),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body, "more_body": False}
 
 
 def _request_id(scope: Scope) -> str:
