@@ -37,14 +37,17 @@ from timebank.errors import (
     field_error,
 )
 from timebank.exchanges import controllers as exchanges_controllers
+from timebank.exchanges.service import Exchanges
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
+from timebank.ledger.reader import LedgerReader
 from timebank.openapi import PROBLEM_JSON, problem_body
 from timebank.ops import metrics
 from timebank.ops.controllers import health, prometheus_metrics, ready
 from timebank.ops.middleware import RequestMiddleware
 from timebank.participants import controllers as participants_controllers
 from timebank.reports import controllers as reports_controllers
+from timebank.reports.service import Reports
 from timebank.settings import Settings, get_settings
 from timebank.web.routes import template_config, web_routers
 
@@ -135,6 +138,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.engine = engine
         app.state.ledger = Ledger(engine, max_retries=settings.ledger_max_retries)
         app.state.auth = AuthService(engine, settings)
+        app.state.exchanges = Exchanges(engine, max_retries=settings.ledger_max_retries)
+        app.state.ledger_reader = LedgerReader(engine, app.state.ledger)
+        app.state.reports = Reports(engine, settings)
         try:
             yield
         finally:

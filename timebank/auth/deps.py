@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from litestar import Request
 from litestar.datastructures import Cookie, State
-from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from timebank.auth.schemas import LoginResponse, Principal, TimebankAccess
@@ -77,7 +76,8 @@ def _require_json_with_cookie(request: Request, via_cookie: bool) -> None:
             raise Forbidden("with the session cookie, send JSON (or use a bearer token)")
 
 
-async def provide_principal(request: Request, auth: NamedDependency[AuthService]) -> Principal:
+async def provide_principal(request: Request, state: State) -> Principal:
+    auth: AuthService = state.auth
     secret, via_cookie = bearer_or_cookie(request, auth.settings)
     principal = await auth.authenticate(_require_secret(secret), via_cookie=via_cookie)
     if principal is None:
@@ -86,11 +86,12 @@ async def provide_principal(request: Request, auth: NamedDependency[AuthService]
     return principal
 
 
-async def provide_access(
-    slug: FromPath[str], request: Request, auth: NamedDependency[AuthService]
-) -> TimebankAccess:
+async def provide_access(slug: FromPath[str], request: Request, state: State) -> TimebankAccess:
     """Who is asking and what they are in the timebank of the path, in one query: the same
-    answers, in the same order, as ``provide_principal`` then ``AuthService.access``."""
+    answers, in the same order, as ``provide_principal`` then ``AuthService.access``. (The
+    services come from the app's state, not as dependencies, so that nothing is resolved
+    beside this in a task group of its own.)"""
+    auth: AuthService = state.auth
     secret, via_cookie = bearer_or_cookie(request, auth.settings)
     found = await auth.authenticate_in(_require_secret(secret), slug, via_cookie=via_cookie)
     if found is None:

@@ -6,11 +6,12 @@ from datetime import date
 from typing import Annotated, TypeAlias
 
 from litestar import Controller, Response, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from timebank.deps import AccessDep, EngineDep, SettingsDep
+from timebank.deps import AccessDep
 from timebank.exchanges.schemas import (
     BulkApprove,
     BulkApproveResult,
@@ -25,8 +26,12 @@ from timebank.exchanges.service import Exchanges
 from timebank.openapi import MAX_ID, problems
 
 
-def provide_exchanges(engine: EngineDep, settings: SettingsDep) -> Exchanges:
-    return Exchanges(engine, max_retries=settings.ledger_max_retries)
+def provide_exchanges(state: State, access: AccessDep) -> Exchanges:
+    """The service built at startup, handed out once ``access`` is resolved: a handler's
+    dependencies then resolve one after another (Litestar resolves dependencies that do not
+    depend on each other concurrently, in a task group per request), and nobody gets the
+    service before they are let in."""
+    return state.exchanges
 
 
 ExchangesDep: TypeAlias = NamedDependency[Exchanges]

@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Annotated, TypeAlias
 
 from litestar import Controller, get
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
-from timebank.deps import AccessDep, EngineDep, LedgerDep
+from timebank.deps import AccessDep
 from timebank.ledger.reader import LedgerReader
 from timebank.ledger.schemas import AuditPublic, BalancePublic, StatementPublic
 from timebank.openapi import MAX_ID, ParticipantId, problems
 
 
-def provide_ledger_reader(engine: EngineDep, ledger: LedgerDep) -> LedgerReader:
-    return LedgerReader(engine, ledger)
+def provide_ledger_reader(state: State, access: AccessDep) -> LedgerReader:
+    """The service built at startup, handed out once ``access`` is resolved: a handler's
+    dependencies then resolve one after another (Litestar resolves dependencies that do not
+    depend on each other concurrently, in a task group per request), and nobody gets the
+    service before they are let in."""
+    return state.ledger_reader
 
 
 LedgerReaderDep: TypeAlias = NamedDependency[LedgerReader]

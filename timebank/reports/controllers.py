@@ -6,11 +6,12 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal, TypeAlias
 
 from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
-from timebank.deps import AccessDep, EngineDep, SettingsDep
+from timebank.deps import AccessDep
 from timebank.errors import NotFound
 from timebank.openapi import MAX_ID, problems
 from timebank.reports.buckets import default_period
@@ -23,8 +24,12 @@ CSV = "text/csv; charset=utf-8"
 SVG = "image/svg+xml"
 
 
-def provide_reports(engine: EngineDep, settings: SettingsDep) -> Reports:
-    return Reports(engine, settings)
+def provide_reports(state: State, access: AccessDep) -> Reports:
+    """The service built at startup, handed out once ``access`` is resolved: a handler's
+    dependencies then resolve one after another (Litestar resolves dependencies that do not
+    depend on each other concurrently, in a task group per request), and nobody gets the
+    service before they are let in."""
+    return state.reports
 
 
 ReportsDep: TypeAlias = NamedDependency[Reports]

@@ -1,18 +1,16 @@
-"""The services the pages call, provided by the same functions as for the JSON API."""
+"""The services the pages call: the same ones the JSON API calls, built once at startup."""
 
 from __future__ import annotations
 
 from typing import TypeAlias
 
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
-from timebank.exchanges.controllers import provide_exchanges
 from timebank.exchanges.service import Exchanges
-from timebank.ledger.controllers import provide_ledger_reader
 from timebank.ledger.reader import LedgerReader
 from timebank.participants.controllers import provide_participants
 from timebank.participants.service import Participants
-from timebank.reports.controllers import provide_reports
 from timebank.reports.service import Reports
 from timebank.web.session import provide_page_access, provide_page_principal
 
@@ -20,6 +18,19 @@ ExchangesDep: TypeAlias = NamedDependency[Exchanges]
 ParticipantsDep: TypeAlias = NamedDependency[Participants]
 LedgerReaderDep: TypeAlias = NamedDependency[LedgerReader]
 ReportsDep: TypeAlias = NamedDependency[Reports]
+
+
+def provide_exchanges(state: State) -> Exchanges:
+    return state.exchanges
+
+
+def provide_ledger_reader(state: State) -> LedgerReader:
+    return state.ledger_reader
+
+
+def provide_reports(state: State) -> Reports:
+    return state.reports
+
 
 PAGE_DEPENDENCIES = {
     # Pages know people by their session cookie only (``access`` asks exactly as the API's
