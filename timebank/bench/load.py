@@ -13,7 +13,7 @@ each, with a keep-alive HTTP connection of its own, see ``timebank.bench.http_cl
   report (one in fifty);
 - auto-approve at 0.2x the floor (paced): the same clients and mix, each stepping at the
   arrivals of a Poisson process of its own, so that logs are offered at 0.2 times the floor's
-  transfers/s in all (reads on top at their share);
+  transfers/s in all (reads on top at their share; ``--paced-at`` offers another share);
 - coordinator approval: a member logs, the other party confirms, a coordinator approves, and
   now and then (one round in fifty) a coordinator reads the timebank's contribution report.
 
@@ -21,8 +21,9 @@ The output counts the requests of each kind, so the share of reads is there to s
 
 Why the paced phase: the others are closed loops without think time, so every client always
 has a request queued and latency is just clients / throughput, whatever the service does.
-The issue's target (posted/s >= 0.2x the floor with p99 <= 150 ms at 64 clients) asks how
-fast the service answers at that rate, so that phase offers exactly it. Its latency counts
+The target (posted/s >= 0.2x the floor with p99 <= 150 ms at 64 clients) asks how fast the
+service answers at that rate, so that phase offers exactly it; a lower share shows the latency
+at a rate the service sustains. Its latency counts
 from when each request was due, not when it was sent: a client behind schedule sends at once
 and the wait counts, so a slow answer cannot hide the requests it held back (no coordinated
 omission).
@@ -520,6 +521,7 @@ async def run_load_benchmark(
     pool_size: int,
     access_log: bool = True,
     paced: bool = True,
+    paced_share: float = TARGET_SHARE_OF_FLOOR,
 ) -> dict[str, Any]:
     """Measure the floor, then drive the service with both kinds of timebank; print a table
     and return the figures."""
@@ -555,7 +557,7 @@ async def run_load_benchmark(
             timing=ledger_bench._Timing(warmup, seconds, None),
             seed=1000,
         )
-        offered_logs_per_s = TARGET_SHARE_OF_FLOOR * floor.per_second
+        offered_logs_per_s = paced_share * floor.per_second
         approval_members = max(2, members // 5)
         coordinators = max(1, clients // 16)
         print(
@@ -588,11 +590,11 @@ async def run_load_benchmark(
             if paced and floor.per_second > 0:
                 print(
                     f"phase b2: auto-approve paced at {offered_logs_per_s:.0f} logs/s "
-                    f"({TARGET_SHARE_OF_FLOOR:g}x the floor), {clients} clients {run} ...",
+                    f"({paced_share:g}x the floor), {clients} clients {run} ...",
                     flush=True,
                 )
                 paced_result = await _run_phase(
-                    f"auto-approve at {TARGET_SHARE_OF_FLOOR:g}x the floor (paced)",
+                    f"auto-approve at {paced_share:g}x the floor (paced)",
                     base_url,
                     _auto_approve_client(auto),
                     clients=clients,
@@ -635,7 +637,7 @@ async def run_load_benchmark(
     if paced_result:
         print(
             f"  paced phase: Poisson arrivals per client, {offered_logs_per_s:.1f} logs/s "
-            f"offered in all ({TARGET_SHARE_OF_FLOOR:g}x the floor) plus reads at their share, "
+            f"offered in all ({paced_share:g}x the floor) plus reads at their share, "
             f"{offered_logs_per_s / LOG_SHARE:.1f} requests/s; latency from each request's "
             "scheduled time"
         )
@@ -665,10 +667,14 @@ async def run_load_benchmark(
         paced_ratio = paced_posted_per_s / floor_per_s
         paced_p99 = paced_result.latency_ms(0.99)
         print(
-            f"  auto-approve paced at {TARGET_SHARE_OF_FLOOR:g}x floor: posted/s "
+            f"  auto-approve paced at {paced_share:g}x floor: posted/s "
             f"{paced_ratio:.2f}x (offered {offered_logs_per_s:.1f}/s, posted "
             f"{paced_posted_per_s:.1f}/s), p99 {_cell(paced_p99, 0)} ms "
-            f"(target <= {TARGET_P99_MS} ms)"
+            + (
+                f"(target <= {TARGET_P99_MS} ms)"
+                if paced_share == TARGET_SHARE_OF_FLOOR
+                else f"(the target is at {TARGET_SHARE_OF_FLOOR:g}x the floor)"
+            )
         )
     print(f"  5xx answers: {server_errors} (target 0)")
     print("  CPU ms per request (service processes / PostgreSQL / this load generator):")
