@@ -4,10 +4,15 @@ twice (I8)."""
 import asyncio
 from datetime import date, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
-from tests.exchanges.conftest import exchange_body
+from tests.exchanges.conftest import exchange_body, set_policy
+from timebank.auth.schemas import Principal, TimebankAccess
+from timebank.db.engine import asyncpg_dsn
+from timebank.exchanges.schemas import ExchangeCreate
+from timebank.exchanges.service import Exchanges
 
 
 async def _exchange_count(engine, timebank_id: int) -> int:
@@ -120,3 +125,73 @@ async def test_an_over_long_key_is_refused(api, world):
         **{"Idempotency-Key": "k" * 256},
     )
     assert response.status_code == 422
+
+
+async def test_concurrent_taps_with_one_key_post_one_exchange_under_automatic_approval(
+    api, world, engine
+):
+    await set_policy(
+        engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
+    )
+    ada, bea = world.member, world.other_member
+    body = exchange_body(ada, bea, 30)
+    responses = await asyncio.gather(
+        *(api.log(ada, body, **{"Idempotency-Key": "double-tap-auto"}) for _ in range(8))
+    )
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert {r.json()["state"] for r in responses} == {"approved"}
+    assert sorted(r.headers["idempotent-replayed"] for r in responses) == ["false"] + 7 * ["true"]
+    assert await _exchange_count(engine, world.timebank.id) == 1
+    balance = await api.balance(bea, bea)
+    assert (balance["balance_minutes"], balance["pending_out_minutes"]) == (-30, 0)
+
+
+async def _until_waiting_on_locks(raw, backends: int) -> None:
+    for _ in range(500):
+        waiting = await raw.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        if waiting >= backends:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{backends} request(s) never reached the lock")
+
+
+@pytest.mark.parametrize("approval_mode", ["coordinator", "automatic"])
+async def test_the_same_request_twice_at_once_waits_for_the_first_and_returns_its_exchange(
+    world, engine, raw, database_url, approval_mode
+):
+    """Both requests look the key up before either has written: the second one's write then
+    waits on the first one's claim of the key, finds it answered, writes nothing and returns
+    the first one's exchange."""
+    await set_policy(
+        engine, world.timebank.id, approval_mode=approval_mode, confirmation_required=False
+    )
+    ada, bea = world.member, world.other_member
+    access = TimebankAccess(
+        principal=Principal(user_id=ada.user_id, email=ada.email, is_admin=False, token_id=0),
+        timebank_id=world.timebank.id,
+        timebank_slug=world.timebank.slug,
+        roles=frozenset({"member"}),
+        participant_id=ada.participant_id,
+    )
+    data = ExchangeCreate.model_validate(exchange_body(ada, bea, 40))
+    exchanges = Exchanges(engine)
+    database_dsn = asyncpg_dsn(database_url)
+    holder = await asyncpg.connect(database_dsn)
+    try:
+        async with holder.transaction():
+            # Hold Bea's account: the first request claims the key, then waits here.
+            await holder.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", bea.account_id)
+            first = asyncio.create_task(exchanges.log(access, data, "same-moment"))
+            await _until_waiting_on_locks(raw, 1)
+            second = asyncio.create_task(exchanges.log(access, data, "same-moment"))
+            await _until_waiting_on_locks(raw, 2)  # the second waits on the key
+        one, two = await first, await second
+    finally:
+        await holder.close()
+    assert (one.replayed, two.replayed) == (False, True)
+    assert two.exchange == one.exchange
+    assert await _exchange_count(engine, world.timebank.id) == 1

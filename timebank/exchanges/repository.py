@@ -103,12 +103,16 @@ async def log_context(
     idempotency_key: str | None,
     fingerprint: bytes,
 ) -> tuple[Mapping[str, Any] | None, Policy, Party | None, Party | None, tuple[int, str] | None]:
-    """All that logging an exchange reads, in one statement: the idempotency key claimed (its
-    stored answer when this request was already answered; see ``ledger_claim_key``), the
-    timebank's policy, both parties and the category (None for those not in the timebank)."""
+    """All that logging an exchange reads, in one statement, outside any transaction: the
+    stored answer of the idempotency key when this very request was already answered (a
+    different request under the key is refused: IdempotencyMismatch), the timebank's policy,
+    both parties and the category (None for those not in the timebank). The key is claimed
+    by the statement that logs the exchange (``insert_exchange``)."""
     row = await _one(
         conn,
-        "SELECT ledger_claim_key(t.id, :author, CAST(:key AS text), :hash) AS answered,"
+        "SELECT (SELECT ledger_answered_key(k.key, k.request_hash, k.result, :hash)"
+        "   FROM idempotency_keys k WHERE k.timebank_id = t.id AND k.author = :author"
+        "    AND k.key = CAST(:key AS text)) AS answered,"
         f" {', '.join('t.' + name for name in _POLICY_COLUMNS)},"
         f" ({_PARTY_SQL.format(id=':giver_id')}) AS giver,"
         f" ({_PARTY_SQL.format(id=':receiver_id')}) AS receiver,"
@@ -208,17 +212,19 @@ async def insert_exchange(
     memo: str,
     actor: Actor,
     answer: KeyAnswer | None = None,
-) -> tuple[ExchangeRecord, DecisionRecord]:
+) -> tuple[ExchangeRecord, DecisionRecord] | None:
     """Reserve an exchange's minutes (``ledger_reserve``: from the debit account, the
     receiver's, to the credit account, the giver's), insert the exchange (of category
     ``category_id``, whose slug is ``category``) with that reservation and its 'log' decision,
-    in one statement; return both rows as written. With ``answer``, the same statement stores
-    the exchange's id as the answer to that idempotency key."""
+    in one statement; return both rows as written. With ``answer``, the same statement first
+    claims that idempotency key and at last stores the exchange's id as its answer; it writes
+    nothing and returns None when the request was answered meanwhile."""
     row = await _one(
         conn,
-        "WITH reserved AS ("
-        "  SELECT (r.pending).id FROM ledger_reserve(:timebank_id, :debit_account_id,"
-        "    :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL) r),"
+        f"WITH {_CLAIMED}, reserved AS ("
+        "  SELECT ((ledger_reserve(:timebank_id, :debit_account_id, :credit_account_id,"
+        "    :minutes, 'exchange', :memo, NULL, NULL, NULL)).pending).id"
+        "  FROM claimed WHERE claimed.answered IS NULL),"
         " logged AS ("
         "  INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
         "    category_id, description, state, logged_by_user_id, logged_for, on_behalf,"
@@ -255,9 +261,9 @@ async def insert_exchange(
         on_behalf_of=actor.on_behalf_of,
         category=category,
         **_answer_params(answer),
+        **_claim_params(answer),
     )
-    assert row is not None
-    return _written(row)
+    return _written(row) if row is not None else None
 
 
 async def insert_approved_exchange(
@@ -281,17 +287,20 @@ async def insert_approved_exchange(
     approver: Actor,
     approval_reason: str,
     answer: KeyAnswer | None = None,
-) -> tuple[ExchangeRecord, list[DecisionRecord]]:
+) -> tuple[ExchangeRecord, list[DecisionRecord]] | None:
     """Log an exchange the policy approves at once, in one statement: post its transfer
     (``ledger_post_transfer``: from the receiver's account to the giver's), insert it as
     approved with that transfer, and record both decisions ('log' by ``actor``, then
     'auto_approve' by ``approver``), as logging and then approving would have; with
-    ``answer``, the same statement answers that idempotency key with the exchange's id."""
+    ``answer``, the same statement claims that idempotency key first and answers it with the
+    exchange's id; it writes nothing and returns None when the request was answered
+    meanwhile."""
     rows = await _all(
         conn,
-        "WITH posted AS ("
-        "  SELECT (r.transfer).id FROM ledger_post_transfer(:timebank_id, :debit_account_id,"
-        "    :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL) r),"
+        f"WITH {_CLAIMED}, posted AS ("
+        "  SELECT ((ledger_post_transfer(:timebank_id, :debit_account_id, :credit_account_id,"
+        "    :minutes, 'exchange', :memo, NULL, NULL, NULL)).transfer).id"
+        "  FROM claimed WHERE claimed.answered IS NULL),"
         " logged AS ("
         "  INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
         "    category_id, description, state, logged_by_user_id, logged_for, on_behalf,"
@@ -347,7 +356,10 @@ async def insert_approved_exchange(
         approval_reason=approval_reason,
         category=category,
         **_answer_params(answer),
+        **_claim_params(answer),
     )
+    if not rows:
+        return None
     assert len(rows) == 2
     written = [_written(row) for row in rows]
     return written[-1][0], [decision for _, decision in written]
@@ -368,10 +380,31 @@ _SELECTED_DECISION = ", ".join(f"decided.{name} AS d_{name}" for name in _DECISI
 
 @dataclass(frozen=True)
 class KeyAnswer:
-    """An idempotency key claimed in this transaction, to be answered with the exchange."""
+    """An idempotency key that the statement logging an exchange claims (for the request of
+    this ``fingerprint``) and answers with the exchange."""
 
     author: str
     key: str
+    fingerprint: bytes
+
+
+# Claims the key before anything is written: the statement writes nothing when this request
+# was answered meanwhile (``answered`` not NULL), and is refused for another request under the
+# key. With no key, ``ledger_claim_key`` is NULL: go ahead.
+_CLAIMED = (
+    "claimed AS (SELECT ledger_claim_key(:timebank_id, CAST(:claim_author AS text),"
+    " CAST(:claim_key AS text), CAST(:claim_hash AS bytea)) AS answered)"
+)
+
+
+def _claim_params(answer: KeyAnswer | None) -> dict[str, Any]:
+    if answer is None:
+        return {"claim_author": None, "claim_key": None, "claim_hash": None}
+    return {
+        "claim_author": answer.author,
+        "claim_key": answer.key,
+        "claim_hash": answer.fingerprint,
+    }
 
 
 def _answering(answer: KeyAnswer | None) -> str:

@@ -46,7 +46,7 @@ from timebank.exchanges.schemas import (
 )
 from timebank.ledger import repository as ledger_repository
 from timebank.ledger.repository import request_hash
-from timebank.ledger.service import run_in_raw_transaction
+from timebank.ledger.service import run_in_raw_statements, run_in_raw_transaction
 
 T = TypeVar("T")
 
@@ -108,7 +108,7 @@ class Exchanges:
                 rules, reasons
             )
             answer = (
-                repository.KeyAnswer(author, idempotency_key)
+                repository.KeyAnswer(author, idempotency_key, fingerprint)
                 if idempotency_key is not None
                 else None
             )
@@ -135,18 +135,25 @@ class Exchanges:
             if approving:
                 # Approved as it is logged: the statement that logs it posts its transfer (a
                 # reservation made and posted in the same transaction would be seen by nobody).
-                exchange, decisions = await repository.insert_approved_exchange(
+                approved = await repository.insert_approved_exchange(
                     conn, **row, approver=POLICY_ACTOR, approval_reason=AUTO_APPROVAL_REASON
                 )
+                if approved is None:
+                    return await work(conn)  # the same request was answered meanwhile
+                exchange, decisions = approved
             else:
                 # The minutes are reserved by the statement that inserts the exchange.
-                exchange, decision = await repository.insert_exchange(
+                logged = await repository.insert_exchange(
                     conn, **row, state=state, review_reason="; ".join(reasons) or None
                 )
-                decisions = [decision]
+                if logged is None:
+                    return await work(conn)  # the same request was answered meanwhile
+                exchange, decisions = logged[0], [logged[1]]
             return LogResult(_as_detail(exchange, decisions), replayed=False)
 
-        return await self._transaction(work)
+        # Reads, then one statement that writes (its own transaction): no BEGIN and COMMIT
+        # round trips, and the rows it locks are let go as soon as it is done.
+        return await run_in_raw_statements(self._engine, work, max_retries=self._max_retries)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -193,6 +193,23 @@ async def run_in_raw_transaction(
     return await _with_retries(attempt_once, max_retries=max_retries)
 
 
+async def run_in_raw_statements(
+    engine: AsyncEngine,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    max_retries: int = 8,
+) -> T:
+    """``work`` on the plain asyncpg connection outside any transaction, each statement its
+    own: for work that writes in one statement. Retried as a whole, with the typed errors of
+    ``run_in_transaction``."""
+
+    async def attempt_once() -> T:
+        async with raw_connection(engine) as conn:
+            return await work(conn)
+
+    return await _with_retries(attempt_once, max_retries=max_retries)
+
+
 class Ledger:
     """Post, reserve, post or void a reservation, reverse; read balances and statements.
 
