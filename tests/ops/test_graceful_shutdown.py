@@ -1,8 +1,8 @@
 """`timebank serve` told to stop (SIGTERM, as `docker stop` and systemd send it) with a request
 in flight: it stops taking new connections, lets the request finish and answers it, then exits.
-A request still unanswered when the grace period ends is cut off with 503 and Retry-After and
-leaves nothing half-done: its transaction never commits, and a retry with its idempotency key
-records it once."""
+A request still unanswered when the grace period ends is cut off with 503 and Retry-After.
+Its write may still have committed, whole, or not at all (never half): the client cannot
+know, so it retries with the same idempotency key, which records the exchange exactly once."""
 
 from __future__ import annotations
 
@@ -54,6 +54,17 @@ async def _exchanges(raw: asyncpg.Connection, timebank_id: int) -> list[tuple[in
     rows = await raw.fetch(
         "SELECT minutes, state FROM exchanges WHERE timebank_id = $1 ORDER BY id", timebank_id
     )
+    return [tuple(row) for row in rows]
+
+
+async def _balances(raw: asyncpg.Connection, bank) -> list[tuple[int, int, int]]:
+    """(balance, pending in, pending out) of the giver's account, then the receiver's."""
+    rows = [
+        await raw.fetchrow(
+            "SELECT balance, pending_in, pending_out FROM accounts WHERE id = $1", m.account_id
+        )
+        for m in bank.members[:2]
+    ]
     return [tuple(row) for row in rows]
 
 
@@ -109,11 +120,7 @@ async def test_a_request_cut_off_at_the_end_of_the_grace_period_leaves_nothing_h
     server = Server(database_url, TIMEBANK_GRACEFUL_SHUTDOWN_SECONDS="1")
     await server.start()
     key = uuid.uuid4().hex
-    balances = (
-        "SELECT balance, pending_in, pending_out FROM accounts WHERE id = ANY($1) ORDER BY id"
-    )
-    accounts = [m.account_id for m in bank.members]
-    before = [tuple(r) for r in await raw.fetch(balances, accounts)]
+    before = await _balances(raw, bank)
     try:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
             lock = holder.transaction()
@@ -135,7 +142,7 @@ async def test_a_request_cut_off_at_the_end_of_the_grace_period_leaves_nothing_h
     finally:
         server.stop()
 
-    # Its statement may have run once the lock went, but its transaction never committed.
+    # Its write, sent before the cut, may have run once the lock went: whole or not at all.
     deadline = time.monotonic() + 20
     while await raw.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
@@ -144,8 +151,13 @@ async def test_a_request_cut_off_at_the_end_of_the_grace_period_leaves_nothing_h
     ):
         assert time.monotonic() < deadline, "the cut-off request's backend never ended"
         await asyncio.sleep(0.1)
-    assert await _exchanges(raw, bank.timebank.id) == []
-    assert [tuple(r) for r in await raw.fetch(balances, accounts)] == before
+    stored = await _exchanges(raw, bank.timebank.id)
+    after = await _balances(raw, bank)
+    if stored:  # committed, whole: posted at once, nothing held back
+        assert stored == [(75, "approved")]
+        assert after == [(b + m, pi, po) for (b, pi, po), m in zip(before, (75, -75), strict=True)]
+    else:  # or not at all
+        assert after == before
 
     # The client retries with its key once the service is back: recorded once.
     again = Server(database_url)
@@ -157,4 +169,6 @@ async def test_a_request_cut_off_at_the_end_of_the_grace_period_leaves_nothing_h
         again.stop()
     assert (first.status_code, retry.status_code) == (201, 201), first.text
     assert retry.json()["id"] == first.json()["id"]
+    # Recorded before the cut: the first retry is a replay of it.
+    assert first.headers["idempotent-replayed"] == ("true" if stored else "false")
     assert await _exchanges(raw, bank.timebank.id) == [(75, "approved")]

@@ -55,9 +55,10 @@ class RequestMiddleware:
         try:
             await self._app(scope, receive, send_with_id)
         except asyncio.CancelledError:
-            # The server is stopping and the grace period for requests in flight is over. The
-            # request's transaction never commits (its connection goes with it), so the honest
-            # answer is "not done, retry": 503 with Retry-After, not the server's bare 500.
+            # The server is stopping and the grace period for requests in flight is over. A
+            # write the database was already running may still commit, whole, or not at all:
+            # the honest answer is "unknown, retry" (503 with Retry-After; a retry with the
+            # same Idempotency-Key returns what was recorded), not the server's bare 500.
             if started_response:
                 raise
             status = 503
@@ -78,8 +79,8 @@ class RequestMiddleware:
 
 
 _CUT_OFF = ServiceUnavailable(
-    "the service is restarting and this request was not completed; please retry it (with the "
-    "same Idempotency-Key, where it took one)",
+    "the service stopped before it could answer; the request may or may not have been "
+    "recorded: retry it with the same Idempotency-Key, which returns what was recorded",
     retry_after=RETRY_AFTER_SECONDS,
 )
 
