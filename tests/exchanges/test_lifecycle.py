@@ -329,7 +329,7 @@ async def test_an_exchange_approved_as_it_is_logged_posts_once_and_holds_nothing
 
 
 async def test_the_database_refuses_an_exchange_inserted_as_approved_without_its_own_transfer(
-    api, world, engine, raw
+    api, world, engine, raw, ledger
 ):
     await set_policy(
         engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
@@ -353,6 +353,17 @@ async def test_the_database_refuses_an_exchange_inserted_as_approved_without_its
         with pytest.raises(asyncpg.PostgresError) as refused:
             await raw.execute(
                 insert, posted["id"], giver_id, receiver_id, minutes, posted["transfer_id"]
+            )
+        assert refused.value.sqlstate == "TBIN0", refused.value
+    # A direct transfer of the right shape, posted earlier by another transaction (and since
+    # reversed): not this exchange's own.
+    direct = await ledger.post_transfer(world.timebank.id, bea.account_id, ada.account_id, 45)
+    for reversed_first in (False, True):
+        if reversed_first:
+            await ledger.reverse(world.timebank.id, direct.transfer.id, reason="a mistake")
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await raw.execute(
+                insert, posted["id"], ada.participant_id, bea.participant_id, 45, direct.transfer.id
             )
         assert refused.value.sqlstate == "TBIN0", refused.value
     with pytest.raises(asyncpg.PostgresError) as refused:  # no transfer at all

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 MAX_HEAD_BYTES = 64 * 1024
+IDLE_REOPEN_SECONDS = 4.0  # below the server's keep-alive timeout
 
 
 class HttpError(Exception):
@@ -50,6 +52,7 @@ class Connection:
         self._host_header = f"Host: {host}:{port}\r\n"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._last_used = 0.0
 
     async def __aenter__(self) -> Connection:
         return self
@@ -94,6 +97,10 @@ class Connection:
             raise HttpError(f"{type(error).__name__} {error}") from error
 
     async def _exchange(self, request: bytes) -> Response:
+        if self._writer is not None and time.monotonic() - self._last_used > IDLE_REOPEN_SECONDS:
+            # The server closes keep-alive connections idle for a while (uvicorn: 5 s); a
+            # request sent just as it does would fail without the server ever seeing it.
+            self.close()
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(
                 self.host, self.port, limit=MAX_HEAD_BYTES
@@ -104,6 +111,7 @@ class Connection:
         head = await reader.readuntil(b"\r\n\r\n")
         status, length, keep_alive = _parse_head(head)
         body = await reader.readexactly(length) if length else b""
+        self._last_used = time.monotonic()
         if not keep_alive:
             self.close()
         return Response(status, body)

@@ -62,7 +62,7 @@ class RequestMiddleware:
             if started_response:
                 raise
             status = 503
-            for message in _cut_off(scope):
+            for message in _cut_off(scope, _has_idempotency_key(scope)):
                 await send_with_id(message)
         finally:
             duration = time.perf_counter() - started
@@ -78,18 +78,26 @@ class RequestMiddleware:
             request_id.reset(token)
 
 
-_CUT_OFF = ServiceUnavailable(
-    "the service stopped before it could answer; the request may or may not have been "
-    "recorded: retry it with the same Idempotency-Key, which returns what was recorded",
-    retry_after=RETRY_AFTER_SECONDS,
+_CUT_OFF_DETAIL = (
+    "the service stopped before it could answer; the request may or may not have taken effect"
 )
+_WITH_KEY = ": retry it with the same Idempotency-Key, which returns what was recorded"
+_WITHOUT_KEY = ": look before you send it again (an Idempotency-Key makes a retry safe)"
 
 
-def _cut_off(scope: Scope) -> tuple[Message, Message]:
-    body = json.dumps(_CUT_OFF.problem(instance=scope["path"])).encode()
+def _has_idempotency_key(scope: Scope) -> bool:
+    return any(name == b"idempotency-key" for name, _ in scope["headers"])
+
+
+def _cut_off(scope: Scope, keyed: bool) -> tuple[Message, Message]:
+    problem = ServiceUnavailable(
+        _CUT_OFF_DETAIL + (_WITH_KEY if keyed else _WITHOUT_KEY),
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+    body = json.dumps(problem.problem(instance=scope["path"])).encode()
     start: Message = {
         "type": "http.response.start",
-        "status": _CUT_OFF.status_code,
+        "status": problem.status_code,
         "headers": [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),
