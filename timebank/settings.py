@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default=20, ge=1, description="failed sign-ins per client address per 15 minutes"
     )
     invitation_days: int = Field(default=14, ge=1, description="days an invitation stays valid")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="the address people reach the service at (e.g. https://timebank.example.org); "
+        "invitation links are built from it rather than from the request's Host header",
+    )
     report_min_cell: int = Field(
         default=5, ge=1, description="funder reports suppress any cell resting on fewer people"
     )

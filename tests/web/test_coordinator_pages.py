@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+from litestar.testing import AsyncTestClient
+from pydantic import ValidationError
+
 from tests.exchanges.conftest import Api, exchange_body
 from tests.people import World
 from tests.web.pages import as_person, hidden_fields, sign_in, submit, text_of
+from timebank.app import create_app
 from timebank.auth.deps import SESSION_COOKIE
 from timebank.auth.service import AuthService
 from timebank.settings import Settings
@@ -199,3 +204,38 @@ async def test_the_funder_report_for_a_period_names_nobody(client, world: World)
 async def test_a_member_cannot_open_the_report(client, world: World):
     as_person(client, world.member)
     assert (await client.get(f"/t/{world.timebank.slug}/report")).status_code == 403
+
+
+async def test_an_invitation_link_uses_the_public_url_not_the_host_a_client_sent(
+    database_url, world: World
+):
+    settings = Settings(
+        cookie_secure=False, report_settle_seconds=0, public_url="https://timebank.example.org/"
+    )
+    async with AsyncTestClient(app=create_app(settings, database_url=database_url)) as client:
+        as_person(client, world.coordinator)
+        client.headers["host"] = "evil.example"
+        form = await client.get(f"/t/{world.timebank.slug}/participants/new")
+        added = await submit(
+            client,
+            f"/t/{world.timebank.slug}/participants/new",
+            {
+                "key": hidden_fields(form.text)["key"],
+                "display_name": "Dee",
+                "kind": "member",
+                "email": "dee-public-url@example.org",
+            },
+        )
+    assert added.status_code == 201, text_of(added.text)
+    link = added.text.split('class="secret"><a href="', 1)[1].split('"', 1)[0]
+    assert link.startswith("https://timebank.example.org/invitation?token=")
+    assert "evil.example" not in added.text
+
+
+def test_the_public_url_must_be_a_plain_http_address():
+    for wrong in ("javascript:alert(1)", "timebank.example.org", "https://x.example/?next=y"):
+        with pytest.raises(ValidationError):
+            Settings(public_url=wrong)
+    assert Settings(public_url="https://x.example/timebank").public_url == (
+        "https://x.example/timebank"
+    )

@@ -12,12 +12,13 @@ from litestar import Controller, Request, Response, get, post
 from pydantic import ValidationError
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.deps import AccessDep
+from timebank.deps import AccessDep, SettingsDep
 from timebank.errors import Conflict, Forbidden, TimebankError, ValidationFailed
 from timebank.exchanges import policy
 from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, ExchangeState
 from timebank.exchanges.service import Exchanges
 from timebank.participants.schemas import ParticipantCreate
+from timebank.settings import Settings
 from timebank.web.deps import ExchangesDep, ParticipantsDep
 from timebank.web.exchanges import all_exchanges
 from timebank.web.people import category_names, names
@@ -192,7 +193,11 @@ class CoordinatorPages(Controller):
 
     @post("/participants/new")
     async def invite(
-        self, request: Request, access: AccessDep, participants: ParticipantsDep
+        self,
+        request: Request,
+        access: AccessDep,
+        participants: ParticipantsDep,
+        settings: SettingsDep,
     ) -> Response:
         """Add a participant; with an email, hand over the one-time invitation link."""
         form = await request.form()
@@ -228,12 +233,22 @@ class CoordinatorPages(Controller):
                     timebank=await participants.show_timebank(access),
                     created=created,
                     invitation_url=(
-                        f"{request.base_url}invitation?token={created.invitation_token}"
+                        f"{_public_base(request, settings)}invitation"
+                        f"?token={created.invitation_token}"
                         if created.invitation_token
                         else None
                     ),
                 )
         return await self._invite_page(request, access, participants, values, errors, status)
+
+
+def _public_base(request: Request, settings: Settings) -> str:
+    """Where the invited person will open their link: ``TIMEBANK_PUBLIC_URL`` when it is set
+    (behind a proxy the request's Host may be anything a client sent), else this request's
+    own address."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + "/"
+    return str(request.base_url)
 
 
 def _blank_invite() -> dict[str, str]:
