@@ -107,7 +107,7 @@ async def log_context(
     stored answer of the idempotency key when this very request was already answered (a
     different request under the key is refused: IdempotencyMismatch), the timebank's policy,
     both parties and the category (None for those not in the timebank). The key is claimed
-    by the statement that logs the exchange (``insert_exchange``)."""
+    by the statement that logs the exchange (``insert_exchange``, ``insert_approved_exchange``)."""
     row = await _one(
         conn,
         "SELECT (SELECT ledger_answered_key(k.key, k.request_hash, k.result, :hash)"
@@ -191,176 +191,148 @@ async def first_timers(
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KeyAnswer:
+    """An idempotency key that the statement logging an exchange claims (for the request of
+    this ``fingerprint``) and answers with the exchange."""
+
+    author: str
+    key: str
+    fingerprint: bytes
+
+
+@dataclass(frozen=True)
+class NewExchange:
+    """An exchange to log (of category ``category_id``, whose slug is ``category``): what
+    the statement that logs it writes, whichever way the policy sends it. Its minutes go from
+    the debit account, the receiver's, to the credit account, the giver's."""
+
+    timebank_id: int
+    giver_id: int
+    receiver_id: int
+    minutes: int
+    service_date: date
+    category_id: int
+    category: str
+    description: str
+    logged_by_user_id: int
+    logged_for: Side
+    on_behalf: bool
+    debit_account_id: int
+    credit_account_id: int
+    memo: str
+    actor: Actor
+    answer: KeyAnswer | None
+
+
+def _new_exchange_params(new: NewExchange) -> dict[str, Any]:
+    params = {f.name: getattr(new, f.name) for f in fields(new)}
+    actor, answer = params.pop("actor"), params.pop("answer")
+    return {
+        **params,
+        "actor_user_id": actor.user_id,
+        "actor_role": actor.role,
+        "on_behalf_of": actor.on_behalf_of,
+        "key_author": answer.author if answer else None,
+        "key": answer.key if answer else None,
+        "key_hash": answer.fingerprint if answer else None,
+    }
+
+
+# The pieces of the statement that logs an exchange. It claims the idempotency key before
+# anything is written: it writes nothing when this request was answered meanwhile
+# (``answered`` not NULL), and is refused for another request under the key (with no key,
+# ``ledger_claim_key`` is NULL: go ahead). Its last write answers the key with the exchange.
+_CLAIMED = (
+    "claimed AS (SELECT ledger_claim_key(:timebank_id, CAST(:key_author AS text),"
+    " CAST(:key AS text), CAST(:key_hash AS bytea)) AS answered)"
+)
+_LOGGED_COLUMNS = (
+    "INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
+    " category_id, description, logged_by_user_id, logged_for, on_behalf, state,"
+)
+_LOGGED_VALUES = (
+    "SELECT :timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
+    " :description, :logged_by_user_id, :logged_for, :on_behalf,"
+)
+
+
+def _logging_statement(ledger_cte: str, logged_cte: str, decided_cte: str) -> str:
+    return (
+        f"WITH {_CLAIMED}, {ledger_cte}, logged AS ({logged_cte}"
+        f"  RETURNING {_RETURNED_EXCHANGE}), decided AS ({decided_cte}"
+        f"  RETURNING {_RETURNED_DECISION}),"
+        " answered AS (SELECT ledger_answer_key(logged.timebank_id, CAST(:key_author AS text),"
+        "  CAST(:key AS text), jsonb_build_object('exchange_id', logged.id)) FROM logged)"
+        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}"
+        " FROM logged, decided, answered ORDER BY decided.id"
+    )
+
+
 async def insert_exchange(
-    conn: Connection,
-    *,
-    timebank_id: int,
-    giver_id: int,
-    receiver_id: int,
-    minutes: int,
-    service_date: date,
-    category_id: int,
-    category: str,
-    description: str,
-    state: ExchangeState,
-    logged_by_user_id: int,
-    logged_for: Side,
-    on_behalf: bool,
-    review_reason: str | None,
-    debit_account_id: int,
-    credit_account_id: int,
-    memo: str,
-    actor: Actor,
-    answer: KeyAnswer | None = None,
+    conn: Connection, new: NewExchange, *, state: ExchangeState, review_reason: str | None
 ) -> tuple[ExchangeRecord, DecisionRecord] | None:
-    """Reserve an exchange's minutes (``ledger_reserve``: from the debit account, the
-    receiver's, to the credit account, the giver's), insert the exchange (of category
-    ``category_id``, whose slug is ``category``) with that reservation and its 'log' decision,
-    in one statement; return both rows as written. With ``answer``, the same statement first
-    claims that idempotency key and at last stores the exchange's id as its answer; it writes
-    nothing and returns None when the request was answered meanwhile."""
+    """Log ``new`` in one statement: claim its key, reserve its minutes (``ledger_reserve``),
+    insert it in ``state`` with that reservation and its 'log' decision, answer the key;
+    return both rows as written, or None (nothing written) when the request was answered
+    meanwhile."""
     row = await _one(
         conn,
-        f"WITH {_CLAIMED}, reserved AS ("
-        "  SELECT ((ledger_reserve(:timebank_id, :debit_account_id, :credit_account_id,"
-        "    :minutes, 'exchange', :memo, NULL, NULL, NULL)).pending).id"
-        "  FROM claimed WHERE claimed.answered IS NULL),"
-        " logged AS ("
-        "  INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
-        "    category_id, description, state, logged_by_user_id, logged_for, on_behalf,"
-        "    review_reason, pending_transfer_id)"
-        "  SELECT :timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
-        "    :description, :state, :logged_by_user_id, :logged_for, :on_behalf, :review_reason,"
-        "    reserved.id FROM reserved"
-        f"  RETURNING {_RETURNED_EXCHANGE}),"
-        " decided AS ("
-        "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
-        "   to_state, actor_user_id, actor_role, on_behalf_of)"
-        "  SELECT timebank_id, id, 'log', NULL, state, CAST(:actor_user_id AS bigint),"
-        "   CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint)"
-        f"   FROM logged RETURNING {_RETURNED_DECISION})"
-        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}{_answering(answer)}"
-        " FROM logged, decided",
-        timebank_id=timebank_id,
-        giver_id=giver_id,
-        receiver_id=receiver_id,
-        minutes=minutes,
-        service_date=service_date,
-        category_id=category_id,
-        description=description,
+        _logging_statement(
+            "reserved AS (SELECT ((ledger_reserve(:timebank_id, :debit_account_id,"
+            "  :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL)).pending).id"
+            "  FROM claimed WHERE claimed.answered IS NULL)",
+            f"{_LOGGED_COLUMNS} review_reason, pending_transfer_id)"
+            f"  {_LOGGED_VALUES} :state, :review_reason, reserved.id FROM reserved",
+            "INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
+            "  to_state, actor_user_id, actor_role, on_behalf_of)"
+            " SELECT timebank_id, id, 'log', NULL, state, CAST(:actor_user_id AS bigint),"
+            "  CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint) FROM logged",
+        ),
+        **_new_exchange_params(new),
         state=state,
-        logged_by_user_id=logged_by_user_id,
-        logged_for=logged_for,
-        on_behalf=on_behalf,
         review_reason=review_reason,
-        debit_account_id=debit_account_id,
-        credit_account_id=credit_account_id,
-        memo=memo,
-        actor_user_id=actor.user_id,
-        actor_role=actor.role,
-        on_behalf_of=actor.on_behalf_of,
-        category=category,
-        **_answer_params(answer),
-        **_claim_params(answer),
     )
     return _written(row) if row is not None else None
 
 
 async def insert_approved_exchange(
-    conn: Connection,
-    *,
-    timebank_id: int,
-    giver_id: int,
-    receiver_id: int,
-    minutes: int,
-    service_date: date,
-    category_id: int,
-    category: str,
-    description: str,
-    logged_by_user_id: int,
-    logged_for: Side,
-    on_behalf: bool,
-    debit_account_id: int,
-    credit_account_id: int,
-    memo: str,
-    actor: Actor,
-    approver: Actor,
-    approval_reason: str,
-    answer: KeyAnswer | None = None,
+    conn: Connection, new: NewExchange, *, approver: Actor, approval_reason: str
 ) -> tuple[ExchangeRecord, list[DecisionRecord]] | None:
-    """Log an exchange the policy approves at once, in one statement: post its transfer
-    (``ledger_post_transfer``: from the receiver's account to the giver's), insert it as
-    approved with that transfer, and record both decisions ('log' by ``actor``, then
-    'auto_approve' by ``approver``), as logging and then approving would have; with
-    ``answer``, the same statement claims that idempotency key first and answers it with the
-    exchange's id; it writes nothing and returns None when the request was answered
-    meanwhile."""
+    """Log ``new`` as the policy approves it at once, in one statement: claim its key, post
+    its transfer (``ledger_post_transfer``), insert it as approved with that transfer, record
+    both decisions ('log' by its actor, then 'auto_approve' by ``approver``) as logging and
+    then approving would have, answer the key; None (nothing written) when the request was
+    answered meanwhile."""
     rows = await _all(
         conn,
-        f"WITH {_CLAIMED}, posted AS ("
-        "  SELECT ((ledger_post_transfer(:timebank_id, :debit_account_id, :credit_account_id,"
-        "    :minutes, 'exchange', :memo, NULL, NULL, NULL)).transfer).id"
-        "  FROM claimed WHERE claimed.answered IS NULL),"
-        " logged AS ("
-        "  INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
-        "    category_id, description, state, logged_by_user_id, logged_for, on_behalf,"
-        "    transfer_id)"
-        "  SELECT :timebank_id, :giver_id, :receiver_id, :minutes, :service_date, :category_id,"
-        "    :description, 'approved', :logged_by_user_id, :logged_for, :on_behalf,"
-        "    posted.id FROM posted"
-        f"  RETURNING {_RETURNED_EXCHANGE}),"
-        " decided AS ("
-        "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
-        "   to_state, actor_user_id, actor_role, on_behalf_of, reason)"
-        "  SELECT logged.timebank_id, logged.id, d.action, d.from_state, d.to_state,"
-        "   d.actor_user_id, d.actor_role, d.on_behalf_of, d.reason"
-        "   FROM logged, (VALUES"
-        "    (1, 'log', NULL, 'awaiting_approval', CAST(:actor_user_id AS bigint),"
-        "     CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint), NULL),"
-        "    (2, 'auto_approve', 'awaiting_approval', 'approved',"
-        "     CAST(:approver_user_id AS bigint), CAST(:approver_role AS text),"
-        "     CAST(:approver_on_behalf_of AS bigint), CAST(:approval_reason AS text))"
-        "   ) AS d (step, action, from_state, to_state, actor_user_id, actor_role, on_behalf_of,"
-        "    reason)"
-        "   ORDER BY d.step"
-        f"   RETURNING {_RETURNED_DECISION})"
-        + (
-            ", answered AS (SELECT ledger_answer_key(logged.timebank_id, :answer_author,"
-            "  :answer_key, jsonb_build_object('exchange_id', logged.id)) FROM logged)"
-            if answer is not None
-            else ""
-        )
-        + f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}"
-        " FROM logged, decided"
-        + (", answered" if answer is not None else "")
-        + " ORDER BY decided.id",
-        timebank_id=timebank_id,
-        giver_id=giver_id,
-        receiver_id=receiver_id,
-        minutes=minutes,
-        service_date=service_date,
-        category_id=category_id,
-        description=description,
-        logged_by_user_id=logged_by_user_id,
-        logged_for=logged_for,
-        on_behalf=on_behalf,
-        debit_account_id=debit_account_id,
-        credit_account_id=credit_account_id,
-        memo=memo,
-        actor_user_id=actor.user_id,
-        actor_role=actor.role,
-        on_behalf_of=actor.on_behalf_of,
+        _logging_statement(
+            "posted AS (SELECT ((ledger_post_transfer(:timebank_id, :debit_account_id,"
+            "  :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL)).transfer).id"
+            "  FROM claimed WHERE claimed.answered IS NULL)",
+            f"{_LOGGED_COLUMNS} transfer_id) {_LOGGED_VALUES} 'approved', posted.id FROM posted",
+            "INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
+            "  to_state, actor_user_id, actor_role, on_behalf_of, reason)"
+            " SELECT logged.timebank_id, logged.id, d.action, d.from_state, d.to_state,"
+            "  d.actor_user_id, d.actor_role, d.on_behalf_of, d.reason"
+            " FROM logged, (VALUES"
+            "  (1, 'log', NULL, 'awaiting_approval', CAST(:actor_user_id AS bigint),"
+            "   CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint), NULL),"
+            "  (2, 'auto_approve', 'awaiting_approval', 'approved',"
+            "   CAST(:approver_user_id AS bigint), CAST(:approver_role AS text),"
+            "   CAST(:approver_on_behalf_of AS bigint), CAST(:approval_reason AS text))"
+            " ) AS d (step, action, from_state, to_state, actor_user_id, actor_role,"
+            "  on_behalf_of, reason)"
+            " ORDER BY d.step",
+        ),
+        **_new_exchange_params(new),
         approver_user_id=approver.user_id,
         approver_role=approver.role,
         approver_on_behalf_of=approver.on_behalf_of,
         approval_reason=approval_reason,
-        category=category,
-        **_answer_params(answer),
-        **_claim_params(answer),
     )
     if not rows:
         return None
-    assert len(rows) == 2
     written = [_written(row) for row in rows]
     return written[-1][0], [decision for _, decision in written]
 
@@ -376,48 +348,6 @@ _SELECTED_EXCHANGE = ", ".join(
     for name in _EXCHANGE_FIELDS
 )
 _SELECTED_DECISION = ", ".join(f"decided.{name} AS d_{name}" for name in _DECISION_FIELDS)
-
-
-@dataclass(frozen=True)
-class KeyAnswer:
-    """An idempotency key that the statement logging an exchange claims (for the request of
-    this ``fingerprint``) and answers with the exchange."""
-
-    author: str
-    key: str
-    fingerprint: bytes
-
-
-# Claims the key before anything is written: the statement writes nothing when this request
-# was answered meanwhile (``answered`` not NULL), and is refused for another request under the
-# key. With no key, ``ledger_claim_key`` is NULL: go ahead.
-_CLAIMED = (
-    "claimed AS (SELECT ledger_claim_key(:timebank_id, CAST(:claim_author AS text),"
-    " CAST(:claim_key AS text), CAST(:claim_hash AS bytea)) AS answered)"
-)
-
-
-def _claim_params(answer: KeyAnswer | None) -> dict[str, Any]:
-    if answer is None:
-        return {"claim_author": None, "claim_key": None, "claim_hash": None}
-    return {
-        "claim_author": answer.author,
-        "claim_key": answer.key,
-        "claim_hash": answer.fingerprint,
-    }
-
-
-def _answering(answer: KeyAnswer | None) -> str:
-    if answer is None:
-        return ""
-    return (
-        ", ledger_answer_key(logged.timebank_id, :answer_author, :answer_key,"
-        " jsonb_build_object('exchange_id', logged.id)) AS answered"
-    )
-
-
-def _answer_params(answer: KeyAnswer | None) -> dict[str, str]:
-    return {} if answer is None else {"answer_author": answer.author, "answer_key": answer.key}
 
 
 def _written(row: Mapping[str, Any]) -> tuple[ExchangeRecord, DecisionRecord]:
@@ -454,13 +384,12 @@ async def move_exchange(
     transfer_id: int | None = None,
     reversal_transfer_id: int | None = None,
     post_pending: bool = False,
-    answer: KeyAnswer | None = None,
 ) -> tuple[ExchangeRecord, DecisionRecord] | None:
     """Move an exchange from the state it was read in to ``to_state`` and record the decision,
     in one statement; return both rows as written. None (nothing written) if it was no longer
     in that state. With ``post_pending``, the same statement posts the exchange's reservation
     (``ledger_post_pending``, only once the exchange is found in that state) and records the
-    transfer. With ``answer``, as ``insert_exchange``."""
+    transfer."""
     posting = (
         "(SELECT (r.transfer).id"
         "  FROM ledger_post_pending(:timebank_id, :pending_id, NULL, NULL, NULL) r)"
@@ -484,8 +413,7 @@ async def move_exchange(
         "   CAST(:to_state AS text), CAST(:actor_user_id AS bigint), CAST(:actor_role AS text),"
         f"   CAST(:on_behalf_of AS bigint), CAST(:reason AS text) FROM logged"
         f"   RETURNING {_RETURNED_DECISION})"
-        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}{_answering(answer)}"
-        " FROM logged, decided",
+        f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION} FROM logged, decided",
         id=exchange.id,
         timebank_id=exchange.timebank_id,
         from_state=exchange.state,
@@ -500,7 +428,6 @@ async def move_exchange(
         reversal_transfer_id=reversal_transfer_id,
         category=exchange.category,
         **({"pending_id": exchange.pending_transfer_id} if post_pending else {}),
-        **_answer_params(answer),
     )
     return _written(row) if row is not None else None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -107,36 +107,33 @@ class Exchanges:
             approving = state == "awaiting_approval" and policy.approves_automatically(
                 rules, reasons
             )
-            answer = (
-                repository.KeyAnswer(author, idempotency_key, fingerprint)
+            new = repository.NewExchange(
+                timebank_id=timebank_id,
+                giver_id=giver.id,
+                receiver_id=receiver.id,
+                minutes=data.minutes,
+                service_date=data.service_date,
+                category_id=category_id,
+                category=data.category,
+                description=data.description,
+                logged_by_user_id=access.principal.user_id,
+                logged_for=logged_for,
+                on_behalf=on_behalf,
+                debit_account_id=receiver.account_id,
+                credit_account_id=giver.account_id,
+                memo=_memo(category_name, data.description),
+                actor=actor,
+                answer=repository.KeyAnswer(author, idempotency_key, fingerprint)
                 if idempotency_key is not None
-                else None
+                else None,
             )
-            row: dict[str, Any] = {
-                "timebank_id": timebank_id,
-                "giver_id": giver.id,
-                "receiver_id": receiver.id,
-                "minutes": data.minutes,
-                "service_date": data.service_date,
-                "category_id": category_id,
-                "category": data.category,
-                "description": data.description,
-                "logged_by_user_id": access.principal.user_id,
-                "logged_for": logged_for,
-                "on_behalf": on_behalf,
-                "debit_account_id": receiver.account_id,
-                "credit_account_id": giver.account_id,
-                "memo": _memo(category_name, data.description),
-                "actor": actor,
-                "answer": answer,
-            }
-            # The rows come back as written, so the answer needs no reads: nobody else sees
-            # this exchange before the transaction commits. The key is answered by the write.
+            # One statement writes it all and comes back with the rows as written, so the
+            # answer needs no reads.
             if approving:
                 # Approved as it is logged: the statement that logs it posts its transfer (a
                 # reservation made and posted in the same transaction would be seen by nobody).
                 approved = await repository.insert_approved_exchange(
-                    conn, **row, approver=POLICY_ACTOR, approval_reason=AUTO_APPROVAL_REASON
+                    conn, new, approver=POLICY_ACTOR, approval_reason=AUTO_APPROVAL_REASON
                 )
                 if approved is None:
                     return await work(conn)  # the same request was answered meanwhile
@@ -144,7 +141,7 @@ class Exchanges:
             else:
                 # The minutes are reserved by the statement that inserts the exchange.
                 logged = await repository.insert_exchange(
-                    conn, **row, state=state, review_reason="; ".join(reasons) or None
+                    conn, new, state=state, review_reason="; ".join(reasons) or None
                 )
                 if logged is None:
                     return await work(conn)  # the same request was answered meanwhile
@@ -331,13 +328,10 @@ async def _approve(
     actor: Actor,
     action: str,
     reason: str | None,
-    answer: repository.KeyAnswer | None = None,
 ) -> tuple[ExchangeRecord, DecisionRecord]:
     assert exchange.pending_transfer_id is not None
     # The reservation is posted by the statement that moves the exchange: one round trip.
-    return await _move(
-        conn, exchange, action, actor, reason=reason, post_pending=True, answer=answer
-    )
+    return await _move(conn, exchange, action, actor, reason=reason, post_pending=True)
 
 
 async def _release(
