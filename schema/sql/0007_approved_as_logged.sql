@@ -20,19 +20,22 @@ BEGIN
             NEW.reversed_at := clock_timestamp();
         END IF;
     ELSIF NEW.state = 'approved' AND NEW.pending_transfer_id IS NULL AND EXISTS (
-            -- Approved as it is logged: only with its own transfer, of its minutes, from the
-            -- receiver's account to the giver's, posted directly (not from a reservation).
+            -- Approved as it is logged: only with a transfer of its own, posted directly (not
+            -- from a reservation) by this very transaction, of its minutes, from the
+            -- receiver's account to the giver's, and not reversed.
             SELECT FROM transfers t
               JOIN accounts debit ON debit.id = t.debit_account_id
               JOIN accounts credit ON credit.id = t.credit_account_id
              WHERE t.id = NEW.transfer_id AND t.timebank_id = NEW.timebank_id
                AND t.kind = 'exchange' AND t.minutes = NEW.minutes
                AND t.pending_transfer_id IS NULL
+               AND t.xmin = pg_current_xact_id()::xid
                AND debit.participant_id = NEW.receiver_id
-               AND credit.participant_id = NEW.giver_id) THEN
+               AND credit.participant_id = NEW.giver_id
+               AND NOT EXISTS (SELECT FROM transfers r WHERE r.reverses_transfer_id = t.id)) THEN
         NEW.approved_at := clock_timestamp();
     ELSIF NEW.state IN ('approved', 'reversed') THEN
-        RAISE EXCEPTION 'an exchange is logged first, then approved (or approved as it is logged, with its own transfer)'
+        RAISE EXCEPTION 'an exchange is logged first, then approved (or approved as it is logged, with a transfer of its own posted with it)'
             USING ERRCODE = 'TBIN0';
     END IF;
     RETURN NEW;
