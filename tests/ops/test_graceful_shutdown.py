@@ -50,6 +50,19 @@ async def _log(http: httpx.AsyncClient, bank, key: str) -> httpx.Response:
     )
 
 
+async def _held_in_the_database(http: httpx.AsyncClient, bank, key: str, raw, holder):
+    """Send a log request that waits in the database on the receiver's account, which
+    ``holder`` keeps locked until the returned transaction ends; return it and the request."""
+    lock = holder.transaction()
+    await lock.start()
+    await holder.execute(
+        "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", bank.members[1].account_id
+    )
+    request = asyncio.create_task(_log(http, bank, key))
+    await _waiting_on_a_lock(raw, holder.get_server_pid())
+    return lock, request
+
+
 async def _exchanges(raw: asyncpg.Connection, timebank_id: int) -> list[tuple[int, str]]:
     rows = await raw.fetch(
         "SELECT minutes, state FROM exchanges WHERE timebank_id = $1 ORDER BY id", timebank_id
@@ -84,13 +97,7 @@ async def test_sigterm_lets_a_request_in_flight_finish_and_refuses_new_ones(
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
-            lock = holder.transaction()
-            await lock.start()
-            await holder.execute(
-                "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", bank.members[1].account_id
-            )
-            request = asyncio.create_task(_log(http, bank, uuid.uuid4().hex))
-            await _waiting_on_a_lock(raw, holder.get_server_pid())
+            lock, request = await _held_in_the_database(http, bank, uuid.uuid4().hex, raw, holder)
 
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
@@ -123,13 +130,7 @@ async def test_a_request_cut_off_at_the_end_of_the_grace_period_leaves_nothing_h
     before = await _balances(raw, bank)
     try:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
-            lock = holder.transaction()
-            await lock.start()
-            await holder.execute(
-                "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", bank.members[1].account_id
-            )
-            request = asyncio.create_task(_log(http, bank, key))
-            await _waiting_on_a_lock(raw, holder.get_server_pid())
+            lock, request = await _held_in_the_database(http, bank, key, raw, holder)
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
             # The grace period (1 s) ends with the request still waiting: it is cut off.

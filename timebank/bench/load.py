@@ -365,19 +365,32 @@ def _auto_approve_client(bank: Bank) -> Client:
                 due=due,
             )
         else:
-            response = await rec.call(
-                http,
-                "POST",
-                f"{base}/exchanges",
-                _key(giver.headers),
-                _exchange(giver, receiver, rng),
-                kind="log",
-                due=due,
-            )
+            response = await _log(http, rec, base, giver, receiver, rng, due)
             if response is not None and response.json()["state"] == "approved":
                 rec.posted()
 
     return step
+
+
+async def _log(
+    http: Connection,
+    rec: _Recorder,
+    base: str,
+    giver: Member,
+    receiver: Member,
+    rng: random.Random,
+    due: float | None,
+) -> Response | None:
+    """The giver logs an exchange with ``receiver``, with an idempotency key of its own."""
+    return await rec.call(
+        http,
+        "POST",
+        f"{base}/exchanges",
+        _key(giver.headers),
+        _exchange(giver, receiver, rng),
+        kind="log",
+        due=due,
+    )
 
 
 def _coordinator_approval_client(bank: Bank) -> Client:
@@ -391,15 +404,7 @@ def _coordinator_approval_client(bank: Bank) -> Client:
             )
             return
         giver, receiver = _two(bank.members, rng)
-        logged = await rec.call(
-            http,
-            "POST",
-            f"{base}/exchanges",
-            _key(giver.headers),
-            _exchange(giver, receiver, rng),
-            kind="log",
-            due=due,
-        )
+        logged = await _log(http, rec, base, giver, receiver, rng, due)
         if logged is None:
             return
         exchange = f"{base}/exchanges/{logged.json()['id']}"
