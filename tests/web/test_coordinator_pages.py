@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from httpx import Response
 from litestar.testing import AsyncTestClient
 from pydantic import ValidationError
 
@@ -107,18 +108,25 @@ async def test_participants_show_balances_to_coordinators_only(client, world: Wo
     assert (await client.get(f"/t/{world.timebank.slug}/participants")).status_code == 403
 
 
-async def test_an_invited_person_joins_and_lands_on_their_home(client, world: World):
-    await sign_in(client, world.coordinator)
-    form = await client.get(f"/t/{world.timebank.slug}/participants/new")
+async def _invite(client, world: World, name: str, email: str) -> tuple[Response, str]:
+    """Add someone with an email through the coordinator's form; the page and the one-time
+    invitation link it shows."""
+    path = f"/t/{world.timebank.slug}/participants/new"
+    form = await client.get(path)
     fields = {
         "key": hidden_fields(form.text)["key"],
-        "display_name": "Cai",
+        "display_name": name,
         "kind": "member",
-        "email": "cai-joins@example.org",
+        "email": email,
     }
-    added = await submit(client, f"/t/{world.timebank.slug}/participants/new", fields)
+    added = await submit(client, path, fields)
     assert added.status_code == 201, text_of(added.text)
-    link = added.text.split('class="secret"><a href="', 1)[1].split('"', 1)[0]
+    return added, added.text.split('class="secret"><a href="', 1)[1].split('"', 1)[0]
+
+
+async def test_an_invited_person_joins_and_lands_on_their_home(client, world: World):
+    await sign_in(client, world.coordinator)
+    _, link = await _invite(client, world, "Cai", "cai-joins@example.org")
     token = link.split("token=", 1)[1]
     client.cookies.clear()
     page = await client.get(f"/invitation?token={token}")
@@ -150,15 +158,8 @@ async def test_an_invitation_never_signs_in_someone_who_has_a_password(
     """An invitation still open when its person got a password another way (made an admin,
     say) is no longer a way into their account."""
     await sign_in(client, world.coordinator)
-    form = await client.get(f"/t/{world.timebank.slug}/participants/new")
-    fields = {
-        "key": hidden_fields(form.text)["key"],
-        "display_name": "Dee",
-        "kind": "member",
-        "email": "dee-invited@example.org",
-    }
-    added = await submit(client, f"/t/{world.timebank.slug}/participants/new", fields)
-    token = added.text.split('class="secret"><a href="', 1)[1].split('"', 1)[0].split("token=")[1]
+    _, link = await _invite(client, world, "Dee", "dee-invited@example.org")
+    token = link.split("token=", 1)[1]
     await AuthService(engine, Settings()).create_admin(
         "dee-invited@example.org", "her own password"
     )
@@ -215,19 +216,7 @@ async def test_an_invitation_link_uses_the_public_url_not_the_host_a_client_sent
     async with AsyncTestClient(app=create_app(settings, database_url=database_url)) as client:
         as_person(client, world.coordinator)
         client.headers["host"] = "evil.example"
-        form = await client.get(f"/t/{world.timebank.slug}/participants/new")
-        added = await submit(
-            client,
-            f"/t/{world.timebank.slug}/participants/new",
-            {
-                "key": hidden_fields(form.text)["key"],
-                "display_name": "Dee",
-                "kind": "member",
-                "email": "dee-public-url@example.org",
-            },
-        )
-    assert added.status_code == 201, text_of(added.text)
-    link = added.text.split('class="secret"><a href="', 1)[1].split('"', 1)[0]
+        added, link = await _invite(client, world, "Dee", "dee-public-url@example.org")
     assert link.startswith("https://timebank.example.org/invitation?token=")
     assert "evil.example" not in added.text
 

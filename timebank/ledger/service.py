@@ -224,11 +224,7 @@ class Ledger:
         self._max_retries = max_retries
 
     async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        async def attempt_once() -> T:
-            async with raw_connection(self._engine) as conn:
-                return await work(conn)
-
-        return await _with_retries(attempt_once, max_retries=self._max_retries)
+        return await run_in_raw_statements(self._engine, work, max_retries=self._max_retries)
 
     async def post_transfer(
         self,
