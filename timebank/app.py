@@ -3,6 +3,8 @@ OpenAPI (served at ``/schema``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +49,7 @@ from timebank.ops.controllers import health, prometheus_metrics, ready
 from timebank.ops.middleware import RequestMiddleware
 from timebank.participants import controllers as participants_controllers
 from timebank.reports import controllers as reports_controllers
+from timebank.reports.queue import keep_applying
 from timebank.reports.service import Reports
 from timebank.settings import Settings, get_settings
 from timebank.web.routes import template_config, web_routers
@@ -141,9 +144,13 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.exchanges = Exchanges(engine, max_retries=settings.ledger_max_retries)
         app.state.ledger_reader = LedgerReader(engine, app.state.ledger)
         app.state.reports = Reports(engine, settings)
+        applier = asyncio.create_task(keep_applying(engine), name="report aggregates")
         try:
             yield
         finally:
+            applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applier
             await engine.dispose()
 
     def provide_engine(state: State) -> AsyncEngine:

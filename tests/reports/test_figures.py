@@ -39,8 +39,11 @@ from timebank.db.engine import sqlalchemy_url
 from timebank.errors import TimebankError
 from timebank.exchanges.schemas import ExchangeCreate
 from timebank.exchanges.service import Exchanges
+from timebank.ledger.service import raw_connection
 from timebank.participants.schemas import DEFAULT_CATEGORIES, TimebankPolicy
 from timebank.participants.service import Participants
+from timebank.reports.audit import CHECKS, aggregate_differences
+from timebank.reports.queue import apply_queued
 from timebank.reports.schemas import (
     COUNTS,
     METRICS,
@@ -149,9 +152,23 @@ _strategies: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "reverse": _reverse,
     "mode": st.tuples(st.just("mode"), st.sampled_from(("automatic", "coordinator"))),
     "enrol": st.tuples(st.just("enrol"), _person()),
+    # The background applier's turn: the report aggregates catch up with their queue.
+    "catch up": st.tuples(st.just("catch up")),
 }
 # Weighted: mostly logging, then approving; one_of would not weigh repeated alternatives.
-_WEIGHTS = ("log",) * 10 + ("approve",) * 4 + ("reject", "reverse", "reverse", "mode", "enrol")
+_WEIGHTS = (
+    ("log",) * 10
+    + ("approve",) * 4
+    + (
+        "reject",
+        "reverse",
+        "reverse",
+        "mode",
+        "enrol",
+        "catch up",
+        "catch up",
+    )
+)
 _operation = st.sampled_from(_WEIGHTS).flatmap(_strategies.__getitem__)
 
 
@@ -589,7 +606,10 @@ class Example:
 
     async def apply(self, operation: tuple[Any, ...]) -> None:
         what = operation[0]
-        if what == "enrol":
+        if what == "catch up":
+            async with raw_connection(self.rt.engine) as conn:
+                await apply_queued(conn)
+        elif what == "enrol":
             await self.enrol(*operation[1])
         elif what == "mode":
             await self.set_mode(operation[1])
@@ -793,6 +813,11 @@ class Example:
         else:
             diff.found.append(f"funder reciprocity: answered with {len(refused.rows)} rows")
         diff.raise_if_any()
+
+        # Caught up, the aggregates equal a recount of the exchanges that count.
+        await self.apply(("catch up",))
+        async with rt.engine.connect() as conn:
+            assert await aggregate_differences(conn, self.timebank.id) == dict.fromkeys(CHECKS, 0)
 
     def compare_all(
         self,

@@ -99,6 +99,7 @@ from timebank.db.engine import asyncpg_dsn, create_engine
 from timebank.participants.schemas import DEFAULT_CATEGORIES, TimebankPolicy
 from timebank.participants.service import Participants
 from timebank.reports import repository as report_sql
+from timebank.reports.queue import apply_queued
 from timebank.reports.schemas import ContributionReport, ReciprocityReport, View
 from timebank.reports.service import Reports
 from timebank.settings import Settings
@@ -611,8 +612,9 @@ async def _build(
                     reversal_of.update(zip(picked, (row[0] for row in ids), strict=True))
 
         async def approver(conn: asyncpg.Connection) -> None:
-            """Approve each chunk as soon as it is logged (one connection: PostgreSQL's report
-            aggregates move with every approval, and two approvers would lock each other)."""
+            """Approve each chunk as soon as it is logged, then bring the report aggregates up
+            to date with it, as the service's background applier does (one connection: two
+            approvers would lock each other)."""
             while (chunk := await posted.get()) is not None:
                 for few in _chunks(chunk, APPROVE_CHUNK):
                     await conn.execute(
@@ -622,6 +624,7 @@ async def _build(
                         base + few[0],
                         base + few[-1],
                     )
+                await apply_queued(conn)
                 done["approved"] += len(chunk)
                 progress.say(f"approved {done['approved']:,} / {len(plan):,} exchanges")
                 await approved.put(chunk)
@@ -644,6 +647,7 @@ async def _build(
                 [reversal_of[i] for i in chunk],
             )
             done["reversed"] += len(chunk)
+        await apply_queued(first)
         phase("reversals")
         progress.say(
             f"reversed {done['reversed']:,} exchanges (their reversals posted through "

@@ -24,11 +24,21 @@ _COUNTED = """
 
 _BUCKET = "greatest(CAST(date_trunc(:unit, {day}) AS date), CAST(:start AS date))"
 
-# The aggregates hold what counts now. What counted as of :as_of differs by the exchanges
-# approved since (counting now, not then) and those reversed since but approved by then
-# (counting then, not now); both are found through the approved_at / reversed_at indexes.
-_SINCE = """
+# The aggregates hold what counted when their queue (schema/sql/0009) was last applied; the
+# changes still queued, read in the same snapshot, make them what counts now: an approval
+# queued adds its exchange, a reversal queued takes it away.
+_QUEUED = """
+        SELECT e.*, CASE WHEN q.counting THEN 1 ELSE -1 END AS sign
+          FROM report_queue q JOIN exchanges e ON e.id = q.exchange_id
+         WHERE e.timebank_id = :tb"""
+
+# What counted as of :as_of differs from what counts now by the exchanges approved since
+# (counting now, not then) and those reversed since but approved by then (counting then, not
+# now); both are found through the approved_at / reversed_at indexes.
+_SINCE = f"""
     since AS (
+        {_QUEUED} AND e.service_date BETWEEN :start AND :end
+        UNION ALL
         SELECT e.*, -1 AS sign FROM exchanges e
          WHERE e.timebank_id = :tb AND e.approved_at > :as_of AND e.reversed_at IS NULL
            AND e.service_date BETWEEN :start AND :end
@@ -37,6 +47,19 @@ _SINCE = """
          WHERE e.timebank_id = :tb AND e.reversed_at > :as_of AND e.approved_at <= :as_of
            AND e.service_date BETWEEN :start AND :end
     )"""
+
+# Whom the aggregates may have wrong for :as_of, for the queries below that take people or
+# pairs out of the aggregates and count them again from their exchanges: the parties of
+# exchanges approved or reversed since :as_of, or whose change is still queued.
+_TOUCHED = f"""
+        SELECT e.giver_id, e.receiver_id, e.service_date FROM exchanges e
+         WHERE e.timebank_id = :tb AND e.approved_at > :as_of
+        UNION ALL
+        SELECT e.giver_id, e.receiver_id, e.service_date FROM exchanges e
+         WHERE e.timebank_id = :tb AND e.reversed_at > :as_of
+        UNION ALL
+        SELECT queued.giver_id, queued.receiver_id, queued.service_date
+          FROM ({_QUEUED}) queued"""
 
 # Minutes and exchanges by bucket, by category, by flow and in all, in one pass over the days.
 _VOLUME = f"""
@@ -69,14 +92,11 @@ _VOLUME_ALL = 0b1111
 # cleared and set again from their exchanges that counted as of then.
 _PEOPLE_ROWS = f"""
     WITH zero AS (SELECT repeat('0', 2048)::bit(2048) AS bits),
+    changed AS ({_TOUCHED}),
     touched AS (
-        SELECT e.giver_id AS pid FROM exchanges e
-         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
-           AND (e.approved_at > :as_of OR e.reversed_at > :as_of)
+        SELECT giver_id AS pid FROM changed WHERE service_date BETWEEN :start AND :end
         UNION
-        SELECT e.receiver_id FROM exchanges e
-         WHERE e.timebank_id = :tb AND e.service_date BETWEEN :start AND :end
-           AND (e.approved_at > :as_of OR e.reversed_at > :as_of)
+        SELECT receiver_id FROM changed WHERE service_date BETWEEN :start AND :end
     ),
     masks AS (
         SELECT p.ordinal / 2048 AS chunk, bit_or(set_bit(zero.bits, p.ordinal % 2048, 1)) AS mask
@@ -170,7 +190,7 @@ _TIES = f"""
 # of months [first, last], the pairs of each kind ('any', 'forth', 'back') whose month falls in
 # it and whose previous month is before it. Pairs whose exchanges changed since :as_of are
 # then taken out as they are now (report_pair_months) and put back as they were then.
-_TIES_BY_MONTHS = """
+_TIES_BY_MONTHS = f"""
     WITH buckets AS (
         SELECT * FROM unnest(CAST(:bucket_keys AS date[]), CAST(:bucket_firsts AS date[]),
                              CAST(:bucket_lasts AS date[])) AS b(bucket, first, last)
@@ -182,11 +202,10 @@ _TIES_BY_MONTHS = """
            AND s.previous < b.first
          GROUP BY b.bucket, s.kind
     ),
+    changed AS ({_TOUCHED}),
     touched AS (
         SELECT DISTINCT least(giver_id, receiver_id) AS low, greatest(giver_id, receiver_id) AS high
-          FROM exchanges
-         WHERE timebank_id = :tb AND service_date BETWEEN :start AND :end
-           AND (approved_at > :as_of OR reversed_at > :as_of)
+          FROM changed WHERE service_date BETWEEN :start AND :end
     ),
     months AS (
         SELECT -1 AS sign, p.low_id AS low, p.high_id AS high, p.month, p.forth > 0 AS forth,
@@ -229,12 +248,11 @@ _TIES_BY_MONTHS = """
 # First days: from the aggregate, except for participants whose exchanges changed after
 # as_of, whose first day is found again among the exchanges counted as of then.
 _FIRSTS = f"""
-    WITH touched AS (
-        SELECT giver_id AS pid FROM exchanges
-         WHERE timebank_id = :tb AND (approved_at > :as_of OR reversed_at > :as_of)
+    WITH changed AS ({_TOUCHED}),
+    touched AS (
+        SELECT giver_id AS pid FROM changed
         UNION
-        SELECT receiver_id FROM exchanges
-         WHERE timebank_id = :tb AND (approved_at > :as_of OR reversed_at > :as_of)
+        SELECT receiver_id FROM changed
     ),
     recomputed AS (
         SELECT t.pid, min(e.service_date) AS first_day
