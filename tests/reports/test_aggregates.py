@@ -13,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from datetime import date, timedelta
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import unique_slug
-from tests.people import make_person
+from tests.exchanges.conftest import exchange_body, set_policy
+from tests.live import running_service
+from tests.people import make_person, make_world
 from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.errors import TimebankError
 from timebank.exchanges.schemas import ExchangeCreate
@@ -132,3 +136,36 @@ async def test_aggregates_equal_a_recount_after_concurrent_approvals_and_reversa
     assert [(f.check, f.timebank, f.subject) for f in report.findings] == [
         ("report-aggregates", timebank.slug, "report_tie_steps")
     ]
+
+
+async def test_a_running_service_brings_the_aggregates_up_to_date_by_itself(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Approvals queue their change; the service's background applier takes it in within a
+    second or so (``/metrics`` shows the queue draining), with no report asked for."""
+    world = await make_world(engine)
+    await set_policy(
+        engine, world.timebank.id, confirmation_required=False, approval_mode="automatic"
+    )
+    with running_service(database_url) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            logged = await http.post(
+                f"/api/v1/timebanks/{world.timebank.slug}/exchanges",
+                json=exchange_body(world.member, world.other_member, minutes=75),
+                headers=world.member.headers,
+            )
+            assert logged.status_code == 201, logged.text
+            assert logged.json()["state"] == "approved"
+            deadline = time.monotonic() + 15
+            while "timebank_report_queue 0.0" not in (await http.get("/metrics")).text:
+                assert time.monotonic() < deadline, "the report queue was never applied"
+                await asyncio.sleep(0.2)
+    async with engine.connect() as conn:
+        minutes = (
+            await conn.execute(
+                text("SELECT sum(minutes) FROM report_days WHERE timebank_id = :tb"),
+                {"tb": world.timebank.id},
+            )
+        ).scalar_one()
+        assert minutes == 75
+        assert await aggregate_differences(conn, world.timebank.id) == dict.fromkeys(CHECKS, 0)

@@ -49,6 +49,8 @@ _EXCHANGES_BY_STATE = text(
     "SELECT state, count(*) FROM exchanges GROUP BY state"
 )  # a full count: cheap at a scrape every few seconds, bounded by the timeout below
 _POSTINGS = text("SELECT coalesce(sum(version), 0) FROM accounts")  # one posting per version
+# Approvals and reversals the report aggregates have yet to take in (a second or so of them).
+_REPORT_QUEUE = text("SELECT count(*) FROM report_queue")
 
 
 class _Snapshot(Collector):
@@ -62,26 +64,33 @@ class _Snapshot(Collector):
 
 
 async def database_families(engine: AsyncEngine) -> list[Metric]:
-    """Exchanges by state and postings, as the database has them now. Nothing (rather than a
-    failed scrape) when the database does not answer: the request metrics still matter then."""
+    """Exchanges by state, postings and the report aggregates' queue, as the database has them
+    now. Nothing (rather than a failed scrape) when the database does not answer: the request
+    metrics still matter then."""
     exchanges = GaugeMetricFamily(
         "timebank_exchanges", "Exchanges recorded, by state", labels=["state"]
     )
     postings = GaugeMetricFamily("timebank_postings", "Postings in the ledger")
+    queued = GaugeMetricFamily(
+        "timebank_report_queue",
+        "Approvals and reversals not yet applied to the report aggregates (reports count them)",
+    )
     up = GaugeMetricFamily("timebank_database_up", "1 when the database answered this scrape")
     try:
         async with engine.begin() as conn:
             await conn.execute(text("SET LOCAL statement_timeout = '2s'"))
             rows = (await conn.execute(_EXCHANGES_BY_STATE)).all()
             posted = (await conn.execute(_POSTINGS)).scalar_one()
+            waiting = (await conn.execute(_REPORT_QUEUE)).scalar_one()
     except Exception:  # a scrape must not fail with the database: report it as down instead
         up.add_metric([], 0)
         return [up]
     for state, count in rows:
         exchanges.add_metric([state], count)
     postings.add_metric([], posted)
+    queued.add_metric([], waiting)
     up.add_metric([], 1)
-    return [exchanges, postings, up]
+    return [exchanges, postings, queued, up]
 
 
 def render(families: list[Metric]) -> bytes:
