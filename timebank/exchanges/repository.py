@@ -106,8 +106,8 @@ async def log_context(
     """All that logging an exchange reads, in one statement, outside any transaction: the
     stored answer of the idempotency key when this very request was already answered (a
     different request under the key is refused: IdempotencyMismatch), the timebank's policy,
-    both parties and the category (None for those not in the timebank). The key is claimed
-    by the statement that logs the exchange (``insert_exchange``, ``insert_approved_exchange``)."""
+    both parties and the category (None for those not in the timebank). The key is written by
+    the statement that logs the exchange (``insert_exchange``, ``insert_approved_exchange``)."""
     row = await _one(
         conn,
         "SELECT (SELECT ledger_answered_key(k.key, k.request_hash, k.result, :hash)"
@@ -239,14 +239,11 @@ def _new_exchange_params(new: NewExchange) -> dict[str, Any]:
     }
 
 
-# The pieces of the statement that logs an exchange. It claims the idempotency key before
-# anything is written: it writes nothing when this request was answered meanwhile
-# (``answered`` not NULL), and is refused for another request under the key (with no key,
-# ``ledger_claim_key`` is NULL: go ahead). Its last write answers the key with the exchange.
-_CLAIMED = (
-    "claimed AS (SELECT ledger_claim_key(:timebank_id, CAST(:key_author AS text),"
-    " CAST(:key AS text), CAST(:key_hash AS bytea)) AS answered)"
-)
+# The pieces of the statement that logs an exchange. It writes the idempotency key once,
+# already answered with the exchange. The request's read found the key unused; if another
+# request under it got there meanwhile, the key's primary key refuses this statement (after
+# waiting for the other to commit or roll back) and it writes nothing: see ``_unless_keyed``.
+_KEY_PKEY = "idempotency_keys_pkey"
 _LOGGED_COLUMNS = (
     "INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
     " category_id, description, logged_by_user_id, logged_for, on_behalf, state,"
@@ -259,29 +256,43 @@ _LOGGED_VALUES = (
 
 def _logging_statement(ledger_cte: str, logged_cte: str, decided_cte: str) -> str:
     return (
-        f"WITH {_CLAIMED}, {ledger_cte}, logged AS ({logged_cte}"
+        f"WITH {ledger_cte}, logged AS ({logged_cte}"
         f"  RETURNING {_RETURNED_EXCHANGE}), decided AS ({decided_cte}"
         f"  RETURNING {_RETURNED_DECISION}),"
-        " answered AS (SELECT ledger_answer_key(logged.timebank_id, CAST(:key_author AS text),"
-        "  CAST(:key AS text), jsonb_build_object('exchange_id', logged.id)) FROM logged)"
+        " answered AS (INSERT INTO idempotency_keys (timebank_id, author, key, request_hash,"
+        "  result) SELECT logged.timebank_id, CAST(:key_author AS text), CAST(:key AS text),"
+        "  CAST(:key_hash AS bytea), jsonb_build_object('exchange_id', logged.id) FROM logged"
+        "  WHERE CAST(:key AS text) IS NOT NULL)"
         f" SELECT {_SELECTED_EXCHANGE}, {_SELECTED_DECISION}"
-        " FROM logged, decided, answered ORDER BY decided.id"
+        " FROM logged, decided ORDER BY decided.id"
     )
+
+
+async def _unless_keyed(
+    conn: Connection, sql: str, params: dict[str, Any]
+) -> list[dict[str, Any]] | None:
+    """The rows of a logging statement, or None when another request under its idempotency
+    key was written first (then this statement wrote nothing)."""
+    try:
+        return await _all(conn, sql, **params)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == _KEY_PKEY:
+            return None
+        raise
 
 
 async def insert_exchange(
     conn: Connection, new: NewExchange, *, state: ExchangeState, review_reason: str | None
 ) -> tuple[ExchangeRecord, DecisionRecord] | None:
-    """Log ``new`` in one statement: claim its key, reserve its minutes (``ledger_reserve``),
-    insert it in ``state`` with that reservation and its 'log' decision, answer the key;
-    return both rows as written, or None (nothing written) when the request was answered
-    meanwhile."""
-    row = await _one(
+    """Log ``new`` in one statement: reserve its minutes (``ledger_reserve``), insert it in
+    ``state`` with that reservation and its 'log' decision, write its key answered with it;
+    return both rows as written, or None (nothing written) when a request under the key was
+    written meanwhile."""
+    rows = await _unless_keyed(
         conn,
         _logging_statement(
             "reserved AS (SELECT ((ledger_reserve(:timebank_id, :debit_account_id,"
-            "  :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL)).pending).id"
-            "  FROM claimed WHERE claimed.answered IS NULL)",
+            "  :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL)).pending).id)",
             f"{_LOGGED_COLUMNS} review_reason, pending_transfer_id)"
             f"  {_LOGGED_VALUES} :state, :review_reason, reserved.id FROM reserved",
             "INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
@@ -289,27 +300,24 @@ async def insert_exchange(
             " SELECT timebank_id, id, 'log', NULL, state, CAST(:actor_user_id AS bigint),"
             "  CAST(:actor_role AS text), CAST(:on_behalf_of AS bigint) FROM logged",
         ),
-        **_new_exchange_params(new),
-        state=state,
-        review_reason=review_reason,
+        {**_new_exchange_params(new), "state": state, "review_reason": review_reason},
     )
-    return _written(row) if row is not None else None
+    return _written(rows[0]) if rows else None
 
 
 async def insert_approved_exchange(
     conn: Connection, new: NewExchange, *, approver: Actor, approval_reason: str
 ) -> tuple[ExchangeRecord, list[DecisionRecord]] | None:
-    """Log ``new`` as the policy approves it at once, in one statement: claim its key, post
-    its transfer (``ledger_post_transfer``), insert it as approved with that transfer, record
-    both decisions ('log' by its actor, then 'auto_approve' by ``approver``) as logging and
-    then approving would have, answer the key; None (nothing written) when the request was
-    answered meanwhile."""
-    rows = await _all(
+    """Log ``new`` as the policy approves it at once, in one statement: post its transfer
+    (``ledger_post_transfer``), insert it as approved with that transfer, record both
+    decisions ('log' by its actor, then 'auto_approve' by ``approver``) as logging and then
+    approving would have, write its key answered with it; None (nothing written) when a
+    request under the key was written meanwhile."""
+    rows = await _unless_keyed(
         conn,
         _logging_statement(
             "posted AS (SELECT ((ledger_post_transfer(:timebank_id, :debit_account_id,"
-            "  :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL)).transfer).id"
-            "  FROM claimed WHERE claimed.answered IS NULL)",
+            "  :credit_account_id, :minutes, 'exchange', :memo, NULL, NULL, NULL)).transfer).id)",
             f"{_LOGGED_COLUMNS} transfer_id) {_LOGGED_VALUES} 'approved', posted.id FROM posted",
             "INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
             "  to_state, actor_user_id, actor_role, on_behalf_of, reason)"
@@ -325,11 +333,13 @@ async def insert_approved_exchange(
             "  on_behalf_of, reason)"
             " ORDER BY d.step",
         ),
-        **_new_exchange_params(new),
-        approver_user_id=approver.user_id,
-        approver_role=approver.role,
-        approver_on_behalf_of=approver.on_behalf_of,
-        approval_reason=approval_reason,
+        {
+            **_new_exchange_params(new),
+            "approver_user_id": approver.user_id,
+            "approver_role": approver.role,
+            "approver_on_behalf_of": approver.on_behalf_of,
+            "approval_reason": approval_reason,
+        },
     )
     if not rows:
         return None

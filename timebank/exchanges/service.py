@@ -136,7 +136,7 @@ class Exchanges:
                     conn, new, approver=POLICY_ACTOR, approval_reason=AUTO_APPROVAL_REASON
                 )
                 if approved is None:
-                    return await work(conn)  # the same request was answered meanwhile
+                    return await work(conn)  # its key was written meanwhile: look again
                 exchange, decisions = approved
             else:
                 # The minutes are reserved by the statement that inserts the exchange.
@@ -144,7 +144,7 @@ class Exchanges:
                     conn, new, state=state, review_reason="; ".join(reasons) or None
                 )
                 if logged is None:
-                    return await work(conn)  # the same request was answered meanwhile
+                    return await work(conn)  # its key was written meanwhile: look again
                 exchange, decisions = logged[0], [logged[1]]
             return LogResult(_as_detail(exchange, decisions), replayed=False)
 
