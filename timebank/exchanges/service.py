@@ -10,9 +10,9 @@ recorded with the new state. Refusals come out as typed errors; deadlocks are re
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -172,7 +172,7 @@ class Exchanges:
             )
         page = rows[: filters.limit]
         return ExchangePage(
-            items=[ExchangePublic.model_validate(asdict(row)) for row in page],
+            items=[ExchangePublic.model_validate(_fields(row)) for row in page],
             next_after_id=page[-1].id if len(rows) > filters.limit else None,
         )
 
@@ -419,8 +419,13 @@ async def _detail(conn: Connection, timebank_id: int, exchange_id: int) -> Excha
 
 def _as_detail(exchange: ExchangeRecord, decisions: Sequence[DecisionRecord]) -> ExchangeDetail:
     return ExchangeDetail.model_validate(
-        {**asdict(exchange), "decisions": [asdict(decision) for decision in decisions]}
+        {**_fields(exchange), "decisions": [_fields(decision) for decision in decisions]}
     )
+
+
+def _fields(record: ExchangeRecord | DecisionRecord) -> dict[str, Any]:
+    """A record's fields as they are (``asdict`` deep-copies every value on the way)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 def _memo(category_name: str, description: str) -> str:
