@@ -18,7 +18,7 @@ from timebank.ledger.schemas import (
     StatementLinePublic,
     StatementPublic,
 )
-from timebank.ledger.service import Ledger
+from timebank.ledger.service import Ledger, raw_connection
 
 
 class LedgerReader:
@@ -35,7 +35,7 @@ class LedgerReader:
                 raise Forbidden("balances are for members and coordinators of this timebank")
             if participant_id != access.member_participant_id:
                 raise Forbidden("members see their own balance and statement only")
-        async with self._engine.connect() as conn:
+        async with raw_connection(self._engine) as conn:  # one statement, no SQLAlchemy
             party = await repository.get_party(conn, access.timebank_id, participant_id)
         if party is None:
             raise NotFound(f"participant {participant_id} not found in this timebank")
