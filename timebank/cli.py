@@ -50,6 +50,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     from timebank.app import create_app
     from timebank.ops.logs import logging_config
+    from timebank.ops.workers import can_share_port, run_workers
 
     settings = get_settings()
     url = _database(settings, migrate_embedded=True)
@@ -78,7 +79,15 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     os.environ["TIMEBANK_DATABASE_URL"] = url
     with tempfile.TemporaryDirectory(prefix="timebank-metrics-") as metrics_dir:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-        uvicorn.run("timebank.app:create_app", factory=True, workers=worker_count, **options)
+        if can_share_port(bind_host, bind_port):
+            # Each worker on a socket of its own, so that connections spread over them all.
+            run_workers(
+                uvicorn.Config(
+                    "timebank.app:create_app", factory=True, workers=worker_count, **options
+                )
+            )
+        else:
+            uvicorn.run("timebank.app:create_app", factory=True, workers=worker_count, **options)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
