@@ -3,8 +3,9 @@
 -- row); a background applier (report_apply_queued, called by every service process about once
 -- a second) moves the aggregates for a whole batch at once: one row per day and category in
 -- report_days however many exchanges it holds, each day's and month's bitmaps OR-ed once,
--- first days by min. Before, every approval moved a dozen aggregate rows on its own, under
--- row locks taken one by one.
+-- first days by min, each tie step counted once. Before, every approval moved a dozen
+-- aggregate rows on its own, under row locks taken one by one, and the few rows every approval
+-- shares (today's, this month's) were rewritten hundreds of times a second.
 --
 -- Reports stay exact at every moment: the aggregates hold the changes applied so far, the
 -- queue the rest, and both are read in one snapshot, the queue's exchanges as corrections
@@ -51,9 +52,6 @@ DECLARE
     applied integer;
     starting bigint[];
     stopping bigint[];
-    pm record;
-    new_forth integer;
-    new_back integer;
     gone exchanges%ROWTYPE;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtextextended('report apply queued', 0)) THEN
@@ -150,33 +148,67 @@ BEGIN
         ON CONFLICT (participant_id) DO UPDATE SET first_day = EXCLUDED.first_day
          WHERE f.first_day > EXCLUDED.first_day;
 
-        -- Ties: each pair's months, then the steps of the months that join a pair's (one
-        -- pair-month at a time: a step depends on the pair's other months).
-        FOR pm IN
-            SELECT e.timebank_id, least(giver_id, receiver_id) AS low,
-                   greatest(giver_id, receiver_id) AS high,
+        -- Ties: the steps of each pair the batch touches, recounted from its months as they
+        -- were and as they will be (a step depends on the pair's other months, and a pair may
+        -- gain several in one batch), then its months. Each step row is written once per
+        -- batch, however many pairs move it.
+        WITH delta AS (
+            SELECT e.timebank_id AS tb, least(e.giver_id, e.receiver_id) AS low,
+                   greatest(e.giver_id, e.receiver_id) AS high,
                    date_trunc('month', e.service_date)::date AS month,
-                   count(*) FILTER (WHERE giver_id < receiver_id)::integer AS d_forth,
-                   count(*) FILTER (WHERE giver_id > receiver_id)::integer AS d_back
+                   count(*) FILTER (WHERE e.giver_id < e.receiver_id)::integer AS forth,
+                   count(*) FILTER (WHERE e.giver_id > e.receiver_id)::integer AS back
               FROM unnest(starting) s(id) JOIN exchanges e ON e.id = s.id
              GROUP BY 1, 2, 3, 4
-             ORDER BY 1, 2, 3, 4
-        LOOP
-            INSERT INTO report_pair_months AS p (timebank_id, low_id, high_id, month, forth, back)
-            VALUES (pm.timebank_id, pm.low, pm.high, pm.month, pm.d_forth, pm.d_back)
-            ON CONFLICT (timebank_id, low_id, high_id, month)
-            DO UPDATE SET forth = p.forth + EXCLUDED.forth, back = p.back + EXCLUDED.back
-            RETURNING forth, back INTO new_forth, new_back;
-            IF new_forth - pm.d_forth = 0 AND new_forth > 0 THEN
-                PERFORM report_step_pair(pm.timebank_id, 'forth', pm.low, pm.high, pm.month, true);
-            END IF;
-            IF new_back - pm.d_back = 0 AND new_back > 0 THEN
-                PERFORM report_step_pair(pm.timebank_id, 'back', pm.low, pm.high, pm.month, true);
-            END IF;
-            IF new_forth + new_back - pm.d_forth - pm.d_back = 0 THEN
-                PERFORM report_step_pair(pm.timebank_id, 'any', pm.low, pm.high, pm.month, true);
-            END IF;
-        END LOOP;
+        ),
+        before AS (
+            SELECT p.timebank_id AS tb, p.low_id AS low, p.high_id AS high, p.month, p.forth,
+                   p.back
+              FROM (SELECT DISTINCT tb, low, high FROM delta) x
+              JOIN report_pair_months p
+                ON p.timebank_id = x.tb AND p.low_id = x.low AND p.high_id = x.high
+        ),
+        after AS (
+            SELECT coalesce(b.tb, d.tb) AS tb, coalesce(b.low, d.low) AS low,
+                   coalesce(b.high, d.high) AS high, coalesce(b.month, d.month) AS month,
+                   coalesce(b.forth, 0) + coalesce(d.forth, 0) AS forth,
+                   coalesce(b.back, 0) + coalesce(d.back, 0) AS back
+              FROM before b FULL JOIN delta d
+                ON d.tb = b.tb AND d.low = b.low AND d.high = b.high AND d.month = b.month
+        ),
+        kinds AS (
+            SELECT m.sign, m.tb, m.low, m.high, k.kind, m.month
+              FROM (SELECT -1 AS sign, * FROM before UNION ALL SELECT 1, * FROM after) m
+             CROSS JOIN LATERAL (VALUES ('any', m.forth + m.back > 0), ('forth', m.forth > 0),
+                                        ('back', m.back > 0)) AS k(kind, counts)
+             WHERE k.counts
+        ),
+        steps AS (
+            SELECT sign, tb, kind, month,
+                   coalesce(lag(month) OVER (PARTITION BY sign, tb, low, high, kind
+                                             ORDER BY month), '-infinity') AS previous
+              FROM kinds
+        )
+        INSERT INTO report_tie_steps AS t (timebank_id, kind, month, previous, shard, pairs)
+        SELECT tb, kind, month, previous, 0, sum(sign)
+          FROM steps
+         GROUP BY 1, 2, 3, 4
+        HAVING sum(sign) <> 0
+         ORDER BY 1, 2, 3, 4
+        ON CONFLICT (timebank_id, kind, month, previous, shard)
+        DO UPDATE SET pairs = t.pairs + EXCLUDED.pairs;
+
+        INSERT INTO report_pair_months AS p (timebank_id, low_id, high_id, month, forth, back)
+        SELECT e.timebank_id, least(e.giver_id, e.receiver_id),
+               greatest(e.giver_id, e.receiver_id),
+               date_trunc('month', e.service_date)::date,
+               count(*) FILTER (WHERE e.giver_id < e.receiver_id),
+               count(*) FILTER (WHERE e.giver_id > e.receiver_id)
+          FROM unnest(starting) s(id) JOIN exchanges e ON e.id = s.id
+         GROUP BY 1, 2, 3, 4
+         ORDER BY 1, 2, 3, 4
+        ON CONFLICT (timebank_id, low_id, high_id, month)
+        DO UPDATE SET forth = p.forth + EXCLUDED.forth, back = p.back + EXCLUDED.back;
     END IF;
 
     -- Reversals, one by one in the order they happened, each recounting what it touches.
