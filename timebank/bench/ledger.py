@@ -143,8 +143,9 @@ def _start_server() -> str:
 
 
 def _server_cpu_clock(postmaster_pid: int | None) -> CpuClock | None:
-    """CPU seconds used so far by the postmaster and the children it has now (the benchmark's
-    connections live through a whole phase), or None where psutil cannot see them."""
+    """CPU seconds used so far by the postmaster and its children: those it has now, and
+    those that have exited (the postmaster reaps them, so their time is in its children's
+    times), or None where psutil cannot see them."""
     try:
         import psutil
 
@@ -160,6 +161,8 @@ def _server_cpu_clock(postmaster_pid: int | None) -> CpuClock | None:
             except psutil.Error:
                 continue
             total += times.user + times.system
+            if process is postmaster:
+                total += times.children_user + times.children_system
         return total
 
     return seconds
