@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="port `timebank serve` listens on")
     db_pool_size: int = Field(default=10, ge=1, description="database connections per process")
     db_max_overflow: int = Field(default=10, ge=0, description="extra connections under load")
+    db_connection_max_uses: int = Field(
+        default=500,
+        ge=0,
+        description="requests a pooled connection serves before it is replaced (0: no limit)",
+    )
     db_connect_timeout: float = Field(
         default=3.0, gt=0, description="seconds to open a database connection before giving up"
     )

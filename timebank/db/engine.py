@@ -4,7 +4,7 @@ that is away from one that refused a request."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -59,7 +59,25 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         },
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
+    if settings.db_connection_max_uses:
+        event.listen(engine.sync_engine, "checkin", _retire_after(settings.db_connection_max_uses))
     return engine
+
+
+def _retire_after(uses: int) -> Callable[[Any, ConnectionPoolEntry], None]:
+    """A pooled connection is replaced after ``uses`` checkouts. Under sustained load a
+    PostgreSQL backend that has served thousands of statements was measured to need more and
+    more CPU for the same logged exchange (2.2 ms, then 3.7 to 4.6 ms within a minute), while
+    backends replaced every 500 uses stayed level; a new one costs a few milliseconds."""
+
+    def count(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        served = record.info.get("uses", 0) + 1
+        if served >= uses:
+            served = 0
+            record.invalidate(soft=True)  # closed and replaced at its next checkout
+        record.info["uses"] = served
+
+    return count
 
 
 def _refuse_closed_connection(
