@@ -32,12 +32,11 @@ from timebank.ledger.audit import audit
 from timebank.participants.schemas import TimebankPolicy
 from timebank.participants.service import Participants
 from timebank.reports.audit import CHECKS, aggregate_differences
-from timebank.reports.queue import apply_queued, keep_applying
+from timebank.reports.queue import catch_up, keep_applying
 
 
 async def mismatches(engine: AsyncEngine, timebank_id: int) -> dict[str, int]:
-    async with engine.begin() as conn:
-        await apply_queued(conn)
+    await catch_up(engine)
     async with engine.connect() as conn:
         return await aggregate_differences(conn, timebank_id)
 

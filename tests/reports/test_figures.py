@@ -39,11 +39,10 @@ from timebank.db.engine import sqlalchemy_url
 from timebank.errors import TimebankError
 from timebank.exchanges.schemas import ExchangeCreate
 from timebank.exchanges.service import Exchanges
-from timebank.ledger.service import raw_connection
 from timebank.participants.schemas import DEFAULT_CATEGORIES, TimebankPolicy
 from timebank.participants.service import Participants
 from timebank.reports.audit import CHECKS, aggregate_differences
-from timebank.reports.queue import apply_queued
+from timebank.reports.queue import catch_up
 from timebank.reports.schemas import (
     COUNTS,
     METRICS,
@@ -607,8 +606,7 @@ class Example:
     async def apply(self, operation: tuple[Any, ...]) -> None:
         what = operation[0]
         if what == "catch up":
-            async with raw_connection(self.rt.engine) as conn:
-                await apply_queued(conn)
+            await catch_up(self.rt.engine)
         elif what == "enrol":
             await self.enrol(*operation[1])
         elif what == "mode":

@@ -12,8 +12,7 @@ import asyncio
 import logging
 
 import asyncpg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.ledger.service import raw_connection
 
@@ -25,23 +24,24 @@ BATCH = 5000
 _log = logging.getLogger(__name__)
 
 
-async def apply_queued(conn: AsyncConnection | asyncpg.Connection, *, batch: int = BATCH) -> int:
-    """Apply what is queued, batch after batch, until the queue is empty or another applier
-    is at work; return how many changes this call applied. On an asyncpg connection outside
-    a transaction each batch commits on its own; on SQLAlchemy's, in the caller's transaction."""
+async def apply_queued(conn: asyncpg.Connection, *, batch: int = BATCH) -> int:
+    """Apply what is queued, batch after batch (each its own transaction on a connection
+    outside one), until the queue is empty or another applier is at work; return how many
+    changes this call applied."""
     total = 0
     while True:
-        if isinstance(conn, AsyncConnection):
-            applied = (
-                await conn.execute(text("SELECT report_apply_queued(:batch)"), {"batch": batch})
-            ).scalar_one()
-        else:
-            applied = await conn.fetchval("SELECT report_apply_queued($1)", batch)
+        applied = await conn.fetchval("SELECT report_apply_queued($1)", batch)
         if applied <= 0:
             return total
         total += applied
         if applied < batch:
             return total
+
+
+async def catch_up(engine: AsyncEngine) -> int:
+    """``apply_queued`` on a pooled connection of ``engine``."""
+    async with raw_connection(engine) as conn:
+        return await apply_queued(conn)
 
 
 async def keep_applying(engine: AsyncEngine, *, interval: float = APPLY_INTERVAL_SECONDS) -> None:
@@ -50,8 +50,7 @@ async def keep_applying(engine: AsyncEngine, *, interval: float = APPLY_INTERVAL
     failing = False
     while True:
         try:
-            async with raw_connection(engine) as conn:
-                await apply_queued(conn)
+            await catch_up(engine)
             if failing:
                 _log.info("report aggregates are being brought up to date again")
             failing = False
