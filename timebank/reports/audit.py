@@ -17,6 +17,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.reports.repository import QUEUED
+
 _COUNTED_E = """e.timebank_id = :tb AND CASE
     WHEN EXISTS (SELECT FROM report_queue q WHERE q.exchange_id = e.id)
     THEN e.reversed_at IS NOT NULL
@@ -84,10 +86,9 @@ CHECKS: dict[str, str] = {
 }
 
 # The parties of queued changes (see the module's docstring).
-_QUEUED_PARTIES = """
-        SELECT x.pid FROM report_queue q JOIN exchanges e ON e.id = q.exchange_id
-         CROSS JOIN LATERAL (VALUES (e.giver_id), (e.receiver_id)) AS x(pid)
-         WHERE e.timebank_id = :tb"""
+_QUEUED_PARTIES = f"""
+        SELECT x.pid FROM ({QUEUED}) q
+         CROSS JOIN LATERAL (VALUES (q.giver_id), (q.receiver_id)) AS x(pid)"""
 
 _PEOPLE_CHECK = """
     WITH zero AS (SELECT repeat('0', 2048)::bit(2048) AS bits),

@@ -26,8 +26,9 @@ _BUCKET = "greatest(CAST(date_trunc(:unit, {day}) AS date), CAST(:start AS date)
 
 # The aggregates hold what counted when their queue (schema/sql/0009) was last applied; the
 # changes still queued, read in the same snapshot, make them what counts now: an approval
-# queued adds its exchange, a reversal queued takes it away.
-_QUEUED = """
+# queued adds its exchange, a reversal queued takes it away. (timebank verify reads the queue
+# the same way: timebank/reports/audit.py.)
+QUEUED = """
         SELECT e.*, CASE WHEN q.counting THEN 1 ELSE -1 END AS sign
           FROM report_queue q JOIN exchanges e ON e.id = q.exchange_id
          WHERE e.timebank_id = :tb"""
@@ -37,7 +38,7 @@ _QUEUED = """
 # now); both are found through the approved_at / reversed_at indexes.
 _SINCE = f"""
     since AS (
-        {_QUEUED} AND e.service_date BETWEEN :start AND :end
+        {QUEUED} AND e.service_date BETWEEN :start AND :end
         UNION ALL
         SELECT e.*, -1 AS sign FROM exchanges e
          WHERE e.timebank_id = :tb AND e.approved_at > :as_of AND e.reversed_at IS NULL
@@ -59,7 +60,7 @@ _TOUCHED = f"""
          WHERE e.timebank_id = :tb AND e.reversed_at > :as_of
         UNION ALL
         SELECT queued.giver_id, queued.receiver_id, queued.service_date
-          FROM ({_QUEUED}) queued"""
+          FROM ({QUEUED}) queued"""
 
 # Minutes and exchanges by bucket, by category, by flow and in all, in one pass over the days.
 _VOLUME = f"""
