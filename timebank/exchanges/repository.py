@@ -193,8 +193,8 @@ async def first_timers(
 
 @dataclass(frozen=True)
 class KeyAnswer:
-    """An idempotency key that the statement logging an exchange claims (for the request of
-    this ``fingerprint``) and answers with the exchange."""
+    """An idempotency key (for the request of this ``fingerprint``) that the statement
+    logging an exchange writes, answered with the exchange."""
 
     author: str
     key: str
