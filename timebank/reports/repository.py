@@ -304,13 +304,29 @@ _COUNTED_FOR_EVERYONE = """
            AND e.approved_at IS NOT NULL AND e.approved_at <= :as_of
            AND (e.reversed_at IS NULL OR e.reversed_at > :as_of)"""
 
-# One participant: two lookups by party (indexed), never a scan of the timebank's period.
-# (No exchange has the same giver and receiver, so nothing is counted twice.)
+# One participant: lookups by party, never a scan of the timebank's period. Those not
+# reversed come from the party's counted-exchange index (its conditions spelled out so that
+# the planner takes it even before the table has statistics); those reversed after :as_of,
+# few, from the reversal index (OFFSET 0 keeps the period's condition outside, so that the
+# period's index does not look cheaper). No exchange has the same giver and receiver, so
+# nothing is counted twice.
+_COUNTED_NOT_REVERSED = """
+        SELECT e.giver_id, e.receiver_id, e.minutes FROM exchanges e
+         WHERE e.{party} = :pid AND e.service_date BETWEEN :start AND :end
+           AND e.approved_at IS NOT NULL AND e.reversed_at IS NULL
+           AND e.timebank_id = :tb AND e.approved_at <= :as_of"""
 _COUNTED_FOR_ONE = (
-    _COUNTED_FOR_EVERYONE
-    + " AND e.giver_id = :pid\n        UNION ALL"
-    + _COUNTED_FOR_EVERYONE
-    + " AND e.receiver_id = :pid"
+    _COUNTED_NOT_REVERSED.format(party="giver_id")
+    + "\n        UNION ALL"
+    + _COUNTED_NOT_REVERSED.format(party="receiver_id")
+    + """
+        UNION ALL
+        SELECT r.giver_id, r.receiver_id, r.minutes FROM (
+            SELECT e.giver_id, e.receiver_id, e.minutes, e.service_date FROM exchanges e
+             WHERE e.timebank_id = :tb AND e.reversed_at > :as_of AND e.approved_at <= :as_of
+               AND (e.giver_id = :pid OR e.receiver_id = :pid)
+            OFFSET 0) r
+         WHERE r.service_date BETWEEN :start AND :end"""
 )
 
 _RECIPROCITY = """
