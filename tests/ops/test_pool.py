@@ -1,7 +1,13 @@
-"""Pooled connections are replaced after TIMEBANK_DB_CONNECTION_MAX_USES requests, so no
-PostgreSQL backend serves for ever (long-serving backends were measured to grow slower)."""
+"""The pool: connections are replaced after TIMEBANK_DB_CONNECTION_MAX_USES requests, so no
+PostgreSQL backend serves for ever (long-serving backends were measured to grow slower); and
+requests that wait for a connection get one in the order they asked."""
 
 from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import exc as sa_exc
 
 from timebank.db.engine import create_engine
 from timebank.ledger.service import raw_connection
@@ -30,3 +36,57 @@ async def test_a_connection_is_replaced_after_its_uses(database_url):
 async def test_no_limit_keeps_the_connection(database_url):
     settings = Settings(db_pool_size=1, db_max_overflow=0, db_connection_max_uses=0)
     assert len(set(await _backends(settings, database_url, 7))) == 1
+
+
+async def test_waiting_requests_get_connections_in_the_order_they_asked(database_url):
+    """One connection, three requests waiting for it. When its holder gives it back and at
+    once asks again, the waiters are served first, in order, and the holder after them: no
+    request is passed over by later ones."""
+    settings = Settings(db_pool_size=1, db_max_overflow=0, db_pool_timeout=10)
+    engine = create_engine(database_url, settings)
+    served: list[str] = []
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def use(name: str) -> None:
+        async with raw_connection(engine) as conn:
+            served.append(name)
+            await conn.fetchval("SELECT 1")
+
+    async def holder() -> None:
+        async with raw_connection(engine):
+            holding.set()
+            await release.wait()
+        await use("holder again")  # asks again straight away, before any waiter has run
+
+    try:
+        first = asyncio.create_task(holder())
+        await holding.wait()
+        waiters = []
+        for name in ("first waiter", "second waiter", "third waiter"):
+            waiters.append(asyncio.create_task(use(name)))
+            await asyncio.sleep(0.05)  # each is waiting before the next one asks
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, *waiters), 10)
+        assert served == ["first waiter", "second waiter", "third waiter", "holder again"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_request_that_gives_up_waiting_loses_no_connection(database_url):
+    """A request that waited past TIMEBANK_DB_POOL_TIMEOUT gets the pool's timeout (answered
+    503); the connection it never got still serves the next request."""
+    settings = Settings(db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
+    engine = create_engine(database_url, settings)
+    try:
+        async with raw_connection(engine) as conn:
+            with pytest.raises(sa_exc.TimeoutError):
+                async with raw_connection(engine):
+                    pass
+            assert await conn.fetchval("SELECT 1") == 1
+        for _ in range(3):
+            async with raw_connection(engine) as conn:
+                assert await conn.fetchval("SELECT 2") == 2
+        assert engine.sync_engine.pool.checkedout() == 0
+    finally:
+        await engine.dispose()

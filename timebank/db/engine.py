@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from timebank.db import embedded
+from timebank.db.pool import FairPool
 from timebank.settings import Settings
 
 # PostgreSQL's own words for "not now": connection exceptions (class 08), the server shutting
@@ -47,6 +48,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     waiting for one from the pool, and each statement."""
     engine = create_async_engine(
         sqlalchemy_url(url),
+        poolclass=FairPool,  # waiting checkouts served in order (see timebank.db.pool)
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
