@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import Forbidden, NotFound
 from timebank.exchanges import repository
+from timebank.exchanges.repository import Connection
 from timebank.exchanges.schemas import Party
+from timebank.ledger import repository as ledger_repository
 from timebank.ledger.audit import audit
 from timebank.ledger.schemas import (
     AuditPublic,
@@ -29,22 +31,35 @@ class LedgerReader:
         self._engine = engine
         self._ledger = ledger
 
-    async def _party(self, access: TimebankAccess, participant_id: int) -> Party:
+    @staticmethod
+    def _require_reader(access: TimebankAccess, participant_id: int) -> None:
         if not access.can_manage:
             if access.member_participant_id is None:
                 raise Forbidden("balances are for members and coordinators of this timebank")
             if participant_id != access.member_participant_id:
                 raise Forbidden("members see their own balance and statement only")
-        async with raw_connection(self._engine) as conn:  # one statement, no SQLAlchemy
-            party = await repository.get_party(conn, access.timebank_id, participant_id)
+
+    @staticmethod
+    async def _find_party(conn: Connection, timebank_id: int, participant_id: int) -> Party:
+        party = await repository.get_party(conn, timebank_id, participant_id)
         if party is None:
             raise NotFound(f"participant {participant_id} not found in this timebank")
         return party
 
+    async def _party(self, access: TimebankAccess, participant_id: int) -> Party:
+        self._require_reader(access, participant_id)
+        async with raw_connection(self._engine) as conn:  # one statement, no SQLAlchemy
+            return await self._find_party(conn, access.timebank_id, participant_id)
+
     async def balance(self, access: TimebankAccess, participant_id: int) -> BalancePublic:
         """Posted balance, pending in and out, limits, and what is left to spend."""
-        party = await self._party(access, participant_id)
-        balance = await self._ledger.balance(access.timebank_id, party.account_id)
+        self._require_reader(access, participant_id)
+        # Both reads on one pooled connection: a request that waits for a connection waits once.
+        async with raw_connection(self._engine) as conn:
+            party = await self._find_party(conn, access.timebank_id, participant_id)
+            balance = await ledger_repository.get_balance(
+                conn, access.timebank_id, party.account_id
+            )
         floor = balance.floor_minutes or 0
         return BalancePublic(
             participant_id=party.id,
