@@ -70,24 +70,34 @@ class FairQueue(sa_queue.QueueCommon[T]):
         except sa_queue.Empty:
             if not block:
                 raise
-        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
         self._waiters.append(waiter)
+        # A timer rather than asyncio.wait_for, which costs more than the wait itself here.
+        timer = loop.call_later(timeout, _give_up, waiter) if timeout is not None else None
         try:
-            return await_(asyncio.wait_for(waiter, timeout))
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            if waiter.done() and not waiter.cancelled():
-                # Handed a connection just as the wait ended: give it to the next in line.
-                self.put_nowait(waiter.result())
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            return await_(waiter)
+        except TimeoutError as exc:
             raise sa_queue.Empty() from exc
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Handed a connection just as the request was cancelled: pass it on.
+                self.put_nowait(waiter.result())
+            raise
         finally:
+            if timer is not None:
+                timer.cancel()
             if not waiter.done():
                 waiter.cancel()
             try:
                 self._waiters.remove(waiter)
             except ValueError:
                 pass
+
+
+def _give_up(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no pooled connection came free in time"))
 
 
 class FairPool(AsyncAdaptedQueuePool):
