@@ -95,3 +95,18 @@ async def test_validation_problems_have_one_shape_whoever_found_them(client):
         assert problem["errors"] and all(
             set(error) >= {"key", "message", "source"} for error in problem["errors"]
         ), problem
+
+
+async def test_served_over_https_every_answer_keeps_browsers_on_https(database_url):
+    """With TIMEBANK_COOKIE_SECURE (the default: the service is behind HTTPS), every answer,
+    pages, API and errors alike, tells the browser to use HTTPS only; for plain-HTTP testing
+    (false) none does."""
+    paths = ("/health", "/sign-in", "/api/v1/auth/me", "/no-such-page")
+    async with AsyncTestClient(app=create_app(Settings(), database_url=database_url)) as client:
+        for path in paths:
+            answer = await client.get(path)
+            assert answer.headers["strict-transport-security"] == "max-age=31536000", path
+    plain = Settings(cookie_secure=False)
+    async with AsyncTestClient(app=create_app(plain, database_url=database_url)) as client:
+        for path in paths:
+            assert "strict-transport-security" not in (await client.get(path)).headers, path

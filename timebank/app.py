@@ -205,7 +205,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     document_csv_alternatives(app)
     # Outside Litestar's own handler stack, so that every request is seen: unknown paths and
     # answers given by the error handlers included.
-    app.asgi_handler = RequestMiddleware(app.asgi_handler, access_log=settings.access_log)
+    app.asgi_handler = RequestMiddleware(
+        app.asgi_handler, access_log=settings.access_log, https_only=settings.cookie_secure
+    )
     return app
 
 

@@ -20,6 +20,7 @@ from timebank.ops import metrics
 from timebank.ops.logs import ACCESS_LOGGER, request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
+HSTS = b"max-age=31536000"
 # What a caller's id may look like: a UUID, a trace id, a load balancer's id; nothing that
 # could forge a log line or bloat one.
 _SENSIBLE_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
@@ -29,9 +30,12 @@ _access = logging.getLogger(ACCESS_LOGGER)
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = True, https_only: bool = False) -> None:
         self._app = app
         self._access_log = access_log
+        # Served over HTTPS (TIMEBANK_COOKIE_SECURE): browsers are told to come back over HTTPS
+        # only, for a year (they ignore the header on a plain-HTTP answer).
+        self._fixed_headers = [(b"strict-transport-security", HSTS)] if https_only else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,7 +44,7 @@ class RequestMiddleware:
         started = time.perf_counter()
         rid = _request_id(scope)
         token = request_id.set(rid)
-        header = (REQUEST_ID_HEADER, rid.encode())
+        extra = [(REQUEST_ID_HEADER, rid.encode()), *self._fixed_headers]
         status = 500  # what the server answers if the app fails before it starts a response
         started_response = False
 
@@ -49,7 +53,7 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started_response = True
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:
