@@ -65,8 +65,8 @@ class Settings(BaseSettings):
     )
     cookie_secure: bool = Field(
         default=True,
-        description="send the session cookie over HTTPS only (browsers treat "
-        "http://localhost as secure)",
+        description="the service is reached over HTTPS: session cookie over HTTPS only "
+        "(browsers treat http://localhost as secure), HSTS on every answer",
     )
     session_days: int = Field(default=14, ge=1, description="days a sign-in session lasts")
     login_max_failures_per_account: int = Field(
