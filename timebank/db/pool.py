@@ -14,7 +14,7 @@ import asyncio
 from collections import deque
 from typing import Any, TypeVar
 
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import queue as sa_queue
 from sqlalchemy.util.concurrency import await_
 
@@ -106,6 +106,3 @@ class FairPool(AsyncAdaptedQueuePool):
     asked."""
 
     _queue_class: Any = FairQueue
-
-
-__all__ = ["ConnectionPoolEntry", "FairPool", "FairQueue"]
