@@ -8,8 +8,10 @@ import asyncio
 
 import pytest
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from timebank.db.engine import create_engine
+from timebank.db.pool import FairQueue
 from timebank.ledger.service import raw_connection
 from timebank.settings import Settings
 
@@ -90,3 +92,17 @@ async def test_a_request_that_gives_up_waiting_loses_no_connection(database_url)
         assert engine.sync_engine.pool.checkedout() == 0
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_handed_to_a_request_cancelled_meanwhile_is_not_lost():
+    """A waiting request is handed a connection and cancelled before it runs again, while the
+    other connection comes back too: both connections stay with the pool."""
+    queue: FairQueue[str] = FairQueue(maxsize=1)
+    waiting = asyncio.create_task(greenlet_spawn(queue.get, True, 5))
+    await asyncio.sleep(0.01)  # it is waiting now
+    queue.put_nowait("first")  # handed to the waiter, which has not run yet
+    waiting.cancel()
+    queue.put_nowait("second")  # nobody waits now: among the idle ones
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert {queue.get_nowait(), queue.get_nowait()} == {"first", "second"}

@@ -40,12 +40,17 @@ class FairQueue(sa_queue.QueueCommon[T]):
     def qsize(self) -> int:
         return len(self._idle)
 
-    def put_nowait(self, item: T) -> None:
+    def _hand_to_waiter(self, item: T) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():  # a waiter that timed out or was cancelled is skipped
                 waiter.set_result(item)
-                return
+                return True
+        return False
+
+    def put_nowait(self, item: T) -> None:
+        if self._hand_to_waiter(item):
+            return
         if self.full():
             raise sa_queue.Full()
         self._idle.append(item)
@@ -79,10 +84,14 @@ class FairQueue(sa_queue.QueueCommon[T]):
             return await_(waiter)
         except TimeoutError as exc:
             raise sa_queue.Empty() from exc
-        except asyncio.CancelledError:
+        except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                # Handed a connection just as the request was cancelled: pass it on.
-                self.put_nowait(waiter.result())
+                # Handed a connection just as the request was cancelled: pass it on, to the
+                # next in line or back among the idle ones even if they are full meanwhile
+                # (the pool closes the surplus one when the next connection comes back).
+                item = waiter.result()
+                if not self._hand_to_waiter(item):
+                    self._idle.append(item)
             raise
         finally:
             if timer is not None:
