@@ -48,12 +48,15 @@ class FairQueue(sa_queue.QueueCommon[T]):
                 return True
         return False
 
-    def put_nowait(self, item: T) -> None:
+    def _keep(self, item: T, *, even_if_full: bool = False) -> None:
         if self._hand_to_waiter(item):
             return
-        if self.full():
+        if self.full() and not even_if_full:
             raise sa_queue.Full()
         self._idle.append(item)
+
+    def put_nowait(self, item: T) -> None:
+        self._keep(item)
 
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
         # The pool gives connections back without blocking: the queue holds at most pool_size.
@@ -89,9 +92,7 @@ class FairQueue(sa_queue.QueueCommon[T]):
                 # Handed a connection just as the request was cancelled: pass it on, to the
                 # next in line or back among the idle ones even if they are full meanwhile
                 # (the pool closes the surplus one when the next connection comes back).
-                item = waiter.result()
-                if not self._hand_to_waiter(item):
-                    self._idle.append(item)
+                self._keep(waiter.result(), even_if_full=True)
             raise
         finally:
             if timer is not None:
