@@ -99,10 +99,10 @@ class FairQueue(sa_queue.QueueCommon[T]):
                 timer.cancel()
             if not waiter.done():
                 waiter.cancel()
-            try:
+            # Usually already out of the line (handed a connection, or skipped as done). Looked
+            # for first: a failed ``remove`` would build the future's repr for its message.
+            if waiter in self._waiters:
                 self._waiters.remove(waiter)
-            except ValueError:
-                pass
 
 
 def _give_up(waiter: asyncio.Future[Any]) -> None:
