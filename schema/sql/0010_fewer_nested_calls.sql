@@ -1,0 +1,109 @@
+-- Posting through the ledger's functions does the same work with fewer nested calls. A profile
+-- of the service under load showed PostgreSQL spending a noticeable share of each posting on
+-- calling functions from functions rather than on the rows: each account move was its own
+-- PL/pgSQL call, read back through a set-returning function scan, and every posting without an
+-- idempotency key still ran the UPDATE that answers one. The rows written, the locks taken
+-- (both accounts in ascending id order), the errors raised and the checks at commit are
+-- unchanged.
+
+-- An answer is written only where a key was claimed.
+CREATE OR REPLACE FUNCTION ledger_answer_key(p_timebank_id bigint, p_author text, p_key text, p_result jsonb)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_key IS NULL THEN
+        RETURN;
+    END IF;
+    UPDATE idempotency_keys SET result = p_result
+     WHERE timebank_id = p_timebank_id AND author = p_author AND key = p_key;
+END $$;
+
+-- As before (0001), with the two account moves written out: the account with the lower id is
+-- moved (and so locked) first.
+CREATE OR REPLACE FUNCTION ledger_apply_transfer(
+    p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint, p_kind text,
+    p_memo text, p_pending_id bigint, p_reverses_id bigint)
+RETURNS transfers
+LANGUAGE plpgsql AS $$
+DECLARE
+    from_pending bigint := CASE WHEN p_pending_id IS NULL THEN 0 ELSE p_minutes END;
+    debit_balance bigint;
+    debit_version bigint;
+    credit_balance bigint;
+    credit_version bigint;
+    posted transfers%ROWTYPE;
+BEGIN
+    IF p_minutes IS NULL OR p_minutes <= 0 THEN
+        RAISE EXCEPTION 'minutes must be a positive whole number' USING ERRCODE = 'TBVA0';
+    END IF;
+    IF p_debit = p_credit THEN
+        RAISE EXCEPTION 'a transfer needs two different accounts' USING ERRCODE = 'TBVA0';
+    END IF;
+    -- An invalid request is refused as invalid before any limit is looked at.
+    IF p_kind = 'exchange' AND p_pending_id IS NULL THEN
+        PERFORM ledger_check_exchange_maximum(p_timebank_id, p_minutes);
+    END IF;
+    IF p_credit < p_debit THEN
+        UPDATE accounts SET balance = balance + p_minutes, version = version + 1,
+                            pending_in = pending_in - from_pending
+         WHERE id = p_credit AND timebank_id = p_timebank_id
+        RETURNING balance, version INTO credit_balance, credit_version;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'account % not found in this timebank', p_credit USING ERRCODE = 'TBNF0';
+        END IF;
+    END IF;
+    UPDATE accounts SET balance = balance - p_minutes, version = version + 1,
+                        pending_out = pending_out - from_pending
+     WHERE id = p_debit AND timebank_id = p_timebank_id
+    RETURNING balance, version INTO debit_balance, debit_version;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % not found in this timebank', p_debit USING ERRCODE = 'TBNF0';
+    END IF;
+    IF p_debit < p_credit THEN
+        UPDATE accounts SET balance = balance + p_minutes, version = version + 1,
+                            pending_in = pending_in - from_pending
+         WHERE id = p_credit AND timebank_id = p_timebank_id
+        RETURNING balance, version INTO credit_balance, credit_version;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'account % not found in this timebank', p_credit USING ERRCODE = 'TBNF0';
+        END IF;
+    END IF;
+    INSERT INTO transfers (timebank_id, debit_account_id, credit_account_id, minutes, kind,
+                           pending_transfer_id, reverses_transfer_id, memo)
+    VALUES (p_timebank_id, p_debit, p_credit, p_minutes, p_kind, p_pending_id, p_reverses_id, p_memo)
+    RETURNING * INTO posted;
+    INSERT INTO postings (timebank_id, transfer_id, account_id, minutes, balance_after, account_version)
+    VALUES (p_timebank_id, posted.id, p_debit, -p_minutes, debit_balance, debit_version),
+           (p_timebank_id, posted.id, p_credit, p_minutes, credit_balance, credit_version);
+    RETURN posted;
+END $$;
+
+-- Reserve (or release, with negative minutes) on both accounts, as before (0001), with the two
+-- moves written out, the lower account id first.
+CREATE OR REPLACE FUNCTION ledger_hold(p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_credit < p_debit THEN
+        UPDATE accounts SET pending_in = pending_in + p_minutes
+         WHERE id = p_credit AND timebank_id = p_timebank_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'account % not found in this timebank', p_credit USING ERRCODE = 'TBNF0';
+        END IF;
+    END IF;
+    UPDATE accounts SET pending_out = pending_out + p_minutes
+     WHERE id = p_debit AND timebank_id = p_timebank_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % not found in this timebank', p_debit USING ERRCODE = 'TBNF0';
+    END IF;
+    IF p_debit < p_credit THEN
+        UPDATE accounts SET pending_in = pending_in + p_minutes
+         WHERE id = p_credit AND timebank_id = p_timebank_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'account % not found in this timebank', p_credit USING ERRCODE = 'TBNF0';
+        END IF;
+    END IF;
+END $$;
+
+-- Nothing calls it any more.
+DROP FUNCTION ledger_move_account(bigint, bigint, bigint, bigint, bigint);
