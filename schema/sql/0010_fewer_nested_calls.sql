@@ -27,6 +27,11 @@ RETURNS transfers
 LANGUAGE plpgsql AS $$
 DECLARE
     from_pending bigint := CASE WHEN p_pending_id IS NULL THEN 0 ELSE p_minutes END;
+    debit_first boolean := p_debit < p_credit;
+    is_debit boolean;
+    moving bigint;
+    moved_balance bigint;
+    moved_version bigint;
     debit_balance bigint;
     debit_version bigint;
     credit_balance bigint;
@@ -43,31 +48,27 @@ BEGIN
     IF p_kind = 'exchange' AND p_pending_id IS NULL THEN
         PERFORM ledger_check_exchange_maximum(p_timebank_id, p_minutes);
     END IF;
-    IF p_credit < p_debit THEN
-        UPDATE accounts SET balance = balance + p_minutes, version = version + 1,
-                            pending_in = pending_in - from_pending
-         WHERE id = p_credit AND timebank_id = p_timebank_id
-        RETURNING balance, version INTO credit_balance, credit_version;
+    FOR step IN 1..2 LOOP
+        is_debit := (step = 1) = debit_first;
+        moving := CASE WHEN is_debit THEN p_debit ELSE p_credit END;
+        UPDATE accounts
+           SET balance = balance + CASE WHEN is_debit THEN -p_minutes ELSE p_minutes END,
+               version = version + 1,
+               pending_out = pending_out - CASE WHEN is_debit THEN from_pending ELSE 0 END,
+               pending_in = pending_in - CASE WHEN is_debit THEN 0 ELSE from_pending END
+         WHERE id = moving AND timebank_id = p_timebank_id
+        RETURNING balance, version INTO moved_balance, moved_version;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'account % not found in this timebank', p_credit USING ERRCODE = 'TBNF0';
+            RAISE EXCEPTION 'account % not found in this timebank', moving USING ERRCODE = 'TBNF0';
         END IF;
-    END IF;
-    UPDATE accounts SET balance = balance - p_minutes, version = version + 1,
-                        pending_out = pending_out - from_pending
-     WHERE id = p_debit AND timebank_id = p_timebank_id
-    RETURNING balance, version INTO debit_balance, debit_version;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'account % not found in this timebank', p_debit USING ERRCODE = 'TBNF0';
-    END IF;
-    IF p_debit < p_credit THEN
-        UPDATE accounts SET balance = balance + p_minutes, version = version + 1,
-                            pending_in = pending_in - from_pending
-         WHERE id = p_credit AND timebank_id = p_timebank_id
-        RETURNING balance, version INTO credit_balance, credit_version;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'account % not found in this timebank', p_credit USING ERRCODE = 'TBNF0';
+        IF is_debit THEN
+            debit_balance := moved_balance;
+            debit_version := moved_version;
+        ELSE
+            credit_balance := moved_balance;
+            credit_version := moved_version;
         END IF;
-    END IF;
+    END LOOP;
     INSERT INTO transfers (timebank_id, debit_account_id, credit_account_id, minutes, kind,
                            pending_transfer_id, reverses_transfer_id, memo)
     VALUES (p_timebank_id, p_debit, p_credit, p_minutes, p_kind, p_pending_id, p_reverses_id, p_memo)
@@ -83,26 +84,22 @@ END $$;
 CREATE OR REPLACE FUNCTION ledger_hold(p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint)
 RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    debit_first boolean := p_debit < p_credit;
+    is_debit boolean;
+    moving bigint;
 BEGIN
-    IF p_credit < p_debit THEN
-        UPDATE accounts SET pending_in = pending_in + p_minutes
-         WHERE id = p_credit AND timebank_id = p_timebank_id;
+    FOR step IN 1..2 LOOP
+        is_debit := (step = 1) = debit_first;
+        moving := CASE WHEN is_debit THEN p_debit ELSE p_credit END;
+        UPDATE accounts
+           SET pending_out = pending_out + CASE WHEN is_debit THEN p_minutes ELSE 0 END,
+               pending_in = pending_in + CASE WHEN is_debit THEN 0 ELSE p_minutes END
+         WHERE id = moving AND timebank_id = p_timebank_id;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'account % not found in this timebank', p_credit USING ERRCODE = 'TBNF0';
+            RAISE EXCEPTION 'account % not found in this timebank', moving USING ERRCODE = 'TBNF0';
         END IF;
-    END IF;
-    UPDATE accounts SET pending_out = pending_out + p_minutes
-     WHERE id = p_debit AND timebank_id = p_timebank_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'account % not found in this timebank', p_debit USING ERRCODE = 'TBNF0';
-    END IF;
-    IF p_debit < p_credit THEN
-        UPDATE accounts SET pending_in = pending_in + p_minutes
-         WHERE id = p_credit AND timebank_id = p_timebank_id;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'account % not found in this timebank', p_credit USING ERRCODE = 'TBNF0';
-        END IF;
-    END IF;
+    END LOOP;
 END $$;
 
 -- Nothing calls it any more.
