@@ -237,6 +237,45 @@ async def test_i1_transfer_with_no_postings_is_refused_at_commit(
     assert await ledger_state(raw, timebank.id) == before
 
 
+@pytest.mark.parametrize("named", ["no transfer", "a transfer of another timebank"])
+async def test_i1_posting_must_name_a_transfer_of_its_timebank(
+    raw, ledger, participants, timebank, named
+):
+    """Checked by the posting's leg trigger (0011), which reads the transfer anyway."""
+    receiver, giver = await two_members(participants, timebank)
+    await ledger.post_transfer(timebank.id, receiver, giver, 90)
+    other = await participants.create_timebank(unique_slug(), "Hillside Timebank")
+    stranger_a, stranger_b = await two_members(participants, other)
+    theirs = (await ledger.post_transfer(other.id, stranger_a, stranger_b, 45)).transfer
+    transfer_id = theirs.id if named == "a transfer of another timebank" else theirs.id + 1000
+    before = await ledger_state(raw, timebank.id), await ledger_state(raw, other.id)
+    with refused(
+        sqlstate=INVARIANT,
+        match=rf"names transfer {transfer_id}, which is not a transfer of timebank {timebank.id}",
+    ):
+        async with raw.transaction():
+            balance, version = await forge_move(raw, giver, 45)
+            await forge_posting(raw, timebank.id, transfer_id, giver, 45, balance, version)
+    assert (await ledger_state(raw, timebank.id), await ledger_state(raw, other.id)) == before
+
+
+async def test_i2_posting_on_an_account_of_another_timebank_is_refused(
+    raw, ledger, participants, timebank
+):
+    """A leg may only move its transfer's own accounts, which the transfer's foreign keys hold
+    to its timebank."""
+    receiver, giver = await two_members(participants, timebank)
+    other = await participants.create_timebank(unique_slug(), "Hillside Timebank")
+    stranger = (await participants.enrol(other, "member", "Stranger")).account_id
+    before = await ledger_state(raw, timebank.id), await ledger_state(raw, other.id)
+    with refused(sqlstate=INVARIANT, match=rf"posting of 30 on account {stranger} does not match"):
+        async with raw.transaction():
+            transfer_id = await forge_transfer(raw, timebank.id, receiver, giver, 30)
+            balance, version = await forge_move(raw, stranger, 30)
+            await forge_posting(raw, timebank.id, transfer_id, stranger, 30, balance, version)
+    assert (await ledger_state(raw, timebank.id), await ledger_state(raw, other.id)) == before
+
+
 @pytest.mark.parametrize(
     ("on", "minutes"),
     [
@@ -538,7 +577,7 @@ async def test_i4_account_holding_minutes_cannot_move_to_another_timebank(
     before = await ledger_state(raw, timebank.id), await ledger_state(raw, other.id)
     with refused(
         asyncpg.exceptions.ForeignKeyViolationError,
-        constraint={"transfers_debit_fkey", "transfers_credit_fkey", "postings_account_fkey"},
+        constraint={"transfers_debit_fkey", "transfers_credit_fkey"},
     ):
         async with raw.transaction():
             await raw.execute("UPDATE accounts SET timebank_id = $1 WHERE id = $2", other.id, giver)
