@@ -16,8 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.ledger.service import raw_connection
 
-# How long the background applier waits between batches when the queue has run dry.
-APPLY_INTERVAL_SECONDS = 1.0
+# How long the background applier waits between batches when the queue has run dry. A batch
+# costs nearly as much for a hundred changes as for a thousand (it rewrites each day's and
+# month's rows once, however many changes they get): under the load test, applying every
+# second cost PostgreSQL 0.28 ms per logged exchange, every five seconds 0.07 ms. Reports are
+# exact either way; they only read a few seconds' worth of queue.
+APPLY_INTERVAL_SECONDS = 5.0
 # At most this many queued changes in one transaction.
 BATCH = 5000
 
