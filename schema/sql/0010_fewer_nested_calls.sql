@@ -18,8 +18,8 @@ BEGIN
      WHERE timebank_id = p_timebank_id AND author = p_author AND key = p_key;
 END $$;
 
--- As before (0001), with the two account moves written out: the account with the lower id is
--- moved (and so locked) first.
+-- As before (0001), moving the two accounts itself: one UPDATE, run for each account, the
+-- lower id first (so locked first).
 CREATE OR REPLACE FUNCTION ledger_apply_transfer(
     p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint, p_kind text,
     p_memo text, p_pending_id bigint, p_reverses_id bigint)
@@ -79,8 +79,8 @@ BEGIN
     RETURN posted;
 END $$;
 
--- Reserve (or release, with negative minutes) on both accounts, as before (0001), with the two
--- moves written out, the lower account id first.
+-- Reserve (or release, with negative minutes) on both accounts, as before (0001), moving them
+-- itself: one UPDATE, run for each account, the lower id first.
 CREATE OR REPLACE FUNCTION ledger_hold(p_timebank_id bigint, p_debit bigint, p_credit bigint, p_minutes bigint)
 RETURNS void
 LANGUAGE plpgsql AS $$
