@@ -42,6 +42,23 @@ async def _admin(url: str, sql: str) -> None:
         await conn.close()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the test database (the rest, such as the benchmarks "
+        "on their own embedded servers, do the same whichever database is named)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    kept = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     server_url = Settings().test_database_url
