@@ -19,6 +19,14 @@ each, with a keep-alive HTTP connection of its own, see ``timebank.bench.http_cl
 
 The output counts the requests of each kind, so the share of reads is there to see.
 
+Before anything is measured, both timebanks are given a history: their clients run for a few
+seconds, unmeasured, and then the database is vacuumed and analyzed (as it is again before
+each phase). A timebank in use has one, and without it the service's connections would plan
+their statements on empty exchange tables. PostgreSQL then caches plans that read those
+tables whole (the foreign key checks on exchanges, for one), and each of those reads grows
+with every exchange logged until autovacuum's next ANALYZE replans them, up to a minute
+later: longer than a phase. ANALYZE makes every connection plan its statements again.
+
 Why the paced phase: the others are closed loops without think time, so every client always
 has a request queued and latency is just clients / throughput, whatever the service does.
 The target (posted/s >= 0.2x the floor with p99 <= 150 ms at 64 clients) asks how fast the
@@ -83,6 +91,8 @@ COORDINATOR_APPROVAL = replace(
     AUTO_APPROVE, confirmation_required=True, approval_mode="coordinator"
 )
 FLOOR_CLIENTS = 16
+# Seconds each timebank's clients log before anything is measured (at most a phase's length).
+HISTORY_SECONDS = 3.0
 MAX_ERRORS_SHOWN = 3
 # The auto-approve mix: one step in ten reads a balance, one in fifty the report, the rest log.
 BALANCE_SHARE = 0.10
@@ -599,6 +609,28 @@ async def run_load_benchmark(
             url, workers=workers, pool_size=pool_size, access_log=access_log, log_path=log_path
         ) as (base_url, service_pid):
             clocks = _Clocks(_process_tree_clock(service_pid), database_clock)
+            history_seconds = min(HISTORY_SECONDS, seconds)
+            print(
+                f"history:  both timebanks log exchanges for {history_seconds:g} s each "
+                "(not measured), then the database is vacuumed and analyzed ...",
+                flush=True,
+            )
+            history = [
+                await _run_phase(
+                    "history",
+                    base_url,
+                    make_client(bank),
+                    clients=clients,
+                    warmup=0,
+                    seconds=history_seconds,
+                    clocks=clocks,
+                )
+                for make_client, bank in (
+                    (_auto_approve_client, auto),
+                    (_coordinator_approval_client, approval),
+                )
+            ]
+            await ledger_bench._settle(dsn)
             print(f"phase b:  auto-approve, {clients} clients {run} ...", flush=True)
             auto_result = await _run_phase(
                 "auto-approve (log; balance, report reads)",
@@ -611,6 +643,7 @@ async def run_load_benchmark(
             )
             paced_result = None
             if paced and floor.per_second > 0:
+                await ledger_bench._settle(dsn)
                 print(
                     f"phase b2: auto-approve paced at {offered_logs_per_s:.0f} logs/s "
                     f"({paced_share:g}x the floor), {clients} clients {run} ...",
@@ -626,6 +659,7 @@ async def run_load_benchmark(
                     clocks=clocks,
                     steps_per_s_per_client=offered_logs_per_s / LOG_SHARE / clients,
                 )
+            await ledger_bench._settle(dsn)
             print(f"phase c:  coordinator approval, {clients} clients {run} ...", flush=True)
             approval_result = await _run_phase(
                 "coordinator approval (log, confirm, approve)",
@@ -645,7 +679,8 @@ async def run_load_benchmark(
     results = [auto_result, *([paced_result] if paced_result else []), approval_result]
     ratio = auto_result.per_second(auto_result.posted) / floor_per_s if floor_per_s else 0.0
     p99 = auto_result.latency_ms(0.99)
-    server_errors = sum(result.server_errors for result in results)
+    # The history's answers count too: a 5xx there is a 5xx.
+    server_errors = sum(result.server_errors for result in [*history, *results])
     print()
     print("Load benchmark: the service over HTTP against the raw-SQL floor, same run")
     print(
@@ -656,6 +691,11 @@ async def run_load_benchmark(
     print(
         f"  auto-approve timebank: {members} members; coordinator approval: {approval_members} "
         f"members, {coordinators} coordinators; access log {'on' if access_log else 'off'}"
+    )
+    print(
+        f"  history before measuring: {history[0].requests} requests to the auto-approve and "
+        f"{history[1].requests} to the coordinator-approval timebank ({history_seconds:g} s "
+        "each); the database vacuumed and analyzed before each phase"
     )
     if paced_result:
         print(
@@ -729,7 +769,7 @@ async def run_load_benchmark(
                 kind_p99 = 1000 * times[min(len(times) - 1, int(0.99 * len(times)))]
                 cells.append(f"{kind} {kind_p50:.0f} / {kind_p99:.0f}")
         print(f"    {result.name}: {', '.join(cells) or '-'}")
-    for result in results:
+    for result in [*history, *results]:
         for sample in result.error_samples:
             print(f"  {result.name}: error: {sample}")
     print(
