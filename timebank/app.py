@@ -27,7 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import timebank
 from timebank.auth.controllers import AuthController
-from timebank.auth.deps import provide_access, provide_auth, provide_principal
+from timebank.auth.deps import (
+    provide_access,
+    provide_auth,
+    provide_credentials,
+    provide_principal,
+)
 from timebank.auth.service import AuthService
 from timebank.db.engine import create_engine, is_unavailable, resolve_database_url
 from timebank.errors import (
@@ -173,6 +178,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             "auth": Provide(provide_auth, sync_to_thread=False),
             "principal": Provide(provide_principal),
             "access": Provide(provide_access),
+            "credentials": Provide(provide_credentials),
         },
         exception_handlers={
             TimebankError: _timebank_error_handler,

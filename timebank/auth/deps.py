@@ -3,12 +3,17 @@ path (``access``). Every route that needs either declares it; nothing is checked
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from litestar import Request
 from litestar.datastructures import Cookie, State
 from litestar.params import FromPath
 
 from timebank.auth.schemas import LoginResponse, Principal, TimebankAccess
-from timebank.auth.service import AuthService
+from timebank.auth.secrets import hash_token
+from timebank.auth.service import AuthService, access_from_row
 from timebank.errors import Forbidden, NotFound, Unauthenticated
 from timebank.settings import Settings
 
@@ -67,13 +72,22 @@ def _require_secret(secret: str | None) -> str:
     return secret
 
 
+def _cookie_without_json(request: Request, via_cookie: bool) -> bool:
+    # A cookie travels with cross-site requests; a JSON body cannot be sent cross-site without
+    # the browser asking first. (HTML forms carry their own CSRF token.)
+    return (
+        via_cookie
+        and request.method not in SAFE_METHODS
+        and not request.headers.get("content-type", "").startswith("application/json")
+    )
+
+
+_COOKIE_WITHOUT_JSON = "with the session cookie, send JSON (or use a bearer token)"
+
+
 def _require_json_with_cookie(request: Request, via_cookie: bool) -> None:
-    if via_cookie and request.method not in SAFE_METHODS:
-        # A cookie travels with cross-site requests; a JSON body cannot be sent cross-site
-        # without the browser asking first. (HTML forms carry their own CSRF token.)
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("application/json"):
-            raise Forbidden("with the session cookie, send JSON (or use a bearer token)")
+    if _cookie_without_json(request, via_cookie):
+        raise Forbidden(_COOKIE_WITHOUT_JSON)
 
 
 async def provide_principal(request: Request, state: State) -> Principal:
@@ -98,6 +112,39 @@ async def provide_access(slug: FromPath[str], request: Request, state: State) ->
         raise Unauthenticated(ENDED)
     _require_json_with_cookie(request, via_cookie)
     return require_part_in(found[1], slug)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who a request says it is, not yet looked up, and the timebank of its path: for a route
+    that looks them up in the same statement as its own first read (``access_in`` then gives
+    the answer ``provide_access`` would have given, refusals in the same order)."""
+
+    token_hash: bytes
+    slug: str
+    via_cookie: bool
+    cookie_without_json: bool
+
+
+async def provide_credentials(slug: FromPath[str], request: Request, state: State) -> Credentials:
+    auth: AuthService = state.auth
+    secret, via_cookie = bearer_or_cookie(request, auth.settings)
+    return Credentials(
+        token_hash=hash_token(_require_secret(secret)),
+        slug=slug,
+        via_cookie=via_cookie,
+        cookie_without_json=_cookie_without_json(request, via_cookie),
+    )
+
+
+def access_in(credentials: Credentials, row: Mapping[str, Any] | None) -> TimebankAccess:
+    """The caller's access from a row of ``PRINCIPAL_COLUMNS`` read for ``credentials``."""
+    found = access_from_row(row, credentials.slug, via_cookie=credentials.via_cookie)
+    if found is None:
+        raise Unauthenticated(ENDED)
+    if credentials.cookie_without_json:
+        raise Forbidden(_COOKIE_WITHOUT_JSON)
+    return require_part_in(found[1], credentials.slug)
 
 
 def require_part_in(access: TimebankAccess | None, slug: str) -> TimebankAccess:

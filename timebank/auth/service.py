@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -122,25 +124,7 @@ class AuthService:
         no part in it, or it does not exist: see ``access``)."""
         async with raw_connection(self._engine) as conn:
             row = await repository.principal_in_timebank(conn, hash_token(secret), slug)
-        if row is None:
-            return None
-        principal = Principal(
-            user_id=row["user_id"],
-            email=row["email"],
-            is_admin=row["is_admin"],
-            token_id=row["token_id"],
-            via_cookie=via_cookie,
-        )
-        timebank_id, roles = row["timebank_id"], frozenset(row["roles"] or ())
-        if timebank_id is None or not (principal.is_admin or roles):
-            return principal, None
-        return principal, TimebankAccess(
-            principal=principal,
-            timebank_id=timebank_id,
-            timebank_slug=slug,
-            roles=roles,
-            participant_id=row["participant_id"],
-        )
+        return access_from_row(row, slug, via_cookie=via_cookie)
 
     async def create_token(self, principal: Principal, name: str) -> TokenCreated:
         """A new API token; its secret is shown once, here, and never again."""
@@ -252,3 +236,29 @@ class AuthService:
             roles=roles,
             participant_id=participant_id,
         )
+
+
+def access_from_row(
+    row: Mapping[str, Any] | None, slug: str, *, via_cookie: bool
+) -> tuple[Principal, TimebankAccess | None] | None:
+    """``AuthService.authenticate_in``'s answer from a row of ``PRINCIPAL_COLUMNS`` (None for
+    no row: no live token)."""
+    if row is None:
+        return None
+    principal = Principal(
+        user_id=row["user_id"],
+        email=row["email"],
+        is_admin=row["is_admin"],
+        token_id=row["token_id"],
+        via_cookie=via_cookie,
+    )
+    timebank_id, roles = row["timebank_id"], frozenset(row["roles"] or ())
+    if timebank_id is None or not (principal.is_admin or roles):
+        return principal, None
+    return principal, TimebankAccess(
+        principal=principal,
+        timebank_id=timebank_id,
+        timebank_slug=slug,
+        roles=roles,
+        participant_id=row["participant_id"],
+    )

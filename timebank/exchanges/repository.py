@@ -15,6 +15,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.auth import repository as auth_repository
 from timebank.exchanges.schemas import (
     Actor,
     DecisionRecord,
@@ -102,7 +103,7 @@ async def log_context(
     author: str,
     idempotency_key: str | None,
     fingerprint: bytes,
-) -> tuple[Mapping[str, Any] | None, Policy, Party | None, Party | None, tuple[int, str] | None]:
+) -> LogContext:
     """All that logging an exchange reads, in one statement, outside any transaction: the
     stored answer of the idempotency key when this very request was already answered (a
     different request under the key is refused: IdempotencyMismatch), the timebank's policy,
@@ -110,14 +111,7 @@ async def log_context(
     the statement that logs the exchange (``insert_exchange``, ``insert_approved_exchange``)."""
     row = await _one(
         conn,
-        "SELECT (SELECT ledger_answered_key(k.key, k.request_hash, k.result, :hash)"
-        "   FROM idempotency_keys k WHERE k.timebank_id = t.id AND k.author = :author"
-        "    AND k.key = CAST(:key AS text)) AS answered,"
-        f" {', '.join('t.' + name for name in _POLICY_COLUMNS)},"
-        f" ({_PARTY_SQL.format(id=':giver_id')}) AS giver,"
-        f" ({_PARTY_SQL.format(id=':receiver_id')}) AS receiver,"
-        " (SELECT ROW(c.id, c.name) FROM categories c"
-        "   WHERE c.timebank_id = t.id AND c.slug = :category) AS category"
+        f"SELECT {_log_context_columns('t', ':author', 'true')}"
         " FROM timebanks t WHERE t.id = :timebank_id",
         timebank_id=timebank_id,
         giver_id=giver_id,
@@ -128,6 +122,72 @@ async def log_context(
         hash=fingerprint,
     )
     assert row is not None, "the caller's access names an existing timebank"
+    return log_context_of(row)
+
+
+async def caller_and_log_context(
+    conn: Connection,
+    *,
+    token_hash: bytes,
+    slug: str,
+    giver_id: int,
+    receiver_id: int,
+    category: str,
+    idempotency_key: str | None,
+    fingerprint: bytes,
+) -> dict[str, Any] | None:
+    """Who the caller is and what they are in timebank ``slug`` (the columns of
+    ``principal_in_timebank``, None for no live token) and, beside them, what ``log_context``
+    reads, for the caller as author: one round trip for both. ``log_context_of`` reads the
+    context from the row; it is there only when the caller has a part in the timebank (the
+    stored answer of a key is looked up only then)."""
+    return await _one(
+        conn,
+        f"SELECT {auth_repository.PRINCIPAL_COLUMNS},"
+        f" {_log_context_columns('b', _CALLER_AUTHOR, _CALLER_HAS_PART)}"
+        f" {auth_repository.principal_from(':token_hash', ':slug')}",
+        token_hash=token_hash,
+        slug=slug,
+        giver_id=giver_id,
+        receiver_id=receiver_id,
+        category=category,
+        key=idempotency_key,
+        hash=fingerprint,
+    )
+
+
+# The author of the caller's idempotency keys (``Exchanges.log``'s ``author``), and whether they
+# have a part in the timebank (as ``access_from_row`` decides), in ``caller_and_log_context``.
+_CALLER_AUTHOR = "('user:' || u.id)"
+_CALLER_HAS_PART = (
+    "(u.is_admin OR EXISTS (SELECT 1 FROM timebank_roles r"
+    " WHERE r.user_id = u.id AND r.timebank_id = b.id))"
+)
+
+
+def _log_context_columns(timebank: str, author: str, key_readable: str) -> str:
+    """What ``log_context`` selects, for the timebank row aliased ``timebank``, keys written by
+    ``author``, their stored answers read only where ``key_readable`` holds."""
+    return (
+        "(SELECT ledger_answered_key(k.key, k.request_hash, k.result, :hash)"
+        f"   FROM idempotency_keys k WHERE {key_readable} AND k.timebank_id = {timebank}.id"
+        f"    AND k.author = {author} AND k.key = CAST(:key AS text)) AS answered,"
+        f" {', '.join(f'{timebank}.{name}' for name in _POLICY_COLUMNS)},"
+        f" ({_PARTY_SQL.format(id=':giver_id', timebank=timebank)}) AS giver,"
+        f" ({_PARTY_SQL.format(id=':receiver_id', timebank=timebank)}) AS receiver,"
+        " (SELECT ROW(c.id, c.name) FROM categories c"
+        f"   WHERE c.timebank_id = {timebank}.id AND c.slug = :category) AS category"
+    )
+
+
+LogContext: TypeAlias = tuple[
+    Mapping[str, Any] | None, Policy, Party | None, Party | None, tuple[int, str] | None
+]
+
+
+def log_context_of(row: Mapping[str, Any]) -> LogContext:
+    """The stored answer of the key (None when none), the policy, both parties and the
+    category, from a row with ``log_context``'s columns."""
     answered = row["answered"]
     return (
         ledger_repository.stored_result(answered) if answered is not None else None,
@@ -150,7 +210,7 @@ _POLICY_COLUMNS = (
 _PARTY_SQL = (
     "SELECT ROW(p.id, p.kind, a.id) FROM participants p"
     " JOIN accounts a ON a.participant_id = p.id AND a.timebank_id = p.timebank_id"
-    " WHERE p.id = {id} AND p.timebank_id = t.id"
+    " WHERE p.id = {id} AND p.timebank_id = {timebank}.id"
 )
 
 

@@ -9,7 +9,7 @@ recorded with the new state. Refusals come out as typed errors; deadlocks are re
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import date
 from typing import Any, TypeVar
@@ -75,23 +75,67 @@ class Exchanges:
         """Log an exchange: reserve its minutes on both accounts, record who logged it, then
         let the timebank's policy move it on. A retry with the same idempotency key and body
         returns the exchange logged the first time, and logs nothing new."""
-        actor, logged_for, on_behalf = policy.who_logs(access, data)
-        _check_request(data, idempotency_key, today=date.today())
-        timebank_id = access.timebank_id
-        author = f"user:{access.principal.user_id}"
         fingerprint = request_hash("log_exchange", data.model_dump(mode="json"))
 
-        async def work(conn: Connection) -> LogResult:
-            answered, rules, giver, receiver, category = await repository.log_context(
+        async def read(conn: Connection) -> tuple[TimebankAccess, repository.LogContext]:
+            return access, await repository.log_context(
                 conn,
-                timebank_id=timebank_id,
+                timebank_id=access.timebank_id,
                 giver_id=data.giver_id,
                 receiver_id=data.receiver_id,
                 category=data.category,
-                author=author,
+                author=_author(access),
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
             )
+
+        _checked(access, data, idempotency_key)
+        return await self._log(read, data, idempotency_key, fingerprint)
+
+    async def log_as(
+        self,
+        token_hash: bytes,
+        slug: str,
+        authorize: Callable[[Mapping[str, Any] | None], TimebankAccess],
+        data: ExchangeCreate,
+        idempotency_key: str | None = None,
+    ) -> LogResult:
+        """``log`` for a caller not yet looked up: who the token of ``token_hash`` is and what
+        they are in timebank ``slug`` are read in the same statement as what logging reads,
+        one round trip and one pooled connection fewer. ``authorize`` turns that row (None for
+        no live token) into the caller's access or refuses, as the access dependency would."""
+        fingerprint = request_hash("log_exchange", data.model_dump(mode="json"))
+
+        async def read(conn: Connection) -> tuple[TimebankAccess, repository.LogContext]:
+            row = await repository.caller_and_log_context(
+                conn,
+                token_hash=token_hash,
+                slug=slug,
+                giver_id=data.giver_id,
+                receiver_id=data.receiver_id,
+                category=data.category,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+            )
+            access = authorize(row)
+            assert row is not None, "authorize refuses a missing caller"
+            _checked(access, data, idempotency_key)
+            return access, repository.log_context_of(row)
+
+        return await self._log(read, data, idempotency_key, fingerprint)
+
+    async def _log(
+        self,
+        read: Callable[[Connection], Awaitable[tuple[TimebankAccess, repository.LogContext]]],
+        data: ExchangeCreate,
+        idempotency_key: str | None,
+        fingerprint: bytes,
+    ) -> LogResult:
+        async def work(conn: Connection) -> LogResult:
+            access, (answered, rules, giver, receiver, category) = await read(conn)
+            actor, logged_for, on_behalf = policy.who_logs(access, data)
+            timebank_id = access.timebank_id
+            author = _author(access)
             if answered is not None:
                 exchange_id = int(answered["exchange_id"])
                 return LogResult(await _detail(conn, timebank_id, exchange_id), replayed=True)
@@ -236,6 +280,18 @@ class Exchanges:
 # ---------------------------------------------------------------------------------------------
 # The steps of a transaction (each takes the caller's connection).
 # ---------------------------------------------------------------------------------------------
+
+
+def _author(access: TimebankAccess) -> str:
+    """Who an idempotency key of a logged exchange belongs to."""
+    return f"user:{access.principal.user_id}"
+
+
+def _checked(access: TimebankAccess, data: ExchangeCreate, idempotency_key: str | None) -> None:
+    """Refusals of a log that need no database beyond the caller's access: who may log it,
+    and the request itself."""
+    policy.who_logs(access, data)
+    _check_request(data, idempotency_key, today=date.today())
 
 
 def _check_request(data: ExchangeCreate, idempotency_key: str | None, *, today: date) -> None:
