@@ -117,8 +117,11 @@ async def provide_access(slug: FromPath[str], request: Request, state: State) ->
 @dataclass(frozen=True)
 class Credentials:
     """Who a request says it is, not yet looked up, and the timebank of its path: for a route
-    that looks them up in the same statement as its own first read (``access_in`` then gives
-    the answer ``provide_access`` would have given, refusals in the same order)."""
+    that looks them up in the same statement as its own first read. ``access_in`` then gives
+    the answer ``provide_access`` would have given, its refusals in the same order among
+    themselves. A request with no secret at all is refused here, as by ``provide_access``;
+    the rest come after the body has been validated, since the handler runs only then (a
+    malformed body under an ended token is answered 422, not 401; nothing is written)."""
 
     token_hash: bytes
     slug: str

@@ -78,9 +78,9 @@ class ExchangeController(Controller):
         Its minutes are reserved on both accounts until it is approved, rejected or
         cancelled. Send an ``Idempotency-Key`` so that a retried tap logs it only once."""
         # The busiest route: the caller is looked up in the statement that reads what logging
-        # needs, not in one of its own (``access_in`` checks them as ``access`` would), so the
-        # service comes from the state rather than from ``provide_exchanges``, which waits for
-        # ``access``.
+        # needs, not in one of its own (``access_in`` refuses as ``access`` would, but after
+        # the body's validation: see ``Credentials``), so the service comes from the state
+        # rather than from ``provide_exchanges``, which waits for ``access``.
         exchanges: Exchanges = state.exchanges
         logged = await exchanges.log_as(
             credentials.token_hash,

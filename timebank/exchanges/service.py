@@ -103,7 +103,9 @@ class Exchanges:
         """``log`` for a caller not yet looked up: who the token of ``token_hash`` is and what
         they are in timebank ``slug`` are read in the same statement as what logging reads,
         one round trip and one pooled connection fewer. ``authorize`` turns that row (None for
-        no live token) into the caller's access or refuses, as the access dependency would."""
+        no live token) into the caller's access or refuses, as the access dependency would.
+        A stored key answered for another request is refused (IdempotencyMismatch) by that
+        statement, so before the checks of who may log what (``log`` makes those first)."""
         fingerprint = request_hash("log_exchange", data.model_dump(mode="json"))
 
         async def read(conn: Connection) -> tuple[TimebankAccess, repository.LogContext]:
