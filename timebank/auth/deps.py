@@ -105,13 +105,9 @@ async def provide_access(slug: FromPath[str], request: Request, state: State) ->
     answers, in the same order, as ``provide_principal`` then ``AuthService.access``. (The
     services come from the app's state, not as dependencies, so that nothing is resolved
     beside this in a task group of its own.)"""
+    credentials = await provide_credentials(slug, request, state)
     auth: AuthService = state.auth
-    secret, via_cookie = bearer_or_cookie(request, auth.settings)
-    found = await auth.authenticate_in(_require_secret(secret), slug, via_cookie=via_cookie)
-    if found is None:
-        raise Unauthenticated(ENDED)
-    _require_json_with_cookie(request, via_cookie)
-    return require_part_in(found[1], slug)
+    return access_in(credentials, await auth.caller_in(credentials.token_hash, slug))
 
 
 @dataclass(frozen=True)

@@ -122,9 +122,14 @@ class AuthService:
         """``authenticate`` and ``access`` in one statement: None for a secret that signs nobody
         in; else the principal, with what they are in timebank ``slug`` (None when they have
         no part in it, or it does not exist: see ``access``)."""
-        async with raw_connection(self._engine) as conn:
-            row = await repository.principal_in_timebank(conn, hash_token(secret), slug)
+        row = await self.caller_in(hash_token(secret), slug)
         return access_from_row(row, slug, via_cookie=via_cookie)
+
+    async def caller_in(self, token_hash: bytes, slug: str) -> Mapping[str, Any] | None:
+        """``principal_in_timebank`` on a pooled connection: the row ``access_from_row``
+        reads."""
+        async with raw_connection(self._engine) as conn:
+            return await repository.principal_in_timebank(conn, token_hash, slug)
 
     async def create_token(self, principal: Principal, name: str) -> TokenCreated:
         """A new API token; its secret is shown once, here, and never again."""
