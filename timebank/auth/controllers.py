@@ -6,9 +6,10 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from timebank.auth.deps import session_cookie, signed_out_cookie
+from timebank.auth.deps import provide_principal, session_cookie, signed_out_cookie
 from timebank.auth.schemas import (
     InvitationAccept,
+    InvitationAccepted,
     LoginRequest,
     LoginResponse,
     MePublic,
@@ -56,12 +57,20 @@ class AuthController(Controller):
         "/invitations/accept",
         status_code=HTTP_200_OK,
         security=[],
-        responses=problems(404, 422),
+        responses=problems(401, 403, 404, 409, 422),
     )
     async def accept_invitation(
-        self, data: JSONBody[InvitationAccept], auth: AuthDep, settings: SettingsDep
-    ) -> Response[LoginResponse]:
-        """Accept an invitation: choose a password and be signed in."""
+        self,
+        request: Request,
+        data: JSONBody[InvitationAccept],
+        auth: AuthDep,
+        settings: SettingsDep,
+    ) -> Response[LoginResponse | InvitationAccepted]:
+        """Accept an invitation: with a password, as a new account for its address (and be
+        signed in); without, signed in (bearer token or session) with one's own account."""
+        if data.password is None:
+            principal = await provide_principal(request, request.app.state)
+            return Response(await auth.accept_invitation_as(principal, data.token))
         session = await auth.accept_invitation(data.token, data.password)
         return Response(session, cookies=[session_cookie(session, settings)])
 

@@ -49,6 +49,22 @@ async def insert_user(
     ).scalar_one()
 
 
+async def insert_user_if_new(
+    conn: AsyncConnection, *, email: str, display_name: str, password_hash: str
+) -> int | None:
+    """A new user with this email, or None if a user already has it (in any case)."""
+    return (
+        await conn.execute(
+            text(
+                "INSERT INTO users (email, display_name, password_hash)"
+                " VALUES (:email, :display_name, :password_hash)"
+                " ON CONFLICT ((lower(email))) DO NOTHING RETURNING id"
+            ),
+            {"email": email, "display_name": display_name, "password_hash": password_hash},
+        )
+    ).scalar_one_or_none()
+
+
 async def set_password(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
     await conn.execute(
         text("UPDATE users SET password_hash = :hash WHERE id = :id"),
@@ -251,27 +267,126 @@ async def revoke_roles_except(
     )
 
 
+async def lock_roles(conn: AsyncConnection, timebank_id: int, user_id: int) -> list[str]:
+    """The user's roles in the timebank, sorted; changes to them wait until this transaction
+    ends, so that the change recorded is the change made."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+        {"name": f"roles:{timebank_id}:{user_id}"},
+    )
+    rows = await conn.execute(
+        text(
+            "SELECT role FROM timebank_roles WHERE timebank_id = :timebank_id"
+            " AND user_id = :user_id ORDER BY role"
+        ),
+        {"timebank_id": timebank_id, "user_id": user_id},
+    )
+    return list(rows.scalars())
+
+
+async def record_role_change(
+    conn: AsyncConnection,
+    *,
+    timebank_id: int,
+    user_id: int,
+    participant_id: int | None,
+    changed_by: int | None,
+    invitation_id: int | None,
+    from_roles: list[str],
+    to_roles: list[str],
+) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO role_changes (timebank_id, user_id, participant_id, changed_by,"
+            " invitation_id, from_roles, to_roles) VALUES (:timebank_id, :user_id,"
+            " :participant_id, :changed_by, :invitation_id, :from_roles, :to_roles)"
+        ),
+        {
+            "timebank_id": timebank_id,
+            "user_id": user_id,
+            "participant_id": participant_id,
+            "changed_by": changed_by,
+            "invitation_id": invitation_id,
+            "from_roles": from_roles,
+            "to_roles": to_roles,
+        },
+    )
+
+
+async def role_changes(
+    conn: AsyncConnection,
+    timebank_id: int,
+    *,
+    participant_id: int | None = None,
+    user_id: int | None = None,
+) -> list[Mapping[str, Any]]:
+    """The recorded role changes in a timebank, oldest first: of one participant, or of one
+    user (whoever's they are), or all."""
+    rows = await conn.execute(
+        text(
+            "SELECT id, user_id, participant_id, changed_by, invitation_id, from_roles,"
+            " to_roles, changed_at FROM role_changes WHERE timebank_id = :timebank_id"
+            "   AND (CAST(:participant_id AS bigint) IS NULL OR participant_id = :participant_id)"
+            "   AND (CAST(:user_id AS bigint) IS NULL OR user_id = :user_id)"
+            " ORDER BY id"
+        ),
+        {"timebank_id": timebank_id, "participant_id": participant_id, "user_id": user_id},
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def has_a_part_anywhere(conn: AsyncConnection, user_id: int) -> bool:
+    """Whether the user is a site admin or holds a role in any timebank."""
+    return (
+        await conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = :user_id AND is_admin)"
+                " OR EXISTS (SELECT 1 FROM timebank_roles WHERE user_id = :user_id)"
+            ),
+            {"user_id": user_id},
+        )
+    ).scalar_one()
+
+
+async def end_all_sessions(conn: AsyncConnection, user_id: int) -> None:
+    """Revoke every session and API token of the user."""
+    await conn.execute(
+        text(
+            "UPDATE api_tokens SET revoked_at = now()"
+            " WHERE user_id = :user_id AND revoked_at IS NULL"
+        ),
+        {"user_id": user_id},
+    )
+
+
+# --- Invitations -------------------------------------------------------------------------------
+
+
 async def insert_invitation(
     conn: AsyncConnection,
     *,
     timebank_id: int,
     participant_id: int | None,
-    user_id: int,
+    email: str,
+    roles: list[str],
     token_hash: bytes,
     invited_by: int | None,
     expires_at: datetime,
 ) -> int:
+    """An invitation for ``email`` to take part as ``participant_id`` (or as staff, with
+    none), granting ``roles`` to whoever accepts it."""
     return (
         await conn.execute(
             text(
-                "INSERT INTO invitations (timebank_id, participant_id, user_id, token_hash,"
-                " invited_by, expires_at) VALUES (:timebank_id, :participant_id, :user_id,"
-                " :token_hash, :invited_by, :expires_at) RETURNING id"
+                "INSERT INTO invitations (timebank_id, participant_id, email, roles, token_hash,"
+                " invited_by, expires_at) VALUES (:timebank_id, :participant_id, :email,"
+                " :roles, :token_hash, :invited_by, :expires_at) RETURNING id"
             ),
             {
                 "timebank_id": timebank_id,
                 "participant_id": participant_id,
-                "user_id": user_id,
+                "email": email,
+                "roles": roles,
                 "token_hash": token_hash,
                 "invited_by": invited_by,
                 "expires_at": expires_at,
@@ -280,41 +395,56 @@ async def insert_invitation(
     ).scalar_one()
 
 
-# Open: not accepted, not expired, and for a user who has no password yet (someone who has
-# one, however they got it, is never signed in by an invitation).
 _OPEN_INVITATION = (
-    " WHERE token_hash = :hash AND accepted_at IS NULL AND expires_at > now()"
-    " AND (SELECT u.password_hash FROM users u WHERE u.id = invitations.user_id) IS NULL"
+    "SELECT i.id, i.timebank_id, t.slug AS timebank_slug, i.participant_id, i.email, i.roles,"
+    " i.invited_by, p.display_name"
+    " FROM invitations i JOIN timebanks t ON t.id = i.timebank_id"
+    " LEFT JOIN participants p ON p.timebank_id = i.timebank_id AND p.id = i.participant_id"
+    " WHERE i.token_hash = :hash AND i.accepted_at IS NULL AND i.expires_at > now()"
 )
 
 
-async def open_invitation(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
-    """The open invitation with this token, or None."""
-    return await _one(conn, "SELECT id FROM invitations" + _OPEN_INVITATION, hash=token_hash)
+async def open_invitation(
+    conn: AsyncConnection, token_hash: bytes, *, for_update: bool = False
+) -> Mapping[str, Any] | None:
+    """The open (not accepted, not expired) invitation with this token, or None. With
+    ``for_update``, a concurrent acceptance waits, then finds it no longer open."""
+    sql = _OPEN_INVITATION + (" FOR UPDATE OF i" if for_update else "")
+    return await _one(conn, sql, hash=token_hash)
 
 
-async def take_invitation(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
-    """Mark an open invitation accepted (once) and return it, or None."""
-    return await _one(
-        conn,
-        "UPDATE invitations SET accepted_at = now()"
-        + _OPEN_INVITATION
-        + " RETURNING id, timebank_id, participant_id, user_id",
-        hash=token_hash,
+async def mark_accepted(conn: AsyncConnection, invitation_id: int, user_id: int) -> None:
+    await conn.execute(
+        text(
+            "UPDATE invitations SET accepted_at = now(), accepted_by = :user_id"
+            " WHERE id = :id AND accepted_at IS NULL"
+        ),
+        {"id": invitation_id, "user_id": user_id},
     )
 
 
-async def belongs_elsewhere(conn: AsyncConnection, user_id: int, timebank_id: int) -> bool:
-    """Whether the user is a site admin, or has a role or a participant in another timebank."""
+async def participant_in(conn: AsyncConnection, timebank_id: int, user_id: int) -> int | None:
+    """The user's participant in the timebank, if any."""
     return (
         await conn.execute(
             text(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE id = :user_id AND is_admin)"
-                " OR EXISTS (SELECT 1 FROM timebank_roles WHERE user_id = :user_id"
-                "            AND timebank_id <> :timebank_id)"
-                " OR EXISTS (SELECT 1 FROM participants WHERE user_id = :user_id"
-                "            AND timebank_id <> :timebank_id)"
+                "SELECT id FROM participants WHERE timebank_id = :timebank_id"
+                " AND user_id = :user_id"
             ),
-            {"user_id": user_id, "timebank_id": timebank_id},
+            {"timebank_id": timebank_id, "user_id": user_id},
         )
-    ).scalar_one()
+    ).scalar_one_or_none()
+
+
+async def link_participant(
+    conn: AsyncConnection, timebank_id: int, participant_id: int, user_id: int
+) -> bool:
+    """Make the user the one who acts as the participant; False if someone already does."""
+    result = await conn.execute(
+        text(
+            "UPDATE participants SET user_id = :user_id"
+            " WHERE timebank_id = :timebank_id AND id = :id AND user_id IS NULL"
+        ),
+        {"timebank_id": timebank_id, "id": participant_id, "user_id": user_id},
+    )
+    return result.rowcount == 1

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["member", "coordinator", "funder"]
+# Roles held without a participant: staff coordinate or fund, they do not exchange.
+StaffRole = Literal["coordinator", "funder"]
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,22 @@ class TokenCreated(TokenPublic):
 
 
 class InvitationAccept(BaseModel):
+    """With a password: a new account for the invitation's address (signed out). Without:
+    the signed-in caller (bearer token or session) accepts it with their own account."""
+
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=10, max_length=200)
-    password: str = Field(min_length=1, max_length=200)
+    password: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class InvitationAccepted(BaseModel):
+    """What accepting an invitation while signed in did: the caller's part in the timebank."""
+
+    user_id: int
+    timebank_slug: str
+    participant_id: int | None
+    roles: list[Role] = Field(description="the caller's roles in the timebank now")
 
 
 class MePublic(BaseModel):

@@ -9,10 +9,12 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.auth import repository
+from timebank.auth.roles import roles_problem
 from timebank.auth.schemas import (
+    InvitationAccepted,
     LoginResponse,
     MembershipPublic,
     MePublic,
@@ -34,6 +36,17 @@ from timebank.ledger.service import raw_connection, run_in_transaction
 from timebank.settings import Settings
 
 WRONG_CREDENTIALS = "that email and password do not match an account"
+INVITATION_GONE = "this invitation is unknown, already used or expired"
+# The one thing a signed-out acceptance tells the token's holder: that the address has an
+# account (somewhere; the same words wherever). Until invitations are emailed, see README.
+SIGN_IN_TO_ACCEPT = (
+    "an account already uses the address this invitation was sent to: sign in to accept it"
+)
+ALREADY_TAKES_PART = (
+    "your account already takes part in this timebank as a participant; ask a coordinator "
+    "to change your roles instead"
+)
+PARTICIPANT_TAKEN = "someone has already joined as this participant"
 
 
 class AuthService:
@@ -162,30 +175,66 @@ class AuthService:
             raise NotFound(f"token {token_id} not found")
 
     async def accept_invitation(self, token: str, password: str) -> LoginResponse:
-        """Accept a one-time invitation: set the password and sign in. The slow password hash
-        is computed only for an invitation that is open (and off the event loop)."""
+        """Accept an invitation signed out: a new account for the invitation's address, with
+        this password, takes part as the invitation says, and is signed in. Refused (409)
+        when an account already uses that address, wherever it takes part: its owner signs in
+        and accepts (``accept_invitation_as``). The slow password hash is computed only for
+        an invitation that is open (and off the event loop)."""
         check_password_rules(password)
         token_hash = hash_token(token)
 
-        async def find(conn):
-            return await repository.open_invitation(conn, token_hash)
+        async def find(conn: AsyncConnection) -> Mapping[str, Any]:
+            invitation = await repository.open_invitation(conn, token_hash)
+            if invitation is None:
+                raise NotFound(INVITATION_GONE)
+            if await repository.user_by_email(conn, invitation["email"]) is not None:
+                raise Conflict(SIGN_IN_TO_ACCEPT)
+            return invitation
 
-        if await run_in_transaction(self._engine, find) is None:
-            raise NotFound("this invitation is unknown, already used or expired")
+        await run_in_transaction(self._engine, find)
         password_hash = await asyncio.to_thread(hash_password, password)
 
-        async def work(conn):
-            invitation = await repository.take_invitation(conn, token_hash)
+        async def work(conn: AsyncConnection) -> LoginResponse:
+            invitation = await repository.open_invitation(conn, token_hash, for_update=True)
             if invitation is None:
-                return None
-            await repository.set_password(conn, invitation["user_id"], password_hash)
-            user = await repository.user_summary(conn, invitation["user_id"])
+                raise NotFound(INVITATION_GONE)
+            user_id = await repository.insert_user_if_new(
+                conn,
+                email=invitation["email"],
+                display_name=invitation["display_name"] or "",
+                password_hash=password_hash,
+            )
+            if user_id is None:
+                raise Conflict(SIGN_IN_TO_ACCEPT)
+            await _join(conn, invitation, user_id)
+            user = await repository.user_summary(conn, user_id)
             return await self._new_session(conn, user)
 
-        session = await run_in_transaction(self._engine, work)
-        if session is None:
-            raise NotFound("this invitation is unknown, already used or expired")
-        return session
+        return await run_in_transaction(self._engine, work)
+
+    async def accept_invitation_as(self, principal: Principal, token: str) -> InvitationAccepted:
+        """Accept an invitation signed in: the caller's own account takes part as the
+        invitation says (its participant, its roles), in one transaction, once."""
+        token_hash = hash_token(token)
+
+        async def work(conn: AsyncConnection) -> InvitationAccepted:
+            invitation = await repository.open_invitation(conn, token_hash, for_update=True)
+            if invitation is None:
+                raise NotFound(INVITATION_GONE)
+            roles = await _join(conn, invitation, principal.user_id)
+            participant_id = await repository.participant_in(
+                conn, invitation["timebank_id"], principal.user_id
+            )
+            return InvitationAccepted.model_validate(
+                {
+                    "user_id": principal.user_id,
+                    "timebank_slug": invitation["timebank_slug"],
+                    "participant_id": participant_id,
+                    "roles": roles,
+                }
+            )
+
+        return await run_in_transaction(self._engine, work)
 
     async def create_admin(self, email: str, password: str) -> int:
         """Create a site admin, or make an existing user one and set their password."""
@@ -267,3 +316,39 @@ def access_from_row(
         roles=roles,
         participant_id=row["participant_id"],
     )
+
+
+async def _join(conn: AsyncConnection, invitation: Mapping[str, Any], user_id: int) -> list[str]:
+    """The user takes part as ``invitation`` says: acts as its participant (if it names one),
+    holds its roles besides those they had, the change recorded; the invitation is spent.
+    Returns the user's roles in the timebank now."""
+    timebank_id, participant_id = invitation["timebank_id"], invitation["participant_id"]
+    current = await repository.lock_roles(conn, timebank_id, user_id)
+    existing = await repository.participant_in(conn, timebank_id, user_id)
+    if participant_id is not None and existing is not None:
+        raise Conflict(ALREADY_TAKES_PART)
+    roles = sorted(set(current) | set(invitation["roles"]))
+    problem = roles_problem(
+        roles, has_participant=participant_id is not None or existing is not None
+    )
+    if problem:
+        raise Conflict(problem)
+    if participant_id is not None and not await repository.link_participant(
+        conn, timebank_id, participant_id, user_id
+    ):
+        raise Conflict(PARTICIPANT_TAKEN)
+    for role in roles:
+        await repository.grant_role(conn, timebank_id, user_id, role)
+    if roles != current:
+        await repository.record_role_change(
+            conn,
+            timebank_id=timebank_id,
+            user_id=user_id,
+            participant_id=participant_id or existing,
+            changed_by=invitation["invited_by"],
+            invitation_id=invitation["id"],
+            from_roles=current,
+            to_roles=roles,
+        )
+    await repository.mark_accepted(conn, invitation["id"], user_id)
+    return roles

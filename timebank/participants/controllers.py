@@ -7,7 +7,7 @@ from typing import Annotated, TypeAlias
 
 from litestar import Controller, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import HeaderParameter, JSONBody, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from timebank.deps import AccessDep, EngineDep, PrincipalDep, SettingsDep
@@ -21,7 +21,11 @@ from timebank.participants.schemas import (
     ParticipantDirectoryPage,
     ParticipantPage,
     ParticipantPublic,
+    RoleChangePublic,
     RolesUpdate,
+    StaffInvite,
+    StaffPublic,
+    StaffRolesUpdate,
     TimebankCreate,
     TimebankPublic,
     TimebankUpdate,
@@ -88,7 +92,7 @@ class TimebanksController(Controller):
         participants: ParticipantsDep,
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> ParticipantCreated:
-        """Add a participant; with an email, also their user, roles and an invitation."""
+        """Add a participant; with an email, also an invitation that grants the roles."""
         return await participants.add_participant(access, data, idempotency_key)
 
     @get("/{slug:str}/participants", responses=problems(401, 403, 404, 422))
@@ -126,7 +130,7 @@ class TimebanksController(Controller):
         access: AccessDep,
         participants: ParticipantsDep,
     ) -> ParticipantPublic:
-        """Set the roles of a participant's user (coordinators, admins)."""
+        """Set the roles of whoever joined as a participant (coordinators, admins; not oneself)."""
         return await participants.set_roles(access, participant_id, data)
 
     @post(
@@ -137,8 +141,50 @@ class TimebanksController(Controller):
     async def reinvite(
         self, participant_id: ParticipantId, access: AccessDep, participants: ParticipantsDep
     ) -> InvitationPublic:
-        """A fresh one-time invitation for someone who has not signed up yet."""
+        """A fresh one-time invitation for a participant nobody has joined as yet."""
         return await participants.reinvite(access, participant_id)
+
+    @get("/{slug:str}/role-changes", responses=problems(401, 403, 404, 422))
+    async def role_changes(
+        self,
+        access: AccessDep,
+        participants: ParticipantsDep,
+        participant_id: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_ID, description="only this participant's")
+        ] = None,
+        user_id: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_ID, description="only this user's")
+        ] = None,
+    ) -> list[RoleChangePublic]:
+        """Who changed whose roles, from what to what, when (coordinators, admins)."""
+        return await participants.role_changes(
+            access, participant_id=participant_id, user_id=user_id
+        )
+
+    @post("/{slug:str}/staff", status_code=HTTP_201_CREATED, responses=problems(401, 403, 404, 422))
+    async def invite_staff(
+        self, data: JSONBody[StaffInvite], access: AccessDep, participants: ParticipantsDep
+    ) -> InvitationPublic:
+        """Invite a coordinator or funder who takes no part in exchanges (no participant)."""
+        return await participants.invite_staff(access, data)
+
+    @get("/{slug:str}/staff", responses=problems(401, 403, 404))
+    async def list_staff(
+        self, access: AccessDep, participants: ParticipantsDep
+    ) -> list[StaffPublic]:
+        """Users with roles here and no participant (coordinators, admins)."""
+        return await participants.list_staff(access)
+
+    @put("/{slug:str}/staff/{user_id:int}/roles", responses=problems(401, 403, 404, 422))
+    async def set_staff_roles(
+        self,
+        user_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
+        data: JSONBody[StaffRolesUpdate],
+        access: AccessDep,
+        participants: ParticipantsDep,
+    ) -> StaffPublic | None:
+        """Set a staff member's roles; [] removes them (coordinators, admins; not oneself)."""
+        return await participants.set_staff_roles(access, user_id, data)
 
     @get("/{slug:str}/categories", responses=problems(401, 404))
     async def list_categories(

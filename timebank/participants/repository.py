@@ -179,13 +179,21 @@ async def participant_of_user(conn: AsyncConnection, timebank_id: int, user_id: 
     ).scalar_one_or_none()
 
 
-# The full view: the participant, their account, and (through their user) email and roles.
+# The address of a participant of this timebank: of whoever joined as them (by accepting an
+# invitation of this timebank), else that of their last invitation. Never a user's found by
+# address elsewhere.
+_PARTICIPANT_EMAIL = (
+    "coalesce(u.email, (SELECT i.email FROM invitations i"
+    "   WHERE i.timebank_id = p.timebank_id AND i.participant_id = p.id"
+    "   ORDER BY i.id DESC LIMIT 1))"
+)
+# The full view: the participant, their account, their address, and their user's roles.
 _PARTICIPANT_COLUMNS = (
     "p.id, p.kind, p.display_name, p.joined_on, p.user_id,"
     " a.id AS account_id, a.balance AS balance_minutes,"
     " a.pending_in AS pending_in_minutes, a.pending_out AS pending_out_minutes,"
     " a.floor AS floor_minutes, a.ceiling AS ceiling_minutes,"
-    " u.email, u.password_hash IS NOT NULL AS signed_up,"
+    f" {_PARTICIPANT_EMAIL} AS email, p.user_id IS NOT NULL AS signed_up,"
     " coalesce(ARRAY(SELECT r.role FROM timebank_roles r"
     "   WHERE r.timebank_id = p.timebank_id AND r.user_id = p.user_id ORDER BY r.role),"
     "   '{}') AS roles"
@@ -248,18 +256,102 @@ async def list_participants(
     return [dict(row) for row in rows.mappings()]
 
 
-async def expire_open_invitations(
+async def participant_with_email(conn: AsyncConnection, timebank_id: int, email: str) -> int | None:
+    """The participant of this timebank with this address (see ``_PARTICIPANT_EMAIL``), if
+    any. Additions of one address take turns until the transaction ends."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+        {"name": f"participant-email:{timebank_id}:{email.lower()}"},
+    )
+    return (
+        await conn.execute(
+            text(
+                "SELECT p.id FROM users u JOIN participants p"
+                "   ON p.user_id = u.id AND p.timebank_id = :timebank_id"
+                " WHERE lower(u.email) = lower(:email)"
+                " UNION ALL"
+                " SELECT p.id FROM invitations i JOIN participants p"
+                "   ON p.timebank_id = i.timebank_id AND p.id = i.participant_id"
+                " WHERE i.timebank_id = :timebank_id AND lower(i.email) = lower(:email)"
+                "   AND p.user_id IS NULL AND i.id = (SELECT max(j.id) FROM invitations j"
+                "     WHERE j.timebank_id = i.timebank_id AND j.participant_id = p.id)"
+                " LIMIT 1"
+            ),
+            {"timebank_id": timebank_id, "email": email},
+        )
+    ).scalar_one_or_none()
+
+
+async def last_invitation(
     conn: AsyncConnection, timebank_id: int, participant_id: int
+) -> Mapping[str, Any] | None:
+    """The address and roles of the participant's latest invitation, if they had one."""
+    row = (
+        (
+            await conn.execute(
+                text(
+                    "SELECT email, roles FROM invitations"
+                    " WHERE timebank_id = :timebank_id AND participant_id = :participant_id"
+                    " ORDER BY id DESC LIMIT 1"
+                ),
+                {"timebank_id": timebank_id, "participant_id": participant_id},
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    return dict(row) if row is not None else None
+
+
+async def expire_open_invitations(
+    conn: AsyncConnection, timebank_id: int, *, participant_id: int | None, email: str
 ) -> None:
-    """A fresh invitation replaces the open ones: only the newest token works."""
+    """A fresh invitation replaces the open ones of the same participant (for staff: of the
+    same address, without a participant): only the newest token works."""
     await conn.execute(
         text(
             "UPDATE invitations SET expires_at = now()"
-            " WHERE timebank_id = :timebank_id AND participant_id = :participant_id"
-            "   AND accepted_at IS NULL AND expires_at > now()"
+            " WHERE timebank_id = :timebank_id AND accepted_at IS NULL AND expires_at > now()"
+            "   AND CASE WHEN CAST(:participant_id AS bigint) IS NULL"
+            "       THEN participant_id IS NULL AND lower(email) = lower(:email)"
+            "       ELSE participant_id = :participant_id END"
         ),
-        {"timebank_id": timebank_id, "participant_id": participant_id},
+        {"timebank_id": timebank_id, "participant_id": participant_id, "email": email},
     )
+
+
+# --- Staff: users with roles and no participant ------------------------------------------------
+
+_STAFF = (
+    "SELECT u.id AS user_id, u.display_name, u.email,"
+    " array_agg(r.role ORDER BY r.role) AS roles"
+    " FROM timebank_roles r JOIN users u ON u.id = r.user_id"
+    " WHERE r.timebank_id = :timebank_id AND NOT EXISTS (SELECT 1 FROM participants p"
+    "   WHERE p.timebank_id = r.timebank_id AND p.user_id = r.user_id)"
+)
+
+
+async def list_staff(conn: AsyncConnection, timebank_id: int) -> list[Mapping[str, Any]]:
+    rows = await conn.execute(
+        text(_STAFF + " GROUP BY u.id ORDER BY u.id"), {"timebank_id": timebank_id}
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def staff_member(
+    conn: AsyncConnection, timebank_id: int, user_id: int
+) -> Mapping[str, Any] | None:
+    row = (
+        (
+            await conn.execute(
+                text(_STAFF + " AND r.user_id = :user_id GROUP BY u.id"),
+                {"timebank_id": timebank_id, "user_id": user_id},
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    return dict(row) if row is not None else None
 
 
 # --- Categories --------------------------------------------------------------------------------

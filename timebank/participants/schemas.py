@@ -4,12 +4,14 @@ and the API's request and response models (``XCreate`` / ``XUpdate`` / ``XPublic
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from timebank.auth.schemas import Role
+from timebank.auth.roles import participant_roles_problem
+from timebank.auth.schemas import Role, StaffRole
+from timebank.names import clean_name
 
 ParticipantKind = Literal["member", "professional", "organisation"]
 ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
@@ -33,6 +35,9 @@ MAX_BACKDATED_DAYS = 36_500
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
 # The users table's own check, so a bad address is a 422 here and not a refusal later.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+# A believable date of joining: nobody joined before 1900, nor more than a year from now.
+EARLIEST_JOINED_ON = date(1900, 1, 1)
+JOINED_ON_DAYS_AHEAD = 366
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,14 @@ class ParticipantRecord:
 
 
 def _name(value: str, limit: int) -> str:
-    value = value.strip()
-    if not 1 <= len(value) <= limit:
-        raise ValueError(f"needs 1 to {limit} characters (not counting spaces around it)")
+    return clean_name(value, limit)
+
+
+def check_joined_on(value: date | None) -> date | None:
+    """``joined_on`` within a believable range, or ValueError."""
+    latest = date.today() + timedelta(days=JOINED_ON_DAYS_AHEAD)
+    if value is not None and not EARLIEST_JOINED_ON <= value <= latest:
+        raise ValueError(f"must be between {EARLIEST_JOINED_ON} and {latest} (a year from today)")
     return value
 
 
@@ -169,6 +179,11 @@ class TimebankUpdate(BaseModel):
     review_organisation: bool | None = None
     review_first_exchange: bool | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _name_present(cls, value: str | None) -> str | None:
+        return _name(value, 200) if value is not None else None
+
 
 class TimebankPublic(BaseModel):
     id: int
@@ -209,19 +224,36 @@ class ParticipantCreate(BaseModel):
         default=None,
         max_length=254,
         pattern=EMAIL_PATTERN,
-        description="with an email, the participant can sign in (after the invitation)",
+        description="with an email, an invitation for that address: whoever accepts it "
+        "takes part as this participant, with the roles",
     )
     roles: list[Role] | None = Field(
         default=None,
         max_length=3,
-        description="roles of the participant's user; needs an email; default ['member']",
+        description="roles granted when the invitation is accepted; needs an email; "
+        "default ['member']; never 'funder' (funders are staff, without a participant)",
     )
-    joined_on: date | None = Field(default=None, description="default: today")
+    joined_on: date | None = Field(
+        default=None, description="default: today; from 1900-01-01 to a year from today"
+    )
 
     @field_validator("display_name")
     @classmethod
     def _display_name_present(cls, value: str) -> str:
         return _name(value, 200)
+
+    @field_validator("joined_on")
+    @classmethod
+    def _joined_on_believable(cls, value: date | None) -> date | None:
+        return check_joined_on(value)
+
+    @field_validator("roles")
+    @classmethod
+    def _no_funder(cls, value: list[Role] | None) -> list[Role] | None:
+        problem = participant_roles_problem(value or ())
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("email")
     @classmethod
@@ -241,6 +273,52 @@ class RolesUpdate(BaseModel):
     roles: list[Role] = Field(max_length=3, description="the complete set; [] removes all")
 
 
+class StaffInvite(BaseModel):
+    """Someone who coordinates or funds without taking part in exchanges: no participant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)
+    roles: list[StaffRole] = Field(
+        min_length=1, max_length=2, description="granted when the invitation is accepted"
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email_trimmed(cls, value: str) -> str:
+        return value.strip()
+
+
+class StaffRolesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[StaffRole] = Field(max_length=2, description="the complete set; [] removes all")
+
+
+class StaffPublic(BaseModel):
+    """A user with roles in the timebank and no participant in it."""
+
+    user_id: int
+    display_name: str
+    email: str
+    roles: list[Role]
+
+
+class RoleChangePublic(BaseModel):
+    """One change of someone's roles in the timebank: by whom, from what to what, when."""
+
+    id: int
+    user_id: int | None = Field(description="whose roles changed (null once erased)")
+    participant_id: int | None
+    changed_by: int | None = Field(
+        description="the user who changed them (for an accepted invitation: who invited)"
+    )
+    invitation_id: int | None = Field(description="set when an accepted invitation granted them")
+    from_roles: list[Role]
+    to_roles: list[Role]
+    changed_at: datetime
+
+
 class ParticipantDirectoryEntry(BaseModel):
     """What every member sees of the others: enough to say whom they exchanged with."""
 
@@ -254,8 +332,11 @@ class ParticipantPublic(ParticipantDirectoryEntry):
 
     account_id: int
     joined_on: date
-    email: str | None
-    signed_up: bool = Field(description="their user has chosen a password")
+    email: str | None = Field(
+        description="the address of whoever accepted their invitation, else the address "
+        "it was sent to"
+    )
+    signed_up: bool = Field(description="someone has accepted their invitation")
     roles: list[Role]
     balance_minutes: int
     pending_in_minutes: int
@@ -265,9 +346,16 @@ class ParticipantPublic(ParticipantDirectoryEntry):
 
 
 class ParticipantCreated(ParticipantPublic):
+    """The answer to adding someone: the same whatever the email (one known elsewhere or not);
+    roles are granted only when the invitation is accepted."""
+
+    invited_roles: list[Role] = Field(
+        default_factory=list, description="roles the invitation grants when accepted"
+    )
     invitation_token: str | None = Field(
         default=None,
-        description="one-time secret to hand to the person (shown once; not on a replay)",
+        description="one-time secret to hand to the person (shown once; not on a replay); "
+        "null only without an email",
     )
     invitation_expires_at: datetime | None = None
 
@@ -291,6 +379,7 @@ class ParticipantDirectoryPage(BaseModel):
 class InvitationPublic(BaseModel):
     invitation_token: str = Field(description="one-time secret; shown here only")
     expires_at: datetime
+    roles: list[Role] = Field(description="granted when the invitation is accepted")
 
 
 # --- Categories --------------------------------------------------------------------------------

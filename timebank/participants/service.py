@@ -11,12 +11,14 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.auth import repository as auth_repository
-from timebank.auth.schemas import Principal, TimebankAccess
+from timebank.auth.roles import participant_roles_problem
+from timebank.auth.schemas import Principal, Role, TimebankAccess
 from timebank.auth.secrets import new_token
 from timebank.errors import (
     Conflict,
     Forbidden,
     IdempotencyMismatch,
+    NotFound,
     ValidationFailed,
     field_error,
 )
@@ -37,7 +39,11 @@ from timebank.participants.schemas import (
     ParticipantPublic,
     ParticipantRecord,
     PolicyFields,
+    RoleChangePublic,
     RolesUpdate,
+    StaffInvite,
+    StaffPublic,
+    StaffRolesUpdate,
     TimebankCreate,
     TimebankPolicy,
     TimebankPublic,
@@ -60,6 +66,11 @@ def _author(principal: Principal) -> str:
 def _require_manager(access: TimebankAccess, what: str) -> None:
     if not access.can_manage:
         raise Forbidden(f"only a coordinator of this timebank (or an admin) can {what}")
+
+
+def _refuse_own_roles(access: TimebankAccess, user_id: int) -> None:
+    if user_id == access.principal.user_id:
+        raise Forbidden("nobody changes their own roles: ask another coordinator or an admin")
 
 
 def _validation_failed(error: ValidationError) -> ValidationFailed:
@@ -237,15 +248,17 @@ class Participants:
         idempotency_key: str | None = None,
     ) -> ParticipantCreated:
         """Add a member, professional or organisation (coordinators and admins), with an
-        account and the welcome hours. With an email, the person's user (found or created)
-        gets the roles (default: member) and, if they have never signed in, a one-time
-        invitation whose token is in this answer only."""
+        account and the welcome hours. With an email, also a one-time invitation for that
+        address (its token is in this answer only): whoever accepts it takes part as this
+        participant and is granted the roles (default: member). No user is looked up by the
+        email: the answer is the same whether the address is known elsewhere or not."""
         _require_manager(access, "add participants")
         author = _author(access.principal)
         request_hash = ledger_repository.request_hash(
             "create_participant", data.model_dump(mode="json")
         )
         roles = sorted(set(data.roles if data.roles is not None else ["member"]))
+        invited_roles: list[Role] = roles if data.email is not None else []  # type: ignore[assignment]
 
         async def work(conn: AsyncConnection) -> ParticipantCreated:
             if idempotency_key is not None:
@@ -255,23 +268,16 @@ class Participants:
                 if earlier is not None:
                     participant_id = earlier["participant_id"]
                     row = await repository.get_participant(conn, access.timebank_id, participant_id)
-                    return ParticipantCreated(**row)
+                    return ParticipantCreated(**row, invited_roles=invited_roles)
             timebank = await repository.get_timebank_by_id(conn, access.timebank_id)
-            user = await self._find_or_create_user(conn, timebank.id, data)
+            if data.email is not None:
+                await self._refuse_a_second_participant(conn, timebank.id, data.email)
             record = await self._enrol(
-                conn,
-                timebank,
-                data.kind,
-                data.display_name,
-                data.joined_on,
-                user["id"] if user else None,
+                conn, timebank, data.kind, data.display_name, data.joined_on, None
             )
             invitation = None
-            if user is not None:
-                for role in roles:
-                    await auth_repository.grant_role(conn, timebank.id, user["id"], role)
-                if await self._may_invite(conn, timebank.id, user):
-                    invitation = await self._invite(conn, access, record.id, user["id"])
+            if data.email is not None:
+                invitation = await self._invite(conn, access, record.id, data.email, roles)
             if idempotency_key is not None:
                 await ledger_repository.answer_key(
                     conn, timebank.id, author, idempotency_key, {"participant_id": record.id}
@@ -279,57 +285,57 @@ class Participants:
             row = await repository.get_participant(conn, timebank.id, record.id)
             return ParticipantCreated(
                 **row,
+                invited_roles=invited_roles,
                 invitation_token=invitation.invitation_token if invitation else None,
                 invitation_expires_at=invitation.expires_at if invitation else None,
             )
 
         return await run_in_transaction(self._engine, work)
 
-    async def _find_or_create_user(
-        self, conn: AsyncConnection, timebank_id: int, data: ParticipantCreate
-    ) -> Mapping[str, Any] | None:
-        if data.email is None:
-            return None
-        user = await auth_repository.user_by_email(conn, data.email)
-        if user is None:
-            user_id = await auth_repository.insert_user(
-                conn, email=data.email, display_name=data.display_name, password_hash=None
-            )
-            return {"id": user_id, "password_hash": None}
-        existing = await repository.participant_of_user(conn, timebank_id, user["id"])
+    @staticmethod
+    async def _refuse_a_second_participant(
+        conn: AsyncConnection, timebank_id: int, email: str
+    ) -> None:
+        """One address is one participant per timebank (this timebank's own participants
+        only: nothing is told about any other)."""
+        existing = await repository.participant_with_email(conn, timebank_id, email)
         if existing is not None:
             raise Conflict(
-                f"{data.email} is already participant {existing} of this timebank",
+                f"{email} is already participant {existing} of this timebank",
                 field="email",
                 participant_id=existing,
             )
-        return user
-
-    @staticmethod
-    async def _may_invite(conn: AsyncConnection, timebank_id: int, user: Mapping[str, Any]) -> bool:
-        """Accepting an invitation sets the password, so only someone who has never signed up
-        and whom no other timebank (nor the site) knows may be invited from here: otherwise
-        a coordinator could take over an account of another timebank."""
-        if user["password_hash"] is not None:
-            return False
-        return not await auth_repository.belongs_elsewhere(conn, user["id"], timebank_id)
 
     async def _invite(
-        self, conn: AsyncConnection, access: TimebankAccess, participant_id: int, user_id: int
+        self,
+        conn: AsyncConnection,
+        access: TimebankAccess,
+        participant_id: int | None,
+        email: str,
+        roles: list[str],
     ) -> InvitationPublic:
+        """A fresh invitation for ``email`` (as ``participant_id``, or as staff); earlier open
+        ones for the same participant (or, for staff, the same address) stop working."""
         secret, token_hash = new_token()
         expires_at = datetime.now(UTC) + timedelta(days=self._invitation_days)
-        await repository.expire_open_invitations(conn, access.timebank_id, participant_id)
+        await repository.expire_open_invitations(
+            conn, access.timebank_id, participant_id=participant_id, email=email
+        )
         await auth_repository.insert_invitation(
             conn,
             timebank_id=access.timebank_id,
             participant_id=participant_id,
-            user_id=user_id,
+            email=email,
+            roles=roles,
             token_hash=token_hash,
             invited_by=access.principal.user_id,
             expires_at=expires_at,
         )
-        return InvitationPublic(invitation_token=secret, expires_at=expires_at)
+        return InvitationPublic(
+            invitation_token=secret,
+            expires_at=expires_at,
+            roles=roles,  # type: ignore[arg-type]
+        )
 
     async def list_participants(
         self,
@@ -391,55 +397,141 @@ class Participants:
     async def set_roles(
         self, access: TimebankAccess, participant_id: int, data: RolesUpdate
     ) -> ParticipantPublic:
-        """Set the roles of a participant's user in this timebank (coordinators, admins)."""
+        """Set the roles of whoever joined as a participant (coordinators, admins): never
+        one's own, never 'funder' (funders are staff). The change is recorded; someone left
+        with no role anywhere is signed out everywhere."""
         _require_manager(access, "change roles")
         roles: list[str] = sorted(set(data.roles))
+        problem = participant_roles_problem(roles)
+        if problem:
+            raise ValidationFailed(problem, field="roles")
 
         async def work(conn: AsyncConnection) -> ParticipantPublic:
             row = await repository.get_participant(conn, access.timebank_id, participant_id)
             user_id = row["user_id"]
             if user_id is None:
                 raise Conflict(
-                    "this participant has no user (no email), so no roles to set",
+                    "nobody has joined as this participant yet: the roles of their invitation "
+                    "are granted when it is accepted",
                     participant_id=participant_id,
                 )
-            await auth_repository.revoke_roles_except(conn, access.timebank_id, user_id, roles)
-            for role in roles:
-                await auth_repository.grant_role(conn, access.timebank_id, user_id, role)
+            _refuse_own_roles(access, user_id)
+            await self._change_roles(conn, access, user_id, participant_id, roles)
             return ParticipantPublic(
                 **await repository.get_participant(conn, access.timebank_id, participant_id)
             )
 
         return await run_in_transaction(self._engine, work)
 
+    @staticmethod
+    async def _change_roles(
+        conn: AsyncConnection,
+        access: TimebankAccess,
+        user_id: int,
+        participant_id: int | None,
+        roles: list[str],
+    ) -> None:
+        current = await auth_repository.lock_roles(conn, access.timebank_id, user_id)
+        if current == roles:
+            return
+        await auth_repository.revoke_roles_except(conn, access.timebank_id, user_id, roles)
+        for role in roles:
+            await auth_repository.grant_role(conn, access.timebank_id, user_id, role)
+        await auth_repository.record_role_change(
+            conn,
+            timebank_id=access.timebank_id,
+            user_id=user_id,
+            participant_id=participant_id,
+            changed_by=access.principal.user_id,
+            invitation_id=None,
+            from_roles=current,
+            to_roles=roles,
+        )
+        if not roles and not await auth_repository.has_a_part_anywhere(conn, user_id):
+            # Nothing left to act on anywhere: their sessions and tokens end with it.
+            await auth_repository.end_all_sessions(conn, user_id)
+
     async def reinvite(self, access: TimebankAccess, participant_id: int) -> InvitationPublic:
-        """A fresh one-time invitation for a participant whose user has not signed up yet;
-        earlier open invitations stop working."""
+        """A fresh one-time invitation for a participant nobody has joined as yet, for the
+        address and roles of their last one; earlier open invitations stop working."""
         _require_manager(access, "invite people")
 
         async def work(conn: AsyncConnection) -> InvitationPublic:
             row = await repository.get_participant(conn, access.timebank_id, participant_id)
-            if row["user_id"] is None:
+            if row["signed_up"]:
+                raise Conflict(
+                    "someone has already joined as this participant; they sign in",
+                    participant_id=participant_id,
+                )
+            last = await repository.last_invitation(conn, access.timebank_id, participant_id)
+            if last is None:
                 raise Conflict(
                     "this participant has no email, so there is nobody to invite",
                     participant_id=participant_id,
                 )
-            if row["signed_up"]:
-                # Accepting an invitation sets the password: for someone who already has one,
-                # that would hand their account to whoever holds the token.
-                raise Conflict(
-                    "this person has already signed up; they sign in with their own password",
-                    participant_id=participant_id,
-                )
-            if await auth_repository.belongs_elsewhere(conn, row["user_id"], access.timebank_id):
-                raise Conflict(
-                    "this person was invited by another timebank (or runs this site); they "
-                    "accept that invitation, then sign in here with the same email",
-                    participant_id=participant_id,
-                )
-            return await self._invite(conn, access, participant_id, row["user_id"])
+            return await self._invite(
+                conn, access, participant_id, last["email"], list(last["roles"])
+            )
 
         return await run_in_transaction(self._engine, work)
+
+    # --- Staff: roles without a participant ---------------------------------------------------
+
+    async def invite_staff(self, access: TimebankAccess, data: StaffInvite) -> InvitationPublic:
+        """Invite a coordinator or funder who takes no part in exchanges (no participant):
+        the same one-time invitation, the same answer whatever the address."""
+        _require_manager(access, "invite staff")
+        roles: list[str] = sorted(set(data.roles))
+
+        async def work(conn: AsyncConnection) -> InvitationPublic:
+            return await self._invite(conn, access, None, data.email, roles)
+
+        return await run_in_transaction(self._engine, work)
+
+    async def list_staff(self, access: TimebankAccess) -> list[StaffPublic]:
+        """Users with roles in this timebank and no participant in it (coordinators, admins)."""
+        _require_manager(access, "see the staff")
+
+        async def work(conn: AsyncConnection) -> list[Mapping[str, Any]]:
+            return await repository.list_staff(conn, access.timebank_id)
+
+        return [StaffPublic(**row) for row in await self._read(work)]
+
+    async def set_staff_roles(
+        self, access: TimebankAccess, user_id: int, data: StaffRolesUpdate
+    ) -> StaffPublic | None:
+        """Set the roles of a staff member (coordinators, admins; never one's own): None when
+        [] leaves them no role here (they are no longer staff)."""
+        _require_manager(access, "change roles")
+        roles: list[str] = sorted(set(data.roles))
+
+        async def work(conn: AsyncConnection) -> StaffPublic | None:
+            staff = await repository.staff_member(conn, access.timebank_id, user_id)
+            if staff is None:
+                raise NotFound(f"no staff member {user_id} in this timebank")
+            _refuse_own_roles(access, user_id)
+            await self._change_roles(conn, access, user_id, None, roles)
+            found = await repository.staff_member(conn, access.timebank_id, user_id)
+            return StaffPublic(**found) if found is not None else None
+
+        return await run_in_transaction(self._engine, work)
+
+    async def role_changes(
+        self,
+        access: TimebankAccess,
+        *,
+        participant_id: int | None = None,
+        user_id: int | None = None,
+    ) -> list[RoleChangePublic]:
+        """The recorded role changes of this timebank, oldest first (coordinators, admins)."""
+        _require_manager(access, "see role changes")
+
+        async def work(conn: AsyncConnection) -> list[Mapping[str, Any]]:
+            return await auth_repository.role_changes(
+                conn, access.timebank_id, participant_id=participant_id, user_id=user_id
+            )
+
+        return [RoleChangePublic(**row) for row in await self._read(work)]
 
     # --- Categories ----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import QueryParameter
@@ -10,14 +11,19 @@ from pydantic import ValidationError
 
 from timebank.auth.deps import session_cookie, signed_out_cookie
 from timebank.auth.schemas import InvitationAccept, LoginRequest
+from timebank.auth.service import AuthService
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
-from timebank.errors import NotFound, RateLimited, Unauthenticated
+from timebank.errors import Conflict, NotFound, RateLimited, Unauthenticated
 from timebank.web.render import SIGN_IN, local_path, page, redirect
+from timebank.web.session import page_principal_or_none
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200  # as the API's InvitationAccept
 INVITATION_GONE = (
     "This invitation is unknown, already used or expired. Ask your coordinator for a new one."
+)
+SIGN_IN_TO_ACCEPT = (
+    "An account already uses the address this invitation was sent to. Sign in to accept it."
 )
 
 
@@ -76,20 +82,25 @@ class AccountPages(Controller):
 
     @get("/invitation")
     async def invitation_form(
-        self, request: Request, token: Annotated[str, QueryParameter(max_length=200)] = ""
+        self,
+        request: Request,
+        auth: AuthDep,
+        token: Annotated[str, QueryParameter(max_length=200)] = "",
     ) -> Response:
-        """Accept an invitation: choose a password."""
-        return page(request, "invitation.html", token=token, errors={})
+        """Accept an invitation: signed in, with one's own account; else by choosing a
+        password (a new account), or by signing in first."""
+        return await _invitation_page(request, auth, token, {})
 
     @post("/invitation")
     async def accept_invitation(
         self, request: Request, auth: AuthDep, settings: SettingsDep
     ) -> Response:
-        """Set the password the invitation asks for, and be signed in."""
+        """Set the password the invitation asks for (a new account), and be signed in."""
         form = await request.form()
         token = str(form.get("token", ""))
         password = str(form.get("password", ""))
         errors: dict[str, str] = {}
+        status = 422
         if len(password) < MIN_PASSWORD:
             errors["password"] = f"Use at least {MIN_PASSWORD} characters."
         elif len(password) > MAX_PASSWORD:
@@ -99,12 +110,49 @@ class AccountPages(Controller):
         if not errors:
             try:
                 accepted = InvitationAccept(token=token, password=password)
+                assert accepted.password is not None
                 session = await auth.accept_invitation(accepted.token, accepted.password)
             except (ValidationError, NotFound):
-                errors["token"] = INVITATION_GONE
+                errors["token"], status = INVITATION_GONE, 404
+            except Conflict:
+                errors["token"], status = SIGN_IN_TO_ACCEPT, 409
             else:
                 response = redirect("/")
                 response.set_cookie(session_cookie(session, settings))
                 return response
-        status = 404 if "token" in errors else 422
-        return page(request, "invitation.html", status_code=status, token=token, errors=errors)
+        return await _invitation_page(request, auth, token, errors, status)
+
+    @post("/invitation/join")
+    async def join(self, request: Request, principal: PrincipalDep, auth: AuthDep) -> Response:
+        """Accept an invitation with the signed-in account: take part as it says."""
+        form = await request.form()
+        token = str(form.get("token", ""))
+        try:
+            accepted = InvitationAccept(token=token)
+            joined = await auth.accept_invitation_as(principal, accepted.token)
+        except (ValidationError, NotFound):
+            return await _invitation_page(request, auth, token, {"token": INVITATION_GONE}, 404)
+        except Conflict as error:
+            return await _invitation_page(request, auth, token, {"token": error.detail}, 409)
+        return redirect(f"/t/{joined.timebank_slug}")
+
+
+async def _invitation_page(
+    request: Request,
+    auth: AuthService,
+    token: str,
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    principal = await page_principal_or_none(request, auth)
+    back_here = "/invitation?" + urlencode({"token": token})
+    return page(
+        request,
+        "invitation.html",
+        status_code=status_code,
+        token=token,
+        errors=errors,
+        signed_in_as=principal.email if principal else None,
+        sign_in_first=f"{SIGN_IN}?"
+        + urlencode({"next": "/invitation?" + urlencode({"token": token})}),
+    )

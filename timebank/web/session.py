@@ -25,6 +25,12 @@ async def provide_page_principal(request: Request, auth: NamedDependency[AuthSer
     return principal
 
 
+async def page_principal_or_none(request: Request, auth: AuthService) -> Principal | None:
+    """Who is signed in on this browser, for a page that anyone may see: None if nobody."""
+    secret = _session_secret(request, auth)
+    return await auth.authenticate(secret, via_cookie=True) if secret else None
+
+
 async def provide_page_access(
     slug: FromPath[str], request: Request, auth: NamedDependency[AuthService]
 ) -> TimebankAccess:
