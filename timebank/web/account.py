@@ -153,6 +153,5 @@ async def _invitation_page(
         token=token,
         errors=errors,
         signed_in_as=principal.email if principal else None,
-        sign_in_first=f"{SIGN_IN}?"
-        + urlencode({"next": "/invitation?" + urlencode({"token": token})}),
+        sign_in_first=f"{SIGN_IN}?" + urlencode({"next": back_here}),
     )
