@@ -86,6 +86,11 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     f"PUT {PARTICIPANT}/roles": (MANAGERS, 200),
     f"POST {PARTICIPANT}/invitation": (MANAGERS, 201),  # a participant not yet signed up
     f"POST {TB}/categories": (MANAGERS, 201),
+    # Staff (coordinators, funders without a participant) and the record of role changes.
+    f"POST {TB}/staff": (MANAGERS, 201),
+    f"GET {TB}/staff": (MANAGERS, 200),
+    f"PUT {TB}/staff/{{user_id}}/roles": (MANAGERS, 200),
+    f"GET {TB}/role-changes": (MANAGERS, 200),
     # Members see a directory (id, name, kind) to say whom they exchanged with; coordinators
     # and admins the full list; funders no one.
     f"GET {TB}/participants": (MEMBER_OR_MANAGER, 200),
@@ -249,6 +254,15 @@ class Ctx:
                 "kind": "member",
                 "email": f"{unique_slug('ivy')}@example.org",
             },
+        )
+
+    async def staff_invitation(self) -> dict:
+        """A staff invitation (coordinator) for a fresh address, made by the coordinator."""
+        return await self.ok(
+            "POST",
+            f"{self.base}/staff",
+            self.world.coordinator,
+            {"email": f"{unique_slug('sam')}@example.org", "roles": ["coordinator"]},
         )
 
     # Exchanges, made through the API by the right people.
@@ -441,6 +455,32 @@ async def reinvite(ctx: Ctx, role: str) -> Cell:
     return Cell(params={"participant_id": invitee["id"]}, check=check)
 
 
+async def invite_staff(ctx: Ctx, role: str) -> Cell:
+    async def check(response: Response) -> str | None:
+        return _expect("roles", response.json().get("roles"), ["funder"])
+
+    return Cell(
+        body={"email": f"{unique_slug('fae')}@example.org", "roles": ["funder"]}, check=check
+    )
+
+
+async def set_staff_roles(ctx: Ctx, role: str) -> Cell:
+    # Someone new, staff of the timebank (a funder), made a coordinator too.
+    target = await make_person(ctx.engine, "sol", timebank=ctx.world.timebank, roles=("funder",))
+    roles = ["coordinator", "funder"]
+
+    async def snapshot() -> list[str]:
+        staff = await ctx.seen_by_admin(f"{ctx.base}/staff")
+        return next(s["roles"] for s in staff if s["user_id"] == target.user_id)
+
+    async def check(response: Response) -> str | None:
+        return _expect("the roles", await snapshot(), roles)
+
+    return Cell(
+        params={"user_id": target.user_id}, body={"roles": roles}, snapshot=snapshot, check=check
+    )
+
+
 async def add_category(ctx: Ctx, role: str) -> Cell:
     async def snapshot() -> int:
         return await _count(ctx, f"{ctx.base}/categories")
@@ -545,6 +585,10 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     f"PUT {PARTICIPANT}/roles": set_roles,
     f"POST {PARTICIPANT}/invitation": reinvite,
     f"POST {TB}/categories": add_category,
+    f"POST {TB}/staff": invite_staff,
+    f"GET {TB}/staff": nothing,
+    f"PUT {TB}/staff/{{user_id}}/roles": set_staff_roles,
+    f"GET {TB}/role-changes": nothing,
     f"GET {TB}/participants": nothing,
     f"GET {PARTICIPANT}": member_own_participant,
     f"GET {PARTICIPANT}/balance": member_own_participant,

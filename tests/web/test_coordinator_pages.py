@@ -155,8 +155,8 @@ async def test_an_invited_person_joins_and_lands_on_their_home(client, world: Wo
 async def test_an_invitation_never_signs_in_someone_who_has_a_password(
     client, engine, world: World
 ):
-    """An invitation still open when its person got a password another way (made an admin,
-    say) is no longer a way into their account."""
+    """An invitation still open when its address got an account another way (made an admin,
+    say) is no longer a way to a new account: its owner signs in to accept."""
     await sign_in(client, world.coordinator)
     _, link = await _invite(client, world, "Dee", "dee-invited@example.org")
     token = link.split("token=", 1)[1]
@@ -169,7 +169,8 @@ async def test_an_invitation_never_signs_in_someone_who_has_a_password(
         "/invitation",
         {"token": token, "password": "a long password", "password_again": "a long password"},
     )
-    assert taken.status_code == 404 and SESSION_COOKIE not in client.cookies
+    assert taken.status_code == 409 and SESSION_COOKIE not in client.cookies
+    assert "Sign in to accept it" in text_of(taken.text)
 
 
 async def test_a_bad_invitation_form_keeps_what_was_typed(client, world: World):

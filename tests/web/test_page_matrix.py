@@ -49,6 +49,9 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     "POST /sign-in": (ANYONE, 303),
     "GET /invitation": (ANYONE, 200),
     "POST /invitation": (ANYONE, 303),
+    # Accepting an invitation with the signed-in account (here a staff invitation, which
+    # anyone signed in may take, whatever else they are).
+    "POST /invitation/join": (SIGNED_IN, 303),
     "GET /": (SIGNED_IN, frozenset({200, 303})),
     "POST /sign-out": (SIGNED_IN, 303),
     f"GET {T}": (IN_TIMEBANK, 200),
@@ -125,6 +128,21 @@ async def accept_invitation(ctx: Ctx, role: str) -> PageCell:
             "password_again": password,
         }
     )
+
+
+async def join_signed_in(ctx: Ctx, role: str) -> PageCell:
+    invitation = await ctx.staff_invitation()
+
+    async def check(response: Response) -> str | None:
+        wanted = f"/t/{ctx.world.timebank.slug}"
+        return _where(response, wanted)
+
+    return PageCell(form={"token": invitation["invitation_token"]}, check=check)
+
+
+def _where(response: Response, wanted: str) -> str | None:
+    location = response.headers.get("location", "")
+    return None if location == wanted else f"sent to {location!r}, not {wanted!r}"
 
 
 async def sign_out(ctx: Ctx, role: str) -> PageCell:
@@ -211,6 +229,7 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     "POST /sign-in": sign_in,
     "GET /invitation": nothing,
     "POST /invitation": accept_invitation,
+    "POST /invitation/join": join_signed_in,
     "GET /": nothing,
     "POST /sign-out": sign_out,
     f"GET {T}": nothing,
