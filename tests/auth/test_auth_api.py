@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 
-from sqlalchemy import text
-
 from tests.people import PASSWORD, make_person
 from timebank.auth import repository as auth_repository
 from timebank.auth.secrets import new_token

@@ -10,12 +10,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import unique_slug
 from tests.people import World, make_person
 from tests.web.pages import as_person, hidden_fields, submit, text_of
+from timebank.auth import repository as auth_repository
 from timebank.auth.secrets import hash_token
 from timebank.auth.service import AuthService
+from timebank.participants.schemas import StaffInvite
+from timebank.participants.service import Participants
 from timebank.settings import Settings
 
 ACCEPT = "/api/v1/auth/invitations/accept"
@@ -222,9 +226,6 @@ async def test_the_invitation_page_offers_signing_in_then_accepts(client, world:
 async def test_an_invitation_is_accepted_once_under_a_race(engine, world):
     invited = f"{unique_slug('race')}@example.org"
     auth = AuthService(engine, Settings())
-    from timebank.participants.schemas import StaffInvite
-    from timebank.participants.service import Participants
-
     principal = await auth.authenticate(world.coordinator.token)
     assert principal is not None
     access = await auth.access(principal, world.timebank.slug)
@@ -239,12 +240,11 @@ async def test_an_invitation_is_accepted_once_under_a_race(engine, world):
     )
     assert sum(not isinstance(result, Exception) for result in results) == 1
     async with engine.connect() as conn:
-        from sqlalchemy import text
-
         accepted = (
             await conn.execute(
                 text(
-                    "SELECT count(*) FROM invitations WHERE token_hash = :h AND accepted_at IS NOT NULL"
+                    "SELECT count(*) FROM invitations"
+                    " WHERE token_hash = :h AND accepted_at IS NOT NULL"
                 ),
                 {"h": hash_token(invitation.invitation_token)},
             )
@@ -341,8 +341,6 @@ async def test_losing_the_last_role_ends_sessions_and_tokens(client, world, engi
     # Someone with a role left in another timebank keeps their sessions.
     both = await make_person(engine, "two", timebank=world.timebank, roles=("member",))
     async with engine.begin() as conn:
-        from timebank.auth import repository as auth_repository
-
         await auth_repository.grant_role(conn, world.other_timebank.id, both.user_id, "funder")
     await client.put(
         f"{tb(slug)}/participants/{both.participant_id}/roles",
