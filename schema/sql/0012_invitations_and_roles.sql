@@ -22,6 +22,28 @@ UPDATE invitations i SET
                            ORDER BY r.role), '{}')
 FROM users u WHERE u.id = i.accepted_by;
 
+-- Participants linked to an existing account by its address alone (no invitation of theirs
+-- accepted by that account) lose the link and its roles: joining takes the person's consent.
+-- A spent invitation keeps the address and roles, so a coordinator can send a fresh one.
+CREATE TEMPORARY TABLE linked_without_consent ON COMMIT DROP AS
+    SELECT p.timebank_id, p.id AS participant_id, p.user_id, u.email
+    FROM participants p JOIN users u ON u.id = p.user_id
+    WHERE u.password_hash IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM invitations i
+                      WHERE i.timebank_id = p.timebank_id AND i.participant_id = p.id
+                        AND i.accepted_by = p.user_id AND i.accepted_at IS NOT NULL);
+INSERT INTO invitations (timebank_id, participant_id, email, roles, token_hash, expires_at)
+    SELECT l.timebank_id, l.participant_id, l.email,
+           ARRAY(SELECT r.role FROM timebank_roles r
+                 WHERE r.timebank_id = l.timebank_id AND r.user_id = l.user_id
+                   AND r.role <> 'funder' ORDER BY r.role),
+           sha256(convert_to(gen_random_uuid()::text, 'UTF8')), now()
+    FROM linked_without_consent l;
+DELETE FROM timebank_roles r USING linked_without_consent l
+    WHERE r.timebank_id = l.timebank_id AND r.user_id = l.user_id;
+UPDATE participants p SET user_id = NULL
+    FROM linked_without_consent l WHERE p.id = l.participant_id;
+
 -- Users made for an invitation and never signed up (no password, not an admin) become what
 -- they were: open invitations. Their participants wait for someone to accept.
 CREATE TEMPORARY TABLE never_signed_up ON COMMIT DROP AS
