@@ -34,9 +34,9 @@ class LedgerReader:
     @staticmethod
     def _require_reader(access: TimebankAccess, participant_id: int) -> None:
         if not access.can_manage:
-            if access.member_participant_id is None:
+            if access.party_id is None:
                 raise Forbidden("balances are for members and coordinators of this timebank")
-            if participant_id != access.member_participant_id:
+            if participant_id != access.party_id:
                 raise Forbidden("members see their own balance and statement only")
 
     @staticmethod
