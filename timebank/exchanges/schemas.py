@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from timebank.openapi import MAX_ID
 
@@ -34,6 +34,17 @@ def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
+
+
+def _json_integer(value: object) -> object:
+    """An integer as JSON writes it: never true, "30" or 30.0 (the request is decoded before
+    the model sees it, so pydantic's strict mode alone cannot tell)."""
+    if type(value) is not int:
+        raise ValueError("must be a whole number, written as a JSON integer")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_json_integer)]
 
 
 def _calendar_day(value: object) -> object:
@@ -62,9 +73,11 @@ class ExchangeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Strict: a JSON integer, never true, "30" or 30.0.
-    giver_id: StrictInt = Field(ge=1, le=MAX_ID, description="participant who gave the help")
-    receiver_id: StrictInt = Field(ge=1, le=MAX_ID, description="participant who received it")
-    minutes: StrictInt = Field(gt=0, le=MAX_MINUTES, description="whole minutes of help (an integer)")
+    giver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who gave the help")
+    receiver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who received it")
+    minutes: WholeNumber = Field(
+        gt=0, le=MAX_MINUTES, description="whole minutes of help (an integer)"
+    )
     service_date: CalendarDay = Field(
         description="the day the help was given, YYYY-MM-DD: from 2000-01-01, not in the future",
     )
