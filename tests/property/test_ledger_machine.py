@@ -170,10 +170,11 @@ class Account:
 
     def gaps(self, *, out: int = 0, into: int = 0) -> tuple[int, int]:
         """How far below its floor and above its ceiling it would be (0 when within)."""
-        below = self.floor - (self.balance - self.pending_out - out) if self.floor is not None else 0
-        above = (
-            self.balance + self.pending_in + into - self.ceiling if self.ceiling is not None else 0
-        )
+        below = above = 0
+        if self.floor is not None:
+            below = self.floor - (self.balance - self.pending_out - out)
+        if self.ceiling is not None:
+            above = self.balance + self.pending_in + into - self.ceiling
         return max(below, 0), max(above, 0)
 
     def outside(self) -> bool:
