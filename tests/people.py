@@ -41,13 +41,15 @@ async def make_person(
     timebank: TimebankRecord | None = None,
     roles: tuple[str, ...] = (),
     kind: str = "member",
+    participant: bool = False,
 ) -> Person:
     """A user with a password and an API token; with ``timebank``, also the given roles there,
-    and (for the member role) a participant of ``kind`` linked to them."""
+    and (for the member role, or with ``participant``) a participant of ``kind`` linked to
+    them."""
     email = f"{label}-{next(_people)}-{unique_slug('p')}@example.org"
-    participant = None
-    if timebank is not None and "member" in roles:
-        participant = await Participants(engine).enrol(timebank, kind, label.title())
+    participant_record = None
+    if timebank is not None and ("member" in roles or participant):
+        participant_record = await Participants(engine).enrol(timebank, kind, label.title())
     secret, token_hash = new_token()
     async with engine.begin() as conn:
         user_id = await auth_repository.insert_user(
@@ -68,17 +70,17 @@ async def make_person(
         for role in roles:
             assert timebank is not None
             await auth_repository.grant_role(conn, timebank.id, user_id, role)
-        if participant is not None:
+        if participant_record is not None:
             await conn.execute(
                 text("UPDATE participants SET user_id = :user_id WHERE id = :id"),
-                {"user_id": user_id, "id": participant.id},
+                {"user_id": user_id, "id": participant_record.id},
             )
     return Person(
         user_id=user_id,
         email=email,
         token=secret,
-        participant_id=participant.id if participant else None,
-        account_id=participant.account_id if participant else None,
+        participant_id=participant_record.id if participant_record else None,
+        account_id=participant_record.account_id if participant_record else None,
     )
 
 
@@ -96,6 +98,8 @@ class World:
     stranger_member: Person
     stranger_coordinator: Person
     people: dict[str, Person] = field(default_factory=dict)
+    # A coordinator only (no member role) with a participant of their own: staff on the ledger.
+    staff: Person | None = None
 
 
 async def make_world(engine: AsyncEngine, policy: TimebankPolicy | None = None) -> World:
@@ -115,6 +119,9 @@ async def make_world(engine: AsyncEngine, policy: TimebankPolicy | None = None) 
             engine, "dee", timebank=other, roles=("coordinator",)
         ),
     )
+    world.staff = await make_person(
+        engine, "sam", timebank=tb, roles=("coordinator",), participant=True
+    )
     world.people = {
         "admin": world.admin,
         "coordinator": world.coordinator,
@@ -123,5 +130,6 @@ async def make_world(engine: AsyncEngine, policy: TimebankPolicy | None = None) 
         "funder": world.funder,
         "stranger_member": world.stranger_member,
         "stranger_coordinator": world.stranger_coordinator,
+        "staff": world.staff,
     }
     return world

@@ -4,7 +4,8 @@ callers with a valid body and resources that exist, and each answer compared wit
 
 Callers: anonymous; ``member`` (Ada, a member of the first timebank); ``stranger_member`` and
 ``stranger_coordinator`` (a member and a coordinator of another timebank); ``coordinator``,
-``funder`` (of the first timebank) and ``admin`` (a site admin, with no role in any timebank).
+``funder`` (of the first timebank), ``admin`` (a site admin, with no role in any timebank) and
+``staff`` (a coordinator of the first timebank with a participant of their own, not a member).
 
 An allowed cell must answer the route's success status (and, where it is cheap to see, do what
 it says). A refused cell must answer 401 to anonymous callers; 404 to people of another
@@ -44,12 +45,15 @@ ROLES = (
     "stranger_coordinator",
     "funder",
     "admin",
+    "staff",
 )
 ANYONE = frozenset(ROLES)
 SIGNED_IN = ANYONE - {"anonymous"}
-IN_TIMEBANK = frozenset({"member", "coordinator", "funder", "admin"})
-MEMBER_OR_MANAGER = frozenset({"member", "coordinator", "admin"})
-MANAGERS = frozenset({"coordinator", "admin"})
+# ``staff``: a coordinator only (no member role) with a participant of their own. They are a
+# coordinator in every row: the cells act on exchanges between two members, not on their own.
+IN_TIMEBANK = frozenset({"member", "coordinator", "funder", "admin", "staff"})
+MEMBER_OR_MANAGER = frozenset({"member", "coordinator", "admin", "staff"})
+MANAGERS = frozenset({"coordinator", "admin", "staff"})
 MEMBER = frozenset({"member"})
 ADMIN = frozenset({"admin"})
 
@@ -115,6 +119,10 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     # Cancel: whoever logged it (here the member), or a coordinator or admin. (DESIGN §2 says
     # "author cancels"; the service also lets coordinators cancel: see the report.)
     f"POST {EX}/cancel": (MEMBER_OR_MANAGER, 200),
+    # One account's limits (not one's own: the member asks for their own here), and the
+    # accounts a reversal left outside their limits: coordinators and admins.
+    f"PUT {PARTICIPANT}/limits": (MANAGERS, 200),
+    f"GET {TB}/ledger/flags": (MANAGERS, 200),
     # The ledger audit: coordinators and admins (issue 3 §6).
     f"GET {TB}/ledger/verify": (MANAGERS, 200),
     # Reciprocity names people: a member their own row, coordinators and admins everyone's.
@@ -534,6 +542,39 @@ def decision(from_state: str, to_state: str) -> Callable[[Ctx, str], Awaitable[C
     return setup
 
 
+async def set_limits(ctx: Ctx, role: str) -> Cell:
+    member = ctx.world.member
+    floor = -700 - ROLES.index(role)  # each caller's own change, to see whose went through
+
+    async def snapshot() -> int:
+        path = f"{ctx.base}/participants/{member.participant_id}/balance"
+        return (await ctx.seen_by_admin(path))["floor_minutes"]
+
+    async def check(response: Response) -> str | None:
+        recorded = response.json()
+        person = ctx.person(role)
+        assert person is not None
+        return _expect(
+            "the record and the balance",
+            (recorded["floor_after"], recorded["changed_by_user_id"], await snapshot()),
+            (floor, person.user_id, floor),
+        )
+
+    return Cell(
+        params={"participant_id": member.participant_id},
+        body={"floor_minutes": floor, "ceiling_minutes": 6000, "reason": "agreed at the meeting"},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+async def flags(ctx: Ctx, role: str) -> Cell:
+    async def check(response: Response) -> str | None:
+        return _expect("the flagged accounts", response.json(), [])
+
+    return Cell(check=check)
+
+
 async def verify(ctx: Ctx, role: str) -> Cell:
     async def check(response: Response) -> str | None:
         return _expect("ok", response.json()["ok"], True)
@@ -603,6 +644,8 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     f"POST {EX}/reject": decision("awaiting_approval", "rejected"),
     f"POST {EX}/reverse": decision("approved", "reversed"),
     f"POST {EX}/cancel": decision("logged", "cancelled"),
+    f"PUT {PARTICIPANT}/limits": set_limits,
+    f"GET {TB}/ledger/flags": flags,
     f"GET {TB}/ledger/verify": verify,
     f"GET {TB}/reports/reciprocity": reciprocity,
     f"GET {TB}/reports/contribution": contribution,

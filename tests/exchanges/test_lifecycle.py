@@ -91,9 +91,10 @@ async def test_admin_logs_on_behalf_and_is_recorded_as_admin(api, world):
 
 async def test_without_confirmation_a_members_exchange_waits_for_a_coordinator(api, world, engine):
     await set_policy(engine, world.timebank.id, confirmation_required=False)
-    logged = await api.logged(world.member, exchange_body(world.member, world.other_member))
+    # The receiver logs it (only their own balance goes down): nobody else is asked.
+    logged = await api.logged(world.other_member, exchange_body(world.member, world.other_member))
     assert logged["state"] == "awaiting_approval"
-    assert (await api.decide(world.other_member, logged["id"], "confirm")).status_code == 409
+    assert (await api.decide(world.member, logged["id"], "confirm")).status_code == 409
 
 
 async def test_automatic_policy_approves_once_confirmed(api, world, engine):
@@ -116,7 +117,9 @@ async def test_automatic_policy_without_confirmation_approves_at_once(api, world
     await set_policy(
         engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
     )
-    logged = await api.logged(world.member, exchange_body(world.member, world.other_member, 30))
+    logged = await api.logged(
+        world.other_member, exchange_body(world.member, world.other_member, 30)
+    )
     assert logged["state"] == "approved"
     assert [d["action"] for d in logged["decisions"]] == ["log", "auto_approve"]
     assert (await api.balance(world.other_member, world.other_member))["balance_minutes"] == -30
@@ -158,10 +161,10 @@ async def test_automatic_unless_holds_what_a_rule_catches(
         **rule,
     )
     ada, bea = world.member, world.other_member
-    caught = await api.logged(ada, exchange_body(ada, bea, **{"minutes": 30, **held}))
+    caught = await api.logged(bea, exchange_body(ada, bea, **{"minutes": 30, **held}))
     assert caught["state"] == "awaiting_approval"
     assert reason in caught["review_reason"]
-    fine = await api.logged(ada, exchange_body(ada, bea, **{"minutes": 30, **passed}))
+    fine = await api.logged(bea, exchange_body(ada, bea, **{"minutes": 30, **passed}))
     assert fine["state"] == "approved" and fine["review_reason"] is None
 
 
@@ -177,10 +180,10 @@ async def test_automatic_unless_holds_exchanges_with_an_organisation(api, world,
         engine, "carehome", timebank=world.timebank, roles=("member",), kind="organisation"
     )
     ada, bea = world.member, world.other_member
-    with_org = await api.logged(ada, exchange_body(ada, care_home, 60))
+    with_org = await api.logged(care_home, exchange_body(ada, care_home, 60))
     assert with_org["state"] == "awaiting_approval"
     assert "organisation" in with_org["review_reason"]
-    between_members = await api.logged(ada, exchange_body(ada, bea, 60))
+    between_members = await api.logged(bea, exchange_body(ada, bea, 60))
     assert between_members["state"] == "approved"
 
 
@@ -301,9 +304,9 @@ async def test_an_exchange_approved_as_it_is_logged_posts_once_and_holds_nothing
         engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
     )
     ada, bea = world.member, world.other_member
-    body = exchange_body(ada, bea, 45)
-    first = await api.log(ada, body, **{"Idempotency-Key": "auto-1"})
-    again = await api.log(ada, body, **{"Idempotency-Key": "auto-1"})
+    body = exchange_body(ada, bea, 45)  # logged by Bea, who received
+    first = await api.log(bea, body, **{"Idempotency-Key": "auto-1"})
+    again = await api.log(bea, body, **{"Idempotency-Key": "auto-1"})
     assert first.status_code == again.status_code == 201, again.text
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
@@ -335,7 +338,7 @@ async def test_the_database_refuses_an_exchange_inserted_as_approved_without_its
         engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
     )
     ada, bea = world.member, world.other_member
-    posted = await api.logged(ada, exchange_body(ada, bea, 45))
+    posted = await api.logged(bea, exchange_body(ada, bea, 45))
     exchanges_before = await raw.fetchval("SELECT count(*) FROM exchanges")
     insert = (
         "INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"

@@ -134,9 +134,9 @@ async def test_concurrent_taps_with_one_key_post_one_exchange_under_automatic_ap
         engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
     )
     ada, bea = world.member, world.other_member
-    body = exchange_body(ada, bea, 30)
+    body = exchange_body(ada, bea, 30)  # Bea logs the help she received: approved at once
     responses = await asyncio.gather(
-        *(api.log(ada, body, **{"Idempotency-Key": "double-tap-auto"}) for _ in range(8))
+        *(api.log(bea, body, **{"Idempotency-Key": "double-tap-auto"}) for _ in range(8))
     )
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
@@ -177,7 +177,7 @@ async def test_the_same_request_twice_at_once_waits_for_the_first_and_returns_it
         roles=frozenset({"member"}),
         participant_id=ada.participant_id,
     )
-    data = ExchangeCreate.model_validate(exchange_body(ada, bea, 40))
+    data = ExchangeCreate.model_validate(exchange_body(bea, ada, 40))  # Ada received
     exchanges = Exchanges(engine)
     database_dsn = asyncpg_dsn(database_url)
     holder = await asyncpg.connect(database_dsn)

@@ -48,7 +48,7 @@ def _body(method: str, path: str, world, exchange_id: int) -> dict | None:
 
 async def test_the_routes_are_all_found(client):
     routes = _routes_of_this_feature(client.app)
-    assert len(routes) == 13, routes
+    assert len(routes) == 14, routes
 
 
 async def test_a_member_of_another_timebank_gets_404_on_every_route(api, world, client):

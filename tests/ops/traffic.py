@@ -82,17 +82,19 @@ class Traffic:
     running: bool = True
     _keys: itertools.count = field(default_factory=itertools.count)
 
-    def body_for(self, giver: Person, rng: random.Random) -> tuple[dict, Person]:
-        receiver = rng.choice([m for m in self.bank.members if m is not giver])
+    def body_for(self, sender: Person, rng: random.Random) -> tuple[dict, Person]:
+        # The sender received the help: a member's own log debits only themselves, so it is
+        # approved at once under AUTO_APPROVE (one that debits another waits for them).
+        giver = rng.choice([m for m in self.bank.members if m is not sender])
         body = {
             "giver_id": giver.participant_id,
-            "receiver_id": receiver.participant_id,
+            "receiver_id": sender.participant_id,
             "minutes": rng.randint(1, 240),
             "service_date": (date.today() - timedelta(days=1)).isoformat(),
             "category": "gardening",
             "description": "Load under faults",
         }
-        return body, giver
+        return body, sender
 
     async def send(self, http: httpx.AsyncClient, sent: Sent) -> Sent:
         try:

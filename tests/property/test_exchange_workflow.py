@@ -437,7 +437,8 @@ class ExchangeWorkflow(RuleBasedStateMachine):
         self.exchanges[exchange.id] = exchange
         self.accounts[request.giver].pending_in += request.minutes
         self.accounts[request.receiver].pending_out += request.minutes
-        if on_behalf or not self.policy.confirmation_required:
+        # A party's log that debits the other party (the giver's) always waits for them.
+        if on_behalf or (not self.policy.confirmation_required and logged_for == "receiver"):
             self.enter_awaiting_approval(exchange)
         assert logged.state == exchange.state, (logged.state, exchange)
 

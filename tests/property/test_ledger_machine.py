@@ -166,12 +166,35 @@ class Account:
     pending_in: int = 0
     pending_out: int = 0
     version: int = 0
+    flagged: bool = False  # a reversal left it outside its limits (I5 as amended)
+
+    def gaps(self, *, out: int = 0, into: int = 0) -> tuple[int, int]:
+        """How far below its floor and above its ceiling it would be (0 when within)."""
+        below = above = 0
+        if self.floor is not None:
+            below = self.floor - (self.balance - self.pending_out - out)
+        if self.ceiling is not None:
+            above = self.balance + self.pending_in + into - self.ceiling
+        return max(below, 0), max(above, 0)
+
+    def outside(self) -> bool:
+        return self.gaps() != (0, 0)
 
     def refuses(self, *, out: int = 0, into: int = 0) -> bool:
-        """Whether taking ``out`` more minutes out of (or ``into`` it) breaks a limit (I5)."""
-        if self.floor is not None and self.balance - self.pending_out - out < self.floor:
-            return True
-        return self.ceiling is not None and self.balance + self.pending_in + into > self.ceiling
+        """Whether taking ``out`` more minutes out of (or ``into`` it) breaks a limit (I5): an
+        unflagged account stays within them; a flagged one goes no further out."""
+        below, above = self.gaps(out=out, into=into)
+        if not self.flagged:
+            return (below, above) != (0, 0)
+        now_below, now_above = self.gaps()
+        return below > now_below or above > now_above
+
+    def settle(self, *, reversal: bool = False) -> None:
+        """The flag after a change: set by a reversal that leaves it outside, cleared once
+        it is back within its limits."""
+        if self.floor is None:
+            return
+        self.flagged = self.outside() and (self.flagged or reversal)
 
 
 @dataclass(frozen=True)
@@ -312,13 +335,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     return NotFound
                 if original.kind == "reversal" or original.id in self.reversed:
                     return InvalidTransition
-                back_from = self.accounts[original.credit]
-                back_to = self.accounts[original.debit]
-                if back_from.refuses(out=original.minutes) or back_to.refuses(
-                    into=original.minutes
-                ):
-                    return LimitExceeded
-                return None
+                return None  # a reversal always posts, whatever the limits
         raise AssertionError(f"unknown request {request!r}")
 
     # -- sending a request and checking the answer ---------------------------------------------
@@ -366,6 +383,8 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             assert not result.replayed, f"{request!r} was new but came back replayed"
             record = self.apply(request, result)
+            for account in self.accounts.values():
+                account.settle(reversal=isinstance(request, Reverse))
             if key is not None:
                 self.keys[key] = (request, record)
         return expected
@@ -652,7 +671,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return {
                 "audit": report,
                 "accounts": await rows(
-                    "SELECT id, balance, pending_in, pending_out, floor, ceiling, version"
+                    "SELECT id, balance, pending_in, pending_out, floor, ceiling, version,"
+                    " flagged_by_reversal_id IS NOT NULL AS flagged"
                     " FROM accounts WHERE timebank_id = :tb ORDER BY id"
                 ),
                 "transfers": await rows(
@@ -694,13 +714,15 @@ class LedgerMachine(RuleBasedStateMachine):
                 row.pending_in,
                 row.pending_out,
                 row.version,
+                row.flagged,
             )
             for row in db["accounts"]
         }
         assert accounts == self.accounts
         for account in accounts.values():
             assert account.pending_in >= 0 and account.pending_out >= 0
-            assert not account.refuses(), f"account {account} is outside its limits"
+            # Outside its limits exactly when a reversal flagged it.
+            assert account.outside() == account.flagged, f"account {account}"
         # I4: the balances of the timebank sum to zero.
         assert sum(a.balance for a in accounts.values()) == 0
 

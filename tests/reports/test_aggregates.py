@@ -151,7 +151,7 @@ async def test_a_running_service_brings_the_aggregates_up_to_date_by_itself(
             logged = await http.post(
                 f"/api/v1/timebanks/{world.timebank.slug}/exchanges",
                 json=exchange_body(world.member, world.other_member, minutes=75),
-                headers=world.member.headers,
+                headers=world.other_member.headers,  # the receiver: debits only themselves
             )
             assert logged.status_code == 201, logged.text
             assert logged.json()["state"] == "approved"

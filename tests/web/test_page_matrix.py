@@ -1,5 +1,5 @@
 """The authorisation matrix of the pages: every page route (kept out of the OpenAPI document),
-called by each of the seven callers of tests/test_authorization_matrix.py through a browser's
+called by each of the eight callers of tests/test_authorization_matrix.py through a browser's
 session cookie, with the CSRF token a real form carries, and each answer compared with the
 table below. The pages call the same services as the API, so the table says the same thing
 the API's does; tests/test_authorization_matrix.py fails if a route is in neither table.

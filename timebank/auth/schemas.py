@@ -52,6 +52,13 @@ class TimebankAccess:
         return self.is_admin or self.is_coordinator
 
     @property
+    def party_id(self) -> int | None:
+        """The participant this user is in exchanges, whatever their roles: the side they take
+        in one they log or confirm, and never a decider of one they are party to. Funders take
+        no part in exchanges."""
+        return self.participant_id if self.can_manage or "member" in self.roles else None
+
+    @property
     def member_participant_id(self) -> int | None:
         """The participant this user acts as when they act as a member."""
         return self.participant_id if "member" in self.roles else None

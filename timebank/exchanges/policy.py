@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
@@ -46,20 +47,50 @@ COORDINATOR_DECISIONS = frozenset({"approve", "reject", "reverse"})
 # ---------------------------------------------------------------------------------------------
 
 
+class Decidable(Protocol):
+    """What the rules read of an exchange: a record of the service or an API answer alike."""
+
+    @property
+    def giver_id(self) -> int: ...
+    @property
+    def receiver_id(self) -> int: ...
+    @property
+    def logged_for(self) -> Side: ...
+    @property
+    def logged_by_user_id(self) -> int | None: ...
+    @property
+    def on_behalf(self) -> bool: ...
+    @property
+    def state(self) -> ExchangeState: ...
+
+
+def counterparty_of(exchange: Decidable) -> int:
+    """The party who did not log it: the one who confirms or disputes."""
+    return exchange.receiver_id if exchange.logged_for == "giver" else exchange.giver_id
+
+
+def _is_party(access: TimebankAccess, exchange: Decidable) -> bool:
+    """Whether the caller's own participant (whatever their roles) is giver or receiver."""
+    me = access.participant_id
+    return me is not None and me in (exchange.giver_id, exchange.receiver_id)
+
+
 def manager_role(access: TimebankAccess) -> Actor:
     """The actor a coordinator (or a site admin) is recorded as."""
     role: ActorRole = "coordinator" if access.is_coordinator else "admin"
     return Actor(user_id=access.principal.user_id, role=role)
 
 
-def member_actor(access: TimebankAccess) -> Actor:
+def party_actor(access: TimebankAccess) -> Actor:
+    """The actor someone is recorded as when they act as a party ('member'), whatever else
+    they are in the timebank."""
     return Actor(user_id=access.principal.user_id, role="member")
 
 
 def require_exchange_reader(access: TimebankAccess) -> None:
-    """Members (their own exchanges), coordinators and admins; never funders, who see
+    """Parties (their own exchanges), coordinators and admins; never funders, who see
     aggregates only."""
-    if not access.can_manage and access.member_participant_id is None:
+    if not access.can_manage and access.party_id is None:
         raise Forbidden("exchanges are for members and coordinators of this timebank")
 
 
@@ -67,7 +98,7 @@ def require_visible(access: TimebankAccess, exchange: ExchangeRecord | None) -> 
     """The exchange, if the caller may see it; a member sees only exchanges they are party to
     (anything else is 'not found', so nobody can probe for other people's exchanges)."""
     if exchange is None or not (
-        access.can_manage or access.member_participant_id in exchange.parties
+        access.can_manage or (access.party_id is not None and _is_party(access, exchange))
     ):
         raise NotFound("exchange not found in this timebank")
     return exchange
@@ -76,9 +107,10 @@ def require_visible(access: TimebankAccess, exchange: ExchangeRecord | None) -> 
 def who_logs(access: TimebankAccess, data: ExchangeCreate) -> tuple[Actor, Side, bool]:
     """Who is logging this exchange: ``(actor, logged_for, on_behalf)``.
 
-    A member logs an exchange they are party to, for their own side; a coordinator or admin
-    logs any, on behalf of either party (the giver unless told otherwise)."""
-    me = access.member_participant_id
+    Whoever is party to it logs it as that party, for their own side, coordinators included
+    (so the other side confirms and another coordinator approves); a coordinator or admin
+    logs any other on behalf of either party (the giver unless told otherwise)."""
+    me = access.party_id
     if me is not None and me in (data.giver_id, data.receiver_id):
         side: Side = "giver" if me == data.giver_id else "receiver"
         if data.logged_for is not None and data.logged_for != side:
@@ -86,7 +118,7 @@ def who_logs(access: TimebankAccess, data: ExchangeCreate) -> tuple[Actor, Side,
                 f"you are the {side} of this exchange, so you log it as the {side}",
                 errors=[field_error("logged_for", f"must be {side!r} (or left out)")],
             )
-        return member_actor(access), side, False
+        return party_actor(access), side, False
     if access.can_manage:
         side = data.logged_for or "giver"
         on_behalf_of = data.giver_id if side == "giver" else data.receiver_id
@@ -101,31 +133,50 @@ def require_may_attempt(access: TimebankAccess, action: str) -> None:
     """Refuse, before looking anything up, a decision the caller's roles never allow."""
     if action in COORDINATOR_DECISIONS and not access.can_manage:
         raise Forbidden(f"only a coordinator may {action} an exchange")
-    if action in COUNTERPARTY_DECISIONS and access.member_participant_id is None:
+    if action in COUNTERPARTY_DECISIONS and access.party_id is None:
         raise Forbidden(f"only the other party to an exchange may {action} it")
     require_exchange_reader(access)
 
 
-def decider(access: TimebankAccess, exchange: ExchangeRecord, action: str) -> Actor:
-    """The actor who may take ``action`` on this (visible) exchange, or why not."""
-    me = access.member_participant_id
+def decider(access: TimebankAccess, exchange: Decidable, action: str) -> Actor:
+    """The actor who may take ``action`` on this (visible) exchange, or why not. Nobody
+    decides on an exchange their own participant is part of, whatever their roles: they
+    confirm, dispute or cancel it as a party."""
     if action in COUNTERPARTY_DECISIONS:
-        if me != exchange.counterparty_id:
+        if access.party_id is None or access.party_id != counterparty_of(exchange):
             raise Forbidden(f"only the other party (not the one who logged it) may {action} it")
-        return member_actor(access)
+        return party_actor(access)
     if action in COORDINATOR_DECISIONS:
-        # Nobody decides on an exchange they are part of, coordinators included.
-        if me is not None and me in exchange.parties:
+        if not access.can_manage:
+            raise Forbidden(f"only a coordinator may {action} an exchange")
+        if _is_party(access, exchange):
             raise Forbidden(f"someone else must {action} an exchange you are part of")
         return manager_role(access)
     if action == "cancel":
         if exchange.logged_by_user_id == access.principal.user_id:
-            return manager_role(access) if exchange.on_behalf else member_actor(access)
-        # A party who did not log it disputes instead, even if they also coordinate.
-        if access.can_manage and not (me is not None and me in exchange.parties):
+            return manager_role(access) if exchange.on_behalf else party_actor(access)
+        # A party who did not log it disputes instead, even if they also coordinate. A
+        # coordinator who is not party can always end an exchange nobody else can move on.
+        if access.can_manage and not _is_party(access, exchange):
             return manager_role(access)
         raise Forbidden("only whoever logged an exchange, or a coordinator, may cancel it")
     raise ValueError(f"unknown decision {action!r}")
+
+
+def open_decisions(access: TimebankAccess, exchange: Decidable) -> frozenset[str]:
+    """The decisions the caller may take on this exchange now: what pages offer, the very
+    rules ``decide`` applies."""
+    open_now = set()
+    for action, transition in TRANSITIONS.items():
+        if exchange.state not in transition.from_states:
+            continue
+        try:
+            require_may_attempt(access, action)
+            decider(access, exchange, action)
+        except Forbidden:
+            continue
+        open_now.add(action)
+    return frozenset(open_now)
 
 
 def clean_reason(action: str, reason: str | None) -> str | None:
@@ -166,10 +217,14 @@ def require_from_state(action: str, exchange: ExchangeRecord) -> Transition:
 # ---------------------------------------------------------------------------------------------
 
 
-def state_after_logging(policy: Policy, *, on_behalf: bool) -> ExchangeState:
-    """A member's exchange waits for the other party when the timebank asks for confirmation;
-    one logged by a coordinator does not."""
-    if policy.confirmation_required and not on_behalf:
+def state_after_logging(policy: Policy, *, on_behalf: bool, logged_for: Side) -> ExchangeState:
+    """A party's exchange waits for the other party when the timebank asks for confirmation,
+    and, whatever the policy, when it debits the other party (the giver logged it): nobody's
+    balance goes down without their confirmation. One a coordinator logs on behalf of the
+    parties does not wait."""
+    if on_behalf:
+        return "awaiting_approval"
+    if policy.confirmation_required or logged_for == "giver":
         return "logged"
     return "awaiting_approval"
 

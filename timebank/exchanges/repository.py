@@ -207,21 +207,31 @@ _POLICY_COLUMNS = (
     "review_first_exchange",
     "max_exchange_minutes",
 )
+# Whether a participant can take part in exchanges: no user (organisations, people who never
+# sign in), or a user who is a member or coordinator here (not a funder only, nor role-less).
+_TAKES_PART = (
+    "(p.user_id IS NULL OR EXISTS (SELECT 1 FROM timebank_roles r"
+    "  WHERE r.user_id = p.user_id AND r.timebank_id = p.timebank_id"
+    "    AND r.role IN ('member', 'coordinator')))"
+)
 _PARTY_SQL = (
-    "SELECT ROW(p.id, p.kind, a.id) FROM participants p"
+    f"SELECT ROW(p.id, p.kind, a.id, {_TAKES_PART}) FROM participants p"
     " JOIN accounts a ON a.participant_id = p.id AND a.timebank_id = p.timebank_id"
     " WHERE p.id = {id} AND p.timebank_id = {timebank}.id"
 )
 
 
 def _party(row: Any) -> Party | None:
-    return Party(id=row[0], kind=row[1], account_id=row[2]) if row is not None else None
+    if row is None:
+        return None
+    return Party(id=row[0], kind=row[1], account_id=row[2], takes_part=row[3])
 
 
 async def get_party(conn: Connection, timebank_id: int, participant_id: int) -> Party | None:
     row = await _one(
         conn,
-        "SELECT p.id, p.kind, a.id AS account_id FROM participants p"
+        f"SELECT p.id, p.kind, a.id AS account_id, {_TAKES_PART} AS takes_part"
+        " FROM participants p"
         " JOIN accounts a ON a.participant_id = p.id AND a.timebank_id = p.timebank_id"
         " WHERE p.id = :participant_id AND p.timebank_id = :timebank_id",
         participant_id=participant_id,

@@ -6,11 +6,12 @@ dataclasses that never leave the service layer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from timebank.openapi import MAX_ID
 
@@ -25,6 +26,40 @@ ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
 Side = Literal["giver", "receiver"]
 
 MAX_MINUTES = 2**31 - 1  # far above any timebank's maximum per exchange
+# Older help is not believable as logged; the bound leaves room for imported history.
+EARLIEST_SERVICE_DATE = date(2000, 1, 1)
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _json_integer(value: object) -> object:
+    """An integer as JSON writes it: never true, "30" or 30.0 (the request is decoded before
+    the model sees it, so pydantic's strict mode alone cannot tell)."""
+    if type(value) is not int:
+        raise ValueError("must be a whole number, written as a JSON integer")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_json_integer)]
+
+
+def _calendar_day(value: object) -> object:
+    """A day as YYYY-MM-DD (or a date), not a number of seconds or a timestamp."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return value
+    raise ValueError("must be a day written YYYY-MM-DD")
+
+
+CalendarDay = Annotated[date, BeforeValidator(_calendar_day)]
+
+# Text that PostgreSQL can store: refused here, naming the field, rather than by the database.
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,12 +72,17 @@ class ExchangeCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    giver_id: int = Field(ge=1, le=MAX_ID, description="participant who gave the help")
-    receiver_id: int = Field(ge=1, le=MAX_ID, description="participant who received it")
-    minutes: int = Field(gt=0, le=MAX_MINUTES, description="whole minutes of help")
-    service_date: date = Field(description="the day the help was given (not in the future)")
-    category: str = Field(min_length=1, max_length=100, description="a category slug")
-    description: str = Field(default="", max_length=2000)
+    # Strict: a JSON integer, never true, "30" or 30.0.
+    giver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who gave the help")
+    receiver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who received it")
+    minutes: WholeNumber = Field(
+        gt=0, le=MAX_MINUTES, description="whole minutes of help (an integer)"
+    )
+    service_date: CalendarDay = Field(
+        description="the day the help was given, YYYY-MM-DD: from 2000-01-01, not in the future",
+    )
+    category: Text = Field(min_length=1, max_length=100, description="a category slug")
+    description: Text = Field(default="", max_length=2000)
     logged_for: Side | None = Field(
         default=None,
         description="coordinators only: the party they log on behalf of (default: the giver)",
@@ -54,7 +94,7 @@ class DecisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
 class BulkApprove(BaseModel):
@@ -150,11 +190,13 @@ class Policy:
 
 @dataclass(frozen=True)
 class Party:
-    """A participant as an exchange sees them."""
+    """A participant as an exchange sees them; ``takes_part`` is false when their user is in
+    the timebank as a funder only (or has no role left): someone who can never confirm."""
 
     id: int
     kind: str
     account_id: int
+    takes_part: bool = True
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from timebank.errors import (
 from timebank.exchanges import policy, repository
 from timebank.exchanges.repository import Connection
 from timebank.exchanges.schemas import (
+    EARLIEST_SERVICE_DATE,
     POLICY_ACTOR,
     Actor,
     BulkApproveResult,
@@ -51,6 +52,10 @@ from timebank.ledger.service import run_in_raw_statements, run_in_raw_transactio
 T = TypeVar("T")
 
 AUTO_APPROVAL_REASON = "approved automatically under the timebank's policy"
+NO_PART_IN_EXCHANGES = (
+    "this participant's user is a funder of the timebank (or has no role in it) and takes no"
+    " part in exchanges"
+)
 
 
 class Exchanges:
@@ -144,7 +149,7 @@ class Exchanges:
             giver, receiver, (category_id, category_name) = _require_parties_and_category(
                 data, rules, giver, receiver, category
             )
-            state = policy.state_after_logging(rules, on_behalf=on_behalf)
+            state = policy.state_after_logging(rules, on_behalf=on_behalf, logged_for=logged_for)
             reasons: list[str] = []
             if state == "awaiting_approval":
                 reasons = await _review_reasons(
@@ -211,7 +216,7 @@ class Exchanges:
     async def list(self, access: TimebankAccess, filters: ExchangeFilters) -> ExchangePage:
         """Exchanges by ascending id, filtered; members see only those they are party to."""
         policy.require_exchange_reader(access)
-        party_of = None if access.can_manage else access.member_participant_id
+        party_of = None if access.can_manage else access.party_id
         async with self._engine.connect() as conn:
             rows = await repository.list_exchanges(
                 conn, access.timebank_id, filters, party_of=party_of, limit=filters.limit + 1
@@ -308,6 +313,13 @@ def _check_request(data: ExchangeCreate, idempotency_key: str | None, *, today: 
             "the service date is in the future; log help once it has been given",
             errors=[field_error("service_date", f"must be {today.isoformat()} or earlier")],
         )
+    if data.service_date < EARLIEST_SERVICE_DATE:
+        raise ValidationFailed(
+            "the service date is too far back to be believed",
+            errors=[
+                field_error("service_date", f"must be {EARLIEST_SERVICE_DATE.isoformat()} or later")
+            ],
+        )
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise ValidationFailed(
             "an Idempotency-Key has 1 to 255 characters",
@@ -325,10 +337,12 @@ def _require_parties_and_category(
     category: tuple[int, str] | None,
 ) -> tuple[Party, Party, tuple[int, str]]:
     errors = []
-    if giver is None:
-        errors.append(field_error("giver_id", "no such participant in this timebank"))
-    if receiver is None:
-        errors.append(field_error("receiver_id", "no such participant in this timebank"))
+    for key, party in (("giver_id", giver), ("receiver_id", receiver)):
+        if party is None:
+            errors.append(field_error(key, "no such participant in this timebank"))
+        elif not party.takes_part:
+            # Nobody could ever confirm it: the reservation would be held for good.
+            errors.append(field_error(key, NO_PART_IN_EXCHANGES))
     if category is None:
         errors.append(field_error("category", "no such category in this timebank"))
     if data.minutes > rules.max_exchange_minutes:

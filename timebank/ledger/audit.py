@@ -95,11 +95,18 @@ _CHECKS: dict[str, str] = {
     """,
     "limits": """
         SELECT t.slug, 'account ' || a.id,
-               format('balance %s, pending in %s, pending out %s is outside floor %s / ceiling %s',
-                      a.balance, a.pending_in, a.pending_out, a.floor, a.ceiling)
+               format('balance %s, pending in %s, pending out %s is %s floor %s / ceiling %s%s',
+                      a.balance, a.pending_in, a.pending_out,
+                      CASE WHEN o.outside THEN 'outside' ELSE 'within' END, a.floor, a.ceiling,
+                      CASE WHEN a.flagged_by_reversal_id IS NULL THEN ''
+                           ELSE ', flagged by reversal ' || a.flagged_by_reversal_id END)
           FROM accounts a JOIN timebanks t ON t.id = a.timebank_id
+         CROSS JOIN LATERAL (SELECT coalesce(a.balance - a.pending_out < a.floor
+                                             OR a.balance + a.pending_in > a.ceiling, false)
+                                    AS outside) o
          WHERE (CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id)
-           AND (a.balance - a.pending_out < a.floor OR a.balance + a.pending_in > a.ceiling
+           -- Outside its limits exactly when a reversal flagged it (I5).
+           AND (o.outside <> (a.flagged_by_reversal_id IS NOT NULL)
                 OR a.pending_in < 0 OR a.pending_out < 0)
     """,
     "pending-matches-reservations": """

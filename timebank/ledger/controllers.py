@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, TypeAlias
 
-from litestar import Controller, get
+from litestar import Controller, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from timebank.deps import AccessDep
 from timebank.ledger.reader import LedgerReader
-from timebank.ledger.schemas import AuditPublic, BalancePublic, StatementPublic
+from timebank.ledger.schemas import (
+    AuditPublic,
+    BalancePublic,
+    FlaggedAccountPublic,
+    LimitChangePublic,
+    LimitsUpdate,
+    StatementPublic,
+)
 from timebank.openapi import MAX_ID, ParticipantId, problems
 
 
@@ -63,6 +70,36 @@ class LedgerController(Controller):
         return await ledger_reader.statement(
             access, participant_id, before_version=before_version, limit=limit
         )
+
+    @put(
+        "/participants/{participant_id:int}/limits",
+        summary="Change one account's limits",
+        responses=problems(400, 401, 403, 404, 409, 422),
+    )
+    async def set_limits(
+        self,
+        access: AccessDep,
+        ledger_reader: LedgerReaderDep,
+        participant_id: ParticipantId,
+        data: JSONBody[LimitsUpdate],
+    ) -> LimitChangePublic:
+        """Set a participant's floor and ceiling, with a reason (coordinators and admins, not
+        for their own account). Recorded: who, when, from, to, why. Refused (409) when the new
+        limits would not hold the account's balance and pending exchanges."""
+        return await ledger_reader.set_limits(access, participant_id, data)
+
+    @get(
+        "/ledger/flags",
+        summary="Accounts a reversal left outside their limits",
+        responses=problems(401, 403, 404),
+    )
+    async def flags(
+        self, access: AccessDep, ledger_reader: LedgerReaderDep
+    ) -> list[FlaggedAccountPublic]:
+        """Accounts a reversal took below their floor or above their ceiling (coordinators and
+        admins). Such an account takes nothing that moves it further out; the flag clears once
+        it is back within its limits (or its limits are changed to hold it)."""
+        return await ledger_reader.flags(access)
 
     @get("/ledger/verify", summary="Audit the ledger", responses=problems(401, 403, 404))
     async def verify(self, access: AccessDep, ledger_reader: LedgerReaderDep) -> AuditPublic:

@@ -17,10 +17,13 @@ from timebank.ledger.audit import audit
 from timebank.ledger.schemas import (
     AuditPublic,
     BalancePublic,
+    FlaggedAccountPublic,
+    LimitChangePublic,
+    LimitsUpdate,
     StatementLinePublic,
     StatementPublic,
 )
-from timebank.ledger.service import Ledger, raw_connection
+from timebank.ledger.service import Ledger, raw_connection, run_in_raw_statements
 
 
 class LedgerReader:
@@ -34,9 +37,9 @@ class LedgerReader:
     @staticmethod
     def _require_reader(access: TimebankAccess, participant_id: int) -> None:
         if not access.can_manage:
-            if access.member_participant_id is None:
+            if access.party_id is None:
                 raise Forbidden("balances are for members and coordinators of this timebank")
-            if participant_id != access.member_participant_id:
+            if participant_id != access.party_id:
                 raise Forbidden("members see their own balance and statement only")
 
     @staticmethod
@@ -70,7 +73,42 @@ class LedgerReader:
             floor_minutes=floor,
             ceiling_minutes=balance.ceiling_minutes or 0,
             available_minutes=balance.balance_minutes - balance.pending_out_minutes - floor,
+            flagged_by_reversal_id=balance.flagged_by_reversal_id,
         )
+
+    async def set_limits(
+        self, access: TimebankAccess, participant_id: int, data: LimitsUpdate
+    ) -> LimitChangePublic:
+        """Change one participant's floor and ceiling (coordinators and admins, never for
+        their own account), recorded; refused (409) when the new limits would not hold the
+        account's balance and reservations."""
+        if not access.can_manage:
+            raise Forbidden("only a coordinator may change an account's limits")
+        if access.participant_id == participant_id:
+            raise Forbidden("someone else must change the limits of your own account")
+
+        async def work(conn: Connection) -> LimitChangePublic:
+            party = await self._find_party(conn, access.timebank_id, participant_id)
+            row = await ledger_repository.set_limits(
+                conn,
+                timebank_id=access.timebank_id,
+                account_id=party.account_id,
+                floor=data.floor_minutes,
+                ceiling=data.ceiling_minutes,
+                user_id=access.principal.user_id,
+                reason=data.reason,
+            )
+            return LimitChangePublic.model_validate(dict(row))
+
+        return await run_in_raw_statements(self._engine, work)
+
+    async def flags(self, access: TimebankAccess) -> list[FlaggedAccountPublic]:
+        """Accounts a reversal left outside their limits (coordinators and admins)."""
+        if not access.can_manage:
+            raise Forbidden("only a coordinator may see flagged accounts")
+        async with raw_connection(self._engine) as conn:
+            rows = await ledger_repository.flagged_accounts(conn, access.timebank_id)
+        return [FlaggedAccountPublic.model_validate(dict(row)) for row in rows]
 
     async def statement(
         self,

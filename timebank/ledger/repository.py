@@ -258,7 +258,7 @@ async def get_balance(conn: Connection, timebank_id: int, account_id: int) -> Ac
         conn,
         "SELECT id AS account_id, balance AS balance_minutes,"
         " pending_in AS pending_in_minutes, pending_out AS pending_out_minutes,"
-        " floor AS floor_minutes, ceiling AS ceiling_minutes, version"
+        " floor AS floor_minutes, ceiling AS ceiling_minutes, version, flagged_by_reversal_id"
         " FROM accounts WHERE id = $1 AND timebank_id = $2",
         account_id,
         timebank_id,
@@ -293,3 +293,43 @@ async def statement_lines(
         limit,
     )
     return [StatementLine(**row) for row in rows]
+
+
+async def set_limits(
+    conn: Connection,
+    *,
+    timebank_id: int,
+    account_id: int,
+    floor: int,
+    ceiling: int,
+    user_id: int,
+    reason: str,
+) -> Mapping[str, Any]:
+    """Change one account's limits and record who, when, from, to and why, in one call
+    (``ledger_set_limits``); refused as a limit error if they would not hold the account."""
+    row = await _fetch_one(
+        conn,
+        "SELECT c.*, a.participant_id FROM ledger_set_limits($1, $2, $3, $4, $5, $6) c"
+        " JOIN accounts a ON a.id = c.account_id",
+        timebank_id,
+        account_id,
+        floor,
+        ceiling,
+        user_id,
+        reason,
+    )
+    assert row is not None, "ledger_set_limits returns the change or raises"
+    return row
+
+
+async def flagged_accounts(conn: Connection, timebank_id: int) -> Sequence[Mapping[str, Any]]:
+    """Accounts a reversal has left outside their limits, oldest flag first."""
+    return await _fetch(
+        conn,
+        "SELECT participant_id, id AS account_id, balance AS balance_minutes,"
+        " pending_in AS pending_in_minutes, pending_out AS pending_out_minutes,"
+        " floor AS floor_minutes, ceiling AS ceiling_minutes, flagged_by_reversal_id"
+        " FROM accounts WHERE timebank_id = $1 AND flagged_by_reversal_id IS NOT NULL"
+        " ORDER BY flagged_by_reversal_id",
+        timebank_id,
+    )

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from timebank.exchanges.schemas import WholeNumber
 
 TransferKind = Literal["exchange", "reversal", "grant", "adjustment"]
 DirectKind = Literal["exchange", "grant", "adjustment"]
+MAX_LIMIT = 10_000_000  # the largest floor (negated) or ceiling a timebank's policy allows
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class AccountBalance:
     floor_minutes: int | None
     ceiling_minutes: int | None
     version: int
+    flagged_by_reversal_id: int | None = None
 
     @property
     def available_minutes(self) -> int | None:
@@ -124,6 +128,57 @@ class BalancePublic(BaseModel):
     floor_minutes: int
     ceiling_minutes: int
     available_minutes: int = Field(description="minutes that can be spent before the floor")
+    flagged_by_reversal_id: int | None = Field(
+        default=None,
+        description="set while a reversal has left the account outside its limits: the"
+        " reversal's transfer; the account then takes nothing that moves it further out",
+    )
+
+
+class LimitsUpdate(BaseModel):
+    """New limits for one account, and why: they must hold its balance and reservations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    floor_minutes: WholeNumber = Field(le=0, ge=-MAX_LIMIT, description="at most 0")
+    ceiling_minutes: WholeNumber = Field(ge=0, le=MAX_LIMIT, description="at least 0")
+    reason: str = Field(min_length=1, max_length=500, description="why (kept on the record)")
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_present(cls, value: str) -> str:
+        value = value.strip()
+        if not value or "\x00" in value:
+            raise ValueError("say why, in plain text")
+        return value
+
+
+class LimitChangePublic(BaseModel):
+    """One change of an account's limits, as recorded: who, when, from, to, why."""
+
+    id: int
+    participant_id: int
+    account_id: int
+    changed_by_user_id: int | None
+    changed_at: datetime
+    floor_before: int
+    ceiling_before: int
+    floor_after: int
+    ceiling_after: int
+    reason: str
+
+
+class FlaggedAccountPublic(BaseModel):
+    """An account a reversal has left outside its limits, for a coordinator to settle."""
+
+    participant_id: int
+    account_id: int
+    balance_minutes: int
+    pending_in_minutes: int
+    pending_out_minutes: int
+    floor_minutes: int
+    ceiling_minutes: int
+    flagged_by_reversal_id: int
 
 
 class StatementLinePublic(BaseModel):

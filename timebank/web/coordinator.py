@@ -32,11 +32,13 @@ _ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (str.isdigit also takes "Â
 
 
 async def _queue(exchanges: Exchanges, access: TimebankAccess) -> list[ExchangePublic]:
-    """Exchanges waiting for a coordinator, oldest first."""
+    """Exchanges waiting for a coordinator that this one may decide (not those they are party
+    to: another coordinator decides those), oldest first."""
     waiting: list[ExchangePublic] = []
     for state in QUEUE_STATES:
         waiting += await all_exchanges(exchanges, access, ExchangeFilters(state=state))
-    return sorted(waiting, key=lambda exchange: (exchange.created_at, exchange.id))
+    mine = [e for e in waiting if {"approve", "reject"} & policy.open_decisions(access, e)]
+    return sorted(mine, key=lambda exchange: (exchange.created_at, exchange.id))
 
 
 def _why(exchange: ExchangePublic) -> str:
@@ -63,6 +65,7 @@ class CoordinatorPages(Controller):
         # The listing below would show a member their own exchanges: refuse as approving does.
         policy.require_may_attempt(access, "approve")
         queue = await _queue(exchanges, access)
+        flagged = await request.app.state.ledger_reader.flags(access)
         return page(
             request,
             "queue.html",
@@ -74,6 +77,7 @@ class CoordinatorPages(Controller):
             categories=await category_names(participants, access),
             outcomes=outcomes or [],
             error=error,
+            flagged=flagged,
         )
 
     @get("/queue")

@@ -13,6 +13,7 @@ from litestar.params import FromPath, PathParameter, QueryParameter
 from timebank.auth.schemas import TimebankAccess
 from timebank.deps import AccessDep
 from timebank.errors import Conflict, IdempotencyMismatch, NotFound, ValidationFailed
+from timebank.exchanges import policy
 from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic
 from timebank.exchanges.service import Exchanges
 from timebank.openapi import MAX_ID
@@ -51,9 +52,8 @@ async def all_exchanges(
 
 
 def _waiting_for_me(access: TimebankAccess, exchange: ExchangePublic) -> bool:
-    """Logged by the other party, and waiting for this member to confirm or dispute."""
-    counterparty = exchange.receiver_id if exchange.logged_for == "giver" else exchange.giver_id
-    return exchange.state == "logged" and counterparty == access.member_participant_id
+    """Logged by the other party, and waiting for this person to confirm or dispute."""
+    return "confirm" in policy.open_decisions(access, exchange)
 
 
 class ExchangePages(Controller):
@@ -70,7 +70,7 @@ class ExchangePages(Controller):
     ) -> Response:
         """Home: my balance, what waits for me, and the big "log hours" button."""
         timebank = await participants.show_timebank(access)
-        me = access.member_participant_id
+        me = access.party_id
         balance = await ledger_reader.balance(access, me) if me is not None else None
         waiting = 0
         if me is not None:
@@ -105,10 +105,10 @@ class ExchangePages(Controller):
         on_behalf: bool,
         status_code: int = 200,
     ) -> Response:
-        on_behalf = access.can_manage and (on_behalf or access.member_participant_id is None)
+        on_behalf = access.can_manage and (on_behalf or access.party_id is None)
         timebank = await participants.show_timebank(access)
         people = await names(participants, access)
-        people.pop(access.member_participant_id or 0, None)
+        people.pop(access.party_id or 0, None)
         return page(
             request,
             "log.html",
@@ -134,7 +134,7 @@ class ExchangePages(Controller):
         same key and answers with the exchange recorded the first time."""
         sent = await request.form()
         form = log_form.LogForm.from_form(sent)
-        on_behalf = sent.get("mode") == "on_behalf" or access.member_participant_id is None
+        on_behalf = sent.get("mode") == "on_behalf" or access.party_id is None
         data = await log_form.read(form, participants, access, on_behalf=on_behalf)
         status = 422
         if data is not None:
@@ -167,7 +167,7 @@ class ExchangePages(Controller):
     ) -> Response:
         """My exchanges, newest first; those the other party logged can be confirmed here."""
         timebank = await participants.show_timebank(access)
-        me = access.member_participant_id
+        me = access.party_id
         listed = await all_exchanges(exchanges, access, ExchangeFilters(participant_id=me))
         recent = list(reversed(listed))[:RECENT]
         return page(
@@ -212,25 +212,8 @@ class ExchangePages(Controller):
         status_code: int = 200,
     ) -> Response:
         detail = await exchanges.get(access, exchange_id)
-        me = access.member_participant_id
-        is_party = me in (detail.giver_id, detail.receiver_id)
-        counterparty = detail.receiver_id if detail.logged_for == "giver" else detail.giver_id
-        may = {
-            "confirm": detail.state == "logged" and me == counterparty,
-            "dispute": detail.state == "logged" and me == counterparty,
-            "cancel": detail.state in ("logged", "awaiting_approval")
-            and (
-                detail.logged_by_user_id == access.principal.user_id
-                or (access.can_manage and not is_party)
-            ),
-            "approve": detail.state in ("awaiting_approval", "disputed")
-            and access.can_manage
-            and not is_party,
-            "reject": detail.state in ("awaiting_approval", "disputed")
-            and access.can_manage
-            and not is_party,
-            "reverse": detail.state == "approved" and access.can_manage and not is_party,
-        }
+        open_now = policy.open_decisions(access, detail)
+        may = {action: action in open_now for action in DECISIONS}
         return page(
             request,
             "exchange.html",

@@ -121,7 +121,7 @@ async def read(
         form.fail("category", "Choose what kind of help it was.")
     if len(form.description) > MAX_NOTE:
         form.fail("description", f"Keep the note under {MAX_NOTE} characters.")
-    me = access.member_participant_id
+    me = access.party_id
     if on_behalf:
         giver = await _person(
             form, participants, access, "giver", form.giver, form.giver_id, exclude=None

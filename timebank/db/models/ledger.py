@@ -68,6 +68,7 @@ class Account(SQLModel, table=True):
     floor: int | None = Field(default=None, sa_type=BigInteger)
     ceiling: int | None = Field(default=None, sa_type=BigInteger)
     version: int = Field(default=0, sa_type=BigInteger)
+    flagged_by_reversal_id: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime | None = _created_at()
 
 
