@@ -6,13 +6,13 @@ dataclasses that never leave the service layer.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from timebank.fields import CalendarDay, Text, WholeNumber
 from timebank.openapi import MAX_ID
 
 ExchangeState = Literal[
@@ -28,38 +28,6 @@ Side = Literal["giver", "receiver"]
 MAX_MINUTES = 2**31 - 1  # far above any timebank's maximum per exchange
 # Older help is not believable as logged; the bound leaves room for imported history.
 EARLIEST_SERVICE_DATE = date(2000, 1, 1)
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _json_integer(value: object) -> object:
-    """An integer as JSON writes it: never true, "30" or 30.0 (the request is decoded before
-    the model sees it, so pydantic's strict mode alone cannot tell)."""
-    if type(value) is not int:
-        raise ValueError("must be a whole number, written as a JSON integer")
-    return value
-
-
-WholeNumber = Annotated[int, BeforeValidator(_json_integer)]
-
-
-def _calendar_day(value: object) -> object:
-    """A day as YYYY-MM-DD (or a date), not a number of seconds or a timestamp."""
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-        return value
-    raise ValueError("must be a day written YYYY-MM-DD")
-
-
-CalendarDay = Annotated[date, BeforeValidator(_calendar_day)]
-
-# Text that PostgreSQL can store: refused here, naming the field, rather than by the database.
-Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 # ---------------------------------------------------------------------------------------------

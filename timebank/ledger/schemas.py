@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from timebank.exchanges.schemas import WholeNumber
+from timebank.fields import WholeNumber
 
 TransferKind = Literal["exchange", "reversal", "grant", "adjustment"]
 DirectKind = Literal["exchange", "grant", "adjustment"]
