@@ -36,6 +36,7 @@ from timebank.auth.deps import (
 )
 from timebank.auth.service import AuthService
 from timebank.db.engine import create_engine, is_unavailable, resolve_database_url
+from timebank.edges import MAX_BODY_BYTES, CheckedRequest, RequestGuard
 from timebank.errors import (
     PROBLEM_BASE,
     ServiceUnavailable,
@@ -213,12 +214,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             ),
             security=[{"BearerToken": []}],
         ),
+        request_class=CheckedRequest,
+        request_max_body_size=MAX_BODY_BYTES,
         debug=False,
         logging_config=None,  # logging is configured once, by `timebank serve` (JSON lines)
     )
     document_csv_alternatives(app)
     # Outside Litestar's own handler stack, so that every request is seen: unknown paths and
     # answers given by the error handlers included.
+    app.asgi_handler = RequestGuard(app.asgi_handler)  # before routing; inside the log
     app.asgi_handler = RequestMiddleware(
         app.asgi_handler, access_log=settings.access_log, https_only=settings.cookie_secure
     )
