@@ -21,7 +21,7 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from timebank.errors import TimebankError, ValidationFailed
 
@@ -84,7 +84,7 @@ def _with_deadline(receive: Receive, seconds: float) -> Receive:
     deadline: float | None = None
     complete = False
 
-    async def bounded() -> Message:
+    async def bounded() -> ReceiveMessage:
         nonlocal deadline, complete
         if complete:
             return await receive()
