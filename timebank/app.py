@@ -15,7 +15,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIMediaType,
@@ -50,7 +49,7 @@ from timebank.exchanges.service import Exchanges
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
 from timebank.ledger.reader import LedgerReader
-from timebank.openapi import PROBLEM_JSON, problem_body
+from timebank.openapi import PROBLEM_JSON, docs_router, problem_body
 from timebank.ops import metrics
 from timebank.ops.controllers import health, prometheus_metrics, ready
 from timebank.ops.middleware import RequestMiddleware
@@ -176,6 +175,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     def provide_settings() -> Settings:
         return settings
 
+    docs, docs_plugins = docs_router(api_docs=settings.api_docs)
     app = Litestar(
         route_handlers=[health, ready, prometheus_metrics, *API_ROUTES, *web_routers(settings)],
         template_config=template_config(),
@@ -201,7 +201,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             description="A reciprocity ledger for timebanks: exchanges of hours, kept in a "
             "double-entry ledger of integer minutes.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            openapi_router=docs,
+            render_plugins=docs_plugins,
             use_handler_docstrings=True,
             components=Components(
                 security_schemes={
