@@ -21,6 +21,7 @@ the reproduction: the mark fails the run once the cause is fixed, so it cannot o
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -478,3 +479,87 @@ async def test_names_with_dollar_signs(dollar_ctx: Ctx, route: Route):
         for chart in CHARTS:
             await each_role(ctx, route, url=url_of(ctx, route, file=f"{chart}.svg"))
     no_5xx(ctx)
+
+
+# --- The findings, one by one -------------------------------------------------------------------
+
+
+async def test_a_nul_in_a_slug_is_a_bad_request(client, world):
+    response = await client.get("/api/v1/timebanks/riverside%00x", headers=world.admin.headers)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "NUL" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("depth", [100_000, 10_000])
+async def test_json_nested_deep_on_sign_in_is_refused(client, depth):
+    response = await client.post(
+        "/api/v1/auth/login",
+        content='{"email": "a@example.org", "password": "x", "x": '
+        + "[" * depth
+        + "]" * depth
+        + "}",
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == (413 if depth * 2 > MAX_BODY_BYTES else 400)
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_non_ascii_csrf_token_re_renders_as_a_refusal(client, world):
+    response = await client.post(
+        "/sign-in",
+        data={CSRF_FIELD: "é" * 43, "email": world.member.email, "password": "x"},
+        headers={"cookie": f"{CSRF_COOKIE}={'é' * 43}".encode()},
+    )
+
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert SESSION_COOKIE not in response.cookies
+
+
+async def test_a_body_not_sent_in_time_is_given_up():
+    from litestar import post
+    from litestar.params import JSONBody
+
+    from timebank.edges import CheckedRequest, RequestGuard
+
+    @post("/echo", sync_to_thread=False)
+    def echo(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+        return data
+
+    app = Litestar([echo], request_class=CheckedRequest)
+    guarded = RequestGuard(app, body_seconds=0.05)
+    sent: list[dict[str, Any]] = []
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b'{"a": ', "more_body": True}
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    await guarded(scope, receive, send)
+
+    assert sent[0]["status"] == 408
