@@ -15,7 +15,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIMediaType,
@@ -36,6 +35,7 @@ from timebank.auth.deps import (
 )
 from timebank.auth.service import AuthService
 from timebank.db.engine import create_engine, is_unavailable, resolve_database_url
+from timebank.edges import MAX_BODY_BYTES, CheckedRequest, RequestGuard
 from timebank.errors import (
     PROBLEM_BASE,
     ServiceUnavailable,
@@ -49,7 +49,7 @@ from timebank.exchanges.service import Exchanges
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
 from timebank.ledger.reader import LedgerReader
-from timebank.openapi import PROBLEM_JSON, problem_body
+from timebank.openapi import PROBLEM_JSON, docs_router, problem_body
 from timebank.ops import metrics
 from timebank.ops.controllers import health, prometheus_metrics, ready
 from timebank.ops.middleware import RequestMiddleware
@@ -175,6 +175,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     def provide_settings() -> Settings:
         return settings
 
+    docs, docs_plugins = docs_router(api_docs=settings.api_docs)
     app = Litestar(
         route_handlers=[health, ready, prometheus_metrics, *API_ROUTES, *web_routers(settings)],
         template_config=template_config(),
@@ -200,7 +201,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             description="A reciprocity ledger for timebanks: exchanges of hours, kept in a "
             "double-entry ledger of integer minutes.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            openapi_router=docs,
+            render_plugins=docs_plugins,
             use_handler_docstrings=True,
             components=Components(
                 security_schemes={
@@ -213,12 +215,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             ),
             security=[{"BearerToken": []}],
         ),
+        request_class=CheckedRequest,
+        request_max_body_size=MAX_BODY_BYTES,
         debug=False,
         logging_config=None,  # logging is configured once, by `timebank serve` (JSON lines)
     )
     document_csv_alternatives(app)
     # Outside Litestar's own handler stack, so that every request is seen: unknown paths and
     # answers given by the error handlers included.
+    app.asgi_handler = RequestGuard(app.asgi_handler)  # before routing; inside the log
     app.asgi_handler = RequestMiddleware(
         app.asgi_handler, access_log=settings.access_log, https_only=settings.cookie_secure
     )

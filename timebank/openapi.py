@@ -1,10 +1,15 @@
-"""OpenAPI pieces shared by every controller: the problem-details body (RFC 9457)."""
+"""OpenAPI pieces shared by every controller: the problem-details body (RFC 9457); and the
+``/schema`` router with its docs page."""
 
 from __future__ import annotations
 
+import html
 from typing import Annotated, Any, TypeAlias
 
+from litestar import Request, Router
+from litestar.datastructures import ResponseHeader
 from litestar.openapi import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.params import PathParameter
 from pydantic import BaseModel, ConfigDict
 
@@ -52,3 +57,71 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 
 def problem_body(**fields: Any) -> dict[str, Any]:
     return Problem(**fields).model_dump(exclude_none=True)
+
+
+# The browsable docs page: RapiDoc, vendored and pinned (timebank/web/static/vendor/…/README.md),
+# served by the service itself, under a policy that lets nothing else run or load.
+RAPIDOC = "rapidoc-9.3.8"
+DOCS_SCRIPT = f"/static/vendor/{RAPIDOC}/rapidoc-min.js"
+DOCS_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        # RapiDoc styles its elements through style attributes; no script comes of them.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+DOCS_HEADERS = {
+    "content-security-policy": DOCS_CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+class DocsPage(OpenAPIRenderPlugin):
+    """``/schema``: the OpenAPI document in RapiDoc, loaded from this service's own static files
+    (no other origin, no inline script); the document itself stays at ``/schema/openapi.json``."""
+
+    def __init__(self) -> None:
+        super().__init__(path="/")
+
+    def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
+        spec_url = html.escape(self.get_openapi_json_route(request))
+        title = html.escape(str(openapi_schema["info"]["title"]))
+        return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} API</title>
+<link rel="icon" href="data:,">
+<script src="{DOCS_SCRIPT}"></script>
+</head>
+<body>
+<rapi-doc spec-url="{spec_url}" render-style="read" show-header="false"
+  allow-spec-url-load="false" allow-spec-file-load="false"
+  load-fonts="false" regular-font="system-ui, sans-serif" mono-font="ui-monospace, monospace">
+</rapi-doc>
+<noscript>The API docs need JavaScript; the document itself is at {spec_url}.</noscript>
+</body>
+</html>
+""".encode()
+
+
+def docs_router(*, api_docs: bool) -> tuple[Router, list[OpenAPIRenderPlugin]]:
+    """The router of ``/schema`` and what it serves: the docs page (when ``api_docs``) and the
+    JSON document, every answer with the headers above."""
+    router = Router(
+        path="/schema",
+        route_handlers=[],
+        include_in_schema=False,
+        response_headers=[ResponseHeader(name=k, value=v) for k, v in DOCS_HEADERS.items()],
+    )
+    plugins: list[OpenAPIRenderPlugin] = [DocsPage()] if api_docs else []
+    return router, [*plugins, JsonRenderPlugin()]

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         description="reports count up to this many seconds ago at the latest, so that a "
         "transaction still committing cannot change a report already given",
     )
+    api_docs: bool = Field(
+        default=True,
+        description="serve the browsable API docs page at /schema (the OpenAPI document at "
+        "/schema/openapi.json is served either way)",
+    )
     test_database_url: str | None = Field(
         default=None,
         description="tests only: a PostgreSQL server to test against instead of an embedded one",

@@ -79,7 +79,7 @@ def csrf_hook(settings: Settings):
     async def check(request: Request) -> None:
         name = cookie_name(CSRF_COOKIE, settings.cookie_secure)
         cookie = request.cookies.get(name, "")
-        if _TOKEN.match(cookie):
+        if _TOKEN.fullmatch(cookie):
             request.state.csrf_token = cookie
             request.state.csrf_cookie = None
         else:
@@ -101,7 +101,13 @@ def csrf_hook(settings: Settings):
             raise Forbidden("forms are accepted from this site's own pages only")
         form = await request.form()
         sent = form.get(CSRF_FIELD)
-        if not cookie or not isinstance(sent, str) or not compare_digest(sent, cookie):
+        # Only a well-formed cookie counts (anything else was just replaced), and the two are
+        # compared as bytes: compare_digest refuses str with non-ASCII characters.
+        if (
+            request.state.csrf_cookie is not None
+            or not isinstance(sent, str)
+            or not compare_digest(sent.encode(), cookie.encode())
+        ):
             raise Forbidden(
                 "this form has expired or did not come from this site; "
                 "go back, reload the page and try again"
