@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -231,7 +232,7 @@ class Ctx:
                 kind="api",
                 name="matrix",
                 token_hash=token_hash,
-                expires_at=None,
+                expires_at=datetime.now(UTC) + timedelta(days=1),
             )
         return row["id"], secret
 

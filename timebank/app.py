@@ -14,6 +14,7 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import (
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import timebank
 from timebank.auth.controllers import AuthController
+from timebank.auth.csrf import ApiRequestGuard
 from timebank.auth.deps import (
     provide_access,
     provide_auth,
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await applier
+            app.state.auth.passwords.close()
             await engine.dispose()
 
     def provide_engine(state: State) -> AsyncEngine:
@@ -179,6 +182,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         route_handlers=[health, ready, prometheus_metrics, *API_ROUTES, *web_routers(settings)],
         template_config=template_config(),
         lifespan=[database],
+        middleware=[DefineMiddleware(ApiRequestGuard, public_url=settings.public_url)],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "engine": Provide(provide_engine, sync_to_thread=False),
