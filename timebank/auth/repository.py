@@ -65,18 +65,21 @@ async def sign_in_secret(conn: AsyncConnection) -> bytes:
     return bytes((await conn.execute(text("SELECT key FROM sign_in_key"))).scalar_one())
 
 
-async def lock_counters(conn: AsyncConnection, keys: Sequence[bytes]) -> list[Mapping[str, Any]]:
-    """The counters of ``keys``, in that order, created when missing and locked until the
-    transaction ends, so that parallel tries on one key take turns. A failure count older than
-    a day reads as none."""
+async def lock_counters(
+    conn: AsyncConnection, keys: Sequence[bytes], *, create: bool = True
+) -> list[Mapping[str, Any] | None]:
+    """The counters of ``keys``, in that order, locked until the transaction ends, so that
+    parallel tries on one key take turns; created when missing if ``create`` (else None for
+    a missing one). A failure count older than a day reads as none."""
     ordered = sorted(set(keys))  # one order for every transaction: no deadlock between them
-    await conn.execute(
-        text(
-            "INSERT INTO sign_in_counters (key) SELECT unnest(CAST(:keys AS bytea[]))"
-            " ON CONFLICT (key) DO NOTHING"
-        ),
-        {"keys": ordered},
-    )
+    if create:
+        await conn.execute(
+            text(
+                "INSERT INTO sign_in_counters (key) SELECT unnest(CAST(:keys AS bytea[]))"
+                " ON CONFLICT (key) DO NOTHING"
+            ),
+            {"keys": ordered},
+        )
     rows = await conn.execute(
         text(
             "SELECT key, CASE WHEN last_failed_at > now() - interval '1 day' THEN failures"
@@ -86,7 +89,7 @@ async def lock_counters(conn: AsyncConnection, keys: Sequence[bytes]) -> list[Ma
         {"keys": ordered},
     )
     by_key = {bytes(row["key"]): dict(row) for row in rows.mappings()}
-    return [by_key[key] for key in keys]
+    return [by_key.get(key) for key in keys]
 
 
 async def count_failure(conn: AsyncConnection, keys: Sequence[bytes]) -> None:

@@ -9,12 +9,14 @@ database), so the counters hold neither emails nor addresses:
 - *account*: the normalised email, from everywhere.
 
 A key allows a number of free failures; after that, each further try waits a delay that doubles
-with every failure (5 s, 10 s, 20 s, …), up to a cap, counted from the last failure. *Client* and *account from
-client* wait up to 15 minutes: they only slow whoever makes the failures. *Account* waits at most
-``ACCOUNT_DELAY_CAP`` seconds, and not at all from an address the account signed in from in the
-last 30 days: guesses from elsewhere slow the owner briefly at worst. A failure count is
-forgotten a day after its last failure. While a delay runs, sign-in answers 429 with
-``Retry-After``; the try is not counted.
+with every failure (5 s, 10 s, 20 s, …) up to a cap, counted from the last failure. *Client* and
+*account from client* wait up to 15 minutes: they only slow whoever makes the failures.
+*Account* waits at most ``ACCOUNT_DELAY_CAP`` seconds, and not at all from an address the
+account signed in from in the last 30 days: guesses from elsewhere slow the owner briefly at
+worst. A failure count is forgotten a day after its last failure. While a delay runs, sign-in
+answers 429 with ``Retry-After``; the try is not counted. Each try is counted as a failure
+before its password is checked (and taken back if it succeeds), with the counters locked, so
+parallel tries cannot all pass one limit.
 """
 
 from __future__ import annotations
