@@ -44,10 +44,13 @@ async def _client(database_url: str, **overrides) -> AsyncIterator[AsyncTestClie
 
 
 @contextlib.contextmanager
-def _served(database_url: str, settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a local port, with the proxy options `timebank serve` uses."""
+def _served(database_url: str, settings: Settings, apps: list | None = None) -> Iterator[str]:
+    """The app under uvicorn on a local port (in a thread: requests really run side by side),
+    with the proxy options `timebank serve` uses; the app is appended to ``apps``."""
     port = free_port()
     app = create_app(settings, database_url=database_url)
+    if apps is not None:
+        apps.append(app)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -165,17 +168,18 @@ def test_serve_trusts_no_proxy_unless_told():
 
 
 async def test_parallel_guesses_from_one_client_cannot_pass_its_limit(database_url):
-    async with _client(database_url, login_max_failures_per_client=4) as client:
-        answers = await asyncio.gather(
-            *(
-                client.post(
-                    LOGIN, json={"email": f"guess{i}@example.org", "password": "a wrong guess"}
+    with _served(database_url, _settings(login_max_failures_per_client=4)) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        LOGIN, json={"email": f"guess{i}@example.org", "password": "a wrong guess"}
+                    )
+                    for i in range(16)
                 )
-                for i in range(16)
             )
-        )
     statuses = sorted(a.status_code for a in answers)
-    assert statuses.count(401) == 4 and statuses.count(429) == 12, statuses
+    assert statuses.count(401) == 4 and statuses.count(429) == 12, [a.text[:300] for a in answers if a.status_code != 429]
 
 
 async def test_strangers_guessing_cannot_lock_the_owner_out(database_url, engine):
@@ -233,41 +237,45 @@ async def test_sign_ins_hold_no_connection_while_hashing_and_refuse_beyond_capac
     release = threading.Event()
 
     def slow_verify(password_hash, password):  # stands in for argon2 taking its time
-        release.wait(30)
+        release.wait(60)
         return False
 
     monkeypatch.setattr(password_secrets, "verify_password", slow_verify)
-    async with _client(database_url) as client:
-        passwords = client.app.state.auth.passwords
-        tries = [
-            asyncio.create_task(
-                client.post(LOGIN, json={"email": f"n{i}@example.org", "password": "a guess 1"})
-            )
-            for i in range(passwords.capacity)
-        ]
-        for _ in range(3000):  # until every try is waiting on its hash
-            if passwords.in_flight == passwords.capacity:
-                break
-            await asyncio.sleep(0.01)
-        try:
-            # Every hashing slot is taken: the service still answers, at once, and holds no
-            # database connection for the sign-ins waiting on their hash.
-            assert client.app.state.engine.pool.checkedout() == 0
-            assert (await client.get("/health")).status_code == 200
-            me = await client.get("/api/v1/auth/me", headers=person.headers)
-            assert me.status_code == 200
-            extra = await client.post(
-                LOGIN, json={"email": person.email, "password": "one more guess"}
-            )
-            assert extra.status_code == 503 and "retry-after" in extra.headers
-            idle_in_transaction = await raw.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
-                " AND datname = current_database()"
-            )
-            assert idle_in_transaction == 0
-        finally:
-            release.set()
-        answers = await asyncio.gather(*tries)
+    apps: list = []
+    with _served(database_url, _settings(), apps) as base:
+        app = apps[0]
+        passwords = app.state.auth.passwords
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            tries = [
+                asyncio.create_task(
+                    client.post(LOGIN, json={"email": f"n{i}@example.org", "password": "guess 1"})
+                )
+                for i in range(passwords.capacity)
+            ]
+            for _ in range(3000):  # until every try is waiting on its hash
+                if passwords.in_flight == passwords.capacity:
+                    break
+                await asyncio.sleep(0.01)
+            try:
+                # Every hashing slot is taken: the service still answers, at once, and holds no
+                # database connection for the sign-ins waiting on their hash.
+                assert passwords.in_flight == passwords.capacity, [t.result().text[:200] for t in tries if t.done()]
+                assert app.state.engine.pool.checkedout() == 0
+                assert (await client.get("/health")).status_code == 200
+                me = await client.get("/api/v1/auth/me", headers=person.headers)
+                assert me.status_code == 200
+                extra = await client.post(
+                    LOGIN, json={"email": person.email, "password": "one more guess"}
+                )
+                assert extra.status_code == 503 and "retry-after" in extra.headers
+                idle_in_transaction = await raw.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                    " AND datname = current_database()"
+                )
+                assert idle_in_transaction == 0
+            finally:
+                release.set()
+            answers = await asyncio.gather(*tries)
     assert [a.status_code for a in answers] == [401] * len(tries)
 
 

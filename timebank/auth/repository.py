@@ -99,7 +99,7 @@ async def count_failure(conn: AsyncConnection, keys: Sequence[bytes]) -> None:
             "UPDATE sign_in_counters SET"
             " failures = CASE WHEN last_failed_at > now() - interval '1 day'"
             "   THEN failures + 1 ELSE 1 END,"
-            " last_failed_at = now(),"
+            " last_failed_at = clock_timestamp(),"
             " expires_at = greatest(expires_at, now() + interval '1 day')"
             " WHERE key = ANY(CAST(:keys AS bytea[]))"
         ),

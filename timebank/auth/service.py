@@ -98,7 +98,7 @@ class AuthService:
 
         async def work(conn):
             await repository.prune_counters(conn)
-            now = (await conn.execute(text("SELECT now()"))).scalar_one()
+            now = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
             # The client's own counter first: every try from one client takes its turn on it,
             # and a try it refuses leaves no row behind.
             client_row = (await repository.lock_counters(conn, keys[:1]))[0]

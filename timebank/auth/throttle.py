@@ -82,9 +82,12 @@ def wait_seconds(
     known_address = counters[1].last_succeeded_at is not None
     longest = 0
     for counter, gate in zip(counters, rules, strict=True):
-        if counter.last_failed_at is None or (gate.scope == "account" and known_address):
+        seconds = delay(counter.failures, gate)
+        if not seconds or counter.last_failed_at is None:
             continue
-        opens = counter.last_failed_at + timedelta(seconds=delay(counter.failures, gate))
+        if gate.scope == "account" and known_address:
+            continue
+        opens = counter.last_failed_at + timedelta(seconds=seconds)
         longest = max(longest, _ceil_seconds(opens - now))
     return longest
 
