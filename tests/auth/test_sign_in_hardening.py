@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -30,6 +31,12 @@ from timebank.settings import Settings
 
 LOGIN = "/api/v1/auth/login"
 EVIL = "https://evil.example"
+
+
+def _address() -> str:
+    """A client address of a test's own (through a trusted proxy), so that counts from other
+    tests on the same database never meet its own."""
+    return f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(256)}"
 
 
 def _settings(**overrides) -> Settings:
@@ -168,8 +175,11 @@ def test_serve_trusts_no_proxy_unless_told():
 
 
 async def test_parallel_guesses_from_one_client_cannot_pass_its_limit(database_url):
-    with _served(database_url, _settings(login_max_failures_per_client=4)) as base:
-        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    settings = _settings(login_max_failures_per_client=4, trusted_proxies="127.0.0.1")
+    with _served(database_url, settings) as base:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=60, headers={"x-forwarded-for": _address()}
+        ) as client:
             answers = await asyncio.gather(
                 *(
                     client.post(
@@ -179,7 +189,9 @@ async def test_parallel_guesses_from_one_client_cannot_pass_its_limit(database_u
                 )
             )
     statuses = sorted(a.status_code for a in answers)
-    assert statuses.count(401) == 4 and statuses.count(429) == 12, [a.text[:300] for a in answers if a.status_code != 429]
+    assert statuses.count(401) == 4 and statuses.count(429) == 12, [
+        a.text[:300] for a in answers if a.status_code != 429
+    ]
 
 
 async def test_strangers_guessing_cannot_lock_the_owner_out(database_url, engine):
@@ -242,10 +254,12 @@ async def test_sign_ins_hold_no_connection_while_hashing_and_refuse_beyond_capac
 
     monkeypatch.setattr(password_secrets, "verify_password", slow_verify)
     apps: list = []
-    with _served(database_url, _settings(), apps) as base:
+    with _served(database_url, _settings(trusted_proxies="127.0.0.1"), apps) as base:
         app = apps[0]
         passwords = app.state.auth.passwords
-        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=60, headers={"x-forwarded-for": _address()}
+        ) as client:
             tries = [
                 asyncio.create_task(
                     client.post(LOGIN, json={"email": f"n{i}@example.org", "password": "guess 1"})
@@ -259,7 +273,9 @@ async def test_sign_ins_hold_no_connection_while_hashing_and_refuse_beyond_capac
             try:
                 # Every hashing slot is taken: the service still answers, at once, and holds no
                 # database connection for the sign-ins waiting on their hash.
-                assert passwords.in_flight == passwords.capacity, [t.result().text[:200] for t in tries if t.done()]
+                assert passwords.in_flight == passwords.capacity, [
+                    t.result().text[:200] for t in tries if t.done()
+                ]
                 assert app.state.engine.pool.checkedout() == 0
                 assert (await client.get("/health")).status_code == 200
                 me = await client.get("/api/v1/auth/me", headers=person.headers)

@@ -44,8 +44,12 @@ def check_password_rules(
         raise ValidationFailed(
             "this password is among the first that anyone guesses; choose another", field=field
         )
-    if email and plain.rstrip("0123456789") in {_plain(email), _plain(email.partition("@")[0])}:
+    names = {_plain(email), _plain(email.partition("@")[0])} if email else set()
+    if names and (plain in names or plain.rstrip(_DIGITS) in {n.rstrip(_DIGITS) for n in names}):
         raise ValidationFailed("a password cannot be your email address", field=field)
+
+
+_DIGITS = "0123456789"
 
 
 def _plain(text: str) -> str:
