@@ -32,6 +32,7 @@ from tests.test_authorization_matrix import (
     ROLES,
     SIGNED_IN,
     Ctx,
+    fresh_password_reset,
 )
 from tests.web.pages import as_person, csrf_token, page_routes
 from timebank.app import create_app
@@ -49,6 +50,8 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     "POST /sign-in": (ANYONE, 303),
     "GET /invitation": (ANYONE, 200),
     "POST /invitation": (ANYONE, 303),
+    "GET /reset-password": (ANYONE, 200),
+    "POST /reset-password": (ANYONE, 303),
     "GET /": (SIGNED_IN, frozenset({200, 303})),
     "POST /sign-out": (SIGNED_IN, 303),
     f"GET {T}": (IN_TIMEBANK, 200),
@@ -125,6 +128,12 @@ async def accept_invitation(ctx: Ctx, role: str) -> PageCell:
             "password_again": password,
         }
     )
+
+
+async def reset_password(ctx: Ctx, role: str) -> PageCell:
+    _, secret = await fresh_password_reset(ctx)
+    password = "a reset password"
+    return PageCell(form={"token": secret, "password": password, "password_again": password})
 
 
 async def sign_out(ctx: Ctx, role: str) -> PageCell:
@@ -211,6 +220,8 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     "POST /sign-in": sign_in,
     "GET /invitation": nothing,
     "POST /invitation": accept_invitation,
+    "GET /reset-password": nothing,
+    "POST /reset-password": reset_password,
     "GET /": nothing,
     "POST /sign-out": sign_out,
     f"GET {T}": nothing,
