@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,7 +66,7 @@ async def make_person(
             kind="api",
             name="tests",
             token_hash=token_hash,
-            expires_at=None,
+            expires_at=datetime.now(UTC) + timedelta(days=1),
         )
         for role in roles:
             assert timebank is not None

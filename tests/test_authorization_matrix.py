@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -75,6 +76,9 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     "POST /api/v1/auth/invitations/accept": (ANYONE, 200),
     # One's own account and tokens: anyone signed in, whichever timebank they belong to.
     "POST /api/v1/auth/logout": (SIGNED_IN, 204),
+    "POST /api/v1/auth/password": (SIGNED_IN, 204),
+    "POST /api/v1/auth/sign-out-everywhere": (SIGNED_IN, 204),
+    "POST /api/v1/auth/password-reset": (ANYONE, 204),
     "GET /api/v1/auth/me": (SIGNED_IN, 200),
     "GET /api/v1/auth/tokens": (SIGNED_IN, 200),
     "POST /api/v1/auth/tokens": (SIGNED_IN, 201),
@@ -244,7 +248,7 @@ class Ctx:
                 kind="api",
                 name="matrix",
                 token_hash=token_hash,
-                expires_at=None,
+                expires_at=datetime.now(UTC) + timedelta(days=1),
             )
         return row["id"], secret
 
@@ -353,6 +357,61 @@ async def logout(ctx: Ctx, role: str) -> Cell:
         return _expect("GET /me after logout", await ctx.me_status(secret), 401)
 
     return Cell(headers=bearer(secret), check=check)
+
+
+async def change_password(ctx: Ctx, role: str) -> Cell:
+    person = ctx.person(role)
+    if person is None:
+        return Cell(body={"current_password": PASSWORD, "new_password": "a changed password"})
+
+    async def check(response: Response) -> str | None:
+        back = await ctx.request(  # the world's people keep their password
+            "POST",
+            "/api/v1/auth/password",
+            person.headers,
+            {"current_password": "a changed password", "new_password": PASSWORD},
+        )
+        return _expect("changing it back", back.status_code, 204)
+
+    return Cell(
+        body={"current_password": PASSWORD, "new_password": "a changed password"}, check=check
+    )
+
+
+async def sign_out_everywhere(ctx: Ctx, role: str) -> Cell:
+    if role == "anonymous":
+        return Cell()
+    someone = await make_person(ctx.engine, role)  # not the world's: every token of theirs ends
+
+    async def check(response: Response) -> str | None:
+        return _expect("GET /me afterwards", await ctx.me_status(someone.token), 401)
+
+    return Cell(headers=someone.headers, check=check)
+
+
+async def password_reset_cell(ctx: Ctx, role: str) -> Cell:
+    someone, secret = await fresh_password_reset(ctx)
+
+    async def check(response: Response) -> str | None:
+        return _expect(
+            "GET /me with their token afterwards", await ctx.me_status(someone.token), 401
+        )
+
+    return Cell(body={"token": secret, "password": "a reset password"}, check=check)
+
+
+async def fresh_password_reset(ctx: Ctx) -> tuple[Person, str]:
+    """A person of their own with an open password reset, and its secret."""
+    someone = await make_person(ctx.engine, "forgetful")
+    secret, token_hash = new_token()
+    async with ctx.engine.begin() as conn:
+        await auth_repository.insert_password_reset(
+            conn,
+            user_id=someone.user_id,
+            token_hash=token_hash,
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+    return someone, secret
 
 
 async def me(ctx: Ctx, role: str) -> Cell:
@@ -614,6 +673,9 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     "POST /api/v1/auth/login": login,
     "POST /api/v1/auth/invitations/accept": accept_invitation,
     "POST /api/v1/auth/logout": logout,
+    "POST /api/v1/auth/password": change_password,
+    "POST /api/v1/auth/sign-out-everywhere": sign_out_everywhere,
+    "POST /api/v1/auth/password-reset": password_reset_cell,
     "GET /api/v1/auth/me": me,
     "GET /api/v1/auth/tokens": nothing,
     "POST /api/v1/auth/tokens": create_token,

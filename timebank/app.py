@@ -14,6 +14,7 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import (
     Components,
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import timebank
 from timebank.auth.controllers import AuthController
+from timebank.auth.csrf import ApiRequestGuard
 from timebank.auth.deps import (
     provide_access,
     provide_auth,
@@ -100,6 +102,11 @@ def _validation_error_handler(request: Request, exc: ValidationException) -> Res
     return _problem_response(error, request)
 
 
+def _too_deep_handler(request: Request, exc: RecursionError) -> Response:
+    """A JSON body nested deeper than the decoder follows is a bad request, not a crash."""
+    return _problem_response(ValidationFailed("the body is nested too deeply"), request)
+
+
 def _unexpected_error_handler(request: Request, exc: Exception) -> Response:
     """A database that is away answers 503 with Retry-After; anything else is a bug, logged
     with its traceback (and the request id) and answered as a plain 500 problem."""
@@ -164,6 +171,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await applier
+            app.state.auth.passwords.close()
             await engine.dispose()
 
     def provide_engine(state: State) -> AsyncEngine:
@@ -180,6 +188,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         route_handlers=[health, ready, prometheus_metrics, *API_ROUTES, *web_routers(settings)],
         template_config=template_config(),
         lifespan=[database],
+        middleware=[DefineMiddleware(ApiRequestGuard, public_url=settings.public_url)],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "engine": Provide(provide_engine, sync_to_thread=False),
@@ -193,6 +202,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             TimebankError: _timebank_error_handler,
             ValidationException: _validation_error_handler,
             HTTPException: _http_error_handler,
+            RecursionError: _too_deep_handler,
             Exception: _unexpected_error_handler,
         },
         openapi_config=OpenAPIConfig(

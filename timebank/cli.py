@@ -62,6 +62,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         "log_config": logging_config(settings.log_level),
         "access_log": False,  # the service logs each request itself, with its request id
         "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+        **proxy_options(settings),
     }
     # uvicorn lets requests in flight finish on SIGTERM, then raises the signal again: make that
     # a normal exit, so that exit hooks run (they stop an embedded PostgreSQL started here).
@@ -88,6 +89,16 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             )
         else:
             uvicorn.run("timebank.app:create_app", factory=True, workers=worker_count, **options)
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's handling of X-Forwarded-For/-Proto: believed only from TIMEBANK_TRUSTED_PROXIES
+    (uvicorn's own default believes any loopback peer, so a proxy on the same host that passes
+    the header along unchecked would let every caller choose their address)."""
+    trusted = settings.trusted_proxy_list
+    if not trusted:
+        return {"proxy_headers": False, "forwarded_allow_ips": []}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -174,6 +185,36 @@ def admin_create(email: str) -> None:
     except TimebankError as error:
         raise click.ClickException(error.detail) from error
     click.echo(f"{email} is a site admin (user {user_id})")
+
+
+@admin.command("reset-password")
+@click.option("--email", required=True, help="Email of the user who lost their password.")
+def admin_reset_password(email: str) -> None:
+    """Print a one-time link that lets the user choose a new password (valid for
+    TIMEBANK_PASSWORD_RESET_HOURS). Give it to the person only: it opens their account. Using
+    it ends every session and API token of theirs."""
+    from timebank.auth.service import AuthService
+    from timebank.errors import TimebankError
+
+    settings = get_settings()
+    url = _database(settings, migrate_embedded=True)
+
+    async def run() -> str:
+        engine = create_engine(url, settings)
+        auth = AuthService(engine, settings)
+        try:
+            return await auth.issue_password_reset(email)
+        finally:
+            auth.passwords.close()
+            await engine.dispose()
+
+    try:
+        secret = asyncio.run(run())
+    except TimebankError as error:
+        raise click.ClickException(error.detail) from error
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    click.echo(f"{base.rstrip('/')}/reset-password?token={secret}")
+    click.echo(f'or: POST /api/v1/auth/password-reset {{"token": "{secret}", "password": …}}')
 
 
 @main.command()

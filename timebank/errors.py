@@ -77,6 +77,12 @@ class Forbidden(TimebankError):
     title = "Not allowed"
 
 
+class UnsupportedMediaType(TimebankError):
+    status_code = 415
+    kind = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
 class Conflict(TimebankError):
     status_code = 409
     kind = "conflict"
@@ -102,6 +108,15 @@ class ServiceUnavailable(TimebankError):
     status_code = 503
     kind = "unavailable"
     title = "Temporarily unavailable"
+
+
+class Overloaded(TimebankError):
+    """More work of one kind waiting than the service takes on (password hashing): try again
+    shortly. Not ``ServiceUnavailable``, which means the database is away."""
+
+    status_code = 503
+    kind = "overloaded"
+    title = "Busy"
 
 
 def database_unavailable() -> ServiceUnavailable:

@@ -70,10 +70,27 @@ class Settings(BaseSettings):
     )
     session_days: int = Field(default=14, ge=1, description="days a sign-in session lasts")
     login_max_failures_per_account: int = Field(
-        default=5, ge=1, description="failed sign-ins per account per 15 minutes before a pause"
+        default=5,
+        ge=1,
+        description="failed sign-ins to one account from one client address before each "
+        "further try waits a delay that doubles (4 times this from everywhere: a short delay)",
     )
     login_max_failures_per_client: int = Field(
-        default=20, ge=1, description="failed sign-ins per client address per 15 minutes"
+        default=20,
+        ge=1,
+        description="failed sign-ins from one client address before each further try waits",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed (empty: none; the client is the peer)",
+    )
+    api_token_days: int = Field(default=90, ge=1, description="days an API token lasts by default")
+    api_token_max_days: int = Field(
+        default=365, ge=1, description="the longest lifetime a caller may choose for an API token"
+    )
+    password_reset_hours: int = Field(
+        default=24, ge=1, description="hours a password reset link stays valid"
     )
     invitation_days: int = Field(default=14, ge=1, description="days an invitation stays valid")
     public_url: str | None = Field(
@@ -115,6 +132,18 @@ class Settings(BaseSettings):
             if part.strip():
                 ip_network(part.strip(), strict=False)  # refuse a typo at start-up
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ip_network(part.strip(), strict=False)  # refuse a typo at start-up
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def metrics_networks(self) -> list[IPv4Network | IPv6Network]:

@@ -1,4 +1,4 @@
-"""Sign-in throttling, password changes and token expiry.
+"""Sign-in delays instead of lockouts, keyed and pruned counters, expiring tokens, password resets.
 
 Revision ID: 0014_sign_in
 Revises: 0013_corrections_and_limits

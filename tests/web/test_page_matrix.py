@@ -32,6 +32,7 @@ from tests.test_authorization_matrix import (
     ROLES,
     SIGNED_IN,
     Ctx,
+    fresh_password_reset,
 )
 from tests.web.pages import as_person, csrf_token, page_routes
 from timebank.app import create_app
@@ -52,6 +53,8 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     # Accepting an invitation with the signed-in account (here a staff invitation, which
     # anyone signed in may take, whatever else they are).
     "POST /invitation/join": (SIGNED_IN, 303),
+    "GET /reset-password": (ANYONE, 200),
+    "POST /reset-password": (ANYONE, 303),
     "GET /": (SIGNED_IN, frozenset({200, 303})),
     "POST /sign-out": (SIGNED_IN, 303),
     f"GET {T}": (IN_TIMEBANK, 200),
@@ -145,6 +148,12 @@ def _where(response: Response, wanted: str) -> str | None:
     return None if location == wanted else f"sent to {location!r}, not {wanted!r}"
 
 
+async def reset_password(ctx: Ctx, role: str) -> PageCell:
+    _, secret = await fresh_password_reset(ctx)
+    password = "a reset password"
+    return PageCell(form={"token": secret, "password": password, "password_again": password})
+
+
 async def sign_out(ctx: Ctx, role: str) -> PageCell:
     person = ctx.person(role)
     if person is None:
@@ -230,6 +239,8 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     "GET /invitation": nothing,
     "POST /invitation": accept_invitation,
     "POST /invitation/join": join_signed_in,
+    "GET /reset-password": nothing,
+    "POST /reset-password": reset_password,
     "GET /": nothing,
     "POST /sign-out": sign_out,
     f"GET {T}": nothing,

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, invitations and API tokens over JSON."""
+"""Sign-in, sign-out, passwords, invitations and API tokens over JSON."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from timebank.auth.deps import provide_principal, session_cookie, signed_out_cookie
+from timebank.auth.deps import (
+    client_address,
+    provide_principal,
+    session_cookie,
+    signed_out_cookie,
+)
 from timebank.auth.schemas import (
     InvitationAccept,
     InvitationAccepted,
     LoginRequest,
     LoginResponse,
     MePublic,
+    PasswordChange,
+    PasswordReset,
     TokenCreate,
     TokenCreated,
     TokenPublic,
@@ -29,14 +36,14 @@ class AuthController(Controller):
         "/login",
         status_code=HTTP_200_OK,
         security=[],
-        responses=problems(401, 422, 429),
+        responses=problems(401, 403, 415, 422, 429, 503),
     )
     async def login(
         self, request: Request, data: JSONBody[LoginRequest], auth: AuthDep, settings: SettingsDep
     ) -> Response[LoginResponse]:
-        """Sign in with email and password: a bearer token, and the session cookie."""
-        client = request.client.host if request.client else "unknown"
-        session = await auth.login(data.email, data.password, client)
+        """Sign in with email and password: a bearer token, and the session cookie. Failed
+        tries slow further ones (429 with Retry-After while a delay runs)."""
+        session = await auth.login(data.email, data.password, client_address(request))
         return Response(session, cookies=[session_cookie(session, settings)])
 
     @post(
@@ -84,12 +91,13 @@ class AuthController(Controller):
         """The caller's sessions and API tokens, without their secrets."""
         return await auth.list_tokens(principal)
 
-    @post("/tokens", status_code=HTTP_201_CREATED, responses=problems(401, 403, 422))
+    @post("/tokens", status_code=HTTP_201_CREATED, responses=problems(401, 403, 415, 422))
     async def create_token(
         self, principal: PrincipalDep, auth: AuthDep, data: JSONBody[TokenCreate]
     ) -> TokenCreated:
-        """A new API token; its secret appears in this response only."""
-        return await auth.create_token(principal, data.name)
+        """A new API token, lasting ``expires_in_days`` (90 by default); its secret appears in
+        this response only."""
+        return await auth.create_token(principal, data.name, data.expires_in_days)
 
     @delete(
         "/tokens/{token_id:int}",
@@ -101,3 +109,45 @@ class AuthController(Controller):
     ) -> None:
         """Revoke one of the caller's tokens."""
         await auth.revoke_token(principal, token_id)
+
+    @post(
+        "/password",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(401, 403, 415, 422, 429, 503),
+    )
+    async def change_password(
+        self,
+        request: Request,
+        principal: PrincipalDep,
+        auth: AuthDep,
+        data: JSONBody[PasswordChange],
+    ) -> None:
+        """Change one's password, giving the current one. Every other session ends; this one
+        and the API tokens stay (``/sign-out-everywhere`` ends those too)."""
+        await auth.change_password(
+            principal, data.current_password, data.new_password, client_address(request)
+        )
+
+    @post(
+        "/sign-out-everywhere",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(401, 403),
+        response_cookies=[
+            signed_out_cookie(secure=True),
+            signed_out_cookie(secure=False),
+        ],
+    )
+    async def sign_out_everywhere(self, principal: PrincipalDep, auth: AuthDep) -> None:
+        """End every session and API token of the caller, this one included."""
+        await auth.sign_out_everywhere(principal)
+
+    @post(
+        "/password-reset",
+        status_code=HTTP_204_NO_CONTENT,
+        security=[],
+        responses=problems(403, 404, 415, 422, 503),
+    )
+    async def reset_password(self, data: JSONBody[PasswordReset], auth: AuthDep) -> None:
+        """Use a one-time password reset (``timebank admin reset-password``): set a new
+        password. Every session and API token of the account ends; sign in afresh."""
+        await auth.reset_password(data.token, data.password)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request
@@ -30,15 +31,24 @@ def cookie_name(name: str, secure: bool) -> str:
 
 def session_cookie(session: LoginResponse, settings: Settings) -> Cookie:
     """The session cookie of a sign-in, for the API's sign-in and the pages' alike."""
+    # Litestar takes ``expires`` as well as ``max_age`` in seconds from now, not as a date.
+    lifetime = max(0, int((session.expires_at - datetime.now(UTC)).total_seconds()))
     return Cookie(
         key=cookie_name(SESSION_COOKIE, settings.cookie_secure),
         value=session.token,
-        expires=int(session.expires_at.timestamp()),
+        max_age=lifetime,
+        expires=lifetime,
         httponly=True,
         secure=settings.cookie_secure,
         samesite="lax",
         path="/",
     )
+
+
+def client_address(request: Request) -> str:
+    """The client a request comes from, as sign-in throttling counts it: the peer, or what a
+    proxy in TIMEBANK_TRUSTED_PROXIES says (the server resolves that; see ``timebank serve``)."""
+    return request.client.host if request.client else "unknown"
 
 
 def provide_auth(state: State) -> AuthService:

@@ -1,8 +1,8 @@
-"""SQL for users, tokens, sign-in attempts, roles and invitations."""
+"""SQL for users, tokens, sign-in counters, password resets, roles and invitations."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -76,37 +76,85 @@ async def make_admin(conn: AsyncConnection, user_id: int) -> None:
     await conn.execute(text("UPDATE users SET is_admin = true WHERE id = :id"), {"id": user_id})
 
 
-async def recent_failures(conn: AsyncConnection, *, email: str, client: str) -> tuple[int, int]:
-    # Attempts on one account take turns (until their transaction ends), so that parallel
-    # guesses cannot all read the same count of failures.
-    await conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended('sign-in ' || lower(:email), 0))"),
-        {"email": email},
-    )
-    row = (
+async def sign_in_secret(conn: AsyncConnection) -> bytes:
+    """The key of the sign-in counters' keyed hashes."""
+    return bytes((await conn.execute(text("SELECT key FROM sign_in_key"))).scalar_one())
+
+
+async def lock_counters(
+    conn: AsyncConnection, keys: Sequence[bytes], *, create: bool = True
+) -> list[Mapping[str, Any] | None]:
+    """The counters of ``keys``, in that order, locked until the transaction ends, so that
+    parallel tries on one key take turns; created when missing if ``create`` (else None for
+    a missing one). A failure count older than a day reads as none."""
+    ordered = sorted(set(keys))  # one order for every transaction: no deadlock between them
+    if create:
         await conn.execute(
             text(
-                "SELECT"
-                " (SELECT count(*) FROM login_attempts WHERE lower(email) = lower(:email)"
-                "   AND NOT succeeded AND attempted_at > now() - interval '15 minutes'),"
-                " (SELECT count(*) FROM login_attempts WHERE client = :client"
-                "   AND NOT succeeded AND attempted_at > now() - interval '15 minutes')"
+                "INSERT INTO sign_in_counters (key) SELECT unnest(CAST(:keys AS bytea[]))"
+                " ON CONFLICT (key) DO NOTHING"
             ),
-            {"email": email, "client": client},
+            {"keys": ordered},
         )
-    ).one()
-    return row[0], row[1]
+    rows = await conn.execute(
+        text(
+            "SELECT key, CASE WHEN last_failed_at > now() - interval '1 day' THEN failures"
+            " ELSE 0 END AS failures, last_failed_at, last_succeeded_at FROM sign_in_counters"
+            " WHERE key = ANY(CAST(:keys AS bytea[])) ORDER BY key FOR UPDATE"
+        ),
+        {"keys": ordered},
+    )
+    by_key = {bytes(row["key"]): dict(row) for row in rows.mappings()}
+    return [by_key.get(key) for key in keys]
 
 
-async def record_attempt(
-    conn: AsyncConnection, *, email: str, client: str, succeeded: bool
-) -> None:
+async def count_failure(conn: AsyncConnection, keys: Sequence[bytes]) -> None:
+    """One more failure under each key (a count older than a day starts again at one)."""
     await conn.execute(
         text(
-            "INSERT INTO login_attempts (email, client, succeeded)"
-            " VALUES (:email, :client, :succeeded)"
+            "UPDATE sign_in_counters SET"
+            " failures = CASE WHEN last_failed_at > now() - interval '1 day'"
+            "   THEN failures + 1 ELSE 1 END,"
+            " last_failed_at = clock_timestamp(),"
+            " expires_at = greatest(expires_at, now() + interval '1 day')"
+            " WHERE key = ANY(CAST(:keys AS bytea[]))"
         ),
-        {"email": email[:254], "client": client[:100], "succeeded": succeeded},
+        {"keys": list(keys)},
+    )
+
+
+async def count_success(
+    conn: AsyncConnection, *, known_address: bytes, uncounted: Sequence[bytes]
+) -> None:
+    """A sign-in succeeded: the account from this address starts afresh and is remembered for
+    30 days; the failure counted in advance under ``uncounted`` is taken back."""
+    await conn.execute(
+        text(
+            "UPDATE sign_in_counters SET failures = 0, last_failed_at = NULL,"
+            " last_succeeded_at = now(), expires_at = now() + interval '30 days'"
+            " WHERE key = :key"
+        ),
+        {"key": known_address},
+    )
+    await conn.execute(
+        text(
+            "UPDATE sign_in_counters SET failures = greatest(failures - 1, 0)"
+            " WHERE key = ANY(CAST(:keys AS bytea[]))"
+        ),
+        {"keys": list(uncounted)},
+    )
+
+
+async def prune_counters(conn: AsyncConnection, *, batch: int = 100) -> None:
+    """Forget up to ``batch`` counters that have expired (each try prunes a few, so the table
+    holds only what throttling still needs)."""
+    await conn.execute(
+        text(
+            "DELETE FROM sign_in_counters WHERE key IN (SELECT key FROM sign_in_counters"
+            " WHERE expires_at < now() ORDER BY expires_at LIMIT :batch"
+            " FOR UPDATE SKIP LOCKED)"
+        ),
+        {"batch": batch},
     )
 
 
@@ -117,7 +165,7 @@ async def insert_token(
     kind: str,
     name: str,
     token_hash: bytes,
-    expires_at: datetime | None,
+    expires_at: datetime,
 ) -> Mapping[str, Any]:
     row = await _one(
         conn,
@@ -199,6 +247,69 @@ async def revoke_token(conn: AsyncConnection, user_id: int, token_id: int) -> bo
         {"id": token_id, "user_id": user_id},
     )
     return result.rowcount == 1
+
+
+async def revoke_tokens(
+    conn: AsyncConnection, user_id: int, *, kind: str | None = None, keep: int | None = None
+) -> None:
+    """End the user's tokens (only those of ``kind`` when given), except token ``keep``."""
+    await conn.execute(
+        text(
+            "UPDATE api_tokens SET revoked_at = now() WHERE user_id = :user_id"
+            " AND revoked_at IS NULL AND (CAST(:kind AS text) IS NULL OR kind = :kind)"
+            " AND (CAST(:keep AS bigint) IS NULL OR id <> :keep)"
+        ),
+        {"user_id": user_id, "kind": kind, "keep": keep},
+    )
+
+
+async def password_hash_of(conn: AsyncConnection, user_id: int) -> str | None:
+    return (
+        await conn.execute(text("SELECT password_hash FROM users WHERE id = :id"), {"id": user_id})
+    ).scalar_one_or_none()
+
+
+async def insert_password_reset(
+    conn: AsyncConnection, *, user_id: int, token_hash: bytes, expires_at: datetime
+) -> None:
+    """A new reset for the user; any earlier one still open stops working."""
+    await conn.execute(
+        text(
+            "UPDATE password_resets SET used_at = now() WHERE user_id = :user_id"
+            " AND used_at IS NULL"
+        ),
+        {"user_id": user_id},
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO password_resets (user_id, token_hash, expires_at)"
+            " VALUES (:user_id, :token_hash, :expires_at)"
+        ),
+        {"user_id": user_id, "token_hash": token_hash, "expires_at": expires_at},
+    )
+
+
+async def open_password_reset(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
+    """The user of an unused, unexpired reset (id, email), or None."""
+    return await _one(
+        conn,
+        "SELECT u.id, u.email FROM password_resets r JOIN users u ON u.id = r.user_id"
+        " WHERE r.token_hash = :hash AND r.used_at IS NULL AND r.expires_at > now()",
+        hash=token_hash,
+    )
+
+
+async def take_password_reset(conn: AsyncConnection, token_hash: bytes) -> int | None:
+    """Mark an open reset used (once); its user's id, or None."""
+    return (
+        await conn.execute(
+            text(
+                "UPDATE password_resets SET used_at = now() WHERE token_hash = :hash"
+                " AND used_at IS NULL AND expires_at > now() RETURNING user_id"
+            ),
+            {"hash": token_hash},
+        )
+    ).scalar_one_or_none()
 
 
 async def roles_in(

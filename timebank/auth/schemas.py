@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Role = Literal["member", "coordinator", "funder"]
 # Roles held without a participant: staff coordinate or fund, they do not exchange.
@@ -64,11 +64,34 @@ class TimebankAccess:
         return self.participant_id if "member" in self.roles else None
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("cannot contain a NUL character")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+
+
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(min_length=3, max_length=254)
-    password: str = Field(min_length=1, max_length=200)
+    email: Annotated[str, NoNul] = Field(min_length=3, max_length=254)
+    password: Annotated[str, NoNul] = Field(min_length=1, max_length=200)
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, NoNul] = Field(min_length=1, max_length=200)
+    new_password: Annotated[str, NoNul] = Field(min_length=1, max_length=200)
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, NoNul] = Field(min_length=10, max_length=200)
+    password: Annotated[str, NoNul] = Field(min_length=1, max_length=200)
 
 
 class LoginResponse(BaseModel):
@@ -83,7 +106,13 @@ class LoginResponse(BaseModel):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[str, NoNul] = Field(min_length=1, max_length=100)
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="how long the token lasts (default TIMEBANK_API_TOKEN_DAYS, at most "
+        "TIMEBANK_API_TOKEN_MAX_DAYS)",
+    )
 
 
 class TokenPublic(BaseModel):
@@ -91,7 +120,7 @@ class TokenPublic(BaseModel):
     name: str
     kind: str
     created_at: datetime
-    expires_at: datetime | None
+    expires_at: datetime
     revoked_at: datetime | None
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
+import re
 import secrets
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from timebank.errors import ValidationFailed
+from timebank.auth.common_passwords import COMMON_PASSWORDS
+from timebank.errors import Overloaded, ValidationFailed
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 200
@@ -18,12 +26,34 @@ _hasher = PasswordHasher()
 _UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-def check_password_rules(password: str) -> None:
+def check_password_rules(
+    password: str, email: str | None = None, *, field: str = "password"
+) -> None:
+    """A password is refused when it is shorter than ten characters (or longer than 200), one
+    of the most common passwords, a single character repeated, or the account's email or the
+    part before its ``@`` (with or without trailing digits)."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise ValidationFailed(
             f"a password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
-            field="password",
+            field=field,
         )
+    if "\x00" in password:
+        raise ValidationFailed("a password cannot contain a NUL character", field=field)
+    plain = _plain(password)
+    if plain in COMMON_PASSWORDS or len(set(plain)) <= 2:
+        raise ValidationFailed(
+            "this password is among the first that anyone guesses; choose another", field=field
+        )
+    names = {_plain(email), _plain(email.partition("@")[0])} if email else set()
+    if names and (plain in names or plain.rstrip(_DIGITS) in {n.rstrip(_DIGITS) for n in names}):
+        raise ValidationFailed("a password cannot be your email address", field=field)
+
+
+_DIGITS = "0123456789"
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).casefold())
 
 
 def hash_password(password: str) -> str:
@@ -40,6 +70,43 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
+
+
+T = TypeVar("T")
+
+
+class PasswordWork:
+    """Runs password hashing off the event loop, on ``threads`` threads (argon2 releases the
+    interpreter while it works), with at most ``waiting`` more in line. Beyond that a request
+    is refused at once (503 ``Overloaded``) rather than queued without bound: each hash takes
+    tens of milliseconds and 64 MiB."""
+
+    def __init__(self, threads: int | None = None, waiting: int | None = None) -> None:
+        self.threads = threads or os.cpu_count() or 1
+        self.capacity = self.threads + (self.threads * 4 if waiting is None else waiting)
+        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="password")
+        self.in_flight = 0
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        if self.in_flight >= self.capacity:
+            raise Overloaded(
+                "the service is busy checking other passwords; try again in a moment",
+                retry_after=1,
+            )
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        finally:
+            self.in_flight -= 1
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        return await self.run(verify_password, password_hash, password)
+
+    async def hash(self, password: str) -> str:
+        return await self.run(hash_password, password)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def new_token() -> tuple[str, bytes]:

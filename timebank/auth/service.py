@@ -1,8 +1,8 @@
-"""Sign-in with rate limiting, sessions and API tokens, invitations, and who a request is."""
+"""Sign-in with growing delays, sessions and API tokens, passwords and their resets,
+invitations, and who a request is."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from timebank.auth import repository
+from timebank.auth import repository, throttle
 from timebank.auth.roles import roles_problem
 from timebank.auth.schemas import (
     InvitationAccepted,
@@ -24,14 +24,20 @@ from timebank.auth.schemas import (
     TokenPublic,
 )
 from timebank.auth.secrets import (
+    PasswordWork,
     check_password_rules,
     hash_password,
     hash_token,
     needs_rehash,
     new_token,
-    verify_password,
 )
-from timebank.errors import Conflict, NotFound, RateLimited, Unauthenticated
+from timebank.errors import (
+    Conflict,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+)
 from timebank.ledger.service import raw_connection, run_in_transaction
 from timebank.settings import Settings
 
@@ -47,47 +53,85 @@ ALREADY_TAKES_PART = (
     "to change your roles instead"
 )
 PARTICIPANT_TAKEN = "someone has already joined as this participant"
+RESET_GONE = "this password reset is unknown, already used or expired; ask for a new one"
 
 
 class AuthService:
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(
+        self, engine: AsyncEngine, settings: Settings, passwords: PasswordWork | None = None
+    ) -> None:
         self._engine = engine
         self._settings = settings
+        self.passwords = passwords or PasswordWork()
+        self._sign_in_secret: bytes | None = None
 
     @property
     def settings(self) -> Settings:
         return self._settings
 
     async def login(self, email: str, password: str, client: str) -> LoginResponse:
-        """Sign in; a wrong email and a wrong password answer the same way, and repeated
-        failures pause sign-in for that account and for that client address."""
+        """Sign in; a wrong email and a wrong password answer the same way. Failures slow
+        further tries by delays (``timebank.auth.throttle``): 429 with ``Retry-After`` while one
+        runs. The password is checked off the event loop, with no database connection held."""
+        keys = await self._throttle_keys(email, client)
+        user, password_hash = await self._admit(keys, email)
+        if not await self.passwords.verify(password_hash, password) or user is None:
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        new_hash = None
+        if password_hash and needs_rehash(password_hash):
+            new_hash = await self.passwords.hash(password)
 
         async def work(conn):
-            by_account, by_client = await repository.recent_failures(
-                conn, email=email, client=client
+            await repository.count_success(
+                conn, known_address=keys[1], uncounted=(keys[0], keys[2])
             )
-            if (
-                by_account >= self._settings.login_max_failures_per_account
-                or by_client >= self._settings.login_max_failures_per_client
-            ):
-                return None, True
-            user = await repository.user_by_email(conn, email)
-            ok = verify_password(user["password_hash"] if user else None, password)
-            await repository.record_attempt(conn, email=email, client=client, succeeded=ok)
-            if not ok or user is None:
-                return None, False
-            if needs_rehash(user["password_hash"]):
-                await repository.set_password(conn, user["id"], hash_password(password))
-            return await self._new_session(conn, user), False
+            if new_hash is not None:
+                await repository.set_password(conn, user["id"], new_hash)
+            return await self._new_session(conn, user)
 
-        session, throttled = await run_in_transaction(self._engine, work)
-        if throttled:
+        return await run_in_transaction(self._engine, work)
+
+    async def _throttle_keys(self, email: str, client: str) -> tuple[bytes, bytes, bytes]:
+        if self._sign_in_secret is None:
+            async with self._engine.connect() as conn:
+                self._sign_in_secret = await repository.sign_in_secret(conn)
+        return throttle.keys(self._sign_in_secret, email, client)
+
+    async def _admit(
+        self, keys: tuple[bytes, bytes, bytes], email: str
+    ) -> tuple[Mapping[str, Any] | None, str | None]:
+        """Refuse a try while a delay runs; otherwise count it as a failure in advance (taken
+        back if it succeeds), so that parallel tries each see the others, and return the user
+        and password hash to check. One short transaction: the counters stay locked only
+        while they are read and counted."""
+        rules = throttle.gates(
+            self._settings.login_max_failures_per_account,
+            self._settings.login_max_failures_per_client,
+        )
+
+        async def work(conn):
+            await repository.prune_counters(conn)
+            now = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+            # The client's own counter first: every try from one client takes its turn on it,
+            # and a try it refuses leaves no row behind.
+            client_row = (await repository.lock_counters(conn, keys[:1]))[0]
+            counters = [_counter(client_row), throttle.Counter(), throttle.Counter()]
+            wait = throttle.wait_seconds(tuple(counters), rules, now)  # type: ignore[arg-type]
+            if not wait:
+                rows = await repository.lock_counters(conn, keys[1:])
+                counters[1:] = [_counter(row) for row in rows]
+                wait = throttle.wait_seconds(tuple(counters), rules, now)  # type: ignore[arg-type]
+            if wait:
+                return wait, None
+            await repository.count_failure(conn, keys)
+            return 0, await repository.user_by_email(conn, email)
+
+        wait, user = await run_in_transaction(self._engine, work)
+        if wait:
             raise RateLimited(
-                "too many failed sign-ins; wait a few minutes and try again", retry_after=900
+                f"too many failed sign-ins; try again in {wait} seconds", retry_after=wait
             )
-        if session is None:
-            raise Unauthenticated(WRONG_CREDENTIALS)
-        return session
+        return user, user["password_hash"] if user else None
 
     async def _new_session(self, conn, user) -> LoginResponse:
         secret, token_hash = new_token()
@@ -144,8 +188,18 @@ class AuthService:
         async with raw_connection(self._engine) as conn:
             return await repository.principal_in_timebank(conn, token_hash, slug)
 
-    async def create_token(self, principal: Principal, name: str) -> TokenCreated:
-        """A new API token; its secret is shown once, here, and never again."""
+    async def create_token(
+        self, principal: Principal, name: str, days: int | None = None
+    ) -> TokenCreated:
+        """A new API token lasting ``days`` (the setting's default when None; never more than
+        ``api_token_max_days``); its secret is shown once, here, and never again."""
+        longest = self._settings.api_token_max_days
+        if days is not None and days > longest:
+            raise ValidationFailed(
+                f"an API token lasts at most {longest} days", field="expires_in_days"
+            )
+        lifetime = timedelta(days=days or min(self._settings.api_token_days, longest))
+        expires_at = datetime.now(UTC) + lifetime
         secret, token_hash = new_token()
 
         async def work(conn):
@@ -155,7 +209,7 @@ class AuthService:
                 kind="api",
                 name=name,
                 token_hash=token_hash,
-                expires_at=None,
+                expires_at=expires_at,
             )
 
         row = await run_in_transaction(self._engine, work)
@@ -174,13 +228,86 @@ class AuthService:
         if not await run_in_transaction(self._engine, work):
             raise NotFound(f"token {token_id} not found")
 
+    async def change_password(
+        self, principal: Principal, current: str, new: str, client: str
+    ) -> None:
+        """Set a new password, given the current one (checked, and throttled, as a sign-in
+        is). Every other session of the user ends; this one and the API tokens stay."""
+        check_password_rules(new, principal.email, field="new_password")
+        keys = await self._throttle_keys(principal.email, client)
+        _, password_hash = await self._admit(keys, principal.email)
+        if not await self.passwords.verify(password_hash, current):
+            raise ValidationFailed("the current password is not right", field="current_password")
+        new_hash = await self.passwords.hash(new)
+
+        async def work(conn):
+            await repository.count_success(
+                conn, known_address=keys[1], uncounted=(keys[0], keys[2])
+            )
+            await repository.set_password(conn, principal.user_id, new_hash)
+            await repository.revoke_tokens(
+                conn, principal.user_id, kind="session", keep=principal.token_id
+            )
+
+        await run_in_transaction(self._engine, work)
+
+    async def sign_out_everywhere(self, principal: Principal) -> None:
+        """End every session and API token of the user, the one of this request included."""
+
+        async def work(conn):
+            await repository.revoke_tokens(conn, principal.user_id)
+
+        await run_in_transaction(self._engine, work)
+
+    async def issue_password_reset(self, email: str) -> str:
+        """A one-time secret that sets a new password for the user with ``email``, valid for
+        ``password_reset_hours``; any earlier one stops working. Whoever holds it can take
+        over the account: it goes to the person only (by an admin today, by email later)."""
+        secret, token_hash = new_token()
+        expires_at = datetime.now(UTC) + timedelta(hours=self._settings.password_reset_hours)
+
+        async def work(conn):
+            user = await repository.user_by_email(conn, email)
+            if user is None:
+                return False
+            await repository.insert_password_reset(
+                conn, user_id=user["id"], token_hash=token_hash, expires_at=expires_at
+            )
+            return True
+
+        if not await run_in_transaction(self._engine, work):
+            raise NotFound("no user has that email")
+        return secret
+
+    async def reset_password(self, token: str, password: str) -> None:
+        """Use a password reset: set the new password, end every session and token of the
+        user. The reset works once."""
+        token_hash = hash_token(token)
+        async with self._engine.connect() as conn:
+            user = await repository.open_password_reset(conn, token_hash)
+        if user is None:
+            raise NotFound(RESET_GONE)
+        check_password_rules(password, user["email"])
+        password_hash = await self.passwords.hash(password)
+
+        async def work(conn):
+            user_id = await repository.take_password_reset(conn, token_hash)
+            if user_id is None:
+                return False
+            await repository.set_password(conn, user_id, password_hash)
+            await repository.revoke_tokens(conn, user_id)
+            return True
+
+        if not await run_in_transaction(self._engine, work):
+            raise NotFound(RESET_GONE)
+
     async def accept_invitation(self, token: str, password: str) -> LoginResponse:
         """Accept an invitation signed out: a new account for the invitation's address, with
         this password, takes part as the invitation says, and is signed in. Refused (409)
         when an account already uses that address, wherever it takes part: its owner signs in
         and accepts (``accept_invitation_as``). The slow password hash is computed only for
         an invitation that is open (and off the event loop)."""
-        check_password_rules(password)
+        check_password_rules(password)  # before any lookup; the address is checked once found
         token_hash = hash_token(token)
 
         async def find(conn: AsyncConnection) -> Mapping[str, Any]:
@@ -191,8 +318,9 @@ class AuthService:
                 raise Conflict(SIGN_IN_TO_ACCEPT)
             return invitation
 
-        await run_in_transaction(self._engine, find)
-        password_hash = await asyncio.to_thread(hash_password, password)
+        invitation = await run_in_transaction(self._engine, find)
+        check_password_rules(password, invitation["email"])
+        password_hash = await self.passwords.hash(password)
 
         async def work(conn: AsyncConnection) -> LoginResponse:
             invitation = await repository.open_invitation(conn, token_hash, for_update=True)
@@ -238,6 +366,7 @@ class AuthService:
 
     async def create_admin(self, email: str, password: str) -> int:
         """Create a site admin, or make an existing user one and set their password."""
+        check_password_rules(password, email)
         password_hash = hash_password(password)
 
         async def work(conn):
@@ -290,6 +419,12 @@ class AuthService:
             roles=roles,
             participant_id=participant_id,
         )
+
+
+def _counter(row: Mapping[str, Any] | None) -> throttle.Counter:
+    if row is None:
+        return throttle.Counter()
+    return throttle.Counter(row["failures"], row["last_failed_at"], row["last_succeeded_at"])
 
 
 def access_from_row(

@@ -61,7 +61,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -233,7 +233,12 @@ async def _person(
             password_hash=None,  # signs in with its token only
         )
         await auth_repository.insert_token(
-            conn, user_id=user_id, kind="api", name="load", token_hash=token_hash, expires_at=None
+            conn,
+            user_id=user_id,
+            kind="api",
+            name="load",
+            token_hash=token_hash,
+            expires_at=datetime.now(UTC) + timedelta(days=1),
         )
         await auth_repository.grant_role(conn, timebank.id, user_id, role)
         if participant_id is not None:

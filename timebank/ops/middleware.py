@@ -53,7 +53,8 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started_response = True
-                message["headers"] = [*message.get("headers", ()), *extra]
+                headers = [*message.get("headers", ()), *extra]
+                message["headers"] = headers + _unsniffable_and_unstored(headers)
             await send(message)
 
         try:
@@ -80,6 +81,19 @@ class RequestMiddleware:
                     extra=_access_fields(scope, method, status, duration),
                 )
             request_id.reset(token)
+
+
+def _unsniffable_and_unstored(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Every answer: the browser takes its content type as given (no sniffing a JSON answer
+    into a script or page), and nothing is cached unless the answer says how (personal
+    figures must not stay in a shared or back-button cache)."""
+    names = {name.lower() for name, _ in headers}
+    added = []
+    if b"x-content-type-options" not in names:
+        added.append((b"x-content-type-options", b"nosniff"))
+    if b"cache-control" not in names:
+        added.append((b"cache-control", b"no-store"))
+    return added
 
 
 _CUT_OFF_DETAIL = (

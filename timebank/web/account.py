@@ -9,16 +9,23 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import QueryParameter
 from pydantic import ValidationError
 
-from timebank.auth.deps import session_cookie, signed_out_cookie
-from timebank.auth.schemas import InvitationAccept, LoginRequest
+from timebank.auth.deps import client_address, session_cookie, signed_out_cookie
+from timebank.auth.schemas import InvitationAccept, LoginRequest, PasswordReset
+from timebank.auth.secrets import check_password_rules
 from timebank.auth.service import AuthService
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
-from timebank.errors import Conflict, NotFound, RateLimited, Unauthenticated
+from timebank.errors import (
+    Conflict,
+    NotFound,
+    Overloaded,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+)
 from timebank.web.render import SIGN_IN, local_path, page, redirect
 from timebank.web.session import page_principal_or_none
 
-MIN_PASSWORD = 10
-MAX_PASSWORD = 200  # as the API's InvitationAccept
+RESET_GONE = "This password reset is unknown, already used or expired. Ask for a new one."
 INVITATION_GONE = (
     "This invitation is unknown, already used or expired. Ask your coordinator for a new one."
 )
@@ -51,19 +58,28 @@ class AccountPages(Controller):
         form = await request.form()
         email = str(form.get("email", "")).strip()
         next_page = local_path(str(form.get("next", "")), "/")
-        client = request.client.host if request.client else "unknown"
+        headers: dict[str, str] = {}
         try:
             credentials = LoginRequest(email=email, password=str(form.get("password", "")))
-            session = await auth.login(credentials.email, credentials.password, client)
+            session = await auth.login(
+                credentials.email, credentials.password, client_address(request)
+            )
         except (ValidationError, Unauthenticated):
             error, status = "That email and password do not match an account.", 401
-        except RateLimited:
-            error, status = "Too many tries. Wait a few minutes, then try again.", 429
+        except (RateLimited, Overloaded) as refused:
+            wait = int(refused.extra.get("retry_after", 1))
+            headers["Retry-After"] = str(wait)
+            status = refused.status_code
+            error = (
+                f"Too many tries. Wait {_duration(wait)}, then try again."
+                if isinstance(refused, RateLimited)
+                else "The service is busy. Try again in a moment."
+            )
         else:
             response = redirect(next_page)
             response.set_cookie(session_cookie(session, settings))
             return response
-        return page(
+        form_again = page(
             request,
             "sign_in.html",
             status_code=status,
@@ -71,6 +87,8 @@ class AccountPages(Controller):
             next_page=next_page,
             error=error,
         )
+        form_again.headers.update(headers)
+        return form_again
 
     @post("/sign-out")
     async def sign_out(self, principal: PrincipalDep, auth: AuthDep) -> Response:
@@ -99,13 +117,9 @@ class AccountPages(Controller):
         form = await request.form()
         token = str(form.get("token", ""))
         password = str(form.get("password", ""))
-        errors: dict[str, str] = {}
+        errors = _password_errors(password)
         status = 422
-        if len(password) < MIN_PASSWORD:
-            errors["password"] = f"Use at least {MIN_PASSWORD} characters."
-        elif len(password) > MAX_PASSWORD:
-            errors["password"] = f"Use at most {MAX_PASSWORD} characters."
-        elif password != form.get("password_again"):
+        if not errors and password != form.get("password_again"):
             errors["password_again"] = "The two passwords are not the same."  # noqa: S105
         if not errors:
             try:
@@ -136,6 +150,35 @@ class AccountPages(Controller):
             return await _invitation_page(request, auth, token, {"token": error.detail}, 409)
         return redirect(f"/t/{joined.timebank_slug}")
 
+    @get("/reset-password")
+    async def reset_form(
+        self, request: Request, token: Annotated[str, QueryParameter(max_length=200)] = ""
+    ) -> Response:
+        """Use a password reset: choose a new password."""
+        return page(request, "reset_password.html", token=token, errors={})
+
+    @post("/reset-password")
+    async def reset_password(self, request: Request, auth: AuthDep) -> Response:
+        """Set the new password; every session ends, so sign in again."""
+        form = await request.form()
+        token = str(form.get("token", ""))
+        password = str(form.get("password", ""))
+        errors = _password_errors(password)
+        if not errors and password != form.get("password_again"):
+            errors["password_again"] = "The two passwords are not the same."  # noqa: S105
+        if not errors:
+            try:
+                reset = PasswordReset(token=token, password=password)
+                await auth.reset_password(reset.token, reset.password)
+            except (ValidationError, NotFound):
+                errors["token"] = RESET_GONE
+            except ValidationFailed as refused:
+                errors["password"] = refused.detail[:1].upper() + refused.detail[1:] + "."
+            else:
+                return redirect(SIGN_IN)
+        status = 404 if "token" in errors else 422
+        return page(request, "reset_password.html", status_code=status, token=token, errors=errors)
+
 
 async def _invitation_page(
     request: Request,
@@ -155,3 +198,18 @@ async def _invitation_page(
         signed_in_as=principal.email if principal else None,
         sign_in_first=f"{SIGN_IN}?" + urlencode({"next": back_here}),
     )
+
+
+def _password_errors(password: str) -> dict[str, str]:
+    """The password rules of the API (``check_password_rules``), as a form's message."""
+    try:
+        check_password_rules(password)
+    except ValidationFailed as refused:
+        return {"password": refused.detail[:1].upper() + refused.detail[1:] + "."}
+    return {}
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{round(seconds / 60)} minutes"
