@@ -26,6 +26,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +289,7 @@ async def _fresh_token(engine: AsyncEngine, person: Person) -> str:
             kind="api",
             name="odd",
             token_hash=token_hash,
-            expires_at=None,
+            expires_at=datetime.now(UTC) + timedelta(days=1),
         )
     return secret
 

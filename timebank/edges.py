@@ -129,18 +129,20 @@ def _too_deep() -> TimebankError:
 
 
 def _check_json(value: Any) -> None:
-    """Refuses nesting deeper than ``MAX_JSON_DEPTH`` and a NUL in any string or key; walks
-    without recursion, so its cost is bounded by the body's size."""
-    pending: list[tuple[Any, int]] = [(value, 0)]
+    """Refuses nesting deeper than ``MAX_JSON_DEPTH`` and a NUL in any string or key (naming
+    where it is, as a dotted path); walks without recursion, so its cost is bounded by the
+    body's size."""
+    pending: list[tuple[Any, int, str]] = [(value, 0, "")]
     while pending:
-        item, depth = pending.pop()
+        item, depth, where = pending.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                raise ValidationFailed(NUL_DETAIL)
+                raise ValidationFailed(NUL_DETAIL, field=where or "body")
         elif isinstance(item, dict | list):
             if depth >= MAX_JSON_DEPTH:
                 raise _too_deep()
-            if isinstance(item, dict):
-                pending.extend((key, depth) for key in item)
-                item = item.values()
-            pending.extend((child, depth + 1) for child in item)
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in children:
+                if isinstance(key, str) and "\x00" in key:
+                    raise ValidationFailed(NUL_DETAIL, field=where or "body")
+                pending.append((child, depth + 1, f"{where}.{key}" if where else str(key)))
