@@ -61,12 +61,16 @@ class Reports:
         self._publish_after = timedelta(days=settings.report_publish_after_days)
 
     @staticmethod
-    def _check_period(start: date, end: date) -> None:
+    def _check_days(start: date | None, end: date | None) -> None:
         for name, day in (("from", start), ("to", end)):
-            if not FIRST_DAY <= day <= LAST_DAY:
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
                 raise ValidationFailed(
                     f"a report covers days from {FIRST_DAY} to {LAST_DAY}", field=name
                 )
+
+    @classmethod
+    def _check_period(cls, start: date, end: date) -> None:
+        cls._check_days(start, end)
         if start > end:
             raise ValidationFailed("the period ends before it starts", field="to")
         if (end - start).days > MAX_PERIOD_DAYS:
@@ -246,9 +250,9 @@ class Reports:
         latest published quarter), as of the latest publication (or ``release``): every
         published period of its calendar year, and the enrolment months up to it, are
         computed and protected together, so that what any two requests show is consistent."""
+        self._check_days(start, end)
         release = release or await self.release()
         key = funder_period(start, end, interval, release)
-        self._check_period(key[1], last_day(key))
         periods = year_periods(key[1].year, release.through)
         async with self._engine.connect() as conn:
             await repository.begin_snapshot(conn)
