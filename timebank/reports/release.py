@@ -96,6 +96,8 @@ def funder_period(
             "funder figures cover a whole month, quarter or year: give both from and to",
             field="from" if start is None else "to",
         )
+    if start > end:
+        raise ValidationFailed("the period ends before it starts", field="to")
     key = period_key(start, end)
     if key is None:
         raise ValidationFailed(
