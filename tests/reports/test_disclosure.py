@@ -744,3 +744,66 @@ async def test_csv_cells_that_would_start_a_formula_are_quoted(client, engine, w
 def test_numbers_stay_numbers_in_csv():
     assert literal(-90) == -90 and literal(-1.5) == -1.5 and literal(0) == 0
     assert literal("-90") == "'-90" and literal("Ada") == "Ada"
+
+
+ODD_QUERIES = (
+    "",
+    "?from=2026-01-01%00&to=2026-03-31",
+    "?from=%00&to=%00",
+    "?as_of=%00",
+    "?as_of=0001-01-01T00:00:00Z",
+    "?as_of=9999-12-31T23:59:59Z",
+    "?as_of=2026-01-01T00:00:00",
+    "?interval=%00",
+    "?interval=week&from=2016-12-10&to=2026-12-01",  # over five hundred weeks
+    "?view=%00",
+    "?view=full",
+    "?format=csv&from=2026-01-01&to=2026-03-31",
+    "?participant_id=0",
+    "?participant_id=99999999999999999999",
+    "?from=2026-02-29",
+)
+
+
+async def test_report_routes_from_every_side_with_odd_input(client, engine, world):
+    """Anonymous, a member, a member and a coordinator of another timebank, a funder of
+    another timebank, the coordinator, the funder and the admin; odd input everywhere: never
+    a 5xx, and each caller is refused where they should be."""
+    other_funder = await make_person(
+        engine, "other-funder", timebank=world.other_timebank, roles=("funder",)
+    )
+    slug = world.timebank.slug
+    api = f"/api/v1/timebanks/{slug}/reports"
+    callers = {
+        "anonymous": None,
+        "member": world.member,
+        "stranger member": world.stranger_member,
+        "stranger coordinator": world.stranger_coordinator,
+        "other funder": other_funder,
+        "coordinator": world.coordinator,
+        "funder": world.funder,
+        "admin": world.admin,
+    }
+    routes = ("reciprocity", "contribution", "contribution/charts/series.svg")
+    for label, who in callers.items():
+        headers = who.headers if who else {}
+        for route in (*routes, "contribution/charts/%00.svg", "contribution/charts/x%00"):
+            for query in ODD_QUERIES:
+                response = await client.get(f"{api}/{route}{query}", headers=headers)
+                where = (label, route, query, response.status_code, response.text[:200])
+                assert response.status_code < 500, where
+                if who is None:
+                    assert response.status_code == 401, where
+                elif label in ("stranger member", "stranger coordinator", "other funder"):
+                    assert response.status_code in (403, 404), where
+                elif label == "member" and route != "reciprocity":
+                    assert response.status_code in (400, 403, 404, 422), where
+        own = await client.get(f"{api}/reciprocity", headers=world.member.headers)
+        assert [r["participant_id"] for r in own.json()["rows"]] == [world.member.participant_id]
+    page = f"/t/{slug}/report"
+    for label, who in callers.items():
+        as_person(client, who)
+        for query in ("?from=%00&to=%00", "?from=0001-01-01&to=0001-12-31", "?to=9999-12-31"):
+            response = await client.get(page + query, follow_redirects=False)
+            assert response.status_code < 500, (label, query, response.text[:300])
+    as_person(client, None)
