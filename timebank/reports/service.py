@@ -4,6 +4,7 @@ funders of timebanks they are granted, who see aggregates with small cells suppr
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 
@@ -37,12 +38,14 @@ from timebank.reports.schemas import (
     ReciprocityRow,
     View,
 )
+from timebank.reports.suppression import Cell
 from timebank.settings import Settings
 
 MAX_PERIOD_DAYS = 366 * 10
 # Reports cover service dates in these years; outside them a date is a typing slip.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2999, 12, 31)
+PUBLICATIONS_KEPT = 256  # protected publications remembered, the oldest forgotten first
 
 
 def _hours(minutes: int) -> float:
@@ -59,6 +62,10 @@ class Reports:
         self._min_cell = settings.report_min_cell
         self._settle = timedelta(seconds=settings.report_settle_seconds)
         self._publish_after = timedelta(days=settings.report_publish_after_days)
+        # (timebank, year, release, k) -> (each period's figures, the cells withheld)
+        self._publications: OrderedDict[tuple, tuple[dict[PeriodKey, dict], set[Cell]]] = (
+            OrderedDict()
+        )
 
     @staticmethod
     def _check_days(start: date | None, end: date | None) -> None:
@@ -253,29 +260,62 @@ class Reports:
         self._check_days(start, end)
         release = release or await self.release()
         key = funder_period(start, end, interval, release)
-        periods = year_periods(key[1].year, release.through)
+        k = self._min_cell
         async with self._engine.connect() as conn:
             await repository.begin_snapshot(conn)
-            full: dict[PeriodKey, ContributionReport] = {}
-            for period in periods:
+            report = await self._full(conn, access, key[1], last_day(key), release.as_of, "month")
+            # Figures as of a past moment never change, so a publication is protected once;
+            # if the period's figures differ from those it was protected with, again.
+            cached = self._publications.get((access.timebank_id, key[1].year, release, k))
+            if cached is not None and cached[0].get(key) == _figures(report):
+                withheld = cached[1]
+            else:
+                withheld = await self._protect(conn, access, key, report, release)
+        return funder_report(key, report, withheld, k)
+
+    async def _protect(
+        self,
+        conn: AsyncConnection,
+        access: TimebankAccess,
+        key: PeriodKey,
+        report: ContributionReport,
+        release: Release,
+    ) -> set[Cell]:
+        """Every published period of the key's calendar year and the enrolment months up to
+        the publication, computed and protected together; remembered for the next request."""
+        full: dict[PeriodKey, ContributionReport] = {key: report}
+        for period in year_periods(key[1].year, release.through):
+            if period != key:
                 full[period] = await self._full(
                     conn, access, period[1], last_day(period), release.as_of, "month"
                 )
-            first = await repository.first_joined(conn, access.timebank_id, release.as_of)
-            months: list[date] = []
-            cursor = max(first or key[1], FIRST_DAY).replace(day=1)
-            while cursor <= release.through:
-                months.append(cursor)
-                cursor = month_after(cursor)
-            enrolled = await repository.enrolled_by_month(
-                conn,
-                timebank_id=access.timebank_id,
-                as_of=release.as_of,
-                firsts=months,
-                lasts=[last_day(("month", m)) for m in months],
-            )
+        first = await repository.first_joined(conn, access.timebank_id, release.as_of)
+        months: list[date] = []
+        cursor = max(first or key[1], FIRST_DAY).replace(day=1)
+        while cursor <= release.through:
+            months.append(cursor)
+            cursor = month_after(cursor)
+        enrolled = await repository.enrolled_by_month(
+            conn,
+            timebank_id=access.timebank_id,
+            as_of=release.as_of,
+            firsts=months,
+            lasts=[last_day(("month", m)) for m in months],
+        )
         withheld = protect_release(full, enrolled, release.through, self._min_cell)
-        return funder_report(key, full[key], withheld, self._min_cell)
+        publication = (access.timebank_id, key[1].year, release, self._min_cell)
+        self._publications[publication] = (
+            {period: _figures(r) for period, r in full.items()},
+            withheld,
+        )
+        while len(self._publications) > PUBLICATIONS_KEPT:
+            self._publications.popitem(last=False)
+        return withheld
+
+
+def _figures(report: ContributionReport) -> dict:
+    """A period's figures and the labels its cells are named by (not its display names)."""
+    return report.model_dump(exclude={"timebank_name": True, "categories": {"__all__": {"name"}}})
 
 
 def _reciprocity_row(row: Mapping) -> ReciprocityRow:
