@@ -54,7 +54,7 @@ What is measured
     For the twelve most recent full calendar months, and as of one moment T taken after the
     build (passed to every call, so every run counts the same exchanges):
     (a) ``Reports.contribution``, monthly, full view; (b) the funder view of the last calendar
-    year (every published period of it, protected together);
+    year (its publication protected once, at the warm-up, then remembered);
     (c) ``Reports.reciprocity`` for one participant (the busiest member of the year);
     (d) ``Reports.reciprocity`` for everyone; and the plainest correct SQL a newcomer would
     write from the definitions in ``timebank/reports/__init__.py``, straight over the

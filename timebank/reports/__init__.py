@@ -80,9 +80,11 @@ Funder view
     with the shown cells moved to b: a withheld cell x_i can be recomputed exactly when the
     unit vector e_i lies in the row space of A (every solution agrees on x_i); the check is
     done by singular value decomposition (``suppression.recoverable``). Starting from the
-    primary cells, while some withheld cell with a non-zero value is recoverable, the
-    smallest shown non-zero cell sharing a relation with it is withheld too (cells rest on
-    nobody when they are 0, so 0 needs no protection). The result: no withheld non-zero cell
+    primary cells: first, while some relation has exactly one withheld non-zero cell, its
+    smallest shown non-zero cell is withheld too; then, while some withheld non-zero cell is
+    still recoverable, the smallest shown non-zero cell sharing a relation with it is
+    withheld too (cells rest on nobody when they are 0, so 0 needs no protection). The same
+    data gives the same cells. The result: no withheld non-zero cell
     of one publication follows from its shown cells by adding and subtracting. Hours are
     minutes / 60 rounded to 0.01 (one-to-one with minutes) and are withheld with them;
     exchanges share the minutes' pattern.

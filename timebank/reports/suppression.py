@@ -4,7 +4,7 @@ from the shown ones by adding and subtracting). The method is in the package doc
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -178,13 +178,3 @@ def protect(table: Table) -> set[Cell]:
                 return withheld
             added.add(min(rest, key=cost))
         withheld |= added
-
-
-def exposed_cells(table: Table, withheld: set[Cell]) -> set[Cell]:
-    """Withheld non-zero cells that can be worked out (empty when the suppression holds)."""
-    return {c for c in recoverable(table.relations, withheld) if table.values.get(c, 0)}
-
-
-def sum_relation(total: Cell, parts: Iterable[Cell], known_zero: Mapping[Cell, int]) -> Relation:
-    """``total`` = sum of ``parts``, leaving out the parts known to be 0."""
-    return Relation(total, tuple(p for p in parts if known_zero.get(p, 1) != 0))
