@@ -257,6 +257,8 @@ class Reports:
         latest published quarter), as of the latest publication (or ``release``): every
         published period of its calendar year, and the enrolment months up to it, are
         computed and protected together, so that what any two requests show is consistent."""
+        if not (access.can_manage or access.is_funder):
+            raise Forbidden("the contribution report is for coordinators and funders")
         self._check_days(start, end)
         release = release or await self.release()
         key = funder_period(start, end, interval, release)
