@@ -5,8 +5,8 @@ A member signs in and logs 1:30 given to another member, tapping twice and then 
 same form: one pending exchange. The other member confirms it; a coordinator approves it from
 the queue; both balances show the change; a funder opens the report of the latest published
 quarter, over other people's exchanges approved before its publication (enough people each
-month that its hours are shown, not withheld). Every page is checked with axe-core (no serious or critical violations) and photographed into
-tests/artifacts/screenshots/.
+month that its hours are shown, not withheld). Every page is checked with axe-core (no
+serious or critical violations) and photographed into tests/artifacts/screenshots/.
 
 Chromium comes from the distribution (`apt-get install -y chromium`), never downloaded by
 Playwright; without it these tests fail and say how to install it.
