@@ -15,8 +15,6 @@ cookie, with a valid CSRF token), with each kind of odd input:
 - names made of ``$…$`` (matplotlib's mathtext) for the timebank, a category and a participant,
   then every GET route.
 
-Known 5xx in code another change owns are marked ``xfail(strict=True)`` in ``KNOWN_5XX``, with
-the reproduction: the mark fails the run once the cause is fixed, so it cannot outlive it.
 """
 
 from __future__ import annotations
@@ -142,37 +140,9 @@ def _collect_routes() -> list[Route]:
 
 ROUTES = _collect_routes()
 
-# (kind, "METHOD /path") -> the reproduction of a 5xx that a change in another area fixes.
-_YEAR_9999 = (
-    "reports (finding 10, not this change): as coordinator, funder or admin, "
-    "GET {path}?from=9999-12-31&to=9999-12-31 answers 500"
-)
-_MATHTEXT = (
-    "reports (finding 10, not this change): PATCH the timebank's name to "
-    "'$x$ and $\\undefined{$', then GET .../reports/contribution/charts/series.svg (or "
-    "categories.svg, flows.svg) as coordinator, funder or admin answers 500 (matplotlib mathtext)"
-)
-KNOWN_5XX: dict[tuple[str, str], str] = {
-    ("dates", f"GET {path}"): _YEAR_9999.format(path=path)
-    for path in (
-        "/api/v1/timebanks/{slug}/reports/contribution",
-        "/api/v1/timebanks/{slug}/reports/contribution/charts/{file}",
-        "/t/{slug}/report",
-    )
-} | {("dollar", "GET /api/v1/timebanks/{slug}/reports/contribution/charts/{file}"): _MATHTEXT}
-
 
 def cases(kind: str, routes: list[Route]) -> list[Any]:
-    return [
-        pytest.param(
-            route,
-            id=route.label,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_5XX[(kind, route.label)])]
-            if (kind, route.label) in KNOWN_5XX
-            else [],
-        )
-        for route in routes
-    ]
+    return [pytest.param(route, id=route.label) for route in routes]
 
 
 # --- The service and its people ---------------------------------------------------------------

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         description="serve the browsable API docs page at /schema (the OpenAPI document at "
         "/schema/openapi.json is served either way)",
     )
+    report_publish_after_days: int = Field(
+        default=7,
+        ge=0,
+        le=27,
+        description="funder figures are published once a month, this many days after the month "
+        "closes (time for late entries to be approved), and count as of that moment",
+    )
     test_database_url: str | None = Field(
         default=None,
         description="tests only: a PostgreSQL server to test against instead of an embedded one",

@@ -187,14 +187,19 @@ async def test_a_bad_invitation_form_keeps_what_was_typed(client, world: World):
 async def test_the_funder_report_for_a_period_names_nobody(client, world: World):
     as_person(client, world.funder)
     report = await client.get(
-        f"/t/{world.timebank.slug}/report", params={"from": "2026-01-01", "to": "2026-06-30"}
+        f"/t/{world.timebank.slug}/report", params={"from": "2026-01-01", "to": "2026-03-31"}
     )
     assert report.status_code == 200
     text = text_of(report.text)
-    assert "From 1 January 2026 to 30 June 2026" in text
+    assert "From 1 January 2026 to 31 March 2026" in text
     assert "Ada" not in text and "Bea" not in text
     assert "view=funder&amp;format=csv" in report.text
-    assert "charts/series.svg?from=2026-01-01&amp;to=2026-06-30" in report.text
+    assert "charts/series.svg?from=2026-01-01&amp;to=2026-03-31" in report.text
+    # Funder figures are published for whole months, quarters and years only.
+    half = await client.get(
+        f"/t/{world.timebank.slug}/report", params={"from": "2026-01-01", "to": "2026-06-30"}
+    )
+    assert half.status_code == 422 and "whole calendar months, quarters and years" in half.text
     backwards = await client.get(
         f"/t/{world.timebank.slug}/report", params={"from": "2026-06-30", "to": "2026-01-01"}
     )

@@ -32,17 +32,71 @@ months, ISO weeks or quarters, clipped to the period)
     exchanges, people (distinct participants taking part).
     Every share is 0 when its denominator is 0.
 
+Periods and dates
+    Reports cover service dates from 2000-01-01 to 2999-12-31 and at most ten years; a day
+    outside is refused (422, naming ``from`` or ``to``).
+
 Funder view
-    Aggregates only: no names, no ids. A cell is suppressed (its value null, its name listed in
-    the row's ``suppressed``) when it rests on fewer than k = ``TIMEBANK_REPORT_MIN_CELL``
-    people (default 5):
+    Aggregates only: no names, no ids. Funders always get it; coordinators and admins may ask
+    for it (``view=funder``) as a preview, under the same rules.
+
+    What is published. Funder figures are published once a month: the publication of month M
+    happens at R = the first moment (UTC) of month M+1 plus ``TIMEBANK_REPORT_PUBLISH_AFTER_DAYS``
+    (default 7, time for late entries to be approved), and covers every whole calendar month,
+    quarter and year that ended by the end of M. A funder asks only for one of these periods
+    (by default the latest published quarter), with the series by month; every answer counts as
+    of the latest publication R (``as_of`` in the answer), whenever it is asked. A funder's
+    ``as_of`` is refused (422), as is any other period or interval, so no choice of moment or
+    of period boundaries gives a funder a figure that is not part of the publication. The
+    coordinators' full view is unchanged: any period, any interval, any ``as_of``.
+
+    Primary suppression. A cell is withheld (its value null, its name listed in the row's
+    ``suppressed``) when it rests on fewer than k = ``TIMEBANK_REPORT_MIN_CELL`` people
+    (default 5):
     - participants, active, new, reciprocal, first_exchanges: when the count itself is below k;
     - minutes, hours, exchanges, ties: when the bucket's active count is below k;
     - two_way_ties, two_way_tie_share: when active is below k, or when two_way_ties is at most
       (k-1)(k-2)/2, the most pairs fewer than k people can form (so more two-way ties than
       that always involve at least k people);
-    - active_share, new_share, reciprocal_share: when its numerator or denominator is
-      suppressed;
-    - median_days_to_first_exchange: when first_exchanges is below k;
+    - median_days_to_first_exchange: when first_exchanges is withheld;
     - a category or flow row: every figure of it (people included) when its people are below k.
+    A share is withheld whenever its numerator or denominator is (active_share: active,
+    participants; new_share: new, participants; reciprocal_share: reciprocal, active), so
+    that a share never turns a shown figure into a withheld one.
+
+    Complementary (secondary) suppression. A funder can add and subtract what one publication
+    shows. The linear relations they can form are, for the calendar year of each published
+    period (every published month, quarter and the year, protected together in one table):
+    - a period's minutes (and exchanges) = the sum over its categories = the sum over its
+      flows (a category or flow absent from a period is known to be 0);
+    - a quarter = the sum of its months, a year = the sum of its quarters, for the minutes in
+      all, for each category, for each flow, and for first_exchanges (the series of a
+      period shows its months, which are the same cells as the months' own reports);
+    - and over all months from the first enrolment (the count before 2000 taken as known):
+      participants at the end of month m = participants at the end of m-1 + new in m; new in
+      a quarter or year = the sum of its months; a period's participants is its last month's.
+    Two periods a funder may ask for are nested or disjoint, so any difference of two is a
+    sum of these relations. Write x for the withheld cells and A x = b for these relations
+    with the shown cells moved to b: a withheld cell x_i can be recomputed exactly when the
+    unit vector e_i lies in the row space of A (every solution agrees on x_i); the check is
+    done by singular value decomposition (``suppression.recoverable``). Starting from the
+    primary cells: first, while some relation has exactly one withheld non-zero cell, its
+    smallest shown non-zero cell is withheld too; then, while some withheld non-zero cell is
+    still recoverable, the smallest shown non-zero cell sharing a relation with it is
+    withheld too (cells rest on nobody when they are 0, so 0 needs no protection). The same
+    data gives the same cells. The result: no withheld non-zero cell
+    of one publication follows from its shown cells by adding and subtracting. Hours are
+    minutes / 60 rounded to 0.01 (one-to-one with minutes) and are withheld with them;
+    exchanges share the minutes' pattern.
+
+    Why suppression rather than controlled rounding: funders need exact hours for their own
+    accounts and small timebanks have few cells, where rounding to a base of k would distort
+    most figures; suppression keeps every shown figure exact, and a table of this size (a
+    year: 17 periods by categories and flows) is checked exactly in milliseconds.
+
+    Not covered by the guarantee: figures that are not sums (active, reciprocal, ties,
+    two_way_ties, people per category or flow, medians) are protected by primary suppression
+    only, and bounds (a withheld cell lies between 0 and a shown total) are not hidden;
+    two publications differ by the entries approved or reversed between them, which a funder
+    comparing two months' publications can see in aggregate.
 """

@@ -65,13 +65,18 @@ def _figure(height: float) -> Figure:
         return Figure(figsize=(_WIDTH, height), layout="constrained")
 
 
+def _literal(text: str) -> str:
+    """A name drawn as typed: a `$` escaped, so that `$...$` is not read as mathtext."""
+    return text.replace("$", r"\$")
+
+
 def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
 def _title(figure: Figure, report: ContributionReport, what: str) -> None:
     figure.suptitle(
-        f"{report.timebank_name}\n{what}",
+        f"{_literal(report.timebank_name)}\n{what}",
         x=0.02,
         ha="left",
         fontsize=_TITLE,
@@ -262,7 +267,12 @@ def categories_chart(report: ContributionReport) -> bytes:
         else None
     )
     return _bars(
-        report, what, [row.name for row in shown], [row.hours or 0.0 for row in shown], _INK, note
+        report,
+        what,
+        [_literal(row.name) for row in shown],
+        [row.hours or 0.0 for row in shown],
+        _INK,
+        note,
     )
 
 

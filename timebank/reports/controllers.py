@@ -42,7 +42,10 @@ To: TypeAlias = Annotated[
 ]
 AsOf: TypeAlias = Annotated[
     datetime | None,
-    QueryParameter(description="count what was recorded by this moment (default: now)"),
+    QueryParameter(
+        description="count what was recorded by this moment (default: now); not for the "
+        "funder view, which is as of its publication"
+    ),
 ]
 Format: TypeAlias = Annotated[
     Literal["json", "csv"] | None, QueryParameter(description="csv, or send Accept: text/csv")
@@ -129,11 +132,13 @@ class ReportsController(Controller):
     ) -> Response[ContributionReport]:
         """Hours, exchanges, active, new and reciprocal participants, two-way ties, days to a
         first exchange, hours by category and by flow between kinds, for the period and by
-        interval. Funders get aggregates with small cells suppressed."""
-        first, last = _period(start, end)
+        interval. Funders get aggregates with small cells suppressed, for a whole closed
+        month, quarter or year (by default the latest published quarter), as of its
+        publication: they may not send as_of."""
         report = await reports.contribution(
-            access, start=first, end=last, as_of=as_of, interval=interval, view=view
+            access, start=start, end=end, as_of=as_of, interval=interval, view=view
         )
+        first, last = report.period.start, report.period.end
         if _wants_csv(request, format):
             return Response(  # type: ignore[return-value]
                 contribution_csv(report),  # type: ignore[arg-type]
@@ -168,9 +173,8 @@ class ReportsController(Controller):
         name = file.removesuffix(".svg")
         if not file.endswith(".svg") or name not in CHARTS:
             raise NotFound(f"no chart {file!r}; there are {', '.join(c + '.svg' for c in CHARTS)}")
-        first, last = _period(start, end)
         report = await reports.contribution(
-            access, start=first, end=last, as_of=as_of, interval=interval, view=view
+            access, start=start, end=end, as_of=as_of, interval=interval, view=view
         )
         return Response(draw(name, report), media_type=SVG)
 

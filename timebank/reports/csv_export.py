@@ -37,9 +37,21 @@ CONTRIBUTION_COLUMNS = (
 )
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def literal(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: prefixed with ' when it would start a formula.
+    Numbers stay numbers (a balance of -90 is not text)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _line(values: Iterable[Any]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    csv.writer(buffer, lineterminator="\r\n").writerow([literal(value) for value in values])
     return buffer.getvalue()
 
 

@@ -528,3 +528,30 @@ async def stream_reciprocity_rows(
     async for rows in result.mappings().partitions(batch):
         for row in rows:
             yield dict(row)
+
+
+_FIRST_JOINED = """
+    SELECT min(joined_on) FROM participants WHERE timebank_id = :tb AND created_at <= :as_of
+"""
+
+
+async def first_joined(conn: AsyncConnection, timebank_id: int, as_of: datetime) -> date | None:
+    """The earliest joining day among the participants enrolled by ``as_of``."""
+    found = await conn.execute(text(_FIRST_JOINED), {"tb": timebank_id, "as_of": as_of})
+    return found.scalar_one()
+
+
+async def enrolled_by_month(
+    conn: AsyncConnection,
+    *,
+    timebank_id: int,
+    as_of: datetime,
+    firsts: list[date],
+    lasts: list[date],
+) -> dict[date, tuple[int, int]]:
+    """Participants enrolled by ``as_of`` with joined_on up to each month's last day, and those
+    who joined within it: {first day: (participants, new)}."""
+    rows = await _rows(
+        conn, _ENROLLED, {"tb": timebank_id, "as_of": as_of, "starts": firsts, "lasts": lasts}
+    )
+    return {row["bucket"]: (int(row["participants"]), int(row["new"])) for row in rows}

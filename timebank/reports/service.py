@@ -4,16 +4,28 @@ funders of timebanks they are granted, who see aggregates with small cells suppr
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import Forbidden, ValidationFailed
 from timebank.reports import repository
-from timebank.reports.buckets import buckets
+from timebank.reports.buckets import buckets, default_period
 from timebank.reports.csv_export import reciprocity_csv
+from timebank.reports.release import (
+    PeriodKey,
+    Release,
+    funder_period,
+    funder_report,
+    last_day,
+    month_after,
+    protect_release,
+    release_at,
+    year_periods,
+)
 from timebank.reports.schemas import (
     Bucket,
     CategoryRow,
@@ -26,10 +38,14 @@ from timebank.reports.schemas import (
     ReciprocityRow,
     View,
 )
-from timebank.reports.suppression import suppress_metrics, suppress_row
+from timebank.reports.suppression import Cell
 from timebank.settings import Settings
 
 MAX_PERIOD_DAYS = 366 * 10
+# Reports cover service dates in these years; outside them a date is a typing slip.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+PUBLICATIONS_KEPT = 256  # protected publications remembered, the oldest forgotten first
 
 
 def _hours(minutes: int) -> float:
@@ -45,9 +61,23 @@ class Reports:
         self._engine = engine
         self._min_cell = settings.report_min_cell
         self._settle = timedelta(seconds=settings.report_settle_seconds)
+        self._publish_after = timedelta(days=settings.report_publish_after_days)
+        # (timebank, year, release, k) -> (each period's figures, the cells withheld)
+        self._publications: OrderedDict[tuple, tuple[dict[PeriodKey, dict], set[Cell]]] = (
+            OrderedDict()
+        )
 
     @staticmethod
-    def _check_period(start: date, end: date) -> None:
+    def _check_days(start: date | None, end: date | None) -> None:
+        for name, day in (("from", start), ("to", end)):
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+                raise ValidationFailed(
+                    f"a report covers days from {FIRST_DAY} to {LAST_DAY}", field=name
+                )
+
+    @classmethod
+    def _check_period(cls, start: date, end: date) -> None:
+        cls._check_days(start, end)
         if start > end:
             raise ValidationFailed("the period ends before it starts", field="to")
         if (end - start).days > MAX_PERIOD_DAYS:
@@ -141,52 +171,153 @@ class Reports:
         self,
         access: TimebankAccess,
         *,
-        start: date,
-        end: date,
+        start: date | None = None,
+        end: date | None = None,
         as_of: datetime | None = None,
         interval: Interval = "month",
         view: View | None = None,
     ) -> ContributionReport:
         """What the timebank adds up to over the period, with a series by interval. Funders
-        always get the funder view; coordinators and admins may ask for it to preview it."""
+        always get the funder view (``funder_contribution``); coordinators and admins may ask
+        for it to preview it, under the same rules. The full view covers any period (by
+        default twelve months up to today) as of any moment."""
         if access.can_manage:
             chosen: View = view or "full"
         elif access.is_funder:
             chosen = "funder"
         else:
             raise Forbidden("the contribution report is for coordinators and funders")
+        if chosen == "funder":
+            if as_of is not None:
+                raise ValidationFailed(
+                    "funder figures are as of their publication, not of a chosen moment",
+                    field="as_of",
+                )
+            return await self.funder_contribution(access, start=start, end=end, interval=interval)
+        default_start, default_end = default_period(datetime.now(UTC).date())
+        start, end = start or default_start, end or default_end
         self._check_period(start, end)
-        spans = buckets(start, end, interval)
         async with self._engine.connect() as conn:
             clock = await repository.begin_snapshot(conn)
             moment = self._as_of(as_of, clock)
-            name = await repository.timebank_name(conn, access.timebank_id)
-            parts = await repository.contribution_parts(
-                conn,
-                timebank_id=access.timebank_id,
-                start=start,
-                end=end,
-                as_of=moment,
-                unit=interval,
-                bucket_starts=[first for first, _ in spans],
-                bucket_lasts=[last for _, last in spans],
-            )
+            return await self._full(conn, access, start, end, moment, interval)
+
+    async def _full(
+        self,
+        conn: AsyncConnection,
+        access: TimebankAccess,
+        start: date,
+        end: date,
+        moment: datetime,
+        interval: Interval,
+    ) -> ContributionReport:
+        spans = buckets(start, end, interval)
+        name = await repository.timebank_name(conn, access.timebank_id)
+        parts = await repository.contribution_parts(
+            conn,
+            timebank_id=access.timebank_id,
+            start=start,
+            end=end,
+            as_of=moment,
+            unit=interval,
+            bucket_starts=[first for first, _ in spans],
+            bucket_lasts=[last for _, last in spans],
+        )
         report = _assemble(parts, spans)
-        funder = chosen == "funder"
-        k = self._min_cell
         return ContributionReport(
             timebank=access.timebank_slug,
             timebank_name=name,
             period=Period(start=start, end=end),
             as_of=moment,
             interval=interval,
-            view=chosen,
-            min_cell=k if funder else None,
-            totals=suppress_metrics(report["totals"], k) if funder else report["totals"],
-            series=[suppress_metrics(b, k) if funder else b for b in report["series"]],
-            categories=[suppress_row(c, k) if funder else c for c in report["categories"]],
-            flows=[suppress_row(f, k) if funder else f for f in report["flows"]],
+            view="full",
+            min_cell=None,
+            totals=report["totals"],
+            series=report["series"],
+            categories=report["categories"],
+            flows=report["flows"],
         )
+
+    async def release(self) -> Release:
+        """The latest publication of funder figures (by the database's clock)."""
+        async with self._engine.connect() as conn:
+            clock = await repository.begin_snapshot(conn)
+        return release_at(clock - self._settle, self._publish_after)
+
+    async def funder_contribution(
+        self,
+        access: TimebankAccess,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        interval: str = "month",
+        release: Release | None = None,
+    ) -> ContributionReport:
+        """The funder view of a whole closed calendar month, quarter or year (by default the
+        latest published quarter), as of the latest publication (or ``release``): every
+        published period of its calendar year, and the enrolment months up to it, are
+        computed and protected together, so that what any two requests show is consistent."""
+        if not (access.can_manage or access.is_funder):
+            raise Forbidden("the contribution report is for coordinators and funders")
+        self._check_days(start, end)
+        release = release or await self.release()
+        key = funder_period(start, end, interval, release)
+        k = self._min_cell
+        async with self._engine.connect() as conn:
+            await repository.begin_snapshot(conn)
+            report = await self._full(conn, access, key[1], last_day(key), release.as_of, "month")
+            # Figures as of a past moment never change, so a publication is protected once;
+            # if the period's figures differ from those it was protected with, again.
+            cached = self._publications.get((access.timebank_id, key[1].year, release, k))
+            if cached is not None and cached[0].get(key) == _figures(report):
+                withheld = cached[1]
+            else:
+                withheld = await self._protect(conn, access, key, report, release)
+        return funder_report(key, report, withheld, k)
+
+    async def _protect(
+        self,
+        conn: AsyncConnection,
+        access: TimebankAccess,
+        key: PeriodKey,
+        report: ContributionReport,
+        release: Release,
+    ) -> set[Cell]:
+        """Every published period of the key's calendar year and the enrolment months up to
+        the publication, computed and protected together; remembered for the next request."""
+        full: dict[PeriodKey, ContributionReport] = {key: report}
+        for period in year_periods(key[1].year, release.through):
+            if period != key:
+                full[period] = await self._full(
+                    conn, access, period[1], last_day(period), release.as_of, "month"
+                )
+        first = await repository.first_joined(conn, access.timebank_id, release.as_of)
+        months: list[date] = []
+        cursor = max(first or key[1], FIRST_DAY).replace(day=1)
+        while cursor <= release.through:
+            months.append(cursor)
+            cursor = month_after(cursor)
+        enrolled = await repository.enrolled_by_month(
+            conn,
+            timebank_id=access.timebank_id,
+            as_of=release.as_of,
+            firsts=months,
+            lasts=[last_day(("month", m)) for m in months],
+        )
+        withheld = protect_release(full, enrolled, release.through, self._min_cell)
+        publication = (access.timebank_id, key[1].year, release, self._min_cell)
+        self._publications[publication] = (
+            {period: _figures(r) for period, r in full.items()},
+            withheld,
+        )
+        while len(self._publications) > PUBLICATIONS_KEPT:
+            self._publications.popitem(last=False)
+        return withheld
+
+
+def _figures(report: ContributionReport) -> dict:
+    """A period's figures and the labels its cells are named by (not its display names)."""
+    return report.model_dump(exclude={"timebank_name": True, "categories": {"__all__": {"name"}}})
 
 
 def _reciprocity_row(row: Mapping) -> ReciprocityRow:

@@ -4,7 +4,7 @@ charts and the CSV are the API's own, fetched with the same session."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -13,9 +13,7 @@ from litestar.params import QueryParameter
 
 from timebank.deps import AccessDep
 from timebank.errors import ValidationFailed
-from timebank.reports.buckets import default_period
 from timebank.reports.charts import CHARTS
-from timebank.reports.schemas import Interval
 from timebank.web.deps import ParticipantsDep, ReportsDep
 from timebank.web.render import page
 
@@ -26,13 +24,13 @@ CHART_NAMES = {
 }
 
 
-def _day(text: str | None, default: date) -> tuple[date, str | None]:
+def _day(text: str | None) -> tuple[date | None, str | None]:
     if not text:
-        return default, None
+        return None, None
     try:
         return date.fromisoformat(text), None
     except ValueError:
-        return default, f"“{text}” is not a date; use the form 2026-01-31."
+        return None, f"“{text}” is not a date; use the form 2026-01-31."
 
 
 class ReportPages(Controller):
@@ -47,31 +45,32 @@ class ReportPages(Controller):
         participants: ParticipantsDep,
         start: Annotated[str | None, QueryParameter(name="from", max_length=20)] = None,
         end: Annotated[str | None, QueryParameter(name="to", max_length=20)] = None,
-        interval: Annotated[Interval, QueryParameter()] = "month",
     ) -> Response:
-        """The contribution report for the chosen period, as a funder sees it."""
-        default_start, default_end = default_period(datetime.now(UTC).date())
-        first, start_error = _day(start, default_start)
-        last, end_error = _day(end, default_end)
-        errors = {"from": start_error, "to": end_error}
+        """The contribution report for the chosen whole closed month, quarter or year, as a
+        funder sees it (by default the latest published quarter)."""
+        first, start_error = _day(start)
+        last, end_error = _day(end)
+        errors: dict[str, str | None] = {"from": start_error, "to": end_error}
         status = 422 if start_error or end_error else 200
-        try:
-            report = await reports.contribution(
-                access, start=first, end=last, interval=interval, view="funder"
-            )
-        except ValidationFailed as error:
-            # A period the service refuses: say so, and show the default period instead.
-            errors[str(error.extra.get("errors", [{}])[0].get("key", "from"))] = error.detail
-            first, last, status = default_start, default_end, 422
-            report = await reports.contribution(
-                access, start=first, end=last, interval=interval, view="funder"
-            )
-        query = urlencode({"from": first.isoformat(), "to": last.isoformat(), "interval": interval})
+        report = None
+        if status == 200:
+            try:
+                report = await reports.contribution(access, start=first, end=last, view="funder")
+            except ValidationFailed as error:
+                key = str(error.extra.get("errors", [{}])[0].get("key", "from"))
+                errors[key if key in errors else "from"] = error.detail
+                status = 422
+        if report is None:  # a period refused: say so, and show the default period instead
+            report = await reports.contribution(access, view="funder")
+        first, last = report.period.start, report.period.end
+        query = urlencode(
+            {"from": first.isoformat(), "to": last.isoformat(), "interval": report.interval}
+        )
         api = f"/api/v1/timebanks/{access.timebank_slug}/reports/contribution"
         charts = [
             (
                 f"{api}/charts/{name}.svg?{query}&view=funder",
-                CHART_NAMES[name].format(interval=interval),
+                CHART_NAMES[name].format(interval=report.interval),
             )
             for name in CHARTS
         ]
@@ -82,9 +81,9 @@ class ReportPages(Controller):
             access=access,
             timebank=await participants.show_timebank(access),
             report=report,
-            start=start if start_error else first.isoformat(),
-            end=end if end_error else last.isoformat(),
-            interval=interval,
+            start=start if status == 422 else first.isoformat(),
+            end=end if status == 422 else last.isoformat(),
+            interval=report.interval,
             errors=errors,
             charts=charts,
             csv_url=f"{api}?{query}&view=funder&format=csv",
