@@ -102,11 +102,6 @@ def _validation_error_handler(request: Request, exc: ValidationException) -> Res
     return _problem_response(error, request)
 
 
-def _too_deep_handler(request: Request, exc: RecursionError) -> Response:
-    """A JSON body nested deeper than the decoder follows is a bad request, not a crash."""
-    return _problem_response(ValidationFailed("the body is nested too deeply"), request)
-
-
 def _unexpected_error_handler(request: Request, exc: Exception) -> Response:
     """A database that is away answers 503 with Retry-After; anything else is a bug, logged
     with its traceback (and the request id) and answered as a plain 500 problem."""
@@ -202,7 +197,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             TimebankError: _timebank_error_handler,
             ValidationException: _validation_error_handler,
             HTTPException: _http_error_handler,
-            RecursionError: _too_deep_handler,
             Exception: _unexpected_error_handler,
         },
         openapi_config=OpenAPIConfig(

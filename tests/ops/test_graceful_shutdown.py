@@ -35,6 +35,8 @@ async def _waiting_on_a_lock(raw: asyncpg.Connection, timebank_pid: int) -> None
 
 
 async def _log(http: httpx.AsyncClient, bank, key: str) -> httpx.Response:
+    """Bea logs the help she received from Ada: under automatic approval it posts at once (a
+    giver's own log would wait for the receiver's confirmation)."""
     ada, bea = bank.members[0], bank.members[1]
     return await http.post(
         bank.exchanges_path,
@@ -46,7 +48,7 @@ async def _log(http: httpx.AsyncClient, bank, key: str) -> httpx.Response:
             "category": "gardening",
             "description": "Logged while the service was stopping",
         },
-        headers={**ada.headers, "Idempotency-Key": key},
+        headers={**bea.headers, "Idempotency-Key": key},
     )
 
 

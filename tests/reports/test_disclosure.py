@@ -718,7 +718,9 @@ async def test_names_with_dollars_are_drawn_literally(client, engine, raw, world
 
 
 @pytest.mark.parametrize(
-    "name", ['=HYPERLINK("http://x.example","y")', "+1", "@SUM(1)", "-2+3", "\tx"]
+    # A leading tab or carriage return is quoted too, but no name can hold one any more.
+    "name",
+    ['=HYPERLINK("http://x.example","y")', "+1", "@SUM(1)", "-2+3"],
 )
 async def test_csv_cells_that_would_start_a_formula_are_quoted(client, engine, world, name):
     async with engine.begin() as conn:
@@ -744,6 +746,7 @@ async def test_csv_cells_that_would_start_a_formula_are_quoted(client, engine, w
 def test_numbers_stay_numbers_in_csv():
     assert literal(-90) == -90 and literal(-1.5) == -1.5 and literal(0) == 0
     assert literal("-90") == "'-90" and literal("Ada") == "Ada"
+    assert literal("\tx") == "'\tx" and literal("\rx") == "'\rx"
 
 
 ODD_QUERIES = (
@@ -792,7 +795,10 @@ async def test_report_routes_from_every_side_with_odd_input(client, engine, worl
                 response = await client.get(f"{api}/{route}{query}", headers=headers)
                 where = (label, route, query, response.status_code, response.text[:200])
                 assert response.status_code < 500, where
-                if who is None:
+                nul = "%00" in route + query  # refused at the edge, before anyone is asked
+                if nul:
+                    assert response.status_code == 400, where
+                elif who is None:
                     assert response.status_code == 401, where
                 elif label in ("stranger member", "stranger coordinator", "other funder"):
                     assert response.status_code in (403, 404), where

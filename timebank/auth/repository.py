@@ -459,17 +459,6 @@ async def has_a_part_anywhere(conn: AsyncConnection, user_id: int) -> bool:
     ).scalar_one()
 
 
-async def end_all_sessions(conn: AsyncConnection, user_id: int) -> None:
-    """Revoke every session and API token of the user."""
-    await conn.execute(
-        text(
-            "UPDATE api_tokens SET revoked_at = now()"
-            " WHERE user_id = :user_id AND revoked_at IS NULL"
-        ),
-        {"user_id": user_id},
-    )
-
-
 # --- Invitations -------------------------------------------------------------------------------
 
 

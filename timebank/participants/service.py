@@ -449,7 +449,7 @@ class Participants:
         )
         if not roles and not await auth_repository.has_a_part_anywhere(conn, user_id):
             # Nothing left to act on anywhere: their sessions and tokens end with it.
-            await auth_repository.end_all_sessions(conn, user_id)
+            await auth_repository.revoke_tokens(conn, user_id)
 
     async def reinvite(self, access: TimebankAccess, participant_id: int) -> InvitationPublic:
         """A fresh one-time invitation for a participant nobody has joined as yet, for the
