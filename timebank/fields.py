@@ -25,6 +25,13 @@ def _json_integer(value: object) -> object:
     return value
 
 
+def _json_boolean(value: object) -> object:
+    """A boolean as JSON writes it: never 1, "yes" or "true"."""
+    if type(value) is not bool:
+        raise ValueError("must be true or false, written as a JSON boolean")
+    return value
+
+
 def _calendar_day(value: object) -> object:
     """A day as YYYY-MM-DD (or a date), not a number of seconds or a timestamp."""
     if isinstance(value, date) and not isinstance(value, datetime):
@@ -35,6 +42,7 @@ def _calendar_day(value: object) -> object:
 
 
 WholeNumber = Annotated[int, BeforeValidator(_json_integer)]
+JsonBool = Annotated[bool, BeforeValidator(_json_boolean)]
 CalendarDay = Annotated[date, BeforeValidator(_calendar_day)]
 # Text that PostgreSQL can store: refused here, naming the field, rather than by the database.
 Text = Annotated[str, AfterValidator(_no_nul)]

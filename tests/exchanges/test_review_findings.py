@@ -230,3 +230,53 @@ async def test_a_nul_byte_in_a_reason_is_refused(api, world):
     response = await api.decide(world.other_member, logged["id"], "dispute", "no\x00pe")
     assert response.status_code == 422
     assert (await api.get(world.admin, logged["id"])).json()["state"] == "logged"
+
+
+# --- 13: every number and yes/no a request carries is written as JSON writes it -------------
+
+
+@pytest.mark.parametrize("loose", [True, "700", 700.0])
+async def test_a_policy_number_must_be_a_json_integer(client, world, loose):
+    response = await client.patch(
+        f"/api/v1/timebanks/{world.timebank.slug}",
+        json={"max_exchange_minutes": loose},
+        headers=world.coordinator.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert [e["key"] for e in response.json()["errors"]] == ["max_exchange_minutes"]
+    shown = await client.get(
+        f"/api/v1/timebanks/{world.timebank.slug}", headers=world.coordinator.headers
+    )
+    assert shown.json()["max_exchange_minutes"] == world.timebank.policy.max_exchange_minutes
+
+
+@pytest.mark.parametrize("loose", ["yes", 1, "true"])
+async def test_a_policy_yes_or_no_must_be_a_json_boolean(client, world, loose):
+    response = await client.patch(
+        f"/api/v1/timebanks/{world.timebank.slug}",
+        json={"confirmation_required": loose},
+        headers=world.coordinator.headers,
+    )
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("loose", [True, "1"])
+async def test_bulk_approval_ids_must_be_json_integers(api, client, world, loose):
+    ada, bea = world.member, world.other_member
+    await api.logged(world.coordinator, exchange_body(ada, bea, 30))
+    response = await client.post(
+        f"/api/v1/timebanks/{world.timebank.slug}/exchanges/approve",
+        json={"ids": [loose]},
+        headers=world.admin.headers,
+    )
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("loose", [True, "5", 5.0])
+async def test_a_token_lifetime_must_be_a_json_integer(client, world, loose):
+    response = await client.post(
+        "/api/v1/auth/tokens",
+        json={"name": "script", "expires_in_days": loose},
+        headers=world.member.headers,
+    )
+    assert response.status_code == 422, response.text

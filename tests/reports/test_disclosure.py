@@ -756,6 +756,8 @@ ODD_QUERIES = (
     "?as_of=%00",
     "?as_of=0001-01-01T00:00:00Z",
     "?as_of=9999-12-31T23:59:59Z",
+    "?as_of=0001-01-01T00:00:00%2B14:00",  # year 0 in UTC
+    "?as_of=9999-12-31T23:59:59-12:00",  # year 10000 in UTC
     "?as_of=2026-01-01T00:00:00",
     "?interval=%00",
     "?interval=week&from=2016-12-10&to=2026-12-01",  # over five hundred weeks

@@ -185,7 +185,8 @@ async def insert_token(
 async def principal_by_token(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
     return await _one(
         conn,
-        "SELECT t.id AS token_id, u.id AS user_id, u.email, u.is_admin"
+        "SELECT t.id AS token_id, t.kind AS token_kind, t.expires_at AS token_expires_at,"
+        " u.id AS user_id, u.email, u.is_admin"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
         " WHERE t.token_hash = :hash AND t.revoked_at IS NULL"
         "   AND (t.expires_at IS NULL OR t.expires_at > now())",

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from timebank.fields import WholeNumber
+
 Role = Literal["member", "coordinator", "funder"]
 # Roles held without a participant: staff coordinate or fund, they do not exchange.
 StaffRole = Literal["coordinator", "funder"]
@@ -22,6 +24,9 @@ class Principal:
     is_admin: bool
     token_id: int
     via_cookie: bool = False
+    # The credential itself, where a route needs it (making tokens): its kind and end.
+    token_kind: str | None = None
+    token_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, NoNul] = Field(min_length=1, max_length=100)
-    expires_in_days: int | None = Field(
+    expires_in_days: WholeNumber | None = Field(
         default=None,
         ge=1,
         description="how long the token lasts (default TIMEBANK_API_TOKEN_DAYS, at most "

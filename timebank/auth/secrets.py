@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import hashlib
 import os
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -77,27 +79,44 @@ T = TypeVar("T")
 
 class PasswordWork:
     """Runs password hashing off the event loop, on ``threads`` threads (argon2 releases the
-    interpreter while it works), with at most ``waiting`` more in line. Beyond that a request
-    is refused at once (503 ``Overloaded``) rather than queued without bound: each hash takes
-    tens of milliseconds and 64 MiB."""
+    interpreter while it works), for at most ``capacity`` requests at once (``threads`` plus
+    ``waiting``). A request that needs a password checked takes its place first, with
+    ``admitted()``, before it touches the database; beyond the capacity it is refused at once
+    (503 ``Overloaded``), so a flood of sign-ins neither queues without bound nor holds the
+    database connections other requests need. Each hash takes tens of milliseconds and 64 MiB."""
 
     def __init__(self, threads: int | None = None, waiting: int | None = None) -> None:
         self.threads = threads or os.cpu_count() or 1
         self.capacity = self.threads + (self.threads * 4 if waiting is None else waiting)
         self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="password")
         self.in_flight = 0
+        self._admitted: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            "password_work_admitted", default=False
+        )
 
-    async def run(self, work: Callable[..., T], *args: object) -> T:
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """A place among the requests whose passwords are being checked, for the whole
+        request (nested uses take no second place)."""
+        if self._admitted.get():
+            yield
+            return
         if self.in_flight >= self.capacity:
             raise Overloaded(
                 "the service is busy checking other passwords; try again in a moment",
                 retry_after=1,
             )
         self.in_flight += 1
+        token = self._admitted.set(True)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+            yield
         finally:
+            self._admitted.reset(token)
             self.in_flight -= 1
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        async with self.admitted():
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         return await self.run(verify_password, password_hash, password)

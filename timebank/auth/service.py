@@ -72,7 +72,13 @@ class AuthService:
     async def login(self, email: str, password: str, client: str) -> LoginResponse:
         """Sign in; a wrong email and a wrong password answer the same way. Failures slow
         further tries by delays (``timebank.auth.throttle``): 429 with ``Retry-After`` while one
-        runs. The password is checked off the event loop, with no database connection held."""
+        runs. The password is checked off the event loop, with no database connection held;
+        a sign-in beyond what the service checks at once is refused (503) before it reads
+        anything."""
+        async with self.passwords.admitted():
+            return await self._login(email, password, client)
+
+    async def _login(self, email: str, password: str, client: str) -> LoginResponse:
         keys = await self._throttle_keys(email, client)
         user, password_hash = await self._admit(keys, email)
         if not await self.passwords.verify(password_hash, password) or user is None:
@@ -171,6 +177,8 @@ class AuthService:
             is_admin=row["is_admin"],
             token_id=row["token_id"],
             via_cookie=via_cookie,
+            token_kind=row["token_kind"],
+            token_expires_at=row["token_expires_at"],
         )
 
     async def authenticate_in(
@@ -192,7 +200,8 @@ class AuthService:
         self, principal: Principal, name: str, days: int | None = None
     ) -> TokenCreated:
         """A new API token lasting ``days`` (the setting's default when None; never more than
-        ``api_token_max_days``); its secret is shown once, here, and never again."""
+        ``api_token_max_days``); its secret is shown once, here, and never again. A token made
+        with another API token never outlives it, so a stolen token cannot renew itself."""
         longest = self._settings.api_token_max_days
         if days is not None and days > longest:
             raise ValidationFailed(
@@ -200,6 +209,8 @@ class AuthService:
             )
         lifetime = timedelta(days=days or min(self._settings.api_token_days, longest))
         expires_at = datetime.now(UTC) + lifetime
+        if principal.token_kind == "api" and principal.token_expires_at is not None:  # noqa: S105
+            expires_at = min(expires_at, principal.token_expires_at)
         secret, token_hash = new_token()
 
         async def work(conn):
@@ -232,24 +243,26 @@ class AuthService:
         self, principal: Principal, current: str, new: str, client: str
     ) -> None:
         """Set a new password, given the current one (checked, and throttled, as a sign-in
-        is). Every other session of the user ends; this one and the API tokens stay."""
-        check_password_rules(new, principal.email, field="new_password")
-        keys = await self._throttle_keys(principal.email, client)
-        _, password_hash = await self._admit(keys, principal.email)
-        if not await self.passwords.verify(password_hash, current):
-            raise ValidationFailed("the current password is not right", field="current_password")
-        new_hash = await self.passwords.hash(new)
+        is). Every other session and API token of the user ends (a password changed because it
+        leaked must take what was made with it along); the one of this request stays."""
+        async with self.passwords.admitted():
+            check_password_rules(new, principal.email, field="new_password")
+            keys = await self._throttle_keys(principal.email, client)
+            _, password_hash = await self._admit(keys, principal.email)
+            if not await self.passwords.verify(password_hash, current):
+                raise ValidationFailed(
+                    "the current password is not right", field="current_password"
+                )
+            new_hash = await self.passwords.hash(new)
 
-        async def work(conn):
-            await repository.count_success(
-                conn, known_address=keys[1], uncounted=(keys[0], keys[2])
-            )
-            await repository.set_password(conn, principal.user_id, new_hash)
-            await repository.revoke_tokens(
-                conn, principal.user_id, kind="session", keep=principal.token_id
-            )
+            async def work(conn):
+                await repository.count_success(
+                    conn, known_address=keys[1], uncounted=(keys[0], keys[2])
+                )
+                await repository.set_password(conn, principal.user_id, new_hash)
+                await repository.revoke_tokens(conn, principal.user_id, keep=principal.token_id)
 
-        await run_in_transaction(self._engine, work)
+            await run_in_transaction(self._engine, work)
 
     async def sign_out_everywhere(self, principal: Principal) -> None:
         """End every session and API token of the user, the one of this request included."""

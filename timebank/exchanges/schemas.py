@@ -68,7 +68,7 @@ class DecisionRequest(BaseModel):
 class BulkApprove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=100)
+    ids: list[Annotated[WholeNumber, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=100)
 
 
 # ---------------------------------------------------------------------------------------------

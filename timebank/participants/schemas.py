@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from timebank.auth.roles import participant_roles_problem
 from timebank.auth.schemas import Role, StaffRole
+from timebank.fields import JsonBool, WholeNumber
 from timebank.names import clean_name
 
 ParticipantKind = Literal["member", "professional", "organisation"]
@@ -102,38 +103,38 @@ class PolicyFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    default_floor_minutes: int = Field(
+    default_floor_minutes: WholeNumber = Field(
         default=-600, le=0, ge=-MAX_MINUTES, description="floor of new accounts (≤ 0)"
     )
-    default_ceiling_minutes: int = Field(
+    default_ceiling_minutes: WholeNumber = Field(
         default=6000, ge=0, le=MAX_MINUTES, description="ceiling of new accounts (≥ 0)"
     )
-    max_exchange_minutes: int = Field(
+    max_exchange_minutes: WholeNumber = Field(
         default=720, gt=0, le=MAX_MINUTES, description="the most one exchange may count"
     )
-    welcome_grant_minutes: int = Field(
+    welcome_grant_minutes: WholeNumber = Field(
         default=0, ge=0, le=MAX_MINUTES, description="hours a new participant starts with"
     )
-    confirmation_required: bool = Field(
+    confirmation_required: JsonBool = Field(
         default=True, description="the other party confirms an exchange before approval"
     )
     approval_mode: ApprovalMode = Field(
         default="coordinator",
         description="who approves: a coordinator, automatic, or automatic unless a rule fires",
     )
-    review_above_minutes: int | None = Field(
+    review_above_minutes: WholeNumber | None = Field(
         default=None, gt=0, le=MAX_MINUTES, description="rule: exchanges above this many minutes"
     )
-    review_backdated_days: int | None = Field(
+    review_backdated_days: WholeNumber | None = Field(
         default=None,
         ge=0,
         le=MAX_BACKDATED_DAYS,
         description="rule: exchanges dated more than this many days back",
     )
-    review_organisation: bool = Field(
+    review_organisation: JsonBool = Field(
         default=False, description="rule: exchanges that involve an organisation"
     )
-    review_first_exchange: bool = Field(
+    review_first_exchange: JsonBool = Field(
         default=False, description="rule: a participant's first exchange"
     )
 
@@ -168,16 +169,16 @@ class TimebankUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    default_floor_minutes: int | None = None
-    default_ceiling_minutes: int | None = None
-    max_exchange_minutes: int | None = None
-    welcome_grant_minutes: int | None = None
-    confirmation_required: bool | None = None
+    default_floor_minutes: WholeNumber | None = None
+    default_ceiling_minutes: WholeNumber | None = None
+    max_exchange_minutes: WholeNumber | None = None
+    welcome_grant_minutes: WholeNumber | None = None
+    confirmation_required: JsonBool | None = None
     approval_mode: ApprovalMode | None = None
-    review_above_minutes: int | None = None
-    review_backdated_days: int | None = None
-    review_organisation: bool | None = None
-    review_first_exchange: bool | None = None
+    review_above_minutes: WholeNumber | None = None
+    review_backdated_days: WholeNumber | None = None
+    review_organisation: JsonBool | None = None
+    review_first_exchange: JsonBool | None = None
 
     @field_validator("name")
     @classmethod

@@ -91,6 +91,10 @@ class Reports:
             raise ValidationFailed(
                 "as_of needs a time zone, e.g. 2026-11-26T12:00:00Z", field="as_of"
             )
+        if not FIRST_DAY <= requested.date() <= LAST_DAY:
+            raise ValidationFailed(
+                f"as_of must fall between {FIRST_DAY} and {LAST_DAY}", field="as_of"
+            )
         return min(requested, latest)
 
     async def reciprocity(
