@@ -1,6 +1,7 @@
 """The load program runs end to end at a tiny scale and prints its figures (no timing is
 asserted: benchmarks are programs, DESIGN.md §6)."""
 
+import re
 import subprocess
 import sys
 
@@ -41,3 +42,10 @@ def test_bench_load_prints_both_flows_and_the_paced_phase_beside_the_floor_and_a
     ):
         assert line in result.stdout, result.stdout
     assert "ledger verified clean" in result.stdout
+    # Each flow posts exchanges (a bench that only logs what waits would measure nothing).
+    for label in (
+        "auto-approve (log; balance, report reads)",
+        "coordinator approval (log, confirm, approve)",
+    ):
+        row = re.search(re.escape(label) + r"\s+(\d+)\s+(\d+)\s+(\d+)", result.stdout)
+        assert row is not None and int(row.group(3)) > 0, (label, result.stdout)

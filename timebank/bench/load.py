@@ -397,12 +397,14 @@ async def _log(
     rng: random.Random,
     due: float | None,
 ) -> Response | None:
-    """The giver logs an exchange with ``receiver``, with an idempotency key of its own."""
+    """The receiver logs the help they had from ``giver``, with an idempotency key of its own
+    (a receiver's own log needs no confirmation where the policy asks none; a giver's would
+    wait for the receiver, since it takes minutes from them)."""
     return await rec.call(
         http,
         "POST",
         f"{base}/exchanges",
-        _key(giver.headers),
+        _key(receiver.headers),
         _exchange(giver, receiver, rng),
         kind="log",
         due=due,
@@ -425,7 +427,7 @@ def _coordinator_approval_client(bank: Bank) -> Client:
             return
         exchange = f"{base}/exchanges/{logged.json()['id']}"
         confirmed = await rec.call(
-            http, "POST", f"{exchange}/confirm", receiver.headers, {}, kind="confirm"
+            http, "POST", f"{exchange}/confirm", giver.headers, {}, kind="confirm"
         )
         if confirmed is None:
             return
