@@ -140,29 +140,23 @@ async def test_a_cross_site_write_carrying_the_session_cookie_is_refused(client,
 def test_x_forwarded_for_is_believed_only_from_trusted_proxies(database_url):
     """From loopback, a caller naming a new address in X-Forwarded-For for each guess used to
     escape the per-client count."""
-    settings = _settings(login_max_failures_per_client=3)
-    with _served(database_url, settings) as base:
-        answers = [
-            httpx.post(
-                f"{base}{LOGIN}",
-                json={"email": f"nobody{i}@example.org", "password": "not a password"},
-                headers={"x-forwarded-for": f"198.51.100.{i}"},
-                timeout=30,
-            ).status_code
-            for i in range(5)
-        ]
+
+    def five_guesses(settings: Settings, network: str) -> list[int]:
+        with _served(database_url, settings) as base:
+            return [
+                httpx.post(
+                    f"{base}{LOGIN}",
+                    json={"email": f"nobody{i}@example.org", "password": "not a password"},
+                    headers={"x-forwarded-for": f"{network}.{i}"},
+                    timeout=30,
+                ).status_code
+                for i in range(5)
+            ]
+
+    answers = five_guesses(_settings(login_max_failures_per_client=3), "198.51.100")
     assert answers[:3] == [401, 401, 401] and answers[3:] == [429, 429]
     trusting = _settings(login_max_failures_per_client=3, trusted_proxies="127.0.0.1")
-    with _served(database_url, trusting) as base:
-        behind_proxy = [
-            httpx.post(
-                f"{base}{LOGIN}",
-                json={"email": f"nobody{i}@example.org", "password": "not a password"},
-                headers={"x-forwarded-for": f"203.0.113.{i}"},
-                timeout=30,
-            ).status_code
-            for i in range(5)
-        ]
+    behind_proxy = five_guesses(trusting, "203.0.113")
     assert behind_proxy == [401] * 5  # five clients, each within its own count
 
 

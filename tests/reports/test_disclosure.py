@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from tests.exchanges.conftest import set_policy
 from tests.people import make_person
 from tests.web.pages import as_person
 from timebank.reports.csv_export import literal
@@ -242,14 +243,9 @@ async def history(client, engine, raw, world):
     months one and two busy (everyone gives gardening to the next); in month three a single
     45-minute lift between two members, and in month one a single 45-minute lift from a
     member to the organisation. Everything approved before the publication."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE timebanks SET approval_mode = 'automatic', confirmation_required = false"
-                " WHERE id = :id"
-            ),
-            {"id": world.timebank.id},
-        )
+    await set_policy(
+        engine, world.timebank.id, approval_mode="automatic", confirmation_required=False
+    )
     extra = [
         await make_person(engine, f"m{n}", timebank=world.timebank, roles=("member",))
         for n in range(5)

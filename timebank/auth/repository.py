@@ -250,17 +250,14 @@ async def revoke_token(conn: AsyncConnection, user_id: int, token_id: int) -> bo
     return result.rowcount == 1
 
 
-async def revoke_tokens(
-    conn: AsyncConnection, user_id: int, *, kind: str | None = None, keep: int | None = None
-) -> None:
-    """End the user's tokens (only those of ``kind`` when given), except token ``keep``."""
+async def revoke_tokens(conn: AsyncConnection, user_id: int, *, keep: int | None = None) -> None:
+    """End the user's sessions and API tokens, except token ``keep``."""
     await conn.execute(
         text(
             "UPDATE api_tokens SET revoked_at = now() WHERE user_id = :user_id"
-            " AND revoked_at IS NULL AND (CAST(:kind AS text) IS NULL OR kind = :kind)"
-            " AND (CAST(:keep AS bigint) IS NULL OR id <> :keep)"
+            " AND revoked_at IS NULL AND (CAST(:keep AS bigint) IS NULL OR id <> :keep)"
         ),
-        {"user_id": user_id, "kind": kind, "keep": keep},
+        {"user_id": user_id, "keep": keep},
     )
 
 
