@@ -109,27 +109,31 @@ CREATE TABLE account_limit_changes (
     ceiling_before     bigint      NOT NULL,
     floor_after        bigint      NOT NULL,
     ceiling_after      bigint      NOT NULL,
-    reason             text        NOT NULL,
+    reason             text,  -- null once erased: personal words never outlive a request to erase
     CONSTRAINT account_limit_changes_pkey PRIMARY KEY (id),
     CONSTRAINT account_limit_changes_account_fkey FOREIGN KEY (timebank_id, account_id)
         REFERENCES accounts (timebank_id, id),
     CONSTRAINT account_limit_changes_changed_by_fkey FOREIGN KEY (changed_by_user_id)
         REFERENCES users (id) ON DELETE SET NULL,
     CONSTRAINT account_limit_changes_limits_around_zero CHECK (floor_after <= 0 AND ceiling_after >= 0),
-    CONSTRAINT account_limit_changes_reason_length CHECK (length(btrim(reason)) BETWEEN 1 AND 500)
+    CONSTRAINT account_limit_changes_reason_length
+        CHECK (reason IS NULL OR length(btrim(reason)) BETWEEN 1 AND 500)
 );
 CREATE INDEX account_limit_changes_account_idx ON account_limit_changes (account_id, id);
 
--- Append-only; erasing the user who made a change only forgets who it was.
+-- Append-only; erasure only forgets who made a change and the words of its reason (each set to
+-- null), never its figures.
 CREATE FUNCTION account_limit_changes_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.changed_by_user_id IS NULL
+    IF TG_OP = 'UPDATE'
+       AND (NEW.changed_by_user_id IS NULL OR NEW.changed_by_user_id = OLD.changed_by_user_id)
+       AND (NEW.reason IS NULL OR NEW.reason = OLD.reason)
        AND (NEW.id, NEW.timebank_id, NEW.account_id, NEW.changed_at, NEW.floor_before,
-            NEW.ceiling_before, NEW.floor_after, NEW.ceiling_after, NEW.reason)
+            NEW.ceiling_before, NEW.floor_after, NEW.ceiling_after)
            IS NOT DISTINCT FROM
            (OLD.id, OLD.timebank_id, OLD.account_id, OLD.changed_at, OLD.floor_before,
-            OLD.ceiling_before, OLD.floor_after, OLD.ceiling_after, OLD.reason) THEN
+            OLD.ceiling_before, OLD.floor_after, OLD.ceiling_after) THEN
         RETURN NEW;
     END IF;
     RAISE EXCEPTION '% on account_limit_changes refused: the record of limit changes is append-only', TG_OP

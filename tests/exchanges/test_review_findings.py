@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from tests.exchanges.conftest import exchange_body, set_policy
@@ -280,3 +281,28 @@ async def test_a_token_lifetime_must_be_a_json_integer(client, world, loose):
         headers=world.member.headers,
     )
     assert response.status_code == 422, response.text
+
+
+async def test_a_limit_change_can_forget_its_words_but_never_its_figures(api, client, world, raw):
+    """Erasure may blank who changed an account's limits and why (free text can name people);
+    the figures of the record stay as written."""
+    ada, coordinator = world.member, world.coordinator
+    path = f"{api.base}/participants/{ada.participant_id}/limits"
+    body = {"floor_minutes": -700, "ceiling_minutes": 6000, "reason": "agreed with Ada's carer"}
+    record = (await client.put(path, json=body, headers=coordinator.headers)).json()
+    await raw.execute(
+        "UPDATE account_limit_changes SET reason = NULL, changed_by_user_id = NULL WHERE id = $1",
+        record["id"],
+    )
+    for change in ("floor_after = -900", "reason = 'something else'", "changed_at = now()"):
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            await raw.execute(
+                f"UPDATE account_limit_changes SET {change} WHERE id = $1", record["id"]
+            )
+    with pytest.raises(asyncpg.PostgresError, match="append-only"):
+        await raw.execute("DELETE FROM account_limit_changes WHERE id = $1", record["id"])
+    kept = await raw.fetchrow(
+        "SELECT floor_before, floor_after, reason FROM account_limit_changes WHERE id = $1",
+        record["id"],
+    )
+    assert tuple(kept) == (-600, -700, None)

@@ -165,7 +165,7 @@ class LimitChangePublic(BaseModel):
     ceiling_before: int
     floor_after: int
     ceiling_after: int
-    reason: str
+    reason: str | None = Field(description="why (null once erased)")
 
 
 class FlaggedAccountPublic(BaseModel):
