@@ -268,12 +268,14 @@ class Ctx:
             },
         )
 
-    async def staff_invitation(self) -> dict:
-        """A staff invitation (coordinator) for a fresh address, made by the coordinator."""
+    async def staff_invitation(self, for_role: str = "") -> dict:
+        """A staff invitation (coordinator) for a fresh address, made by the coordinator (by the
+        admin when the coordinator is to accept it: nobody accepts an invitation they made)."""
+        maker = self.world.admin if for_role == "coordinator" else self.world.coordinator
         return await self.ok(
             "POST",
             f"{self.base}/staff",
-            self.world.coordinator,
+            maker,
             {"email": f"{unique_slug('sam')}@example.org", "roles": ["coordinator"]},
         )
 

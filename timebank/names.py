@@ -7,6 +7,7 @@ from __future__ import annotations
 import unicodedata
 
 # Bidirectional controls: they reorder what follows them, so a name could display as another.
+# The name checks of migration 0012 refuse the same characters in the database.
 BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )

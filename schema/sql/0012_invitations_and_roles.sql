@@ -19,6 +19,7 @@ UPDATE invitations i SET
     email = u.email,
     roles = coalesce(ARRAY(SELECT r.role FROM timebank_roles r
                            WHERE r.timebank_id = i.timebank_id AND r.user_id = i.accepted_by
+                             AND (i.participant_id IS NULL OR r.role <> 'funder')
                            ORDER BY r.role), '{}')
 FROM users u WHERE u.id = i.accepted_by;
 
@@ -128,11 +129,11 @@ CREATE TRIGGER role_changes_no_truncate BEFORE TRUNCATE ON role_changes
 -- Names people type: no control or bidi-override characters (the service also refuses names
 -- with nothing visible, and stores them in NFC).
 ALTER TABLE participants ADD CONSTRAINT participants_display_name_printable
-    CHECK (display_name !~ '[\x01-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]')
+    CHECK (display_name !~ '[\x01-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]')
     NOT VALID;
 ALTER TABLE timebanks ADD CONSTRAINT timebanks_name_printable
-    CHECK (name !~ '[\x01-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]') NOT VALID;
+    CHECK (name !~ '[\x01-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]') NOT VALID;
 ALTER TABLE categories ADD CONSTRAINT categories_name_printable
-    CHECK (name !~ '[\x01-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]') NOT VALID;
+    CHECK (name !~ '[\x01-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]') NOT VALID;
 ALTER TABLE participants ADD CONSTRAINT participants_joined_on_believable
     CHECK (joined_on >= DATE '1900-01-01') NOT VALID;

@@ -534,3 +534,39 @@ async def test_odd_input_to_the_new_routes_is_refused_not_a_crash(client, world)
     as_person(client, None)
     page = await client.get("/invitation", params={"token": "\x00"})
     assert page.status_code < 500
+
+
+async def test_an_invitation_is_worth_no_more_than_its_maker(client, world):
+    """A coordinator cannot keep a way back in: an invitation they made stops working when they
+    stop coordinating, and nobody accepts one they made themselves (their own roles)."""
+    slug = world.timebank.slug
+    maker = world.coordinator
+
+    async def staff_invitation(roles: list[str]) -> str:
+        made = await client.post(
+            f"{tb(slug)}/staff",
+            json={"email": f"{unique_slug('s')}@example.org", "roles": roles},
+            headers=maker.headers,
+        )
+        assert made.status_code == 201, made.text
+        return made.json()["invitation_token"]
+
+    own = await staff_invitation(["funder"])
+    refused = await client.post(ACCEPT, json={"token": own}, headers=maker.headers)
+    assert refused.status_code == 409 and "invitation they made" in refused.text
+
+    kept_for_later = await staff_invitation(["coordinator"])
+    demoted = await client.put(
+        f"{tb(slug)}/staff/{maker.user_id}/roles", json={"roles": []}, headers=world.admin.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+    for headers in (world.member.headers, {}):
+        body = (
+            {"token": kept_for_later}
+            if headers
+            else {"token": kept_for_later, "password": PASSWORD}
+        )
+        late = await client.post(ACCEPT, json=body, headers=headers)
+        assert late.status_code == 404, late.text
+    me = (await client.get("/api/v1/auth/me", headers=world.member.headers)).json()
+    assert next(t for t in me["timebanks"] if t["slug"] == slug)["roles"] == ["member"]

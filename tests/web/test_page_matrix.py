@@ -134,7 +134,7 @@ async def accept_invitation(ctx: Ctx, role: str) -> PageCell:
 
 
 async def join_signed_in(ctx: Ctx, role: str) -> PageCell:
-    invitation = await ctx.staff_invitation()
+    invitation = await ctx.staff_invitation(role)
 
     async def check(response: Response) -> str | None:
         wanted = f"/t/{ctx.world.timebank.slug}"

@@ -261,12 +261,6 @@ async def revoke_tokens(conn: AsyncConnection, user_id: int, *, keep: int | None
     )
 
 
-async def password_hash_of(conn: AsyncConnection, user_id: int) -> str | None:
-    return (
-        await conn.execute(text("SELECT password_hash FROM users WHERE id = :id"), {"id": user_id})
-    ).scalar_one_or_none()
-
-
 async def insert_password_reset(
     conn: AsyncConnection, *, user_id: int, token_hash: bytes, expires_at: datetime
 ) -> None:
@@ -499,6 +493,12 @@ _OPEN_INVITATION = (
     " FROM invitations i JOIN timebanks t ON t.id = i.timebank_id"
     " LEFT JOIN participants p ON p.timebank_id = i.timebank_id AND p.id = i.participant_id"
     " WHERE i.token_hash = :hash AND i.accepted_at IS NULL AND i.expires_at > now()"
+    # An invitation is worth no more than its maker: open only while they still run the
+    # timebank (a site admin, or one of its coordinators).
+    "   AND (i.invited_by IS NULL"
+    "        OR EXISTS (SELECT 1 FROM users a WHERE a.id = i.invited_by AND a.is_admin)"
+    "        OR EXISTS (SELECT 1 FROM timebank_roles r WHERE r.user_id = i.invited_by"
+    "                   AND r.timebank_id = i.timebank_id AND r.role = 'coordinator'))"
 )
 
 

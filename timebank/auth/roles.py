@@ -12,7 +12,6 @@ FUNDER_WITH_PARTICIPANT = (
     "user cannot be a funder: invite funders as staff, without a participant"
 )
 MEMBER_WITHOUT_PARTICIPANT = "the member role belongs to a participant: add them as one"
-STAFF_NEED_A_ROLE = "staff are invited as coordinator, funder, or both"
 
 
 def participant_roles_problem(roles: Iterable[str]) -> str | None:

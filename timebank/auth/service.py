@@ -53,6 +53,7 @@ ALREADY_TAKES_PART = (
     "to change your roles instead"
 )
 PARTICIPANT_TAKEN = "someone has already joined as this participant"
+OWN_INVITATION = "nobody accepts an invitation they made: someone else runs your roles"
 RESET_GONE = "this password reset is unknown, already used or expired; ask for a new one"
 
 
@@ -362,10 +363,7 @@ class AuthService:
             invitation = await repository.open_invitation(conn, token_hash, for_update=True)
             if invitation is None:
                 raise NotFound(INVITATION_GONE)
-            roles = await _join(conn, invitation, principal.user_id)
-            participant_id = await repository.participant_in(
-                conn, invitation["timebank_id"], principal.user_id
-            )
+            roles, participant_id = await _join(conn, invitation, principal.user_id)
             return InvitationAccepted.model_validate(
                 {
                     "user_id": principal.user_id,
@@ -466,10 +464,15 @@ def access_from_row(
     )
 
 
-async def _join(conn: AsyncConnection, invitation: Mapping[str, Any], user_id: int) -> list[str]:
+async def _join(
+    conn: AsyncConnection, invitation: Mapping[str, Any], user_id: int
+) -> tuple[list[str], int | None]:
     """The user takes part as ``invitation`` says: acts as its participant (if it names one),
     holds its roles besides those they had, the change recorded; the invitation is spent.
-    Returns the user's roles in the timebank now."""
+    Nobody accepts an invitation they made (that would change their own roles). Returns the
+    user's roles in the timebank now, and their participant there."""
+    if invitation["invited_by"] == user_id:
+        raise Conflict(OWN_INVITATION)
     timebank_id, participant_id = invitation["timebank_id"], invitation["participant_id"]
     current = await repository.lock_roles(conn, timebank_id, user_id)
     existing = await repository.participant_in(conn, timebank_id, user_id)
@@ -499,4 +502,4 @@ async def _join(conn: AsyncConnection, invitation: Mapping[str, Any], user_id: i
             to_roles=roles,
         )
     await repository.mark_accepted(conn, invitation["id"], user_id)
-    return roles
+    return roles, participant_id or existing

@@ -167,18 +167,6 @@ async def insert_participant(
     return row.id, row.joined_on, account_id
 
 
-async def participant_of_user(conn: AsyncConnection, timebank_id: int, user_id: int) -> int | None:
-    return (
-        await conn.execute(
-            text(
-                "SELECT id FROM participants WHERE timebank_id = :timebank_id"
-                " AND user_id = :user_id"
-            ),
-            {"timebank_id": timebank_id, "user_id": user_id},
-        )
-    ).scalar_one_or_none()
-
-
 # The address of a participant of this timebank: of whoever joined as them (by accepting an
 # invitation of this timebank), else that of their last invitation. Never a user's found by
 # address elsewhere.
