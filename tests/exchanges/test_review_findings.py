@@ -56,6 +56,7 @@ async def test_the_exchange_page_offers_a_party_no_decision_and_refuses_one(clie
     assert page.status_code == 200
     assert "/approve" not in page.text and "/reject" not in page.text
     queue = await client.get(f"/t/{world.timebank.slug}/queue")
+    assert queue.status_code == 200, queue.text
     assert f"pick-{logged['id']}" not in queue.text
     refused = await submit(client, f"/t/{world.timebank.slug}/exchanges/{logged['id']}/approve")
     assert refused.status_code == 403

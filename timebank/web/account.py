@@ -22,7 +22,7 @@ from timebank.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from timebank.web.render import SIGN_IN, local_path, page, redirect
+from timebank.web.render import SIGN_IN, local_path, page, redirect, sentence
 from timebank.web.session import page_principal_or_none
 
 RESET_GONE = "This password reset is unknown, already used or expired. Ask for a new one."
@@ -130,6 +130,8 @@ class AccountPages(Controller):
                 errors["token"], status = INVITATION_GONE, 404
             except Conflict:
                 errors["token"], status = SIGN_IN_TO_ACCEPT, 409
+            except ValidationFailed as refused:  # e.g. the password is the invited address
+                errors["password"] = sentence(refused.detail)
             else:
                 response = redirect("/")
                 response.set_cookie(session_cookie(session, settings))
@@ -173,7 +175,7 @@ class AccountPages(Controller):
             except (ValidationError, NotFound):
                 errors["token"] = RESET_GONE
             except ValidationFailed as refused:
-                errors["password"] = refused.detail[:1].upper() + refused.detail[1:] + "."
+                errors["password"] = sentence(refused.detail)
             else:
                 return redirect(SIGN_IN)
         status = 404 if "token" in errors else 422
@@ -205,7 +207,7 @@ def _password_errors(password: str) -> dict[str, str]:
     try:
         check_password_rules(password)
     except ValidationFailed as refused:
-        return {"password": refused.detail[:1].upper() + refused.detail[1:] + "."}
+        return {"password": sentence(refused.detail)}
     return {}
 
 
