@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
@@ -811,3 +812,51 @@ async def test_report_routes_from_every_side_with_odd_input(client, engine, worl
             response = await client.get(page + query, follow_redirects=False)
             assert response.status_code < 500, (label, query, response.text[:300])
     as_person(client, None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known hole, not yet mended: each monthly publication is protected afresh, so the "
+    "cells it withholds can differ from the last one's; read together, two consecutive "
+    "publications give away withheld cells (in 33 of these 400 timebanks). The mend: "
+    "make withholding one-way over time (keep what each publication withheld, start the next "
+    "from it, and never choose a cell already shown)",
+)
+def test_two_consecutive_publications_together_give_away_nothing_withheld():
+    from timebank.reports.release import funder_report, protect_release
+
+    def publish(bank):
+        full, enrolled, through = model_reports(bank)
+        withheld = protect_release(full, enrolled, through, bank["k"])
+        answers = [
+            funder_report(key, report, withheld, bank["k"]).model_dump(mode="json")
+            for key, report in full.items()
+        ]
+        return answers, full
+
+    rng = random.Random(1)
+    leaking = 0
+    for _ in range(400):
+        n = rng.randint(2, 14)
+        people = [(rng.choice(KINDS), rng.randint(0, 11)) for _ in range(n)]
+        exchanges = []
+        for _ in range(rng.randint(0, 60)):
+            giver, step = rng.randrange(n), rng.randint(1, n - 1)
+            category = rng.choice(("gardening", "lifts", "meals"))
+            exchanges.append(
+                (giver, (giver + step) % n, rng.randint(0, 11), category, 15 * rng.randint(1, 8))
+            )
+        k, through = rng.randint(2, 5), rng.randint(2, 10)
+        before = {"people": people, "exchanges": exchanges, "k": k, "through": through}
+        after = dict(before, through=through + 1)
+        answers_before, full_before = publish(before)
+        answers_after, full_after = publish(after)
+        known = read_reports(answers_before + answers_after)
+        truth = truth_of(
+            [r.model_dump(mode="json") for r in {**full_before, **full_after}.values()]
+        )
+        truth.update(_enrolment_truth(model_reports(after)[1]))
+        found = recovered(known, truth)
+        if any(cell[0] in ("minutes", "exchanges", "first_exchanges") for cell in found):
+            leaking += 1
+    assert leaking == 0, f"{leaking} of 400 timebanks give away a withheld cell"
