@@ -56,6 +56,9 @@ async def test_the_docs_script_is_the_pinned_vendored_build_served_by_the_servic
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert hashlib.sha256(script.content).hexdigest() == PINNED_SHA256
+    # The same for everyone, so kept by the browser (a page, by contrast, is never stored).
+    assert script.headers["cache-control"] == "max-age=3600"
+    assert (await client.get("/static/site.css")).headers["cache-control"] == "max-age=3600"
     assert (VENDOR / "LICENSE.txt").read_text().startswith("MIT License")
     assert RAPIDOC.rsplit("-", 1)[1] in (VENDOR / "README.md").read_text()
 

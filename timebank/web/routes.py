@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Router
+from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -57,6 +58,9 @@ def web_routers(settings: Settings) -> list[Router]:
         path="/static",
         directories=[HERE / "static"],
         include_in_schema=False,
+        # The stylesheet and the pinned API viewer are the same for everyone: a phone keeps them
+        # for an hour rather than fetching them on every page (answers say how they are cached).
+        cache_control=CacheControlHeader(max_age=3600),
         middleware=[SecurityHeaders(no_store=False)],
     )
     return [pages, static]
