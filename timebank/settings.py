@@ -132,33 +132,25 @@ class Settings(BaseSettings):
             raise ValueError("one of debug, info, warning, error, critical")
         return value.lower()
 
-    @field_validator("metrics_allow")
+    @field_validator("metrics_allow", "trusted_proxies")
     @classmethod
     def _networks(cls, value: str) -> str:
-        for part in value.split(","):
-            if part.strip():
-                ip_network(part.strip(), strict=False)  # refuse a typo at start-up
-        return value
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies(cls, value: str) -> str:
-        for part in value.split(","):
-            if part.strip():
-                ip_network(part.strip(), strict=False)  # refuse a typo at start-up
+        for part in _parts(value):
+            ip_network(part, strict=False)  # refuse a typo at start-up
         return value
 
     @property
     def trusted_proxy_list(self) -> list[str]:
-        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+        return _parts(self.trusted_proxies)
 
     @property
     def metrics_networks(self) -> list[IPv4Network | IPv6Network]:
-        return [
-            ip_network(part.strip(), strict=False)
-            for part in self.metrics_allow.split(",")
-            if part.strip()
-        ]
+        return [ip_network(part, strict=False) for part in _parts(self.metrics_allow)]
+
+
+def _parts(value: str) -> list[str]:
+    """The items of a comma-separated setting, blanks left out."""
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 @lru_cache
