@@ -83,7 +83,6 @@ class ReportPages(Controller):
             report=report,
             start=start if status == 422 else first.isoformat(),
             end=end if status == 422 else last.isoformat(),
-            interval=report.interval,
             errors=errors,
             charts=charts,
             csv_url=f"{api}?{query}&view=funder&format=csv",
