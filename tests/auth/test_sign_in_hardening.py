@@ -222,20 +222,30 @@ async def test_strangers_guessing_cannot_lock_the_owner_out(database_url, engine
 async def test_sign_in_keeps_no_email_or_address_and_bounded_rows(database_url, raw):
     assert await raw.fetchval("SELECT to_regclass('login_attempts')") is None
     before = await raw.fetchval("SELECT count(*) FROM sign_in_counters")
-    async with _client(database_url, login_max_failures_per_client=3) as client:
-        for i in range(12):
-            await client.post(
-                LOGIN, json={"email": f"stranger{i}@example.org", "password": "a wrong guess"}
-            )
-    after = await raw.fetchval("SELECT count(*) FROM sign_in_counters")
-    assert after - before <= 1 + 3 * 2  # the client, and two keys per counted guess
-    # Keyed under the database's own secret: a guessed email hashes to nothing stored.
-    secret = await raw.fetchval("SELECT key FROM sign_in_key")
-    stored = {bytes(k) for k in await raw.fetchval("SELECT array_agg(key) FROM sign_in_counters")}
-    email = "stranger0@example.org"
-    assert throttle.keys(secret, email, "127.0.0.1")[2] in stored
-    assert hashlib.sha256(email.encode()).digest() not in stored
-    await raw.execute("UPDATE sign_in_counters SET expires_at = now() - interval '1 second'")
+    address = _address()  # its own, so that no other test's count delays these tries
+    settings = _settings(login_max_failures_per_client=3, trusted_proxies="127.0.0.1")
+    with _served(database_url, settings) as base:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=60, headers={"x-forwarded-for": address}
+        ) as client:
+            for i in range(12):
+                await client.post(
+                    LOGIN, json={"email": f"stranger{i}@example.org", "password": "a wrong guess"}
+                )
+    try:
+        after = await raw.fetchval("SELECT count(*) FROM sign_in_counters")
+        assert after - before <= 1 + 3 * 2  # the client, and two keys per counted guess
+        # Keyed under the database's own secret: a guessed email hashes to nothing stored.
+        secret = await raw.fetchval("SELECT key FROM sign_in_key")
+        stored = {
+            bytes(k) for k in await raw.fetchval("SELECT array_agg(key) FROM sign_in_counters")
+        }
+        email = "stranger0@example.org"
+        assert throttle.keys(secret, email, address)[2] in stored
+        assert throttle.keys(secret, email, address)[0] in stored
+        assert hashlib.sha256(email.encode()).digest() not in stored
+    finally:
+        await raw.execute("UPDATE sign_in_counters SET expires_at = now() - interval '1 second'")
     async with _client(database_url) as client:
         await client.post(LOGIN, json={"email": "late@example.org", "password": "a wrong guess"})
     assert await raw.fetchval("SELECT count(*) FROM sign_in_counters WHERE expires_at < now()") == 0
