@@ -4,10 +4,10 @@ that the funder cannot choose; and the tables of one publication, protected as a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from timebank.errors import ValidationFailed
 from timebank.reports.schemas import CategoryRow, ContributionReport, FlowRow
@@ -207,19 +207,61 @@ def enrolment_table(enrolled: Mapping[date, tuple[int, int]], through: date, k: 
     return table
 
 
+@dataclass(frozen=True)
+class Protection:
+    """Every cell of one publication's tables, as withheld or shown."""
+
+    withheld: frozenset[Cell]
+    shown: frozenset[Cell]
+
+    def earlier(self) -> dict[Cell, bool]:
+        """The cells as the next publication starts from them: cell -> withheld."""
+        return {**dict.fromkeys(self.shown, False), **dict.fromkeys(self.withheld, True)}
+
+
 def protect_release(
     full: Mapping[PeriodKey, ContributionReport],
     enrolled: Mapping[date, tuple[int, int]],
     through: date,
     k: int,
-) -> set[Cell]:
+    earlier: Mapping[Cell, bool] | None = None,
+) -> Protection:
     """Every cell to withhold in one calendar year's published periods (and the enrolment
-    months given): primary and complementary suppression."""
-    return protect(volume_table(full, k)) | protect(enrolment_table(enrolled, through, k))
+    months given): primary and complementary suppression, starting from what earlier
+    publications withheld (``earlier``: cell -> withheld) and choosing, where it can, cells
+    they never showed."""
+    earlier = earlier or {}
+    withheld_before = {cell for cell, was in earlier.items() if was}
+    shown_before = {cell for cell, was in earlier.items() if not was}
+    withheld: set[Cell] = set()
+    cells: set[Cell] = set()
+    for table in (volume_table(full, k), enrolment_table(enrolled, through, k)):
+        withheld |= protect(table, withheld_before, shown_before)
+        cells |= set(table.values)
+    return Protection(withheld=frozenset(withheld), shown=frozenset(cells - withheld))
+
+
+def cell_row(cell: Cell) -> tuple[str, str, date, str]:
+    """A cell as it is recorded: (figure, period kind, period start, label)."""
+    parts: tuple[Any, ...] = cell  # type: ignore[assignment]  # cells are tuples
+    if parts[0] == "enrolled":  # people enrolled at the end of a month
+        return ("enrolled", "month", parts[1], "")
+    figure, (kind, start), *label = parts
+    return (figure, kind, start, label[0] if label else "")
+
+
+def row_cell(row: tuple[str, str, date, str]) -> Cell:
+    """The cell a recorded row stands for (the inverse of ``cell_row``)."""
+    figure, kind, start, label = row
+    if figure == "enrolled":
+        return ("enrolled", start)
+    if figure in ("category", "flow"):
+        return (figure, (kind, start), label)
+    return (figure, (kind, start))
 
 
 def funder_report(
-    key: PeriodKey, report: ContributionReport, withheld: set[Cell], k: int
+    key: PeriodKey, report: ContributionReport, withheld: Collection[Cell], k: int
 ) -> ContributionReport:
     """The funder view of one period's full report, given the withheld cells of its
     publication."""

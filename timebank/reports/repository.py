@@ -555,3 +555,64 @@ async def enrolled_by_month(
         conn, _ENROLLED, {"tb": timebank_id, "as_of": as_of, "starts": firsts, "lasts": lasts}
     )
     return {row["bucket"]: (int(row["participants"]), int(row["new"])) for row in rows}
+
+
+_LOCK_PUBLICATIONS = "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"
+
+_PUBLISHED_CELLS = """
+    SELECT figure, period_kind, period_start, label, withheld
+    FROM published_cells
+    WHERE timebank_id = :tb
+"""
+
+_RECORD_CELLS = """
+    INSERT INTO published_cells AS cell
+        (timebank_id, figure, period_kind, period_start, label, withheld, first_published,
+         first_withheld)
+    SELECT :tb, figure, period_kind, period_start, label, withheld, :through,
+           CASE WHEN withheld THEN CAST(:through AS date) END
+    FROM unnest(
+        CAST(:figures AS text[]), CAST(:kinds AS text[]), CAST(:starts AS date[]),
+        CAST(:labels AS text[]), CAST(:withheld AS boolean[])
+    ) AS given (figure, period_kind, period_start, label, withheld)
+    ON CONFLICT (timebank_id, figure, period_kind, period_start, label) DO UPDATE
+    SET withheld = true, first_withheld = excluded.first_withheld
+    WHERE excluded.withheld AND NOT cell.withheld
+"""
+
+CellRow = tuple[str, str, date, str]
+
+
+async def lock_publications(conn: AsyncConnection, timebank_id: int) -> None:
+    """Protect one timebank's funder publications one at a time (until the transaction ends),
+    so that each starts from everything the others recorded."""
+    await conn.execute(text(_LOCK_PUBLICATIONS), {"name": f"funder publication {timebank_id}"})
+
+
+async def published_cells(conn: AsyncConnection, timebank_id: int) -> dict[CellRow, bool]:
+    """Every cell the timebank's funder publications have published: cell -> withheld."""
+    rows = await _rows(conn, _PUBLISHED_CELLS, {"tb": timebank_id})
+    return {
+        (row["figure"], row["period_kind"], row["period_start"], row["label"]): row["withheld"]
+        for row in rows
+    }
+
+
+async def record_published_cells(
+    conn: AsyncConnection, timebank_id: int, through: date, cells: Mapping[CellRow, bool]
+) -> None:
+    """Record the cells of a publication (through ``through``): new cells as they are, and
+    cells shown before that it withholds as withheld from now on (never the other way)."""
+    rows = sorted(cells.items())
+    await conn.execute(
+        text(_RECORD_CELLS),
+        {
+            "tb": timebank_id,
+            "through": through,
+            "figures": [cell[0] for cell, _ in rows],
+            "kinds": [cell[1] for cell, _ in rows],
+            "starts": [cell[2] for cell, _ in rows],
+            "labels": [cell[3] for cell, _ in rows],
+            "withheld": [withheld for _, withheld in rows],
+        },
+    )

@@ -12,18 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import Forbidden, ValidationFailed
+from timebank.ledger.service import run_in_transaction
 from timebank.reports import repository
 from timebank.reports.buckets import buckets, default_period
 from timebank.reports.csv_export import reciprocity_csv
 from timebank.reports.release import (
     PeriodKey,
     Release,
+    cell_row,
     funder_period,
     funder_report,
     last_day,
     month_after,
     protect_release,
     release_at,
+    row_cell,
     year_periods,
 )
 from timebank.reports.schemas import (
@@ -274,21 +277,21 @@ class Reports:
             # if the period's figures differ from those it was protected with, again.
             cached = self._publications.get((access.timebank_id, key[1].year, release, k))
             if cached is not None and cached[0].get(key) == _figures(report):
-                withheld = cached[1]
-            else:
-                withheld = await self._protect(conn, access, key, report, release)
+                return funder_report(key, report, cached[1], k)
+            full, enrolled = await self._publication(conn, access, key, report, release)
+        withheld = await self._protect(access, key[1].year, full, enrolled, release)
         return funder_report(key, report, withheld, k)
 
-    async def _protect(
+    async def _publication(
         self,
         conn: AsyncConnection,
         access: TimebankAccess,
         key: PeriodKey,
         report: ContributionReport,
         release: Release,
-    ) -> set[Cell]:
-        """Every published period of the key's calendar year and the enrolment months up to
-        the publication, computed and protected together; remembered for the next request."""
+    ) -> tuple[dict[PeriodKey, ContributionReport], dict[date, tuple[int, int]]]:
+        """The full figures of every published period of the key's calendar year, and the
+        enrolment months up to the publication: what is protected together."""
         full: dict[PeriodKey, ContributionReport] = {key: report}
         for period in year_periods(key[1].year, release.through):
             if period != key:
@@ -308,8 +311,40 @@ class Reports:
             firsts=months,
             lasts=[last_day(("month", m)) for m in months],
         )
-        withheld = protect_release(full, enrolled, release.through, self._min_cell)
-        publication = (access.timebank_id, key[1].year, release, self._min_cell)
+        return full, enrolled
+
+    async def _protect(
+        self,
+        access: TimebankAccess,
+        year: int,
+        full: dict[PeriodKey, ContributionReport],
+        enrolled: dict[date, tuple[int, int]],
+        release: Release,
+    ) -> set[Cell]:
+        """The cells a publication withholds, starting from what the timebank's earlier
+        publications withheld and showed (one publication at a time); recorded before any is
+        shown, and remembered for the next request."""
+
+        async def record(write: AsyncConnection) -> set[Cell]:
+            await repository.lock_publications(write, access.timebank_id)
+            recorded = await repository.published_cells(write, access.timebank_id)
+            earlier = {row_cell(row): was for row, was in recorded.items()}
+            protection = protect_release(full, enrolled, release.through, self._min_cell, earlier)
+            cells = {
+                cell_row(cell): withheld
+                for withheld, group in ((False, protection.shown), (True, protection.withheld))
+                for cell in group
+            }
+            changed = {row: was for row, was in cells.items() if recorded.get(row) != was}
+            if changed:
+                await repository.record_published_cells(
+                    write, access.timebank_id, release.through, changed
+                )
+            return set(protection.withheld)
+
+        # Recorded before it is shown, so that no later publication can contradict it.
+        withheld = await run_in_transaction(self._engine, record)
+        publication = (access.timebank_id, year, release, self._min_cell)
         self._publications[publication] = (
             {period: _figures(r) for period, r in full.items()},
             withheld,

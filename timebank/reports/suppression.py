@@ -4,7 +4,7 @@ from the shown ones by adding and subtracting). The method is in the package doc
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -127,13 +127,23 @@ def recoverable(relations: Iterable[Relation], hidden: Iterable[Cell]) -> set[Ce
     return {cell for cell, n in index.items() if not free[n]}
 
 
-def protect(table: Table) -> set[Cell]:
-    """The cells to withhold: the primary ones and the smallest cells sharing a relation with
-    a withheld non-zero cell that can still be worked out, until none can. First the cheap
-    rule (no relation with exactly one withheld non-zero cell), then the exact check, adding
-    one cell for each cell it still finds exposed. Deterministic: the same table gives the
-    same cells."""
-    withheld = set(table.primary)
+def protect(
+    table: Table,
+    withheld_before: Collection[Cell] = frozenset(),
+    shown_before: Collection[Cell] = frozenset(),
+) -> set[Cell]:
+    """The cells to withhold: the primary ones, every cell of the table that an earlier
+    publication withheld, and the smallest cells sharing a relation with a withheld non-zero
+    cell that can still be worked out, until none can. Cells an earlier publication showed
+    count as known (a funder may keep every publication), so they are never chosen to hide
+    another. First the cheap rule (no relation with exactly one unknown non-zero cell), then
+    the exact check, adding one cell for each cell it still finds exposed. Deterministic: the
+    same table and the same earlier cells give the same cells."""
+    withheld = set(table.primary) | {cell for cell in withheld_before if cell in table.values}
+    # Known whatever is withheld now: what was shown before, and what follows from it alone.
+    known = set(shown_before) & set(table.values)
+    if known:
+        known |= recoverable(table.relations, set(table.values) - known)
     by_cell: dict[Cell, list[Relation]] = {}
     for relation in table.relations:
         for cell in relation.cells():
@@ -142,38 +152,40 @@ def protect(table: Table) -> set[Cell]:
     def cost(cell: Cell) -> tuple[int, str]:
         return (table.values.get(cell, 0), repr(cell))
 
-    def shown_neighbours(relations: Iterable[Relation]) -> list[Cell]:
+    def unknown(cells: Iterable[Cell]) -> list[Cell]:
+        return [cell for cell in cells if cell in withheld and cell not in known]
+
+    def candidates(relations: Iterable[Relation]) -> list[Cell]:
+        """Shown non-zero cells of the relations that are not known already."""
         return [
             other
             for relation in relations
             for other in relation.cells()
-            if other not in withheld and table.values.get(other, 0)
+            if other not in withheld and other not in known and table.values.get(other, 0)
         ]
 
     changed = True
     while changed:  # a relation with one unknown gives it away: withhold a second cell
         changed = False
         for relation in table.relations:
-            unknown = [c for c in relation.cells() if c in withheld]
-            if len(unknown) == 1 and table.values.get(unknown[0], 0):
-                candidates = shown_neighbours([relation])
-                if candidates:
-                    withheld.add(min(candidates, key=cost))
+            alone = unknown(relation.cells())
+            if len(alone) == 1 and table.values.get(alone[0], 0):
+                if chosen := candidates([relation]):
+                    withheld.add(min(chosen, key=cost))
                     changed = True
     while True:
         exposed = sorted(
-            (c for c in recoverable(table.relations, withheld) if table.values.get(c, 0)),
+            (c for c in recoverable(table.relations, unknown(withheld)) if table.values.get(c, 0)),
             key=repr,
         )
         if not exposed:
             return withheld
-        added = set()
+        added: set[Cell] = set()
         for cell in exposed:
-            candidates = [c for c in shown_neighbours(by_cell.get(cell, [])) if c not in added]
-            if candidates:
-                added.add(min(candidates, key=cost))
+            if chosen := [c for c in candidates(by_cell.get(cell, [])) if c not in added]:
+                added.add(min(chosen, key=cost))
         if not added:  # every neighbour is withheld already: widen to any relation's cells
-            rest = shown_neighbours(table.relations)
+            rest = candidates(table.relations)
             if not rest:
                 return withheld
             added.add(min(rest, key=cost))
