@@ -30,10 +30,10 @@ from timebank.auth.schemas import LoginResponse, Principal, Role, TimebankAccess
 from timebank.auth.secrets import hash_password
 from timebank.auth.service import AuthService
 from timebank.db.engine import create_engine
+from timebank.db.transactions import run_in_transaction
 from timebank.errors import Conflict, LimitExceeded, NotFound, TimebankError
 from timebank.exchanges.schemas import ExchangeCreate, ExchangeState, Side
 from timebank.exchanges.service import Exchanges
-from timebank.ledger.service import run_in_transaction
 from timebank.participants.schemas import (
     DEFAULT_CATEGORIES,
     ParticipantCreate,

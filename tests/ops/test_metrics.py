@@ -28,7 +28,7 @@ async def test_metrics_count_requests_by_route_template_and_read_exchanges(datab
     assert 'route="/api/v1/auth/me"' in text
     assert "/api/v1/timebanks/{slug}/participants/{participant_id}/balance" in text
     assert "timebank_http_request_duration_seconds_bucket" in text
-    assert "timebank_ledger_retries_total" in text or "timebank_ledger_retries" in text
+    assert "timebank_transaction_retries_total" in text or "timebank_transaction_retries" in text
     assert "timebank_database_up 1.0" in text
     assert "timebank_postings" in text
 

@@ -12,7 +12,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 
 from timebank.db.engine import create_engine
 from timebank.db.pool import FairQueue
-from timebank.ledger.service import raw_connection
+from timebank.db.transactions import raw_connection
 from timebank.settings import Settings
 
 

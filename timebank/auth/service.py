@@ -31,6 +31,7 @@ from timebank.auth.secrets import (
     needs_rehash,
     new_token,
 )
+from timebank.db.transactions import raw_connection, run_in_transaction
 from timebank.errors import (
     Conflict,
     NotFound,
@@ -38,7 +39,6 @@ from timebank.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from timebank.ledger.service import raw_connection, run_in_transaction
 from timebank.settings import Settings
 
 WRONG_CREDENTIALS = "that email and password do not match an account"

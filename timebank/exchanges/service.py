@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
+from timebank.db.transactions import run_in_raw_statements, run_in_raw_transaction
 from timebank.errors import (
     InvalidTransition,
     NotFound,
@@ -47,7 +48,6 @@ from timebank.exchanges.schemas import (
 )
 from timebank.ledger import repository as ledger_repository
 from timebank.ledger.repository import request_hash
-from timebank.ledger.service import run_in_raw_statements, run_in_raw_transaction
 
 T = TypeVar("T")
 

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
+from timebank.db.transactions import raw_connection, run_in_raw_statements
 from timebank.errors import Forbidden, NotFound
 from timebank.exchanges import repository
 from timebank.exchanges.repository import Connection
@@ -23,7 +24,7 @@ from timebank.ledger.schemas import (
     StatementLinePublic,
     StatementPublic,
 )
-from timebank.ledger.service import Ledger, raw_connection, run_in_raw_statements
+from timebank.ledger.service import Ledger
 
 
 class LedgerReader:

@@ -1,4 +1,4 @@
-"""Prometheus metrics. Requests, latencies and ledger retries are counted in process (across
+"""Prometheus metrics. Requests, latencies and transaction retries are counted in process (across
 worker processes when ``timebank serve`` runs several: prometheus_client's multiprocess mode,
 through the directory the CLI names in ``PROMETHEUS_MULTIPROC_DIR``); exchanges by state and
 postings are read from the database at scrape time, so they are right whichever worker
@@ -35,9 +35,9 @@ LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-LEDGER_RETRIES = Counter(
-    "timebank_ledger_retries",
-    "Ledger transactions run again after a deadlock or serialization failure",
+TRANSACTION_RETRIES = Counter(
+    "timebank_transaction_retries",
+    "Transactions (of any package) run again after a deadlock or serialization failure",
     ["reason"],
 )
 DATABASE_UNAVAILABLE = Counter(

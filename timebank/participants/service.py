@@ -14,6 +14,7 @@ from timebank.auth import repository as auth_repository
 from timebank.auth.roles import participant_roles_problem
 from timebank.auth.schemas import Principal, Role, TimebankAccess
 from timebank.auth.secrets import new_token
+from timebank.db.transactions import run_in_transaction
 from timebank.errors import (
     Conflict,
     Forbidden,
@@ -23,7 +24,6 @@ from timebank.errors import (
     field_error,
 )
 from timebank.ledger import repository as ledger_repository
-from timebank.ledger.service import run_in_transaction
 from timebank.participants import repository
 from timebank.participants.schemas import (
     DEFAULT_CATEGORIES,

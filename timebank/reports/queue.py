@@ -14,7 +14,7 @@ import logging
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from timebank.ledger.service import raw_connection
+from timebank.db.transactions import raw_connection
 
 # How long the background applier waits between batches when the queue has run dry. A batch
 # costs nearly as much for a hundred changes as for a thousand (it rewrites each day's and

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
+from timebank.db.transactions import run_in_transaction
 from timebank.errors import Forbidden, ValidationFailed
-from timebank.ledger.service import run_in_transaction
 from timebank.reports import repository
 from timebank.reports.buckets import buckets, default_period
 from timebank.reports.csv_export import reciprocity_csv
