@@ -1,5 +1,6 @@
 """The benchmark program runs end to end and prints its figures (no timing is asserted)."""
 
+import re
 import subprocess
 import sys
 
@@ -32,3 +33,10 @@ def test_bench_ledger_prints_every_phase_and_a_clean_audit():
     for line in ("a  floor", "b  service", "c  service: Ledger.post_batch", "b/a", "c/a"):
         assert line in result.stdout
     assert "ledger verified clean" in result.stdout
+    # The C floor (pgbench, shipped with the embedded PostgreSQL) ran, and every ratio has it.
+    c_floor = re.search(
+        r"C floor \(pgbench, 2 clients, same SQL\): ([\d.]+) transfers/s", result.stdout
+    )
+    assert c_floor is not None and float(c_floor[1]) > 0, result.stdout
+    for line in ("a0 C floor: pgbench", "service / C floor (b/a0)", "batch / C floor (c/a0)"):
+        assert line in result.stdout, result.stdout

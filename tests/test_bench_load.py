@@ -49,3 +49,11 @@ def test_bench_load_prints_both_flows_and_the_paced_phase_beside_the_floor_and_a
     ):
         row = re.search(re.escape(label) + r"\s+(\d+)\s+(\d+)\s+(\d+)", result.stdout)
         assert row is not None and int(row.group(3)) > 0, (label, result.stdout)
+    # The C floor (pgbench, shipped with the embedded PostgreSQL) ran beside the asyncpg one.
+    c_floor = re.search(
+        r"C floor \(pgbench, 16 clients, same SQL as the floor\): ([\d.]+) transfers/s",
+        result.stdout,
+    )
+    assert c_floor is not None and float(c_floor[1]) > 0, result.stdout
+    assert "C floor: pgbench (16 conns)" in result.stdout, result.stdout
+    assert "x the C floor" in result.stdout, result.stdout

@@ -9,6 +9,8 @@ from datetime import date
 from sqlalchemy import text
 
 from tests.conftest import unique_slug
+from timebank.auth import repository as auth_repository
+from timebank.auth.secrets import hash_password
 from timebank.auth.service import AuthService
 from timebank.db.engine import create_engine
 from timebank.demo import load_demo
@@ -70,6 +72,13 @@ _WHO_DECIDED = text(
 )
 
 
+def _assert_points_to_the_pages(summary: str, slug: str) -> None:
+    """The closing "Next" text names the pages a person opens, not only the API."""
+    next_text = summary[summary.index("Next:") :]
+    for page in ("/ ", f"/t/{slug}/log ", f"/t/{slug}/queue ", f"/t/{slug}/report "):
+        assert f"http://127.0.0.1:8000{page}" in next_text, next_text  # the URL, then its use
+
+
 def _login(summary: str, role: str) -> tuple[str, str]:
     """The email and password printed for ``role``."""
     found = re.search(rf"^\s+{role}\s+(\S+@\S+)\s+(\S+)", summary, re.MULTILINE)
@@ -86,6 +95,7 @@ async def test_demo_loads_a_lively_timebank_newcomers_can_sign_in_to(database_ur
     assert slug in summary and "Riverside Timebank" in summary
     assert "timebank serve" in summary and "/api/v1/auth/login" in summary
     assert "timebank verify" in summary
+    _assert_points_to_the_pages(summary, slug)
     logins = {role: _login(summary, role) for role in ("site admin", "coordinator", "funder")}
     assert logins["coordinator"][0] == f"priya@{slug}.example"
     members = re.findall(r"^\s+member\s+(\S+@\S+)\s+(\S+)", summary, re.MULTILINE)
@@ -166,5 +176,45 @@ async def test_demo_loads_a_lively_timebank_newcomers_can_sign_in_to(database_ur
         assert not any(password in again for password in passwords)  # shown once only
         async with engine.connect() as conn:
             assert (await conn.execute(_FIGURES, {"slug": slug})).one() == figures
+        # Nobody's password changed, and the output says so: the printed ones still work.
+        assert "nothing loaded and no password changed" in again, again
+        for email, password in [*logins.values(), *members]:
+            assert (await auth.login(email, password, "test")).token
+        _assert_points_to_the_pages(again, slug)
+    finally:
+        await engine.dispose()
+
+
+async def test_accounts_already_using_demo_addresses_keep_their_passwords(database_url):
+    """An admin and a coordinator account already there (say, from a timebank of the same
+    slug that is gone) are used as they are: no new password, and the summary says so."""
+    settings = Settings(report_settle_seconds=0)
+    slug = unique_slug("demo")
+    engine = create_engine(database_url, settings)
+    auth = AuthService(engine, settings)
+    try:
+        await auth.create_admin(f"admin@{slug}.example", "the admin's own password")
+        async with engine.begin() as conn:
+            await auth_repository.insert_user(
+                conn,
+                email=f"priya@{slug}.example",
+                display_name="Priya",
+                password_hash=hash_password("Priya's own password"),
+            )
+
+        summary = await load_demo(database_url, settings, slug=slug, seed=2026)
+
+        kept = summary[summary.index("already there and are left as they were") :]
+        assert f"admin@{slug}.example" in kept and f"priya@{slug}.example" in kept, summary
+        assert not re.search(rf"^\s+coordinator\s+priya@{slug}\.example\s+\S+\s+Priya", summary)
+        for email, password in (
+            (f"admin@{slug}.example", "the admin's own password"),
+            (f"priya@{slug}.example", "Priya's own password"),
+        ):
+            principal = await auth.authenticate((await auth.login(email, password, "t")).token)
+            assert principal is not None
+        access = await auth.access(principal, slug)
+        assert access.is_coordinator  # Priya's own account took up her part
+        _assert_points_to_the_pages(summary, slug)
     finally:
         await engine.dispose()

@@ -250,8 +250,8 @@ def bench() -> None:
 def bench_ledger(
     clients: int, accounts: int, seconds: float, batch_size: int, history: int
 ) -> None:
-    """Transfers/s of the ledger service against the raw-SQL floor, on a fresh embedded
-    PostgreSQL."""
+    """Transfers/s of the ledger service against the raw-SQL floor (from asyncpg, and from
+    pgbench in C), on a fresh embedded PostgreSQL."""
     from timebank.bench.ledger import run_ledger_benchmark
 
     asyncio.run(
@@ -310,7 +310,8 @@ def bench_load(
     paced_share: float,
 ) -> None:
     """Posted exchanges/s and latency of the service over HTTP, against the raw-SQL floor of
-    the ledger measured in the same run, on a fresh embedded PostgreSQL."""
+    the ledger (from asyncpg, and from pgbench in C) measured in the same run, on a fresh
+    embedded PostgreSQL."""
     from timebank.bench.load import run_load_benchmark
 
     try:
