@@ -101,7 +101,7 @@ _LOG_CONTEXT = (
 
 # $1 token hash, $2 timebank slug, $3 giver, $4 receiver, $5 category slug, $6 key,
 # $7 fingerprint. The CTE ``caller`` is auth's ``principal_in_timebank``, word for word
-# (tests/exchanges/test_logging.py holds them to the same rows); the context is read for
+# (tests/exchanges/test_one_rule.py holds them to the same rows); the context is read for
 # the timebank of the slug, its key only when the caller has a part in it (as
 # ``access_from_row`` decides: a site admin, or any role there).
 _CALLER_AND_LOG_CONTEXT = (

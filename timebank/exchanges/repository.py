@@ -43,7 +43,7 @@ POLICY_COLUMNS = (
 # Whether a participant takes part in exchanges, as ``TimebankAccess.party_id`` decides for a
 # caller: no user (organisations, people who never sign in), or a user who is a site admin or
 # a member or coordinator here (not a funder only, nor role-less). tests/exchanges/
-# test_permissions.py holds the two to the same answers.
+# test_one_rule.py holds the two to the same answers.
 TAKES_PART = (
     "(p.user_id IS NULL"
     " OR EXISTS (SELECT 1 FROM users pu WHERE pu.id = p.user_id AND pu.is_admin)"

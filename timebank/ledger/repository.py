@@ -102,37 +102,28 @@ async def _call(
     return row
 
 
-def _one_way(
-    timebank_id: int,
-    debit_account_id: int,
-    credit_account_id: int,
-    minutes: int,
-    kind: str,
-    memo: str | None,
-) -> dict[str, Any]:
+def _one_way(timebank_id: int, transfer: TransferRequest, kind: str) -> dict[str, Any]:
+    """The arguments of a one-way ledger function, in its order, named as fingerprinted."""
     return {
         "timebank_id": timebank_id,
-        "debit": debit_account_id,
-        "credit": credit_account_id,
-        "minutes": minutes,
+        "debit": transfer.debit_account_id,
+        "credit": transfer.credit_account_id,
+        "minutes": transfer.minutes,
         "kind": kind,
-        "memo": memo,
+        "memo": transfer.memo,
     }
 
 
 async def post_transfer(
     conn: Connection,
     timebank_id: int,
-    debit_account_id: int,
-    credit_account_id: int,
-    minutes: int,
+    transfer: TransferRequest,
     *,
     kind: DirectKind = "exchange",
-    memo: str | None = None,
     key: IdempotencyKey | None = None,
 ) -> PostResult:
-    """Post one transfer at once: ``minutes`` from the debit to the credit account."""
-    request = _one_way(timebank_id, debit_account_id, credit_account_id, minutes, kind, memo)
+    """Post one transfer at once: its minutes from the debit to the credit account."""
+    request = _one_way(timebank_id, transfer, kind)
     return _transfer(await _call(conn, _POST_TRANSFER, "post", request, key))
 
 
@@ -140,9 +131,8 @@ async def grant_welcome(
     conn: Connection, timebank_id: int, fund_account_id: int, account_id: int, minutes: int
 ) -> PostResult:
     """A new participant's welcome hours, from the timebank's community fund."""
-    return await post_transfer(
-        conn, timebank_id, fund_account_id, account_id, minutes, kind="grant", memo=WELCOME_MEMO
-    )
+    grant = TransferRequest(fund_account_id, account_id, minutes, WELCOME_MEMO)
+    return await post_transfer(conn, timebank_id, grant, kind="grant")
 
 
 async def post_batch(
@@ -172,16 +162,13 @@ async def post_batch(
 async def reserve(
     conn: Connection,
     timebank_id: int,
-    debit_account_id: int,
-    credit_account_id: int,
-    minutes: int,
+    transfer: TransferRequest,
     *,
     kind: DirectKind = "exchange",
-    memo: str | None = None,
     key: IdempotencyKey | None = None,
 ) -> PendingResult:
     """Reserve minutes for a pending exchange; they count against both accounts' limits."""
-    request = _one_way(timebank_id, debit_account_id, credit_account_id, minutes, kind, memo)
+    request = _one_way(timebank_id, transfer, kind)
     return _pending(await _call(conn, _RESERVE, "reserve", request, key))
 
 

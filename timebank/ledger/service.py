@@ -65,16 +65,8 @@ class Ledger:
         key: IdempotencyKey | None = None,
     ) -> PostResult:
         """Post one transfer at once: ``minutes`` from the debit to the credit account."""
-        return await self._run(
-            repository.post_transfer,
-            timebank_id,
-            debit_account_id,
-            credit_account_id,
-            minutes,
-            kind=kind,
-            memo=memo,
-            key=key,
-        )
+        transfer = TransferRequest(debit_account_id, credit_account_id, minutes, memo)
+        return await self._run(repository.post_transfer, timebank_id, transfer, kind=kind, key=key)
 
     async def post_batch(
         self,
@@ -100,16 +92,8 @@ class Ledger:
         key: IdempotencyKey | None = None,
     ) -> PendingResult:
         """Reserve minutes for a pending exchange; they count against both accounts' limits."""
-        return await self._run(
-            repository.reserve,
-            timebank_id,
-            debit_account_id,
-            credit_account_id,
-            minutes,
-            kind=kind,
-            memo=memo,
-            key=key,
-        )
+        transfer = TransferRequest(debit_account_id, credit_account_id, minutes, memo)
+        return await self._run(repository.reserve, timebank_id, transfer, kind=kind, key=key)
 
     async def post_pending(
         self, timebank_id: int, pending_id: int, *, key: IdempotencyKey | None = None
