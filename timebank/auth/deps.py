@@ -134,6 +134,10 @@ class Credentials:
     via_cookie: bool
     cookie_without_json: bool
 
+    def access(self, found: Mapping[str, Any] | None) -> TimebankAccess:
+        """``access_in`` for these credentials."""
+        return access_in(self, found)
+
 
 async def provide_credentials(slug: FromPath[str], request: Request, state: State) -> Credentials:
     auth: AuthService = state.auth
@@ -147,7 +151,7 @@ async def provide_credentials(slug: FromPath[str], request: Request, state: Stat
 
 
 def access_in(credentials: Credentials, row: Mapping[str, Any] | None) -> TimebankAccess:
-    """The caller's access from a row of ``PRINCIPAL_COLUMNS`` read for ``credentials``."""
+    """The caller's access from a row of ``principal_in_timebank`` read for ``credentials``."""
     found = access_from_row(row, credentials.slug, via_cookie=credentials.via_cookie)
     if found is None:
         raise Unauthenticated(ENDED)

@@ -200,32 +200,23 @@ async def principal_in_timebank(
     """Who a token is and what they are in timebank ``slug``, in one statement on a plain
     asyncpg connection: None for no live token; ``timebank_id`` is None when no timebank has
     that slug, ``roles`` empty and ``participant_id`` None when the user has no part in it."""
-    return await conn.fetchrow(
-        f"SELECT {PRINCIPAL_COLUMNS} {principal_from('$1', '$2')}", token_hash, slug
-    )
+    return await conn.fetchrow(_PRINCIPAL_IN_TIMEBANK, token_hash, slug)
 
 
-# ``principal_in_timebank`` in parts, for a statement that reads more beside it in the same
-# round trip: the token is ``t``, its user ``u`` and the timebank of the slug ``b`` (no row for
-# no live token; ``b``'s columns null when no timebank has the slug).
-PRINCIPAL_COLUMNS = (
-    "t.id AS token_id, u.id AS user_id, u.email, u.is_admin, b.id AS timebank_id,"
+# The token is ``t``, its user ``u`` and the timebank of the slug ``b`` (no row for no live
+# token; ``b``'s columns null when no timebank has the slug). The statement that logs an
+# exchange reads the same caller beside what logging needs (exchanges/log_statements.py).
+_PRINCIPAL_IN_TIMEBANK = (
+    "SELECT t.id AS token_id, u.id AS user_id, u.email, u.is_admin, b.id AS timebank_id,"
     " ARRAY(SELECT r.role FROM timebank_roles r"
     "       WHERE r.user_id = u.id AND r.timebank_id = b.id) AS roles,"
     " (SELECT p.id FROM participants p"
     "  WHERE p.user_id = u.id AND p.timebank_id = b.id) AS participant_id"
+    " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+    " LEFT JOIN timebanks b ON b.slug = $2"
+    " WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+    "   AND (t.expires_at IS NULL OR t.expires_at > now())"
 )
-
-
-def principal_from(token_hash: str, slug: str) -> str:
-    """The FROM and WHERE of ``PRINCIPAL_COLUMNS``, given the placeholders of the token's hash
-    and the timebank's slug."""
-    return (
-        "FROM api_tokens t JOIN users u ON u.id = t.user_id"
-        f" LEFT JOIN timebanks b ON b.slug = {slug}"
-        f" WHERE t.token_hash = {token_hash} AND t.revoked_at IS NULL"
-        "   AND (t.expires_at IS NULL OR t.expires_at > now())"
-    )
 
 
 async def list_tokens(conn: AsyncConnection, user_id: int) -> list[Mapping[str, Any]]:

@@ -441,7 +441,7 @@ def _counter(row: Mapping[str, Any] | None) -> throttle.Counter:
 def access_from_row(
     row: Mapping[str, Any] | None, slug: str, *, via_cookie: bool
 ) -> tuple[Principal, TimebankAccess | None] | None:
-    """``AuthService.authenticate_in``'s answer from a row of ``PRINCIPAL_COLUMNS`` (None for
+    """``AuthService.authenticate_in``'s answer from a row of ``principal_in_timebank`` (None for
     no row: no live token)."""
     if row is None:
         return None

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import date
 from typing import Annotated, TypeAlias
 
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from timebank.auth.deps import access_in
 from timebank.deps import AccessDep, CredentialsDep
 from timebank.exchanges.schemas import (
     BulkApprove,
@@ -51,8 +50,28 @@ IdempotencyKeyHeader: TypeAlias = Annotated[
 _DECISION_PROBLEMS = problems(400, 401, 403, 404, 409, 422, 503)
 
 
-def _reason(data: DecisionRequest | None) -> str | None:
-    return data.reason if data is not None else None
+def _decision(action: str, summary: str, description: str) -> HTTPRouteHandler:
+    """The route of one decision: ``POST …/{exchange_id}/{action}`` with an optional reason."""
+
+    async def decide(
+        self: Controller,
+        access: AccessDep,
+        exchanges: ExchangesDep,
+        exchange_id: ExchangeId,
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> ExchangeDetail:
+        return await exchanges.decide(
+            access, exchange_id, action, data.reason if data is not None else None
+        )
+
+    decide.__name__ = decide.__qualname__ = action
+    decide.__doc__ = description
+    return post(
+        f"/{{exchange_id:int}}/{action}",
+        summary=summary,
+        status_code=HTTP_200_OK,
+        responses=_DECISION_PROBLEMS,
+    )(decide)
 
 
 class ExchangeController(Controller):
@@ -78,17 +97,11 @@ class ExchangeController(Controller):
         Its minutes are reserved on both accounts until it is approved, rejected or
         cancelled. Send an ``Idempotency-Key`` so that a retried tap logs it only once."""
         # The busiest route: the caller is looked up in the statement that reads what logging
-        # needs, not in one of its own (``access_in`` refuses as ``access`` would, but after
-        # the body's validation: see ``Credentials``), so the service comes from the state
-        # rather than from ``provide_exchanges``, which waits for ``access``.
+        # needs, not in one of its own (``Credentials.access`` refuses as ``access`` would, but
+        # after the body's validation), so the service comes from the state rather than from
+        # ``provide_exchanges``, which waits for ``access``.
         exchanges: Exchanges = state.exchanges
-        logged = await exchanges.log_as(
-            credentials.token_hash,
-            credentials.slug,
-            functools.partial(access_in, credentials),
-            data,
-            idempotency_key,
-        )
+        logged = await exchanges.log_as(credentials, data, idempotency_key)
         return Response(
             logged.exchange,
             status_code=HTTP_201_CREATED,
@@ -140,101 +153,36 @@ class ExchangeController(Controller):
         """One exchange with every decision taken on it: who, when, on whose behalf, why."""
         return await exchanges.get(access, exchange_id)
 
-    @post(
-        "/{exchange_id:int}/confirm",
-        summary="Confirm an exchange",
-        status_code=HTTP_200_OK,
-        responses=_DECISION_PROBLEMS,
+    confirm = _decision(
+        "confirm",
+        "Confirm an exchange",
+        "Confirm an exchange the other party logged; it then awaits approval.",
     )
-    async def confirm(
-        self,
-        access: AccessDep,
-        exchanges: ExchangesDep,
-        exchange_id: ExchangeId,
-        data: JSONBody[DecisionRequest | None] = None,
-    ) -> ExchangeDetail:
-        """Confirm an exchange the other party logged; it then awaits approval."""
-        return await exchanges.decide(access, exchange_id, "confirm", _reason(data))
-
-    @post(
-        "/{exchange_id:int}/dispute",
-        summary="Dispute an exchange",
-        status_code=HTTP_200_OK,
-        responses=_DECISION_PROBLEMS,
+    dispute = _decision(
+        "dispute",
+        "Dispute an exchange",
+        "Dispute an exchange the other party logged, saying why; a coordinator decides.",
     )
-    async def dispute(
-        self,
-        access: AccessDep,
-        exchanges: ExchangesDep,
-        exchange_id: ExchangeId,
-        data: JSONBody[DecisionRequest | None] = None,
-    ) -> ExchangeDetail:
-        """Dispute an exchange the other party logged, saying why; a coordinator decides."""
-        return await exchanges.decide(access, exchange_id, "dispute", _reason(data))
-
-    @post(
-        "/{exchange_id:int}/approve",
-        summary="Approve an exchange",
-        status_code=HTTP_200_OK,
-        responses=_DECISION_PROBLEMS,
+    approve = _decision(
+        "approve",
+        "Approve an exchange",
+        "Approve an exchange (coordinators): its minutes move between the two accounts.",
     )
-    async def approve(
-        self,
-        access: AccessDep,
-        exchanges: ExchangesDep,
-        exchange_id: ExchangeId,
-        data: JSONBody[DecisionRequest | None] = None,
-    ) -> ExchangeDetail:
-        """Approve an exchange (coordinators): its minutes move between the two accounts."""
-        return await exchanges.decide(access, exchange_id, "approve", _reason(data))
-
-    @post(
-        "/{exchange_id:int}/reject",
-        summary="Reject an exchange",
-        status_code=HTTP_200_OK,
-        responses=_DECISION_PROBLEMS,
+    reject = _decision(
+        "reject",
+        "Reject an exchange",
+        "Reject an exchange (coordinators): its reserved minutes are released.",
     )
-    async def reject(
-        self,
-        access: AccessDep,
-        exchanges: ExchangesDep,
-        exchange_id: ExchangeId,
-        data: JSONBody[DecisionRequest | None] = None,
-    ) -> ExchangeDetail:
-        """Reject an exchange (coordinators): its reserved minutes are released."""
-        return await exchanges.decide(access, exchange_id, "reject", _reason(data))
-
-    @post(
-        "/{exchange_id:int}/cancel",
-        summary="Cancel an exchange",
-        status_code=HTTP_200_OK,
-        responses=_DECISION_PROBLEMS,
+    cancel = _decision(
+        "cancel",
+        "Cancel an exchange",
+        "Cancel an exchange not yet approved (whoever logged it, or a coordinator).",
     )
-    async def cancel(
-        self,
-        access: AccessDep,
-        exchanges: ExchangesDep,
-        exchange_id: ExchangeId,
-        data: JSONBody[DecisionRequest | None] = None,
-    ) -> ExchangeDetail:
-        """Cancel an exchange not yet approved (whoever logged it, or a coordinator)."""
-        return await exchanges.decide(access, exchange_id, "cancel", _reason(data))
-
-    @post(
-        "/{exchange_id:int}/reverse",
-        summary="Reverse an exchange",
-        status_code=HTTP_200_OK,
-        responses=_DECISION_PROBLEMS,
+    reverse = _decision(
+        "reverse",
+        "Reverse an exchange",
+        "Reverse an approved exchange, with a reason (coordinators): the minutes move back.",
     )
-    async def reverse(
-        self,
-        access: AccessDep,
-        exchanges: ExchangesDep,
-        exchange_id: ExchangeId,
-        data: JSONBody[DecisionRequest | None] = None,
-    ) -> ExchangeDetail:
-        """Reverse an approved exchange, with a reason (coordinators): the minutes move back."""
-        return await exchanges.decide(access, exchange_id, "reverse", _reason(data))
 
 
 ROUTES: list = [ExchangeController]

@@ -3,17 +3,16 @@ their own, coordinators and admins anyone's in the timebank, funders nobody's.""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
+from timebank.db.statements import Connection
 from timebank.db.transactions import raw_connection, run_in_raw_statements
-from timebank.errors import Forbidden, NotFound
-from timebank.exchanges import repository
-from timebank.exchanges.repository import Connection
-from timebank.exchanges.schemas import Party
-from timebank.ledger import repository as ledger_repository
+from timebank.errors import Forbidden
+from timebank.ledger import accounts, repository
 from timebank.ledger.audit import audit
 from timebank.ledger.schemas import (
     AuditPublic,
@@ -43,31 +42,22 @@ class LedgerReader:
             if participant_id != access.party_id:
                 raise Forbidden("members see their own balance and statement only")
 
-    @staticmethod
-    async def _find_party(conn: Connection, timebank_id: int, participant_id: int) -> Party:
-        party = await repository.get_party(conn, timebank_id, participant_id)
-        if party is None:
-            raise NotFound(f"participant {participant_id} not found in this timebank")
-        return party
-
-    async def _party(self, access: TimebankAccess, participant_id: int) -> Party:
+    async def _account(self, access: TimebankAccess, participant_id: int) -> int:
         self._require_reader(access, participant_id)
         async with raw_connection(self._engine) as conn:  # one statement, no SQLAlchemy
-            return await self._find_party(conn, access.timebank_id, participant_id)
+            return await accounts.account_of(conn, access.timebank_id, participant_id)
 
     async def balance(self, access: TimebankAccess, participant_id: int) -> BalancePublic:
         """Posted balance, pending in and out, limits, and what is left to spend."""
         self._require_reader(access, participant_id)
         # Both reads on one pooled connection: a request that waits for a connection waits once.
         async with raw_connection(self._engine) as conn:
-            party = await self._find_party(conn, access.timebank_id, participant_id)
-            balance = await ledger_repository.get_balance(
-                conn, access.timebank_id, party.account_id
-            )
+            account_id = await accounts.account_of(conn, access.timebank_id, participant_id)
+            balance = await accounts.get_balance(conn, access.timebank_id, account_id)
         floor = balance.floor_minutes or 0
         return BalancePublic(
-            participant_id=party.id,
-            account_id=party.account_id,
+            participant_id=participant_id,
+            account_id=account_id,
             balance_minutes=balance.balance_minutes,
             pending_in_minutes=balance.pending_in_minutes,
             pending_out_minutes=balance.pending_out_minutes,
@@ -88,27 +78,17 @@ class LedgerReader:
         if access.participant_id == participant_id:
             raise Forbidden("someone else must change the limits of your own account")
 
-        async def work(conn: Connection) -> LimitChangePublic:
-            party = await self._find_party(conn, access.timebank_id, participant_id)
-            row = await ledger_repository.set_limits(
-                conn,
-                timebank_id=access.timebank_id,
-                account_id=party.account_id,
-                floor=data.floor_minutes,
-                ceiling=data.ceiling_minutes,
-                user_id=access.principal.user_id,
-                reason=data.reason,
-            )
-            return LimitChangePublic.model_validate(dict(row))
-
-        return await run_in_raw_statements(self._engine, work)
+        change = functools.partial(
+            _set_limits, access=access, participant_id=participant_id, data=data
+        )
+        return await run_in_raw_statements(self._engine, change)
 
     async def flags(self, access: TimebankAccess) -> list[FlaggedAccountPublic]:
         """Accounts a reversal left outside their limits (coordinators and admins)."""
         if not access.can_manage:
             raise Forbidden("only a coordinator may see flagged accounts")
         async with raw_connection(self._engine) as conn:
-            rows = await ledger_repository.flagged_accounts(conn, access.timebank_id)
+            rows = await accounts.flagged_accounts(conn, access.timebank_id)
         return [FlaggedAccountPublic.model_validate(dict(row)) for row in rows]
 
     async def statement(
@@ -120,13 +100,13 @@ class LedgerReader:
         limit: int = 50,
     ) -> StatementPublic:
         """Postings newest first, each with the running balance after it."""
-        party = await self._party(access, participant_id)
+        account_id = await self._account(access, participant_id)
         page = await self._ledger.statement(
-            access.timebank_id, party.account_id, before_version=before_version, limit=limit
+            access.timebank_id, account_id, before_version=before_version, limit=limit
         )
         return StatementPublic(
-            participant_id=party.id,
-            account_id=party.account_id,
+            participant_id=participant_id,
+            account_id=account_id,
             lines=[StatementLinePublic.model_validate(asdict(line)) for line in page.lines],
             next_before_version=page.next_before_version,
         )
@@ -138,3 +118,19 @@ class LedgerReader:
         async with self._engine.connect() as conn:
             report = await audit(conn, access.timebank_slug)
         return AuditPublic.model_validate(report.as_dict())
+
+
+async def _set_limits(
+    conn: Connection, *, access: TimebankAccess, participant_id: int, data: LimitsUpdate
+) -> LimitChangePublic:
+    account_id = await accounts.account_of(conn, access.timebank_id, participant_id)
+    row = await repository.set_limits(
+        conn,
+        timebank_id=access.timebank_id,
+        account_id=account_id,
+        floor=data.floor_minutes,
+        ceiling=data.ceiling_minutes,
+        user_id=access.principal.user_id,
+        reason=data.reason,
+    )
+    return LimitChangePublic.model_validate(dict(row))

@@ -1,72 +1,60 @@
-"""All ledger SQL. Each write is one call of a PL/pgSQL function from ``schema/sql`` that
-returns the row it wrote, so a write is one round trip.
+"""The one door to the ledger: every write to it, and every SQL text that names a ``ledger_*``
+database function, is here. Each write is one call of a PL/pgSQL function that returns the row
+it wrote, so a write is one round trip; each takes the caller's connection (``Connection``), so
+it runs in the caller's transaction or, on a plain asyncpg connection, as its own.
 
-Every function here runs on either connection the service has: a SQLAlchemy
-``AsyncConnection`` (inside a caller's transaction, e.g. approving an exchange) or the plain
-asyncpg connection under it (the ledger's own one-statement transactions, the hot path).
-"""
+A statement elsewhere that must write to the ledger in the same round trip as its own rows (the
+exchanges' statements) embeds a piece exported here (``reserve_cte``, ``post_transfer_cte``,
+``post_pending_id``, ``answered_key_column``, ``key_answer_cte``), given the placeholders or
+columns of its arguments. Idempotency keys follow ``timebank.ledger.idempotency``."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from typing import Any, TypeAlias
+from typing import Any
 
-import asyncpg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from timebank.errors import NotFound
+from timebank.db.statements import Connection, fetch, fetch_one
+from timebank.ledger.idempotency import KeyedRequest, key_arguments
+from timebank.ledger.idempotency import fingerprint as request_hash
+from timebank.ledger.idempotency import stored_result as stored_result
 from timebank.ledger.schemas import (
-    AccountBalance,
+    BatchResult,
+    DirectKind,
     IdempotencyKey,
     PendingRecord,
-    StatementLine,
+    PendingResult,
+    PostResult,
     TransferRecord,
     TransferRequest,
 )
 
-Connection: TypeAlias = AsyncConnection | asyncpg.Connection
+__all__ = [
+    "Connection",
+    "answer_key",
+    "answered_key_column",
+    "claim_key",
+    "grant_welcome",
+    "key_answer_cte",
+    "post_batch",
+    "post_pending",
+    "post_pending_id",
+    "post_transfer",
+    "post_transfer_cte",
+    "request_hash",
+    "reserve",
+    "reserve_cte",
+    "reverse",
+    "set_limits",
+    "stored_result",
+    "void_pending",
+]
 
 _TRANSFER_FIELDS = [f.name for f in fields(TransferRecord)]
 _PENDING_FIELDS = [f.name for f in fields(PendingRecord)]
 
-
-async def _fetch(conn: Connection, sql: str, *args: Any) -> Sequence[Mapping[str, Any]]:
-    if isinstance(conn, AsyncConnection):
-        result = await conn.exec_driver_sql(sql, args)
-        return [dict(row) for row in result.mappings()]
-    return await conn.fetch(sql, *args)
-
-
-async def _fetch_one(conn: Connection, sql: str, *args: Any) -> Mapping[str, Any] | None:
-    rows = await _fetch(conn, sql, *args)
-    return rows[0] if rows else None
-
-
-def _transfer(row: Mapping[str, Any]) -> TransferRecord:
-    return TransferRecord(**{name: row[name] for name in _TRANSFER_FIELDS})
-
-
-def _pending(row: Mapping[str, Any]) -> PendingRecord:
-    return PendingRecord(**{name: row[name] for name in _PENDING_FIELDS})
-
-
-def request_hash(operation: str, request: Mapping[str, Any]) -> bytes:
-    """The fingerprint of a request body, stored beside its idempotency key."""
-    canonical = json.dumps({"operation": operation, **request}, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).digest()
-
-
-def _key_args(
-    operation: str, request: Mapping[str, Any], key: IdempotencyKey | None
-) -> tuple[str | None, str | None, bytes | None]:
-    if key is None:
-        return None, None, None
-    return key.author, key.key, request_hash(operation, request)
-
+WELCOME_MEMO = "Welcome hours"
 
 _POST_TRANSFER = (
     "SELECT r.replayed, (r.transfer).*"
@@ -81,218 +69,136 @@ _REVERSE = "SELECT r.replayed, (r.transfer).* FROM ledger_reverse($1, $2, $3, $4
 _POST_BATCH = (
     "SELECT r.replayed, (r.transfer).* FROM ledger_post_batch($1, $2, $3, $4, $5, $6, $7, $8, $9) r"
 )
+_SET_LIMITS = (
+    "SELECT c.*, a.participant_id FROM ledger_set_limits($1, $2, $3, $4, $5, $6) c"
+    " JOIN accounts a ON a.id = c.account_id"
+)
+_CLAIM_KEY = "SELECT ledger_claim_key($1, $2, $3, $4) AS stored"
+_ANSWER_KEY = "SELECT ledger_answer_key($1, $2, $3, CAST($4 AS jsonb))"
+
+
+def _transfer(row: Mapping[str, Any]) -> PostResult:
+    record = TransferRecord(**{name: row[name] for name in _TRANSFER_FIELDS})
+    return PostResult(transfer=record, replayed=row["replayed"])
+
+
+def _pending(row: Mapping[str, Any]) -> PendingResult:
+    record = PendingRecord(**{name: row[name] for name in _PENDING_FIELDS})
+    return PendingResult(pending=record, replayed=row["replayed"])
+
+
+async def _call(
+    conn: Connection,
+    statement: str,
+    operation: str,
+    request: Mapping[str, Any],
+    key: IdempotencyKey | None,
+) -> Mapping[str, Any]:
+    """The one row of a ledger function called with ``request``'s values in order, then the
+    key's three parts (its fingerprint taken of ``operation`` and ``request``)."""
+    keyed = KeyedRequest.of(operation, request, key)
+    row = await fetch_one(conn, statement, *request.values(), *key_arguments(keyed))
+    assert row is not None, "a ledger function returns what it wrote or raises"
+    return row
+
+
+def _one_way(timebank_id: int, transfer: TransferRequest, kind: str) -> dict[str, Any]:
+    """The arguments of a one-way ledger function, in its order, named as fingerprinted."""
+    return {
+        "timebank_id": timebank_id,
+        "debit": transfer.debit_account_id,
+        "credit": transfer.credit_account_id,
+        "minutes": transfer.minutes,
+        "kind": kind,
+        "memo": transfer.memo,
+    }
 
 
 async def post_transfer(
     conn: Connection,
-    *,
     timebank_id: int,
-    debit_account_id: int,
-    credit_account_id: int,
-    minutes: int,
-    kind: str,
-    memo: str | None,
-    key: IdempotencyKey | None,
-) -> tuple[TransferRecord, bool]:
-    request = {
-        "timebank_id": timebank_id,
-        "debit": debit_account_id,
-        "credit": credit_account_id,
-        "minutes": minutes,
-        "kind": kind,
-        "memo": memo,
-    }
-    row = await _fetch_one(
-        conn,
-        _POST_TRANSFER,
-        timebank_id,
-        debit_account_id,
-        credit_account_id,
-        minutes,
-        kind,
-        memo,
-        *_key_args("post", request, key),
-    )
-    assert row is not None
-    return _transfer(row), row["replayed"]
+    transfer: TransferRequest,
+    *,
+    kind: DirectKind = "exchange",
+    key: IdempotencyKey | None = None,
+) -> PostResult:
+    """Post one transfer at once: its minutes from the debit to the credit account."""
+    request = _one_way(timebank_id, transfer, kind)
+    return _transfer(await _call(conn, _POST_TRANSFER, "post", request, key))
+
+
+async def grant_welcome(
+    conn: Connection, timebank_id: int, fund_account_id: int, account_id: int, minutes: int
+) -> PostResult:
+    """A new participant's welcome hours, from the timebank's community fund."""
+    grant = TransferRequest(fund_account_id, account_id, minutes, WELCOME_MEMO)
+    return await post_transfer(conn, timebank_id, grant, kind="grant")
 
 
 async def post_batch(
     conn: Connection,
-    *,
     timebank_id: int,
     transfers: Sequence[TransferRequest],
-    kind: str,
-    key: IdempotencyKey | None,
-) -> tuple[list[TransferRecord], bool]:
-    debits = [t.debit_account_id for t in transfers]
-    credits = [t.credit_account_id for t in transfers]
-    minutes = [t.minutes for t in transfers]
-    memos = [t.memo for t in transfers]
+    *,
+    kind: DirectKind = "exchange",
+    key: IdempotencyKey | None = None,
+) -> BatchResult:
+    """Post many transfers, all or none; each account is locked and updated once, and no
+    account passes a limit at any step of the batch."""
     request = {
         "timebank_id": timebank_id,
-        "debits": debits,
-        "credits": credits,
-        "minutes": minutes,
+        "debits": [t.debit_account_id for t in transfers],
+        "credits": [t.credit_account_id for t in transfers],
+        "minutes": [t.minutes for t in transfers],
         "kind": kind,
-        "memos": memos,
+        "memos": [t.memo for t in transfers],
     }
-    rows = await _fetch(
-        conn,
-        _POST_BATCH,
-        timebank_id,
-        debits,
-        credits,
-        minutes,
-        kind,
-        memos,
-        *_key_args("post_batch", request, key),
-    )
-    return [_transfer(row) for row in rows], bool(rows) and rows[0]["replayed"]
+    keyed = KeyedRequest.of("post_batch", request, key)
+    rows = await fetch(conn, _POST_BATCH, *request.values(), *key_arguments(keyed))
+    posted = [_transfer(row).transfer for row in rows]
+    return BatchResult(transfers=posted, replayed=bool(rows) and rows[0]["replayed"])
 
 
 async def reserve(
     conn: Connection,
-    *,
     timebank_id: int,
-    debit_account_id: int,
-    credit_account_id: int,
-    minutes: int,
-    kind: str,
-    memo: str | None,
-    key: IdempotencyKey | None,
-) -> tuple[PendingRecord, bool]:
-    request = {
-        "timebank_id": timebank_id,
-        "debit": debit_account_id,
-        "credit": credit_account_id,
-        "minutes": minutes,
-        "kind": kind,
-        "memo": memo,
-    }
-    row = await _fetch_one(
-        conn,
-        _RESERVE,
-        timebank_id,
-        debit_account_id,
-        credit_account_id,
-        minutes,
-        kind,
-        memo,
-        *_key_args("reserve", request, key),
-    )
-    assert row is not None
-    return _pending(row), row["replayed"]
+    transfer: TransferRequest,
+    *,
+    kind: DirectKind = "exchange",
+    key: IdempotencyKey | None = None,
+) -> PendingResult:
+    """Reserve minutes for a pending exchange; they count against both accounts' limits."""
+    request = _one_way(timebank_id, transfer, kind)
+    return _pending(await _call(conn, _RESERVE, "reserve", request, key))
 
 
 async def post_pending(
-    conn: Connection, *, timebank_id: int, pending_id: int, key: IdempotencyKey | None
-) -> tuple[TransferRecord, bool]:
+    conn: Connection, timebank_id: int, pending_id: int, *, key: IdempotencyKey | None = None
+) -> PostResult:
+    """Post a reservation; it was checked against the limits when it was made."""
     request = {"timebank_id": timebank_id, "pending_id": pending_id}
-    row = await _fetch_one(
-        conn, _POST_PENDING, timebank_id, pending_id, *_key_args("post_pending", request, key)
-    )
-    assert row is not None
-    return _transfer(row), row["replayed"]
+    return _transfer(await _call(conn, _POST_PENDING, "post_pending", request, key))
 
 
 async def void_pending(
-    conn: Connection, *, timebank_id: int, pending_id: int, key: IdempotencyKey | None
-) -> tuple[PendingRecord, bool]:
+    conn: Connection, timebank_id: int, pending_id: int, *, key: IdempotencyKey | None = None
+) -> PendingResult:
+    """Release a reservation without posting it."""
     request = {"timebank_id": timebank_id, "pending_id": pending_id}
-    row = await _fetch_one(
-        conn, _VOID_PENDING, timebank_id, pending_id, *_key_args("void_pending", request, key)
-    )
-    assert row is not None
-    return _pending(row), row["replayed"]
+    return _pending(await _call(conn, _VOID_PENDING, "void_pending", request, key))
 
 
 async def reverse(
     conn: Connection,
-    *,
     timebank_id: int,
     transfer_id: int,
     reason: str,
-    key: IdempotencyKey | None,
-) -> tuple[TransferRecord, bool]:
-    request = {"timebank_id": timebank_id, "transfer_id": transfer_id, "reason": reason}
-    row = await _fetch_one(
-        conn, _REVERSE, timebank_id, transfer_id, reason, *_key_args("reverse", request, key)
-    )
-    assert row is not None
-    return _transfer(row), row["replayed"]
-
-
-def stored_result(value: Any) -> dict[str, Any]:
-    """An idempotency key's stored result (jsonb arrives as text through asyncpg)."""
-    return json.loads(value) if isinstance(value, str) else dict(value)
-
-
-async def claim_key(
-    conn: AsyncConnection, timebank_id: int, author: str, key: str, fingerprint: bytes
-) -> dict[str, Any] | None:
-    """Claim an idempotency key inside the caller's transaction: None when newly claimed (go
-    ahead), the stored result when this exact request was already answered. A different
-    request under the same key is refused (IdempotencyMismatch, SQLSTATE TBID0)."""
-    stored = (
-        await conn.execute(
-            text("SELECT ledger_claim_key(:timebank_id, :author, :key, :hash)"),
-            {"timebank_id": timebank_id, "author": author, "key": key, "hash": fingerprint},
-        )
-    ).scalar_one()
-    return stored_result(stored) if stored is not None else None
-
-
-async def answer_key(
-    conn: AsyncConnection, timebank_id: int, author: str, key: str, result: Mapping[str, Any]
-) -> None:
-    """Store the answer to a claimed key, in the same transaction that claimed it."""
-    await conn.execute(
-        text("SELECT ledger_answer_key(:timebank_id, :author, :key, CAST(:result AS jsonb))"),
-        {"timebank_id": timebank_id, "author": author, "key": key, "result": json.dumps(result)},
-    )
-
-
-async def get_balance(conn: Connection, timebank_id: int, account_id: int) -> AccountBalance:
-    row = await _fetch_one(
-        conn,
-        "SELECT id AS account_id, balance AS balance_minutes,"
-        " pending_in AS pending_in_minutes, pending_out AS pending_out_minutes,"
-        " floor AS floor_minutes, ceiling AS ceiling_minutes, version, flagged_by_reversal_id"
-        " FROM accounts WHERE id = $1 AND timebank_id = $2",
-        account_id,
-        timebank_id,
-    )
-    if row is None:
-        raise NotFound(f"account {account_id} not found in this timebank")
-    return AccountBalance(**row)
-
-
-async def statement_lines(
-    conn: Connection,
-    timebank_id: int,
-    account_id: int,
     *,
-    before_version: int | None,
-    limit: int,
-) -> list[StatementLine]:
-    """Newest first; keyset pagination on the account's gapless version numbers."""
-    rows = await _fetch(
-        conn,
-        "SELECT p.account_version, p.transfer_id, t.kind, p.minutes, p.balance_after,"
-        " CASE WHEN t.debit_account_id = p.account_id THEN t.credit_account_id"
-        "      ELSE t.debit_account_id END AS counterparty_account_id,"
-        " t.memo, t.created_at"
-        " FROM postings p JOIN transfers t ON t.id = p.transfer_id"
-        " WHERE p.account_id = $1 AND p.timebank_id = $2"
-        "   AND ($3::bigint IS NULL OR p.account_version < $3::bigint)"
-        " ORDER BY p.account_version DESC LIMIT $4",
-        account_id,
-        timebank_id,
-        before_version,
-        limit,
-    )
-    return [StatementLine(**row) for row in rows]
+    key: IdempotencyKey | None = None,
+) -> PostResult:
+    """Reverse a posted transfer, once, with a reason: the same minutes move back."""
+    request = {"timebank_id": timebank_id, "transfer_id": transfer_id, "reason": reason}
+    return _transfer(await _call(conn, _REVERSE, "reverse", request, key))
 
 
 async def set_limits(
@@ -305,31 +211,87 @@ async def set_limits(
     user_id: int,
     reason: str,
 ) -> Mapping[str, Any]:
-    """Change one account's limits and record who, when, from, to and why, in one call
-    (``ledger_set_limits``); refused as a limit error if they would not hold the account."""
-    row = await _fetch_one(
-        conn,
-        "SELECT c.*, a.participant_id FROM ledger_set_limits($1, $2, $3, $4, $5, $6) c"
-        " JOIN accounts a ON a.id = c.account_id",
-        timebank_id,
-        account_id,
-        floor,
-        ceiling,
-        user_id,
-        reason,
+    """Change one account's limits and record who, when, from, to and why, in one call;
+    refused as a limit error if they would not hold the account."""
+    row = await fetch_one(
+        conn, _SET_LIMITS, timebank_id, account_id, floor, ceiling, user_id, reason
     )
     assert row is not None, "ledger_set_limits returns the change or raises"
     return row
 
 
-async def flagged_accounts(conn: Connection, timebank_id: int) -> Sequence[Mapping[str, Any]]:
-    """Accounts a reversal has left outside their limits, oldest flag first."""
-    return await _fetch(
-        conn,
-        "SELECT participant_id, id AS account_id, balance AS balance_minutes,"
-        " pending_in AS pending_in_minutes, pending_out AS pending_out_minutes,"
-        " floor AS floor_minutes, ceiling AS ceiling_minutes, flagged_by_reversal_id"
-        " FROM accounts WHERE timebank_id = $1 AND flagged_by_reversal_id IS NOT NULL"
-        " ORDER BY flagged_by_reversal_id",
-        timebank_id,
+async def claim_key(
+    conn: Connection, timebank_id: int, author: str, key: str, fingerprint: bytes
+) -> dict[str, Any] | None:
+    """Claim an idempotency key inside the caller's transaction: None when newly claimed (go
+    ahead), the stored answer when this very request was already answered; another request
+    under the key is refused (IdempotencyMismatch)."""
+    row = await fetch_one(conn, _CLAIM_KEY, timebank_id, author, key, fingerprint)
+    stored = row["stored"] if row is not None else None
+    return stored_result(stored) if stored is not None else None
+
+
+async def answer_key(
+    conn: Connection, timebank_id: int, author: str, key: str, result: Mapping[str, Any]
+) -> None:
+    """Store the answer to a claimed key, in the same transaction that claimed it."""
+    await fetch(conn, _ANSWER_KEY, timebank_id, author, key, json.dumps(result))
+
+
+# Pieces for a statement of another package that writes to the ledger in its own round trip.
+# Each takes the SQL placeholders (or columns) of its arguments, in the order of the function.
+
+
+def reserve_cte(
+    name: str, timebank_id: str, debit: str, credit: str, minutes: str, memo: str
+) -> str:
+    """A CTE ``name`` with one column ``id``: the exchange reservation it makes, unkeyed."""
+    return (
+        f"{name} AS (SELECT ((ledger_reserve({timebank_id}, {debit}, {credit}, {minutes},"
+        f" 'exchange', {memo}, NULL, NULL, NULL)).pending).id)"
+    )
+
+
+def post_transfer_cte(
+    name: str, timebank_id: str, debit: str, credit: str, minutes: str, memo: str
+) -> str:
+    """A CTE ``name`` with one column ``id``: the exchange transfer it posts, unkeyed."""
+    return (
+        f"{name} AS (SELECT ((ledger_post_transfer({timebank_id}, {debit}, {credit}, {minutes},"
+        f" 'exchange', {memo}, NULL, NULL, NULL)).transfer).id)"
+    )
+
+
+def post_pending_id(timebank_id: str, pending_id: str) -> str:
+    """A scalar subquery: the id of the transfer that posts reservation ``pending_id``."""
+    return (
+        f"(SELECT (r.transfer).id FROM ledger_post_pending({timebank_id}, {pending_id},"
+        " NULL, NULL, NULL) r)"
+    )
+
+
+def answered_key_column(
+    timebank_id: str, author: str, key: str, fingerprint: str, readable: str = "true"
+) -> str:
+    """A scalar subquery: the stored answer of the key, for a request of ``fingerprint``
+    (null when the key is unused or ``readable`` does not hold; refused, IdempotencyMismatch,
+    when the key answered another request)."""
+    return (
+        f"(SELECT ledger_answered_key(k.key, k.request_hash, k.result, {fingerprint})"
+        f" FROM idempotency_keys k WHERE {readable} AND k.timebank_id = {timebank_id}"
+        f" AND k.author = {author} AND k.key = CAST({key} AS text))"
+    )
+
+
+def key_answer_cte(
+    name: str, source: str, author: str, key: str, fingerprint: str, answer: str
+) -> str:
+    """A CTE ``name`` that writes the key (when ``key`` is not null) answered with the
+    ``answer`` expression over the one row of CTE ``source`` (its ``timebank_id``). Another
+    request under the key written first refuses it (``idempotency.written_meanwhile``)."""
+    return (
+        f"{name} AS (INSERT INTO idempotency_keys (timebank_id, author, key, request_hash,"
+        f" result) SELECT {source}.timebank_id, CAST({author} AS text), CAST({key} AS text),"
+        f" CAST({fingerprint} AS bytea), {answer} FROM {source}"
+        f" WHERE CAST({key} AS text) IS NOT NULL)"
     )

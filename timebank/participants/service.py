@@ -222,15 +222,12 @@ class Participants:
             conn, timebank, kind, display_name, joined_on, user_id
         )
         if timebank.policy.welcome_grant_minutes > 0:
-            await ledger_repository.post_transfer(
+            await ledger_repository.grant_welcome(
                 conn,
-                timebank_id=timebank.id,
-                debit_account_id=timebank.community_fund_account_id,
-                credit_account_id=account_id,
-                minutes=timebank.policy.welcome_grant_minutes,
-                kind="grant",
-                memo="Welcome hours",
-                key=None,
+                timebank.id,
+                timebank.community_fund_account_id,
+                account_id,
+                timebank.policy.welcome_grant_minutes,
             )
         return ParticipantRecord(
             id=participant_id,

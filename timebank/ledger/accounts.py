@@ -1,0 +1,70 @@
+"""What the ledger reads: an account's balance, its statement, the accounts a reversal left
+outside their limits, and which account a participant holds. (Writes go through
+``timebank.ledger.repository``.)"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from timebank.db.statements import Connection, fetch, fetch_one
+from timebank.errors import NotFound
+from timebank.ledger.schemas import AccountBalance, StatementLine
+
+_BALANCE = (
+    "SELECT id AS account_id, balance AS balance_minutes,"
+    " pending_in AS pending_in_minutes, pending_out AS pending_out_minutes,"
+    " floor AS floor_minutes, ceiling AS ceiling_minutes, version, flagged_by_reversal_id"
+    " FROM accounts WHERE id = $1 AND timebank_id = $2"
+)
+_STATEMENT = (
+    "SELECT p.account_version, p.transfer_id, t.kind, p.minutes, p.balance_after,"
+    " CASE WHEN t.debit_account_id = p.account_id THEN t.credit_account_id"
+    "      ELSE t.debit_account_id END AS counterparty_account_id,"
+    " t.memo, t.created_at"
+    " FROM postings p JOIN transfers t ON t.id = p.transfer_id"
+    " WHERE p.account_id = $1 AND p.timebank_id = $2"
+    "   AND ($3::bigint IS NULL OR p.account_version < $3::bigint)"
+    " ORDER BY p.account_version DESC LIMIT $4"
+)
+_FLAGGED = (
+    "SELECT participant_id, id AS account_id, balance AS balance_minutes,"
+    " pending_in AS pending_in_minutes, pending_out AS pending_out_minutes,"
+    " floor AS floor_minutes, ceiling AS ceiling_minutes, flagged_by_reversal_id"
+    " FROM accounts WHERE timebank_id = $1 AND flagged_by_reversal_id IS NOT NULL"
+    " ORDER BY flagged_by_reversal_id"
+)
+_ACCOUNT_OF = "SELECT id FROM accounts WHERE participant_id = $1 AND timebank_id = $2"
+
+
+async def get_balance(conn: Connection, timebank_id: int, account_id: int) -> AccountBalance:
+    row = await fetch_one(conn, _BALANCE, account_id, timebank_id)
+    if row is None:
+        raise NotFound(f"account {account_id} not found in this timebank")
+    return AccountBalance(**row)
+
+
+async def statement_lines(
+    conn: Connection,
+    timebank_id: int,
+    account_id: int,
+    *,
+    before_version: int | None,
+    limit: int,
+) -> list[StatementLine]:
+    """Newest first; keyset pagination on the account's gapless version numbers."""
+    rows = await fetch(conn, _STATEMENT, account_id, timebank_id, before_version, limit)
+    return [StatementLine(**row) for row in rows]
+
+
+async def flagged_accounts(conn: Connection, timebank_id: int) -> Sequence[Mapping[str, Any]]:
+    """Accounts a reversal has left outside their limits, oldest flag first."""
+    return await fetch(conn, _FLAGGED, timebank_id)
+
+
+async def account_of(conn: Connection, timebank_id: int, participant_id: int) -> int:
+    """The account participant ``participant_id`` holds in this timebank."""
+    row = await fetch_one(conn, _ACCOUNT_OF, participant_id, timebank_id)
+    if row is None:
+        raise NotFound(f"participant {participant_id} not found in this timebank")
+    return int(row["id"])
