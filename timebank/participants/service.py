@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from timebank.auth import invitations_repository
 from timebank.auth import repository as auth_repository
 from timebank.auth.roles import participant_roles_problem
-from timebank.auth.schemas import Principal, Role, TimebankAccess
+from timebank.auth.schemas import Principal, Role, TimebankAccess, has_part
 from timebank.auth.secrets import new_token
 from timebank.db.transactions import run_in_transaction
 from timebank.errors import (
@@ -321,7 +322,7 @@ class Participants:
         await repository.expire_open_invitations(
             conn, access.timebank_id, participant_id=participant_id, email=email
         )
-        await auth_repository.insert_invitation(
+        await invitations_repository.insert_invitation(
             conn,
             timebank_id=access.timebank_id,
             participant_id=participant_id,
@@ -447,7 +448,7 @@ class Participants:
             from_roles=current,
             to_roles=roles,
         )
-        if not roles and not await auth_repository.has_a_part_anywhere(conn, user_id):
+        if not roles and not has_part(*await auth_repository.roles_anywhere(conn, user_id)):
             # Nothing left to act on anywhere: their sessions and tokens end with it.
             await auth_repository.revoke_tokens(conn, user_id)
 
