@@ -121,8 +121,8 @@ class AuthController(Controller):
         auth: AuthDep,
         data: JSONBody[PasswordChange],
     ) -> None:
-        """Change one's password, giving the current one. Every other session ends; this one
-        and the API tokens stay (``/sign-out-everywhere`` ends those too)."""
+        """Change one's password, giving the current one. Every other session and API token
+        ends; the one of this request stays (``/sign-out-everywhere`` ends it too)."""
         await auth.change_password(
             principal, data.current_password, data.new_password, client_address(request)
         )
