@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from tests.people import PASSWORD, make_person
-from timebank.auth import repository as auth_repository
+from timebank.auth import invitations_repository
 from timebank.auth.secrets import new_token
 
 
@@ -102,7 +102,7 @@ async def test_invitation_sets_the_password_once(client, engine, timebank):
     from datetime import UTC, datetime, timedelta
 
     async with engine.begin() as conn:
-        await auth_repository.insert_invitation(
+        await invitations_repository.insert_invitation(
             conn,
             timebank_id=timebank.id,
             participant_id=None,

@@ -10,7 +10,7 @@ from tests.people import make_person
 from timebank.auth import repository as auth_repository
 from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.auth.secrets import hash_token
-from timebank.auth.service import access_from_row
+from timebank.auth.sessions import access_from_row
 from timebank.db.transactions import raw_connection
 from timebank.exchanges import repository
 from timebank.exchanges.log_statements import caller_and_log_context

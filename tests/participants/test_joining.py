@@ -18,8 +18,8 @@ from tests.web.pages import as_person, hidden_fields, submit, text_of
 from timebank.auth import repository as auth_repository
 from timebank.auth.secrets import hash_token
 from timebank.auth.service import AuthService
-from timebank.participants.schemas import StaffInvite
 from timebank.participants.service import Participants
+from timebank.participants.staff_schemas import StaffInvite
 from timebank.settings import Settings
 
 ACCEPT = "/api/v1/auth/invitations/accept"

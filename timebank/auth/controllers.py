@@ -27,6 +27,9 @@ from timebank.auth.schemas import (
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
 from timebank.openapi import problems
 
+# Forget the session cookie under either name (see auth.deps.cookie_name).
+_FORGET_SESSION = (signed_out_cookie(secure=True), signed_out_cookie(secure=False))
+
 
 class AuthController(Controller):
     path = "/api/v1/auth"
@@ -50,11 +53,7 @@ class AuthController(Controller):
         "/logout",
         status_code=HTTP_204_NO_CONTENT,
         responses=problems(401, 403),
-        # Forget the session cookie under either name (see auth.deps.cookie_name).
-        response_cookies=[
-            signed_out_cookie(secure=True),
-            signed_out_cookie(secure=False),
-        ],
+        response_cookies=_FORGET_SESSION,
     )
     async def logout(self, principal: PrincipalDep, auth: AuthDep) -> None:
         """Sign out: the session or token used for this request stops working."""
@@ -122,8 +121,8 @@ class AuthController(Controller):
         auth: AuthDep,
         data: JSONBody[PasswordChange],
     ) -> None:
-        """Change one's password, giving the current one. Every other session ends; this one
-        and the API tokens stay (``/sign-out-everywhere`` ends those too)."""
+        """Change one's password, giving the current one. Every other session and API token
+        ends; the one of this request stays (``/sign-out-everywhere`` ends it too)."""
         await auth.change_password(
             principal, data.current_password, data.new_password, client_address(request)
         )
@@ -132,10 +131,7 @@ class AuthController(Controller):
         "/sign-out-everywhere",
         status_code=HTTP_204_NO_CONTENT,
         responses=problems(401, 403),
-        response_cookies=[
-            signed_out_cookie(secure=True),
-            signed_out_cookie(secure=False),
-        ],
+        response_cookies=_FORGET_SESSION,
     )
     async def sign_out_everywhere(self, principal: PrincipalDep, auth: AuthDep) -> None:
         """End every session and API token of the caller, this one included."""

@@ -14,7 +14,8 @@ from litestar.params import FromPath
 
 from timebank.auth.schemas import LoginResponse, Principal, TimebankAccess
 from timebank.auth.secrets import hash_token
-from timebank.auth.service import AuthService, access_from_row
+from timebank.auth.service import AuthService
+from timebank.auth.sessions import access_from_row
 from timebank.errors import Forbidden, NotFound, Unauthenticated
 from timebank.settings import Settings
 

@@ -1,8 +1,8 @@
-"""SQL for users, tokens, sign-in counters, password resets, roles and invitations."""
+"""SQL for users, API tokens and sessions, password resets, and roles in timebanks."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +65,12 @@ async def insert_user_if_new(
     ).scalar_one_or_none()
 
 
+async def user_summary(conn: AsyncConnection, user_id: int) -> Mapping[str, Any] | None:
+    return await _one(
+        conn, "SELECT id, email, display_name, is_admin FROM users WHERE id = :id", id=user_id
+    )
+
+
 async def set_password(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
     await conn.execute(
         text("UPDATE users SET password_hash = :hash WHERE id = :id"),
@@ -74,88 +80,6 @@ async def set_password(conn: AsyncConnection, user_id: int, password_hash: str) 
 
 async def make_admin(conn: AsyncConnection, user_id: int) -> None:
     await conn.execute(text("UPDATE users SET is_admin = true WHERE id = :id"), {"id": user_id})
-
-
-async def sign_in_secret(conn: AsyncConnection) -> bytes:
-    """The key of the sign-in counters' keyed hashes."""
-    return bytes((await conn.execute(text("SELECT key FROM sign_in_key"))).scalar_one())
-
-
-async def lock_counters(
-    conn: AsyncConnection, keys: Sequence[bytes], *, create: bool = True
-) -> list[Mapping[str, Any] | None]:
-    """The counters of ``keys``, in that order, locked until the transaction ends, so that
-    parallel tries on one key take turns; created when missing if ``create`` (else None for
-    a missing one). A failure count older than a day reads as none."""
-    ordered = sorted(set(keys))  # one order for every transaction: no deadlock between them
-    if create:
-        await conn.execute(
-            text(
-                "INSERT INTO sign_in_counters (key) SELECT unnest(CAST(:keys AS bytea[]))"
-                " ON CONFLICT (key) DO NOTHING"
-            ),
-            {"keys": ordered},
-        )
-    rows = await conn.execute(
-        text(
-            "SELECT key, CASE WHEN last_failed_at > now() - interval '1 day' THEN failures"
-            " ELSE 0 END AS failures, last_failed_at, last_succeeded_at FROM sign_in_counters"
-            " WHERE key = ANY(CAST(:keys AS bytea[])) ORDER BY key FOR UPDATE"
-        ),
-        {"keys": ordered},
-    )
-    by_key = {bytes(row["key"]): dict(row) for row in rows.mappings()}
-    return [by_key.get(key) for key in keys]
-
-
-async def count_failure(conn: AsyncConnection, keys: Sequence[bytes]) -> None:
-    """One more failure under each key (a count older than a day starts again at one)."""
-    await conn.execute(
-        text(
-            "UPDATE sign_in_counters SET"
-            " failures = CASE WHEN last_failed_at > now() - interval '1 day'"
-            "   THEN failures + 1 ELSE 1 END,"
-            " last_failed_at = clock_timestamp(),"
-            " expires_at = greatest(expires_at, now() + interval '1 day')"
-            " WHERE key = ANY(CAST(:keys AS bytea[]))"
-        ),
-        {"keys": list(keys)},
-    )
-
-
-async def count_success(
-    conn: AsyncConnection, *, known_address: bytes, uncounted: Sequence[bytes]
-) -> None:
-    """A sign-in succeeded: the account from this address starts afresh and is remembered for
-    30 days; the failure counted in advance under ``uncounted`` is taken back."""
-    await conn.execute(
-        text(
-            "UPDATE sign_in_counters SET failures = 0, last_failed_at = NULL,"
-            " last_succeeded_at = now(), expires_at = now() + interval '30 days'"
-            " WHERE key = :key"
-        ),
-        {"key": known_address},
-    )
-    await conn.execute(
-        text(
-            "UPDATE sign_in_counters SET failures = greatest(failures - 1, 0)"
-            " WHERE key = ANY(CAST(:keys AS bytea[]))"
-        ),
-        {"keys": list(uncounted)},
-    )
-
-
-async def prune_counters(conn: AsyncConnection, *, batch: int = 100) -> None:
-    """Forget up to ``batch`` counters that have expired (each try prunes a few, so the table
-    holds only what throttling still needs)."""
-    await conn.execute(
-        text(
-            "DELETE FROM sign_in_counters WHERE key IN (SELECT key FROM sign_in_counters"
-            " WHERE expires_at < now() ORDER BY expires_at LIMIT :batch"
-            " FOR UPDATE SKIP LOCKED)"
-        ),
-        {"batch": batch},
-    )
 
 
 async def insert_token(
@@ -295,28 +219,27 @@ async def take_password_reset(conn: AsyncConnection, token_hash: bytes) -> int |
     ).scalar_one_or_none()
 
 
+async def timebank_id(conn: AsyncConnection, slug: str) -> int | None:
+    return (
+        await conn.execute(text("SELECT id FROM timebanks WHERE slug = :slug"), {"slug": slug})
+    ).scalar_one_or_none()
+
+
 async def roles_in(
     conn: AsyncConnection, user_id: int, timebank_id: int
 ) -> tuple[frozenset[str], int | None]:
-    roles = (
-        await conn.execute(
-            text(
-                "SELECT role FROM timebank_roles WHERE user_id = :user_id"
-                " AND timebank_id = :timebank_id"
-            ),
-            {"user_id": user_id, "timebank_id": timebank_id},
-        )
-    ).scalars()
-    participant_id = (
-        await conn.execute(
-            text(
-                "SELECT id FROM participants WHERE user_id = :user_id"
-                " AND timebank_id = :timebank_id"
-            ),
-            {"user_id": user_id, "timebank_id": timebank_id},
-        )
-    ).scalar_one_or_none()
-    return frozenset(roles), participant_id
+    """The user's roles in the timebank, and the participant they act as there (if any)."""
+    row = await _one(
+        conn,
+        "SELECT ARRAY(SELECT r.role FROM timebank_roles r"
+        "   WHERE r.user_id = :user_id AND r.timebank_id = :timebank_id) AS roles,"
+        " (SELECT p.id FROM participants p"
+        "   WHERE p.user_id = :user_id AND p.timebank_id = :timebank_id) AS participant_id",
+        user_id=user_id,
+        timebank_id=timebank_id,
+    )
+    assert row is not None, "a SELECT without FROM returns one row"
+    return frozenset(row["roles"]), row["participant_id"]
 
 
 async def memberships(conn: AsyncConnection, user_id: int) -> list[Mapping[str, Any]]:
@@ -331,12 +254,6 @@ async def memberships(conn: AsyncConnection, user_id: int) -> list[Mapping[str, 
         {"user_id": user_id},
     )
     return [dict(row) for row in rows.mappings()]
-
-
-async def user_summary(conn: AsyncConnection, user_id: int) -> Mapping[str, Any] | None:
-    return await _one(
-        conn, "SELECT id, email, display_name, is_admin FROM users WHERE id = :id", id=user_id
-    )
 
 
 async def grant_role(conn: AsyncConnection, timebank_id: int, user_id: int, role: str) -> None:
@@ -429,111 +346,15 @@ async def role_changes(
     return [dict(row) for row in rows.mappings()]
 
 
-async def has_a_part_anywhere(conn: AsyncConnection, user_id: int) -> bool:
-    """Whether the user is a site admin or holds a role in any timebank."""
-    return (
-        await conn.execute(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE id = :user_id AND is_admin)"
-                " OR EXISTS (SELECT 1 FROM timebank_roles WHERE user_id = :user_id)"
-            ),
-            {"user_id": user_id},
-        )
-    ).scalar_one()
-
-
-# --- Invitations -------------------------------------------------------------------------------
-
-
-async def insert_invitation(
-    conn: AsyncConnection,
-    *,
-    timebank_id: int,
-    participant_id: int | None,
-    email: str,
-    roles: list[str],
-    token_hash: bytes,
-    invited_by: int | None,
-    expires_at: datetime,
-) -> int:
-    """An invitation for ``email`` to take part as ``participant_id`` (or as staff, with
-    none), granting ``roles`` to whoever accepts it."""
-    return (
-        await conn.execute(
-            text(
-                "INSERT INTO invitations (timebank_id, participant_id, email, roles, token_hash,"
-                " invited_by, expires_at) VALUES (:timebank_id, :participant_id, :email,"
-                " :roles, :token_hash, :invited_by, :expires_at) RETURNING id"
-            ),
-            {
-                "timebank_id": timebank_id,
-                "participant_id": participant_id,
-                "email": email,
-                "roles": roles,
-                "token_hash": token_hash,
-                "invited_by": invited_by,
-                "expires_at": expires_at,
-            },
-        )
-    ).scalar_one()
-
-
-_OPEN_INVITATION = (
-    "SELECT i.id, i.timebank_id, t.slug AS timebank_slug, i.participant_id, i.email, i.roles,"
-    " i.invited_by, p.display_name"
-    " FROM invitations i JOIN timebanks t ON t.id = i.timebank_id"
-    " LEFT JOIN participants p ON p.timebank_id = i.timebank_id AND p.id = i.participant_id"
-    " WHERE i.token_hash = :hash AND i.accepted_at IS NULL AND i.expires_at > now()"
-    # An invitation is worth no more than its maker: open only while they still run the
-    # timebank (a site admin, or one of its coordinators).
-    "   AND (i.invited_by IS NULL"
-    "        OR EXISTS (SELECT 1 FROM users a WHERE a.id = i.invited_by AND a.is_admin)"
-    "        OR EXISTS (SELECT 1 FROM timebank_roles r WHERE r.user_id = i.invited_by"
-    "                   AND r.timebank_id = i.timebank_id AND r.role = 'coordinator'))"
-)
-
-
-async def open_invitation(
-    conn: AsyncConnection, token_hash: bytes, *, for_update: bool = False
-) -> Mapping[str, Any] | None:
-    """The open (not accepted, not expired) invitation with this token, or None. With
-    ``for_update``, a concurrent acceptance waits, then finds it no longer open."""
-    sql = _OPEN_INVITATION + (" FOR UPDATE OF i" if for_update else "")
-    return await _one(conn, sql, hash=token_hash)
-
-
-async def mark_accepted(conn: AsyncConnection, invitation_id: int, user_id: int) -> None:
-    await conn.execute(
-        text(
-            "UPDATE invitations SET accepted_at = now(), accepted_by = :user_id"
-            " WHERE id = :id AND accepted_at IS NULL"
-        ),
-        {"id": invitation_id, "user_id": user_id},
+async def roles_anywhere(conn: AsyncConnection, user_id: int) -> tuple[bool, frozenset[str]]:
+    """Whether the user is a site admin, and the roles they hold in any timebank: what
+    ``timebank.auth.schemas.has_part`` decides from."""
+    row = await _one(
+        conn,
+        "SELECT coalesce((SELECT u.is_admin FROM users u WHERE u.id = :user_id), false)"
+        " AS is_admin,"
+        " ARRAY(SELECT DISTINCT r.role FROM timebank_roles r WHERE r.user_id = :user_id) AS roles",
+        user_id=user_id,
     )
-
-
-async def participant_in(conn: AsyncConnection, timebank_id: int, user_id: int) -> int | None:
-    """The user's participant in the timebank, if any."""
-    return (
-        await conn.execute(
-            text(
-                "SELECT id FROM participants WHERE timebank_id = :timebank_id"
-                " AND user_id = :user_id"
-            ),
-            {"timebank_id": timebank_id, "user_id": user_id},
-        )
-    ).scalar_one_or_none()
-
-
-async def link_participant(
-    conn: AsyncConnection, timebank_id: int, participant_id: int, user_id: int
-) -> bool:
-    """Make the user the one who acts as the participant; False if someone already does."""
-    result = await conn.execute(
-        text(
-            "UPDATE participants SET user_id = :user_id"
-            " WHERE timebank_id = :timebank_id AND id = :id AND user_id IS NULL"
-        ),
-        {"timebank_id": timebank_id, "id": participant_id, "user_id": user_id},
-    )
-    return result.rowcount == 1
+    assert row is not None, "a SELECT without FROM returns one row"
+    return row["is_admin"], frozenset(row["roles"])

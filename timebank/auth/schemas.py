@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Literal
@@ -13,6 +14,12 @@ from timebank.fields import WholeNumber
 Role = Literal["member", "coordinator", "funder"]
 # Roles held without a participant: staff coordinate or fund, they do not exchange.
 StaffRole = Literal["coordinator", "funder"]
+
+
+def has_part(is_admin: bool, roles: Collection[str]) -> bool:
+    """Whether someone has a part in a timebank, given their roles there (or anywhere, given
+    all their roles): a site admin has one everywhere, anyone else by holding a role."""
+    return is_admin or bool(roles)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from timebank.bench.harness import CpuClock, Measured, rounded
+from timebank.ledger import repository as ledger_repository
 from timebank.participants.schemas import TimebankPolicy
 from timebank.participants.service import Participants
 
@@ -134,17 +135,6 @@ async def create_ledger(participants: Participants, dsn: str, accounts: int) -> 
     return Accounts(dsn, timebank.id, sorted(row["id"] for row in rows))
 
 
-_SEED_HISTORY = """
-    SELECT count(ledger_post_transfer(
-               $1, ids[i + 1], ids[CASE WHEN j >= i THEN j + 2 ELSE j + 1 END],
-               1 + floor(random() * $3)::bigint, 'exchange', 'seed', NULL, NULL, NULL))
-      FROM (SELECT floor(random() * n)::int AS i, floor(random() * (n - 1))::int AS j,
-                   $2::bigint[] AS ids
-              FROM (SELECT cardinality($2::bigint[]) AS n) AS sizes,
-                   generate_series(1, $4) AS g) AS pairs
-"""
-
-
 async def seed_history(ledger: Accounts, transfers: int) -> None:
     """Give the ledger a history before anything is measured. On empty tables the planner picks
     sequential scans for the trigger and foreign-key queries, and a connection keeps those plans
@@ -155,12 +145,8 @@ async def seed_history(ledger: Accounts, transfers: int) -> None:
         while left > 0:
             chunk = min(left, 5_000)
             async with conn.transaction():
-                await conn.fetchval(
-                    _SEED_HISTORY,
-                    ledger.timebank_id,
-                    ledger.account_ids,
-                    MAX_TRANSFER_MINUTES,
-                    chunk,
+                await ledger_repository.post_random(
+                    conn, ledger.timebank_id, ledger.account_ids, MAX_TRANSFER_MINUTES, chunk
                 )
             left -= chunk
     finally:
@@ -236,10 +222,6 @@ _INSERT_POSTINGS = (
     " (timebank_id, transfer_id, account_id, minutes, balance_after, account_version)"
     " VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $7, $8, $9, $10)"
 )
-_CALL_POST_TRANSFER = (
-    "SELECT (transfer).id FROM ledger_post_transfer"
-    "($1, $2, $3, $4, 'exchange', NULL, NULL, NULL, NULL)"
-)
 
 
 class RawClient:
@@ -257,7 +239,7 @@ class RawClient:
 
     async def prepare(self) -> None:
         if self._function:
-            self._call = await self._conn.prepare(_CALL_POST_TRANSFER)
+            self._call = await self._conn.prepare(ledger_repository.POST_TRANSFER)
         else:
             self._move = await self._conn.prepare(_MOVE_ACCOUNT)
             self._transfer = await self._conn.prepare(_INSERT_TRANSFER)
@@ -302,7 +284,9 @@ class RawClient:
         )
 
     async def _post_by_function(self, debit: int, credit: int, minutes: int) -> None:
-        await self._call.fetchval(self._timebank_id, debit, credit, minutes)
+        await self._call.fetchrow(
+            self._timebank_id, debit, credit, minutes, "exchange", None, None, None, None
+        )
 
 
 async def phase_raw(

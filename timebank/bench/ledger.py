@@ -179,7 +179,7 @@ async def run_ledger_benchmark(
         await next_phase("a:  raw SQL statements, the floor")
         floor = await raw("a  floor: raw SQL statements", function=False, seed=1000)
         await next_phase("a2: asyncpg calling ledger_post_transfer")
-        function_result = await raw("a2 asyncpg: ledger_post_transfer()", function=True, seed=2000)
+        function_result = await raw("a2 asyncpg: ledger_post_transfer", function=True, seed=2000)
         await next_phase("a0: pgbench, the same SQL from C")
         c = await c_floor(target, clients=clients, timing=timing)
         await next_phase("b:  the service")

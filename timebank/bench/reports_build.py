@@ -40,6 +40,7 @@ from datetime import date, timedelta
 import asyncpg
 
 from timebank.bench.reports_town import KIND_ACTIVITY, generate_town, plan_exchanges
+from timebank.ledger import repository as ledger_repository
 from timebank.participants.schemas import DEFAULT_CATEGORIES, TimebankPolicy
 from timebank.participants.service import Participants
 from timebank.reports.queue import apply_queued
@@ -87,12 +88,6 @@ _CREATE_PARTICIPANTS = """
     RETURNING participant_id, id
 """
 
-_POST_BATCH = """
-    SELECT array_agg((b.transfer).id ORDER BY (b.transfer).id)
-      FROM ledger_post_batch($1, $2::bigint[], $3::bigint[], $4::bigint[], 'exchange',
-                             $5::text[], NULL, NULL, NULL) AS b
-"""
-
 _INSERT_LOGGED = """
     INSERT INTO exchanges (id, timebank_id, giver_id, receiver_id, minutes, service_date,
                            category_id, state, logged_for)
@@ -107,13 +102,6 @@ _APPROVE = """
     UPDATE exchanges e
        SET state = 'approved', transfer_id = ($2::bigint[])[e.id - $3 + 1], updated_at = now()
      WHERE e.id BETWEEN $3 AND $4 AND e.timebank_id = $1 AND e.state = 'logged'
-"""
-
-_REVERSE = """
-    SELECT (r.transfer).id
-      FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS u(transfer_id, reason, ord)
-     CROSS JOIN LATERAL ledger_reverse($1, u.transfer_id, u.reason, NULL, NULL, NULL) AS r
-     ORDER BY u.ord
 """
 
 _MARK_REVERSED = """
@@ -282,15 +270,15 @@ async def build_timebank(
             """Post each chunk's transfers and log its exchanges; then, behind the approvals,
             post the reversals of the chosen few."""
             for number, chunk in enumerate(chunks):
-                ids = await conn.fetchval(
-                    _POST_BATCH,
+                ids = await ledger_repository.post_many(
+                    conn,
                     tb,
-                    [account[plan.receiver[i]] for i in chunk],
-                    [account[plan.giver[i]] for i in chunk],
-                    [plan.minutes[i] for i in chunk],
-                    [memo[plan.category[i]] for i in chunk],
+                    debits=[account[plan.receiver[i]] for i in chunk],
+                    credits=[account[plan.giver[i]] for i in chunk],
+                    minutes=[plan.minutes[i] for i in chunk],
+                    memos=[memo[plan.category[i]] for i in chunk],
                 )
-                if ids is None or len(ids) != len(chunk):
+                if len(ids) != len(chunk):
                     raise RuntimeError("ledger_post_batch did not post the whole batch")
                 for i, transfer_id in zip(chunk, ids, strict=True):
                     transfer_of[i] = transfer_id
@@ -318,13 +306,10 @@ async def build_timebank(
                 picked = [i for i in settled if i in chosen]
                 if picked:
                     async with conn.transaction():
-                        ids = await conn.fetch(
-                            _REVERSE,
-                            tb,
-                            [transfer_of[i] for i in picked],
-                            [reasons[i] for i in picked],
+                        ids = await ledger_repository.reverse_many(
+                            conn, tb, [transfer_of[i] for i in picked], [reasons[i] for i in picked]
                         )
-                    reversal_of.update(zip(picked, (row[0] for row in ids), strict=True))
+                    reversal_of.update(zip(picked, ids, strict=True))
 
         async def approver(conn: asyncpg.Connection) -> None:
             """Approve each chunk as soon as it is logged, then bring the report aggregates up

@@ -5,10 +5,11 @@ conflict is never a 500); a database that is away becomes a 503 with Retry-After
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -29,6 +30,7 @@ from timebank.errors import (
 from timebank.ops import metrics
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 _RETRY_REASONS = {"40001": "serialization", "40P01": "deadlock"}
@@ -147,6 +149,49 @@ async def run_in_transaction(
             return await work(conn)
 
     return await _with_retries(attempt_once, max_retries=max_retries)
+
+
+async def in_transaction(
+    engine: AsyncEngine,
+    step: Callable[Concatenate[AsyncConnection, P], Awaitable[T]],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``step(conn, *args, **kwargs)`` as the whole of a ``run_in_transaction``: for a
+    transaction that is one repository call."""
+
+    async def work(conn: AsyncConnection) -> T:
+        return await step(conn, *args, **kwargs)
+
+    return await run_in_transaction(engine, work)
+
+
+class HasEngine(Protocol):
+    """A service that runs its transactions on one engine."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+
+S = TypeVar("S", bound=HasEngine)
+
+
+def transaction(
+    method: Callable[Concatenate[S, AsyncConnection, P], Awaitable[T]],
+) -> Callable[Concatenate[S, P], Awaitable[T]]:
+    """A service method whose body is one transaction: called without its connection, it runs
+    through ``run_in_transaction`` on the service's engine (retried as a whole, refusals as
+    typed errors), so the body is a typed method rather than a closure."""
+
+    @functools.wraps(method)
+    async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        async def work(conn: AsyncConnection) -> T:
+            return await method(self, conn, *args, **kwargs)
+
+        return await run_in_transaction(self.engine, work)
+
+    return run
 
 
 @asynccontextmanager

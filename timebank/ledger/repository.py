@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
+import asyncpg
+
 from timebank.db.statements import Connection, fetch, fetch_one
 from timebank.ledger.idempotency import KeyedRequest, key_arguments
 from timebank.ledger.idempotency import fingerprint as request_hash
@@ -60,6 +62,7 @@ _POST_TRANSFER = (
     "SELECT r.replayed, (r.transfer).*"
     " FROM ledger_post_transfer($1, $2, $3, $4, $5, $6, $7, $8, $9) r"
 )
+POST_TRANSFER = _POST_TRANSFER  # the statement alone, for the benchmark that measures it bare
 _RESERVE = (
     "SELECT r.replayed, (r.pending).* FROM ledger_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9) r"
 )
@@ -295,3 +298,64 @@ def key_answer_cte(
         f" CAST({fingerprint} AS bytea), {answer} FROM {source}"
         f" WHERE CAST({key} AS text) IS NOT NULL)"
     )
+
+
+# Bulk writes, for building large ledgers (benchmarks now, imports later): the same database
+# functions as above, driven by arrays so that one statement posts thousands of transfers.
+
+_POST_RANDOM = """
+    SELECT count(ledger_post_transfer(
+               $1, ids[i + 1], ids[CASE WHEN j >= i THEN j + 2 ELSE j + 1 END],
+               1 + floor(random() * $3)::bigint, 'exchange', 'seed', NULL, NULL, NULL))
+      FROM (SELECT floor(random() * n)::int AS i, floor(random() * (n - 1))::int AS j,
+                   $2::bigint[] AS ids
+              FROM (SELECT cardinality($2::bigint[]) AS n) AS sizes,
+                   generate_series(1, $4) AS g) AS pairs
+"""
+
+_POST_MANY = """
+    SELECT array_agg((b.transfer).id ORDER BY (b.transfer).id)
+      FROM ledger_post_batch($1, $2::bigint[], $3::bigint[], $4::bigint[], 'exchange',
+                             $5::text[], NULL, NULL, NULL) AS b
+"""
+
+_REVERSE_MANY = """
+    SELECT (r.transfer).id
+      FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS u(transfer_id, reason, ord)
+     CROSS JOIN LATERAL ledger_reverse($1, u.transfer_id, u.reason, NULL, NULL, NULL) AS r
+     ORDER BY u.ord
+"""
+
+
+async def post_random(
+    conn: asyncpg.Connection,
+    timebank_id: int,
+    account_ids: Sequence[int],
+    max_minutes: int,
+    count: int,
+) -> int:
+    """``count`` transfers of 1 to ``max_minutes`` between random pairs of distinct accounts
+    (a history to measure against); the number posted."""
+    return int(await conn.fetchval(_POST_RANDOM, timebank_id, account_ids, max_minutes, count))
+
+
+async def post_many(
+    conn: asyncpg.Connection,
+    timebank_id: int,
+    *,
+    debits: Sequence[int],
+    credits: Sequence[int],
+    minutes: Sequence[int],
+    memos: Sequence[str],
+) -> list[int]:
+    """Exchange transfers, one per position of the arrays, in one batch; their ids in order."""
+    ids = await conn.fetchval(_POST_MANY, timebank_id, debits, credits, minutes, memos)
+    return list(ids or [])
+
+
+async def reverse_many(
+    conn: asyncpg.Connection, timebank_id: int, transfer_ids: Sequence[int], reasons: Sequence[str]
+) -> list[int]:
+    """Reverse each transfer with its reason; the reversals' ids in the same order."""
+    rows = await conn.fetch(_REVERSE_MANY, timebank_id, transfer_ids, reasons)
+    return [row[0] for row in rows]

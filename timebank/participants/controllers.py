@@ -15,25 +15,26 @@ from timebank.openapi import MAX_ID, ParticipantId, problems
 from timebank.participants.schemas import (
     CategoryCreate,
     CategoryPublic,
-    InvitationPublic,
     ParticipantCreate,
     ParticipantCreated,
     ParticipantDirectoryPage,
     ParticipantPage,
     ParticipantPublic,
-    RoleChangePublic,
-    RolesUpdate,
-    StaffInvite,
-    StaffPublic,
-    StaffRolesUpdate,
     TimebankCreate,
     TimebankPublic,
     TimebankUpdate,
 )
 from timebank.participants.service import MAX_PAGE, Participants
+from timebank.participants.staff_schemas import (
+    InvitationPublic,
+    RoleChangePublic,
+    RolesUpdate,
+    StaffInvite,
+    StaffPublic,
+    StaffRolesUpdate,
+)
 
 ParticipantsDep: TypeAlias = NamedDependency[Participants]
-# Row ids are PostgreSQL bigints: anything outside is refused here, not by the driver.
 IdempotencyKeyHeader: TypeAlias = Annotated[
     str | None,
     HeaderParameter(

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from timebank.auth.roles import participant_roles_problem
-from timebank.auth.schemas import Role, StaffRole
+from timebank.auth.schemas import Role
 from timebank.fields import JsonBool, WholeNumber
 from timebank.names import clean_name
 
@@ -86,8 +86,14 @@ class ParticipantRecord:
 # --- Timebanks ---------------------------------------------------------------------------------
 
 
-def _name(value: str, limit: int) -> str:
-    return clean_name(value, limit)
+def _cleaned_name(field: str, limit: int) -> Any:
+    """A validator of ``field``: the name as ``clean_name`` gives it (up to ``limit``
+    characters), or its error; None stays None."""
+
+    def clean(cls: type, value: str | None) -> str | None:
+        return clean_name(value, limit) if value is not None else None
+
+    return field_validator(field)(classmethod(clean))
 
 
 def check_joined_on(value: date | None) -> date | None:
@@ -157,10 +163,7 @@ class TimebankCreate(PolicyFields):
     )
     name: str = Field(min_length=1, max_length=200)
 
-    @field_validator("name")
-    @classmethod
-    def _name_present(cls, value: str) -> str:
-        return _name(value, 200)
+    _name_present = _cleaned_name("name", 200)
 
 
 class TimebankUpdate(BaseModel):
@@ -180,10 +183,7 @@ class TimebankUpdate(BaseModel):
     review_organisation: JsonBool | None = None
     review_first_exchange: JsonBool | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name_present(cls, value: str | None) -> str | None:
-        return _name(value, 200) if value is not None else None
+    _name_present = _cleaned_name("name", 200)
 
 
 class TimebankPublic(BaseModel):
@@ -238,10 +238,7 @@ class ParticipantCreate(BaseModel):
         default=None, description="default: today; from 1900-01-01 to a year from today"
     )
 
-    @field_validator("display_name")
-    @classmethod
-    def _display_name_present(cls, value: str) -> str:
-        return _name(value, 200)
+    _display_name_present = _cleaned_name("display_name", 200)
 
     @field_validator("joined_on")
     @classmethod
@@ -266,58 +263,6 @@ class ParticipantCreate(BaseModel):
         if self.roles and self.email is None:
             raise ValueError("roles belong to a user: give an email to grant roles")
         return self
-
-
-class RolesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    roles: list[Role] = Field(max_length=3, description="the complete set; [] removes all")
-
-
-class StaffInvite(BaseModel):
-    """Someone who coordinates or funds without taking part in exchanges: no participant."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    email: str = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)
-    roles: list[StaffRole] = Field(
-        min_length=1, max_length=2, description="granted when the invitation is accepted"
-    )
-
-    @field_validator("email")
-    @classmethod
-    def _email_trimmed(cls, value: str) -> str:
-        return value.strip()
-
-
-class StaffRolesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    roles: list[StaffRole] = Field(max_length=2, description="the complete set; [] removes all")
-
-
-class StaffPublic(BaseModel):
-    """A user with roles in the timebank and no participant in it."""
-
-    user_id: int
-    display_name: str
-    email: str
-    roles: list[Role]
-
-
-class RoleChangePublic(BaseModel):
-    """One change of someone's roles in the timebank: by whom, from what to what, when."""
-
-    id: int
-    user_id: int | None = Field(description="whose roles changed (null once erased)")
-    participant_id: int | None
-    changed_by: int | None = Field(
-        description="the user who changed them (for an accepted invitation: who invited)"
-    )
-    invitation_id: int | None = Field(description="set when an accepted invitation granted them")
-    from_roles: list[Role]
-    to_roles: list[Role]
-    changed_at: datetime
 
 
 class ParticipantDirectoryEntry(BaseModel):
@@ -377,12 +322,6 @@ class ParticipantDirectoryPage(BaseModel):
     next_after_id: int | None = Field(description="pass as after_id for the next page")
 
 
-class InvitationPublic(BaseModel):
-    invitation_token: str = Field(description="one-time secret; shown here only")
-    expires_at: datetime
-    roles: list[Role] = Field(description="granted when the invitation is accepted")
-
-
 # --- Categories --------------------------------------------------------------------------------
 
 
@@ -392,10 +331,7 @@ class CategoryCreate(BaseModel):
     slug: str = Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)
     name: str = Field(min_length=1, max_length=100)
 
-    @field_validator("name")
-    @classmethod
-    def _name_present(cls, value: str) -> str:
-        return _name(value, 100)
+    _name_present = _cleaned_name("name", 100)
 
 
 class CategoryPublic(BaseModel):
