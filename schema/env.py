@@ -9,6 +9,7 @@ from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from timebank.db.engine import sqlalchemy_url
+from timebank.db.migrations import adopt_squashed
 
 MIGRATION_LOCK = 7_311_002  # any fixed number, shared by every process that migrates
 
@@ -25,8 +26,9 @@ def _database_url() -> str:
 def _migrate(connection: Connection) -> None:
     context.configure(connection=connection, transaction_per_migration=True)
     connection.execute(text("SELECT pg_advisory_lock(:lock)"), {"lock": MIGRATION_LOCK})
-    connection.commit()
     try:
+        adopt_squashed(connection)
+        connection.commit()
         with context.begin_transaction():
             context.run_migrations()
     finally:
