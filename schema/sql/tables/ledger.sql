@@ -1,6 +1,6 @@
 -- The ledger: accounts, reservations, transfers, postings, idempotency keys, and the record of
--- limit changes. The invariants I1-I8 (docs/design.md) are held by the constraints here and by
--- the trigger functions in schema/sql/functions/.
+-- limit changes. The invariants I1-I8 are held by the constraints here and by the trigger
+-- functions in schema/sql/functions/.
 
 -- An account belongs to one participant, or is a system account of its timebank (the community
 -- fund that issues welcome hours). System accounts have no limits; participant accounts always
