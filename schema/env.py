@@ -1,5 +1,6 @@
 """Alembic environment: migrations run on one async connection, under an advisory lock so
-that several processes starting at once migrate one after another."""
+that several processes starting at once migrate one after another. The revisions are SQL
+(``schema/sql/``), so there is no target metadata to compare against."""
 
 import asyncio
 
@@ -8,7 +9,7 @@ from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from timebank.db.engine import sqlalchemy_url
-from timebank.db.models import metadata
+from timebank.db.migrations import adopt_squashed
 
 MIGRATION_LOCK = 7_311_002  # any fixed number, shared by every process that migrates
 
@@ -23,12 +24,11 @@ def _database_url() -> str:
 
 
 def _migrate(connection: Connection) -> None:
-    context.configure(
-        connection=connection, target_metadata=metadata, transaction_per_migration=True
-    )
+    context.configure(connection=connection, transaction_per_migration=True)
     connection.execute(text("SELECT pg_advisory_lock(:lock)"), {"lock": MIGRATION_LOCK})
-    connection.commit()
     try:
+        adopt_squashed(connection)
+        connection.commit()
         with context.begin_transaction():
             context.run_migrations()
     finally:
@@ -46,7 +46,7 @@ async def _migrate_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=_database_url(), target_metadata=metadata, literal_binds=True)
+    context.configure(url=_database_url(), literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -1,12 +1,12 @@
-"""The report aggregates PostgreSQL keeps (schema/sql/0004-0006) under concurrent approvals and
-reversals: afterwards each one equals a recount from the exchanges that count, so no race
-between two approvals, or between an approval and a reversal, leaves a person, a pair or a
-minute out of a report.
+"""The report aggregates PostgreSQL keeps (schema/sql/tables/reports.sql) under concurrent
+approvals and reversals: afterwards each one equals a recount from the exchanges that count, so
+no race between two approvals, or between an approval and a reversal, leaves a person, a pair
+or a minute out of a report.
 
 Eight participants, so pairs and months repeat a lot; sixteen tasks log exchanges (approved as
 they are logged) on random days of the last seven months and reverse some of them, all at once
 through the real exchanges service, while the background applier brings the aggregates up to
-date from their queue (schema/sql/0009) every few milliseconds."""
+date from their queue (report_apply_queued) every few milliseconds."""
 
 from __future__ import annotations
 
