@@ -153,10 +153,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.ledger_reader = LedgerReader(engine, app.state.ledger)
         app.state.reports = Reports(engine, settings)
         applier = asyncio.create_task(keep_applying(engine), name="report aggregates")
-        # What is built by now (the app, its routes and schemas, every module imported) lives
-        # as long as the process: frozen, the garbage collector no longer walks it. Under load
-        # its full collections walked all of it and stopped a worker, with every request in
-        # it, for 90 to 200 ms, a few times a minute (7 to 29 ms once frozen).
+        # What is built by now lives as long as the process: frozen, the garbage collector no
+        # longer walks it in every full collection (the pauses: docs/performance.md).
         gc.collect()
         gc.freeze()
         try:

@@ -83,7 +83,7 @@ class PasswordWork:
     ``waiting``). A request that needs a password checked takes its place first, with
     ``admitted()``, before it touches the database; beyond the capacity it is refused at once
     (503 ``Overloaded``), so a flood of sign-ins neither queues without bound nor holds the
-    database connections other requests need. Each hash takes tens of milliseconds and 64 MiB."""
+    database connections other requests need. Each hash is slow and takes 64 MiB by design."""
 
     def __init__(self, threads: int | None = None, waiting: int | None = None) -> None:
         self.threads = threads or os.cpu_count() or 1

@@ -1,8 +1,7 @@
 """A minimal HTTP/1.1 keep-alive client for the load benchmark's simulated clients.
 
 The load generator shares the machine with the service and PostgreSQL, so every millisecond
-of CPU it spends per request is taken from what it measures. A general-purpose client (httpx)
-spends about as much per request as half the service does; this one does only what the
+of CPU it spends per request is taken from what it measures; this client does only what the
 benchmark needs: one connection, one request at a time, a JSON or empty body, and a response
 framed by ``Content-Length``. Anything else (chunked or unframed bodies, a malformed head, a
 closed connection, a timeout) is an :class:`HttpError` and closes the connection; the next

@@ -67,11 +67,8 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
 
 
 def _retire_after(uses: int) -> Callable[[Any, ConnectionPoolEntry], None]:
-    """A pooled connection is replaced after ``uses`` checkouts. Under sustained load the CPU
-    PostgreSQL spends on the same logged exchange was measured to grow (2.2 ms, then 3.7 to
-    4.6 ms within a minute) while the connections were kept, and to stay level when they were
-    replaced every 500 uses; a new one costs a few milliseconds. Why is not understood yet (a
-    profile shows PostgreSQL spending more and more of its time walking row update chains)."""
+    """A pooled connection is replaced after ``uses`` checkouts: long-kept connections were
+    measured to cost PostgreSQL more CPU per exchange (docs/performance.md)."""
 
     def count(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         served = record.info.get("uses", 0) + 1

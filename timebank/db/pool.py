@@ -2,10 +2,9 @@
 
 SQLAlchemy's asyncio pool keeps its idle connections in an ``asyncio.Queue``. A connection
 given back wakes the longest waiter, but a request arriving before that waiter runs takes the
-connection first, and the waiter goes back to the end of the line. Under load some requests
-were passed over again and again: the slowest one in a hundred waited eight times as long as
-the typical one. Here a connection given back goes straight to the first waiter, and nobody
-takes an idle connection while others are waiting.
+connection first, and the waiter goes back to the end of the line, so under load some
+requests were passed over again and again. Here a connection given back goes straight to the
+first waiter, and nobody takes an idle connection while others are waiting.
 """
 
 from __future__ import annotations

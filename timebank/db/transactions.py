@@ -199,7 +199,7 @@ async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connectio
     """A pooled connection as plain asyncpg, outside any transaction: each statement on it is
     its own transaction, one round trip with no BEGIN or ROLLBACK around it. Taken from the
     engine's pool itself (its timeout, its checkout check), without the engine-level
-    connection objects, which cost twice as much per request and are not used here."""
+    connection objects, whose work per request is not needed here."""
     pooled = await greenlet_spawn(engine.sync_engine.pool.connect)
     try:
         yield pooled.driver_connection
