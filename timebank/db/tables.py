@@ -6,6 +6,8 @@ source of truth; tests/db/test_tables.py checks these definitions against a migr
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -20,6 +22,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, BIT, JSONB
+from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
 metadata = MetaData()
 
@@ -373,3 +377,26 @@ users = Table(
     Column("is_admin", Boolean, nullable=False),
     Column("created_at", TIMESTAMPTZ, nullable=False),
 )
+
+
+class _Compiler(PGCompiler):
+    """Renders the values a statement was built with inline, and the parameters it was built
+    without as ``:name`` markers for ``text()``."""
+
+    def visit_bindparam(self, bindparam: BindParameter[Any], *args: Any, **kw: Any) -> Any:
+        if bindparam.value is None and bindparam.callable is None:
+            kw["literal_binds"] = False
+        return super().visit_bindparam(bindparam, *args, **kw)
+
+
+class _Dialect(PGDialect):
+    statement_compiler = _Compiler
+
+
+_DIALECT = _Dialect(paramstyle="named")
+
+
+def compiled(statement: ClauseElement) -> str:
+    """A statement built on these tables as plain SQL for ``text()``: the constants it was built
+    with inline, each ``bindparam("name")`` as ``:name``."""
+    return str(statement.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
