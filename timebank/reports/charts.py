@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-from timebank.reports.schemas import ContributionReport
+from timebank.reports.schemas import CategoryRow, ContributionReport, FlowRow
 
 CHARTS = ("series", "categories", "flows")
 
@@ -249,30 +249,38 @@ def _bars(
     return _svg(figure)
 
 
-def categories_chart(report: ContributionReport) -> bytes:
-    what = "Hours by kind of help"
-    shown = [row for row in report.categories if row.hours is not None]
-    withheld = len(report.categories) - len(shown)
+def _hours_chart(
+    report: ContributionReport,
+    what: str,
+    rows: Sequence[CategoryRow] | Sequence[FlowRow],
+    nouns: tuple[str, str],
+    label: Callable[[Any], str],
+    color: str,
+) -> bytes:
+    """Bars of the hours of the rows shown, saying how many rows were withheld."""
+    shown = [row for row in rows if row.hours is not None]
+    withheld = len(rows) - len(shown)
     if not shown:
         if withheld:
             return _empty(
                 report,
                 what,
-                f"Withheld: each kind of help involved fewer than {report.min_cell} people",
+                f"Withheld: each {nouns[0]} involved fewer than {report.min_cell} people",
             )
         return _empty(report, what, "No exchanges in this period")
-    note = (
-        _withheld(report, withheld, ("kind of help", "kinds of help"), "each involved")
-        if withheld
-        else None
-    )
-    return _bars(
+    note = _withheld(report, withheld, nouns, "each involved") if withheld else None
+    labels = [label(row) for row in shown]
+    return _bars(report, what, labels, [row.hours or 0.0 for row in shown], color, note)
+
+
+def categories_chart(report: ContributionReport) -> bytes:
+    return _hours_chart(
         report,
-        what,
-        [_literal(row.name) for row in shown],
-        [row.hours or 0.0 for row in shown],
+        "Hours by kind of help",
+        report.categories,
+        ("kind of help", "kinds of help"),
+        lambda row: _literal(row.name),
         _INK,
-        note,
     )
 
 
@@ -281,20 +289,14 @@ def _flow(giver: str, receiver: str) -> str:
 
 
 def flows_chart(report: ContributionReport) -> bytes:
-    what = "Hours by who gave → who received"
-    shown = [row for row in report.flows if row.hours is not None]
-    withheld = len(report.flows) - len(shown)
-    if not shown:
-        if withheld:
-            return _empty(
-                report,
-                what,
-                f"Withheld: each flow involved fewer than {report.min_cell} people",
-            )
-        return _empty(report, what, "No exchanges in this period")
-    note = _withheld(report, withheld, ("flow", "flows"), "each involved") if withheld else None
-    labels = [_flow(row.giver_kind, row.receiver_kind) for row in shown]
-    return _bars(report, what, labels, [row.hours or 0.0 for row in shown], _ACCENT, note)
+    return _hours_chart(
+        report,
+        "Hours by who gave → who received",
+        report.flows,
+        ("flow", "flows"),
+        lambda row: _flow(row.giver_kind, row.receiver_kind),
+        _ACCENT,
+    )
 
 
 def draw(name: str, report: ContributionReport) -> bytes:
