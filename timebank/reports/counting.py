@@ -39,6 +39,7 @@ CHUNK = 2048  # people a bitmap row holds (tables.BITMAP)
 
 
 def exchanges() -> Any:
+    """The exchanges as ``e``: a fresh alias each call, for each part of a statement."""
     return tables.exchanges.alias("e")
 
 
