@@ -158,6 +158,14 @@ def _number(value: float) -> str:
     return f"{value:,.1f}".removesuffix(".0")
 
 
+def _shown_bars(
+    axes: Axes, positions: list[int], values: Sequence[float | None], color: str
+) -> None:
+    """A bar at each position whose value is shown (withheld values leave a gap)."""
+    shown = [(p, v) for p, v in zip(positions, values, strict=True) if v is not None]
+    axes.bar([p for p, _ in shown], [v for _, v in shown], color=color, width=0.7)
+
+
 def series_chart(report: ContributionReport) -> bytes:
     interval = report.interval
     what = f"Hours and active people, by {interval}"
@@ -176,19 +184,9 @@ def series_chart(report: ContributionReport) -> bytes:
     hours_axes, people_axes = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     hours = [bucket.hours for bucket in report.series]
     active = [bucket.active for bucket in report.series]
-    hours_axes.bar(
-        [p for p, h in zip(positions, hours, strict=True) if h is not None],
-        [h for h in hours if h is not None],
-        color=_INK,
-        width=0.7,
-    )
+    _shown_bars(hours_axes, positions, hours, _INK)
     hours_axes.set_ylabel("hours", fontsize=_LABEL)
-    people_axes.bar(
-        [p for p, a in zip(positions, active, strict=True) if a is not None],
-        [a for a in active if a is not None],
-        color=_ACCENT,
-        width=0.7,
-    )
+    _shown_bars(people_axes, positions, active, _ACCENT)
     people_axes.set_ylabel("active\npeople", fontsize=_LABEL)
     people_axes.yaxis.get_major_locator().set_params(integer=True)
     for axes in (hours_axes, people_axes):
