@@ -10,13 +10,18 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from timebank.db import migrations
 from timebank.db.engine import create_engine, resolve_database_url
 from timebank.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from timebank.ledger.audit import AuditReport
 
 
 def _database(settings: Settings, *, migrate_embedded: bool) -> str:
@@ -118,22 +123,32 @@ def upgrade() -> None:
     click.echo(f"database at revision {migrations.head_revision()}")
 
 
+async def audit_ledger_and_reports(conn: AsyncConnection, slug: str | None) -> AuditReport:
+    """What ``timebank verify`` checks, in one snapshot: every ledger invariant, then the report
+    aggregates against a recount of the exchanges that count (a pass over all of them)."""
+    from timebank.ledger.audit import audit
+    from timebank.reports.audit import aggregate_findings
+
+    report = await audit(conn, slug)
+    report.findings += await aggregate_findings(conn, slug)
+    return report
+
+
 @main.command()
 @click.option("--timebank", "slug", default=None, help="Audit only this timebank.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(slug: str | None, as_json: bool) -> None:
     """Audit every ledger invariant; exit 1 naming whatever does not add up."""
     from timebank.errors import TimebankError
-    from timebank.ledger.audit import audit
 
     settings = get_settings()
     url = _database(settings, migrate_embedded=False)
 
-    async def run():
+    async def run() -> AuditReport:
         engine = create_engine(url, settings)
         try:
             async with engine.connect() as conn:
-                return await audit(conn, slug, with_reports=True)
+                return await audit_ledger_and_reports(conn, slug)
         finally:
             await engine.dispose()
 

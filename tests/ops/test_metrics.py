@@ -7,6 +7,7 @@ import httpx
 
 from tests.live import running_service
 from tests.people import make_world
+from timebank.ops import metrics
 from timebank.settings import Settings
 
 
@@ -24,6 +25,7 @@ async def test_metrics_count_requests_by_route_template_and_read_exchanges(datab
             response = await http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == metrics.CONTENT_TYPE  # its charset named once
     text = response.text
     assert 'route="/api/v1/auth/me"' in text
     assert "/api/v1/timebanks/{slug}/participants/{participant_id}/balance" in text

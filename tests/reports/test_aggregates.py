@@ -25,10 +25,10 @@ from tests.exchanges.conftest import exchange_body, set_policy
 from tests.live import running_service
 from tests.people import make_person, make_world
 from timebank.auth.schemas import Principal, TimebankAccess
+from timebank.cli import audit_ledger_and_reports
 from timebank.errors import TimebankError
 from timebank.exchanges.schemas import ExchangeCreate
 from timebank.exchanges.service import Exchanges
-from timebank.ledger.audit import audit
 from timebank.participants.schemas import TimebankPolicy
 from timebank.participants.service import Participants
 from timebank.reports.audit import CHECKS, aggregate_differences
@@ -102,7 +102,7 @@ async def test_aggregates_equal_a_recount_after_concurrent_approvals_and_reversa
         queued = (await conn.execute(text("SELECT count(*) FROM report_queue"))).scalar_one()
     assert queued > 0
     async with engine.begin() as conn:
-        assert (await audit(conn, timebank.slug, with_reports=True)).ok
+        assert (await audit_ledger_and_reports(conn, timebank.slug)).ok
 
     async with engine.connect() as conn:
         states = dict(
@@ -121,7 +121,7 @@ async def test_aggregates_equal_a_recount_after_concurrent_approvals_and_reversa
 
     # timebank verify recounts them too, and names the table that no longer adds up.
     async with engine.begin() as conn:
-        assert (await audit(conn, timebank.slug, with_reports=True)).ok
+        assert (await audit_ledger_and_reports(conn, timebank.slug)).ok
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -131,7 +131,7 @@ async def test_aggregates_equal_a_recount_after_concurrent_approvals_and_reversa
             {"tb": timebank.id},
         )
     async with engine.begin() as conn:
-        report = await audit(conn, timebank.slug, with_reports=True)
+        report = await audit_ledger_and_reports(conn, timebank.slug)
     assert [(f.check, f.timebank, f.subject) for f in report.findings] == [
         ("report-aggregates", timebank.slug, "report_tie_steps")
     ]

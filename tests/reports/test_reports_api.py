@@ -118,6 +118,16 @@ async def test_funder_cannot_reach_names_or_personal_routes(client, busy):
         assert response.status_code in (403, 404), (path, response.status_code)
 
 
+async def test_csv_downloads_name_their_charset_once(client, busy):
+    world, _, _ = busy
+    for kind in ("contribution", "reciprocity"):
+        response = await client.get(
+            url(world, kind) + "&format=csv", headers=world.coordinator.headers
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "text/csv; charset=utf-8"
+
+
 async def test_contribution_csv_has_one_header_and_the_json_figures(client, busy):
     world, _, _ = busy
     as_json = (

@@ -11,6 +11,11 @@ import warnings
 from pathlib import Path
 
 DATABASE_NAME = "timebank"
+# psql's \gexec runs the CREATE only when the database is missing.
+_CREATE_DATABASE = (
+    "SELECT 'CREATE DATABASE timebank'"
+    " WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'timebank')\\gexec\n"
+)
 
 _log = logging.getLogger(__name__)
 
@@ -28,10 +33,7 @@ def start(data_dir: Path, *, delete_on_exit: bool = False) -> str:
             data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop"
         )
     socket_dir = server.get_postmaster_info().socket_dir
-    server.psql(
-        f"SELECT 'CREATE DATABASE {DATABASE_NAME}' "
-        f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE_NAME}')\\gexec\n"
-    )
+    server.psql(_CREATE_DATABASE)
     _log.info("embedded PostgreSQL ready on socket %s", socket_dir)
     return f"postgresql+asyncpg://postgres@/{DATABASE_NAME}?host={socket_dir}"
 

@@ -83,12 +83,16 @@ async def ready(engine: EngineDep, settings: SettingsDep) -> Response[Readiness]
     return Response(Readiness("ready", "ok", "current", revision, expected))
 
 
+# Prometheus' type names its charset, which Litestar adds to every text/ type again.
+_METRICS_TYPE = metrics.CONTENT_TYPE.replace("; charset=utf-8", "")
+
+
 @get(
     "/metrics",
     summary="Prometheus metrics",
     tags=["operations"],
     security=[],
-    media_type=metrics.CONTENT_TYPE,
+    media_type=_METRICS_TYPE,
     responses=problems(403),
 )
 async def prometheus_metrics(
@@ -99,7 +103,7 @@ async def prometheus_metrics(
     if not _allowed(request, settings.metrics_networks):
         raise Forbidden("metrics are served only to the addresses in TIMEBANK_METRICS_ALLOW")
     families = await metrics.database_families(engine)
-    return Response(metrics.render(families), media_type=metrics.CONTENT_TYPE)
+    return Response(metrics.render(families), media_type=_METRICS_TYPE)
 
 
 def _allowed(request: Request, networks: list) -> bool:

@@ -1,6 +1,7 @@
 """The report aggregates (schema/sql/0004-0006) recounted from the exchanges, for ``timebank
 verify``: each check names an aggregate table and returns its rows that differ from the
-recount (those the table has and the recount has not, and the other way round).
+recount (those the table has and the recount has not, and the other way round). The checks are
+built with SQLAlchemy Core on the tables and compiled once, at import.
 
 The aggregates hold the changes applied from their queue (schema/sql/0009) so far, so the
 recount counts each exchange as they should: as it counts now, unless a change of it is still
@@ -14,163 +15,295 @@ changes are applied (on a quiet ledger the queue is empty and nobody is left out
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    CompoundSelect,
+    Date,
+    Select,
+    Text,
+    and_,
+    case,
+    cast,
+    column,
+    except_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
-from timebank.reports.repository import QUEUED
+from timebank.db import tables
+from timebank.db.tables import compiled
+from timebank.ledger.audit import Finding
+from timebank.reports.counting import (
+    CHUNK,
+    TB,
+    exchanges,
+    masks,
+    queued,
+    with_parties,
+    zero_bits,
+)
 
-_COUNTED_E = """e.timebank_id = :tb AND CASE
-    WHEN EXISTS (SELECT FROM report_queue q WHERE q.exchange_id = e.id)
-    THEN e.reversed_at IS NOT NULL
-         AND NOT EXISTS (SELECT FROM report_queue q WHERE q.exchange_id = e.id AND q.counting)
-    ELSE e.approved_at IS NOT NULL AND e.reversed_at IS NULL END"""
+
+def _counts_in_aggregates(e: Any) -> ColumnElement[bool]:
+    """The exchange ``e`` of the timebank as the aggregates count it (see the docstring)."""
+    change, approval = tables.report_queue.alias("q"), tables.report_queue.alias("q")
+    return and_(
+        e.c.timebank_id == TB,
+        case(
+            (
+                exists().where(change.c.exchange_id == e.c.id),
+                and_(
+                    e.c.reversed_at.is_not(None),
+                    ~exists().where(approval.c.exchange_id == e.c.id, approval.c.counting),
+                ),
+            ),
+            else_=and_(e.c.approved_at.is_not(None), e.c.reversed_at.is_(None)),
+        ),
+    )
+
+
+def _queued_parties() -> Select[Any]:
+    """The parties (``pid``) of queued changes (see the docstring)."""
+    change = queued().subquery("q")
+    party = (
+        values(column("pid", BigInteger), name="x")
+        .data([(change.c.giver_id,), (change.c.receiver_id,)])
+        .lateral()
+    )
+    return select(party.c.pid).select_from(change.join(party, true()))
+
+
+def _differences(recount: CTE, kept: CTE, *, only: Any = None) -> CompoundSelect:
+    """The rows of ``recount`` not ``kept`` and the other way round (those where ``only``
+    holds, if given)."""
+
+    def rows(table: CTE) -> Select[Any]:
+        return select(table) if only is None else select(table).where(only(table))
+
+    return union_all(except_(rows(recount), select(kept)), except_(rows(kept), select(recount)))
+
+
+def _report_days() -> CompoundSelect:
+    e = exchanges()
+    joined, g, r = with_parties(e)
+    keys = (e.c.service_date, e.c.category_id, g.c.kind, r.c.kind)
+    recount = (
+        select(
+            e.c.service_date.label("day"),
+            e.c.category_id,
+            g.c.kind.label("giver_kind"),
+            r.c.kind.label("receiver_kind"),
+            func.sum(e.c.minutes).label("minutes"),
+            func.count().label("exchanges"),
+        )
+        .select_from(joined)
+        .where(_counts_in_aggregates(e))
+        .group_by(*keys)
+        .cte("recount")
+    )
+    day = tables.report_days
+    stored = [column for column in day.c if column.name != "timebank_id"]
+    kept = select(*stored).where(day.c.timebank_id == TB, day.c.exchanges != 0).cte("kept")
+    return _differences(recount, kept)
+
+
+def _report_pair_months() -> CompoundSelect:
+    e = exchanges()
+    low = func.least(e.c.giver_id, e.c.receiver_id)
+    high = func.greatest(e.c.giver_id, e.c.receiver_id)
+    month = cast(func.date_trunc("month", e.c.service_date), Date)
+    recount = (
+        select(
+            low.label("low"),
+            high.label("high"),
+            month.label("month"),
+            func.count().filter(e.c.giver_id < e.c.receiver_id).label("forth"),
+            func.count().filter(e.c.giver_id > e.c.receiver_id).label("back"),
+        )
+        .where(_counts_in_aggregates(e))
+        .group_by(low, high, month)
+        .cte("recount")
+    )
+    pair = tables.report_pair_months
+    kept = (
+        select(
+            pair.c.low_id,
+            pair.c.high_id,
+            pair.c.month,
+            cast(pair.c.forth, BigInteger),
+            cast(pair.c.back, BigInteger),
+        )
+        .where(pair.c.timebank_id == TB, pair.c.forth + pair.c.back > 0)
+        .cte("kept")
+    )
+    return _differences(recount, kept)
+
+
+def _report_tie_steps() -> CompoundSelect:
+    pair = tables.report_pair_months
+    months = (
+        select(pair.c.low_id, pair.c.high_id, pair.c.month, pair.c.forth, pair.c.back)
+        .where(pair.c.timebank_id == TB, pair.c.forth + pair.c.back > 0)
+        .cte("months")
+    )
+    previous = func.lag(months.c.month).over(
+        partition_by=(months.c.low_id, months.c.high_id), order_by=months.c.month
+    )
+    steps = union_all(
+        select(literal("any").label("kind"), months.c.month, previous.label("previous")),
+        select(literal("forth"), months.c.month, previous).where(months.c.forth > 0),
+        select(literal("back"), months.c.month, previous).where(months.c.back > 0),
+    ).subquery("steps")
+    since = func.coalesce(steps.c.previous, literal("-infinity"))
+    recount = (
+        select(steps.c.kind, steps.c.month, since.label("previous"), func.count().label("pairs"))
+        .group_by(steps.c.kind, steps.c.month, since)
+        .cte("recount")
+    )
+    step = tables.report_tie_steps
+    kept = (
+        select(step.c.kind, step.c.month, step.c.previous, func.sum(step.c.pairs).label("pairs"))
+        .where(step.c.timebank_id == TB)
+        .group_by(step.c.kind, step.c.month, step.c.previous)
+        .having(func.sum(step.c.pairs) != 0)
+        .cte("kept")
+    )
+    return _differences(recount, kept)
+
+
+def _people_bits(stored: Any, span: str) -> CompoundSelect:
+    """People's bitmaps by day (``span`` "day") or by month ("month"), but for the parties of
+    queued changes."""
+    zero = zero_bits()
+    parties = _queued_parties().subquery("x")
+    queued_bits = masks(parties, zero, "queued")
+
+    def legs_of(gave: bool) -> Select[Any]:
+        e = exchanges()
+        joined, g, r = with_parties(e)
+        return (
+            select(
+                e.c.service_date.label("day"),
+                e.c.category_id,
+                (g.c.kind + ">" + r.c.kind).label("flow"),
+                (g if gave else r).c.ordinal,
+                literal(gave).label("gave"),
+            )
+            .select_from(joined)
+            .where(_counts_in_aggregates(e))
+        )
+
+    leg = union_all(legs_of(True), legs_of(False)).cte("legs").alias("l")
+    z, q = zero.alias("z"), queued_bits.alias("q")
+    dimensions = (
+        values(column("dimension", Text), name="d")
+        .data(
+            [
+                ("all",),
+                (literal("category:") + cast(leg.c.category_id, Text),),
+                (literal("flow:") + leg.c.flow,),
+            ]
+        )
+        .lateral()
+    )
+    bit = func.set_bit(z.c.bits, leg.c.ordinal % CHUNK, 1)
+    day = leg.c.day if span == "day" else cast(func.date_trunc("month", leg.c.day), Date)
+    counted = (
+        select(
+            day.label("span"),
+            dimensions.c.dimension,
+            (leg.c.ordinal // CHUNK).label("chunk"),
+            func.bit_or(case((leg.c.gave, bit), else_=z.c.bits)).label("givers"),
+            func.bit_or(case((leg.c.gave, z.c.bits), else_=bit)).label("receivers"),
+        )
+        .select_from(leg.join(z, true()).join(dimensions, true()))
+        .group_by(day, dimensions.c.dimension, leg.c.ordinal // CHUNK)
+        .cte("counted")
+    )
+    kept_rows = (
+        select(
+            stored.c[span].label("span"),
+            stored.c.dimension,
+            stored.c.chunk,
+            stored.c.givers,
+            stored.c.receivers,
+        )
+        .where(stored.c.timebank_id == TB)
+        .cte("stored")
+    )
+
+    def unqueued(rows: CTE, name: str) -> CTE:
+        kept = func.coalesce(q.c.mask, z.c.bits).bitwise_not()
+        return (
+            select(
+                rows.c.span,
+                rows.c.dimension,
+                rows.c.chunk,
+                rows.c.givers.bitwise_and(kept).label("givers"),
+                rows.c.receivers.bitwise_and(kept).label("receivers"),
+            )
+            .select_from(rows.join(z, true()).outerjoin(q, q.c.chunk == rows.c.chunk))
+            .cte(name)
+        )
+
+    def anyone(rows: CTE) -> ColumnElement[bool]:
+        return or_(func.bit_count(rows.c.givers) > 0, func.bit_count(rows.c.receivers) > 0)
+
+    return _differences(unqueued(counted, "recount"), unqueued(kept_rows, "kept"), only=anyone)
+
+
+def _report_firsts() -> CompoundSelect:
+    giving, receiving = exchanges(), exchanges()
+    legs = union_all(
+        select(giving.c.giver_id.label("pid"), giving.c.service_date).where(
+            _counts_in_aggregates(giving)
+        ),
+        select(receiving.c.receiver_id, receiving.c.service_date).where(
+            _counts_in_aggregates(receiving)
+        ),
+    ).cte("legs")
+    parties = _queued_parties().cte("queued")
+    recount = (
+        select(legs.c.pid, func.min(legs.c.service_date).label("first_day"))
+        .where(legs.c.pid.not_in(select(parties.c.pid)))
+        .group_by(legs.c.pid)
+        .cte("recount")
+    )
+    first = tables.report_firsts
+    kept = (
+        select(first.c.participant_id, first.c.first_day)
+        .where(first.c.timebank_id == TB, first.c.participant_id.not_in(select(parties.c.pid)))
+        .cte("kept")
+    )
+    return _differences(recount, kept)
+
 
 CHECKS: dict[str, str] = {
-    "report_days": f"""
-        WITH recount AS (
-            SELECT e.service_date AS day, e.category_id, g.kind AS giver_kind,
-                   r.kind AS receiver_kind, sum(e.minutes) AS minutes, count(*) AS exchanges
-              FROM exchanges e JOIN participants g ON g.id = e.giver_id
-              JOIN participants r ON r.id = e.receiver_id
-             WHERE {_COUNTED_E}
-             GROUP BY 1, 2, 3, 4
-        ),
-        kept AS (
-            SELECT day, category_id, giver_kind, receiver_kind, minutes, exchanges
-              FROM report_days WHERE timebank_id = :tb AND exchanges <> 0
-        )
-        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
-        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
-    "report_pair_months": f"""
-        WITH recount AS (
-            SELECT least(giver_id, receiver_id) AS low, greatest(giver_id, receiver_id) AS high,
-                   CAST(date_trunc('month', service_date) AS date) AS month,
-                   count(*) FILTER (WHERE giver_id < receiver_id) AS forth,
-                   count(*) FILTER (WHERE giver_id > receiver_id) AS back
-              FROM exchanges e WHERE {_COUNTED_E} GROUP BY 1, 2, 3
-        ),
-        kept AS (
-            SELECT low_id, high_id, month, CAST(forth AS bigint), CAST(back AS bigint)
-              FROM report_pair_months WHERE timebank_id = :tb AND forth + back > 0
-        )
-        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
-        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
-    "report_tie_steps": """
-        WITH months AS (
-            SELECT low_id, high_id, month, forth, back FROM report_pair_months
-             WHERE timebank_id = :tb AND forth + back > 0
-        ),
-        recount AS (
-            SELECT kind, month, coalesce(previous, '-infinity') AS previous, count(*) AS pairs
-              FROM (
-                  SELECT 'any' AS kind, month,
-                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month) AS previous
-                    FROM months
-                  UNION ALL
-                  SELECT 'forth', month,
-                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month)
-                    FROM months WHERE forth > 0
-                  UNION ALL
-                  SELECT 'back', month,
-                         lag(month) OVER (PARTITION BY low_id, high_id ORDER BY month)
-                    FROM months WHERE back > 0
-              ) steps
-             GROUP BY 1, 2, 3
-        ),
-        kept AS (
-            SELECT kind, month, previous, sum(pairs) AS pairs FROM report_tie_steps
-             WHERE timebank_id = :tb GROUP BY 1, 2, 3 HAVING sum(pairs) <> 0
-        )
-        (SELECT * FROM recount EXCEPT SELECT * FROM kept)
-        UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)""",
+    "report_days": compiled(_report_days()),
+    "report_pair_months": compiled(_report_pair_months()),
+    "report_tie_steps": compiled(_report_tie_steps()),
+    "report_day_people": compiled(_people_bits(tables.report_day_people, "day")),
+    "report_month_people": compiled(_people_bits(tables.report_month_people, "month")),
+    "report_firsts": compiled(_report_firsts()),
 }
 
-# The parties of queued changes (see the module's docstring).
-_QUEUED_PARTIES = f"""
-        SELECT x.pid FROM ({QUEUED}) q
-         CROSS JOIN LATERAL (VALUES (q.giver_id), (q.receiver_id)) AS x(pid)"""
-
-_PEOPLE_CHECK = """
-    WITH zero AS (SELECT repeat('0', 2048)::bit(2048) AS bits),
-    queued AS (
-        SELECT p.ordinal / 2048 AS chunk, bit_or(set_bit(zero.bits, p.ordinal % 2048, 1)) AS mask
-          FROM ({queued}) x JOIN participants p ON p.id = x.pid CROSS JOIN zero
-         GROUP BY 1
-    ),
-    legs AS (
-        SELECT e.service_date AS day, e.category_id, g.kind || '>' || r.kind AS flow,
-               g.ordinal, true AS gave
-          FROM exchanges e JOIN participants g ON g.id = e.giver_id
-          JOIN participants r ON r.id = e.receiver_id
-         WHERE {counted}
-        UNION ALL
-        SELECT e.service_date, e.category_id, g.kind || '>' || r.kind, r.ordinal, false
-          FROM exchanges e JOIN participants g ON g.id = e.giver_id
-          JOIN participants r ON r.id = e.receiver_id
-         WHERE {counted}
-    ),
-    counted AS (
-        SELECT {span} AS span, d.dimension, l.ordinal / 2048 AS chunk,
-               bit_or(CASE WHEN l.gave THEN set_bit(z.bits, l.ordinal % 2048, 1) ELSE z.bits END)
-                   AS givers,
-               bit_or(CASE WHEN l.gave THEN z.bits ELSE set_bit(z.bits, l.ordinal % 2048, 1) END)
-                   AS receivers
-          FROM legs l
-          CROSS JOIN zero z
-          CROSS JOIN LATERAL (VALUES ('all'), ('category:' || l.category_id),
-                                     ('flow:' || l.flow)) AS d(dimension)
-         GROUP BY 1, 2, 3
-    ),
-    stored AS (
-        SELECT {column} AS span, dimension, chunk, givers, receivers FROM {table}
-         WHERE timebank_id = :tb
-    ),
-    recount AS (
-        SELECT c.span, c.dimension, c.chunk, c.givers & ~coalesce(q.mask, z.bits) AS givers,
-               c.receivers & ~coalesce(q.mask, z.bits) AS receivers
-          FROM counted c CROSS JOIN zero z LEFT JOIN queued q ON q.chunk = c.chunk
-    ),
-    kept AS (
-        SELECT s.span, s.dimension, s.chunk, s.givers & ~coalesce(q.mask, z.bits) AS givers,
-               s.receivers & ~coalesce(q.mask, z.bits) AS receivers
-          FROM stored s CROSS JOIN zero z LEFT JOIN queued q ON q.chunk = s.chunk
-    )
-    (SELECT * FROM recount WHERE bit_count(givers) > 0 OR bit_count(receivers) > 0
-     EXCEPT SELECT * FROM kept)
-    UNION ALL (SELECT * FROM kept WHERE bit_count(givers) > 0 OR bit_count(receivers) > 0
-               EXCEPT SELECT * FROM recount)
+_TIMEBANKS = """
+    SELECT id, slug FROM timebanks
+     WHERE CAST(:slug AS text) IS NULL OR slug = :slug
+     ORDER BY id
 """
-CHECKS["report_day_people"] = _PEOPLE_CHECK.format(
-    counted=_COUNTED_E,
-    queued=_QUEUED_PARTIES,
-    span="l.day",
-    column="day",
-    table="report_day_people",
-)
-CHECKS["report_month_people"] = _PEOPLE_CHECK.format(
-    counted=_COUNTED_E,
-    queued=_QUEUED_PARTIES,
-    span="CAST(date_trunc('month', l.day) AS date)",
-    column="month",
-    table="report_month_people",
-)
-CHECKS["report_firsts"] = f"""
-    WITH legs AS (
-        SELECT giver_id AS pid, service_date FROM exchanges e WHERE {_COUNTED_E}
-        UNION ALL
-        SELECT receiver_id, service_date FROM exchanges e WHERE {_COUNTED_E}
-    ),
-    queued AS ({_QUEUED_PARTIES}),
-    recount AS (
-        SELECT pid, min(service_date) AS first_day FROM legs
-         WHERE pid NOT IN (SELECT pid FROM queued) GROUP BY pid
-    ),
-    kept AS (
-        SELECT participant_id, first_day FROM report_firsts
-         WHERE timebank_id = :tb AND participant_id NOT IN (SELECT pid FROM queued)
-    )
-    (SELECT * FROM recount EXCEPT SELECT * FROM kept)
-    UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM recount)"""
 
 
 async def aggregate_differences(conn: AsyncConnection, timebank_id: int) -> dict[str, int]:
@@ -179,3 +312,22 @@ async def aggregate_differences(conn: AsyncConnection, timebank_id: int) -> dict
     for table, sql in CHECKS.items():
         found[table] = len((await conn.execute(text(sql), {"tb": timebank_id})).all())
     return found
+
+
+async def aggregate_findings(conn: AsyncConnection, timebank_slug: str | None) -> list[Finding]:
+    """The aggregates reports read must equal a recount of the exchanges that count: one
+    finding per table that does not, per timebank (or for the one named)."""
+    findings = []
+    timebanks = await conn.execute(text(_TIMEBANKS), {"slug": timebank_slug})
+    for timebank_id, slug in timebanks.all():
+        for table, rows in (await aggregate_differences(conn, timebank_id)).items():
+            if rows:
+                findings.append(
+                    Finding(
+                        "report-aggregates",
+                        slug,
+                        table,
+                        f"{rows} row(s) differ from a recount of the exchanges that count",
+                    )
+                )
+    return findings

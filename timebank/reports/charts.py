@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-from timebank.reports.schemas import ContributionReport
+from timebank.reports.schemas import CategoryRow, ContributionReport, FlowRow
 
 CHARTS = ("series", "categories", "flows")
 
@@ -158,6 +158,14 @@ def _number(value: float) -> str:
     return f"{value:,.1f}".removesuffix(".0")
 
 
+def _shown_bars(
+    axes: Axes, positions: list[int], values: Sequence[float | None], color: str
+) -> None:
+    """A bar at each position whose value is shown (withheld values leave a gap)."""
+    shown = [(p, v) for p, v in zip(positions, values, strict=True) if v is not None]
+    axes.bar([p for p, _ in shown], [v for _, v in shown], color=color, width=0.7)
+
+
 def series_chart(report: ContributionReport) -> bytes:
     interval = report.interval
     what = f"Hours and active people, by {interval}"
@@ -176,19 +184,9 @@ def series_chart(report: ContributionReport) -> bytes:
     hours_axes, people_axes = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     hours = [bucket.hours for bucket in report.series]
     active = [bucket.active for bucket in report.series]
-    hours_axes.bar(
-        [p for p, h in zip(positions, hours, strict=True) if h is not None],
-        [h for h in hours if h is not None],
-        color=_INK,
-        width=0.7,
-    )
+    _shown_bars(hours_axes, positions, hours, _INK)
     hours_axes.set_ylabel("hours", fontsize=_LABEL)
-    people_axes.bar(
-        [p for p, a in zip(positions, active, strict=True) if a is not None],
-        [a for a in active if a is not None],
-        color=_ACCENT,
-        width=0.7,
-    )
+    _shown_bars(people_axes, positions, active, _ACCENT)
     people_axes.set_ylabel("active\npeople", fontsize=_LABEL)
     people_axes.yaxis.get_major_locator().set_params(integer=True)
     for axes in (hours_axes, people_axes):
@@ -249,30 +247,38 @@ def _bars(
     return _svg(figure)
 
 
-def categories_chart(report: ContributionReport) -> bytes:
-    what = "Hours by kind of help"
-    shown = [row for row in report.categories if row.hours is not None]
-    withheld = len(report.categories) - len(shown)
+def _hours_chart(
+    report: ContributionReport,
+    what: str,
+    rows: Sequence[CategoryRow] | Sequence[FlowRow],
+    nouns: tuple[str, str],
+    label: Callable[[Any], str],
+    color: str,
+) -> bytes:
+    """Bars of the hours of the rows shown, saying how many rows were withheld."""
+    shown = [row for row in rows if row.hours is not None]
+    withheld = len(rows) - len(shown)
     if not shown:
         if withheld:
             return _empty(
                 report,
                 what,
-                f"Withheld: each kind of help involved fewer than {report.min_cell} people",
+                f"Withheld: each {nouns[0]} involved fewer than {report.min_cell} people",
             )
         return _empty(report, what, "No exchanges in this period")
-    note = (
-        _withheld(report, withheld, ("kind of help", "kinds of help"), "each involved")
-        if withheld
-        else None
-    )
-    return _bars(
+    note = _withheld(report, withheld, nouns, "each involved") if withheld else None
+    labels = [label(row) for row in shown]
+    return _bars(report, what, labels, [row.hours or 0.0 for row in shown], color, note)
+
+
+def categories_chart(report: ContributionReport) -> bytes:
+    return _hours_chart(
         report,
-        what,
-        [_literal(row.name) for row in shown],
-        [row.hours or 0.0 for row in shown],
+        "Hours by kind of help",
+        report.categories,
+        ("kind of help", "kinds of help"),
+        lambda row: _literal(row.name),
         _INK,
-        note,
     )
 
 
@@ -281,20 +287,14 @@ def _flow(giver: str, receiver: str) -> str:
 
 
 def flows_chart(report: ContributionReport) -> bytes:
-    what = "Hours by who gave → who received"
-    shown = [row for row in report.flows if row.hours is not None]
-    withheld = len(report.flows) - len(shown)
-    if not shown:
-        if withheld:
-            return _empty(
-                report,
-                what,
-                f"Withheld: each flow involved fewer than {report.min_cell} people",
-            )
-        return _empty(report, what, "No exchanges in this period")
-    note = _withheld(report, withheld, ("flow", "flows"), "each involved") if withheld else None
-    labels = [_flow(row.giver_kind, row.receiver_kind) for row in shown]
-    return _bars(report, what, labels, [row.hours or 0.0 for row in shown], _ACCENT, note)
+    return _hours_chart(
+        report,
+        "Hours by who gave → who received",
+        report.flows,
+        ("flow", "flows"),
+        lambda row: _flow(row.giver_kind, row.receiver_kind),
+        _ACCENT,
+    )
 
 
 def draw(name: str, report: ContributionReport) -> bytes:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
@@ -11,6 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
+from timebank.auth.schemas import TimebankAccess
 from timebank.deps import AccessDep
 from timebank.errors import NotFound
 from timebank.openapi import MAX_ID, problems
@@ -20,7 +22,7 @@ from timebank.reports.csv_export import contribution_csv
 from timebank.reports.schemas import ContributionReport, Interval, ReciprocityReport, View
 from timebank.reports.service import Reports
 
-CSV = "text/csv; charset=utf-8"
+CSV = "text/csv"  # Litestar adds "; charset=utf-8" to every text/ type
 SVG = "image/svg+xml"
 
 
@@ -63,8 +65,29 @@ def _period(start: date | None, end: date | None) -> tuple[date, date]:
     return start or default_start, end or default_end
 
 
-def _filename(kind: str, slug: str, start: date, end: date) -> str:
-    return f'attachment; filename="{slug}-{kind}-{start.isoformat()}-{end.isoformat()}.csv"'
+def _csv(
+    body: str | AsyncIterator[str],
+    kind: str,
+    access: TimebankAccess,
+    period: tuple[date, date],
+    as_of: datetime,
+) -> Response[Any]:
+    """A CSV download of ``body`` (bytes or an iterator of lines), named after the report."""
+    start, end = period
+    name = f"{access.timebank_slug}-{kind}-{start.isoformat()}-{end.isoformat()}.csv"
+    headers = {
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Report-As-Of": as_of.isoformat(),
+    }
+    response = Stream if isinstance(body, AsyncIterator) else Response
+    return response(body, media_type=CSV, headers=headers)
+
+
+# The reports answer JSON, or CSV when asked (Accept: text/csv or ?format=csv).
+_DOWNLOADABLE: dict[str, Any] = {
+    "responses": problems(400, 401, 403, 404, 422),
+    "opt": {"csv": True},
+}
 
 
 class ReportsController(Controller):
@@ -72,12 +95,7 @@ class ReportsController(Controller):
     tags = ["reports"]
     dependencies = {"reports": Provide(provide_reports, sync_to_thread=False)}
 
-    @get(
-        "/reciprocity",
-        summary="Reciprocity of each participant",
-        responses=problems(400, 401, 403, 404, 422),
-        opt={"csv": True},
-    )
+    @get("/reciprocity", summary="Reciprocity of each participant", **_DOWNLOADABLE)
     async def reciprocity(
         self,
         request: Request,
@@ -97,27 +115,13 @@ class ReportsController(Controller):
             moment, lines = await reports.reciprocity_csv(
                 access, start=first, end=last, as_of=as_of, participant_id=participant_id
             )
-            return Stream(  # type: ignore[return-value]
-                lines,
-                media_type=CSV,
-                headers={
-                    "Content-Disposition": _filename(
-                        "reciprocity", access.timebank_slug, first, last
-                    ),
-                    "X-Report-As-Of": moment.isoformat(),
-                },
-            )
+            return _csv(lines, "reciprocity", access, (first, last), moment)
         report = await reports.reciprocity(
             access, start=first, end=last, as_of=as_of, participant_id=participant_id
         )
         return Response(report)
 
-    @get(
-        "/contribution",
-        summary="What the timebank adds up to",
-        responses=problems(400, 401, 403, 404, 422),
-        opt={"csv": True},
-    )
+    @get("/contribution", summary="What the timebank adds up to", **_DOWNLOADABLE)
     async def contribution(
         self,
         request: Request,
@@ -138,18 +142,9 @@ class ReportsController(Controller):
         report = await reports.contribution(
             access, start=start, end=end, as_of=as_of, interval=interval, view=view
         )
-        first, last = report.period.start, report.period.end
         if _wants_csv(request, format):
-            return Response(  # type: ignore[return-value]
-                contribution_csv(report),  # type: ignore[arg-type]
-                media_type=CSV,
-                headers={
-                    "Content-Disposition": _filename(
-                        "contribution", access.timebank_slug, first, last
-                    ),
-                    "X-Report-As-Of": report.as_of.isoformat(),
-                },
-            )
+            period = (report.period.start, report.period.end)
+            return _csv(contribution_csv(report), "contribution", access, period, report.as_of)
         return Response(report)
 
     @get(

@@ -5,7 +5,7 @@ funders of timebanks they are granted, who see aggregates with small cells suppr
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -13,9 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from timebank.auth.schemas import TimebankAccess
 from timebank.db.transactions import run_in_transaction
 from timebank.errors import Forbidden, ValidationFailed
-from timebank.reports import repository
+from timebank.reports import publications, repository
+from timebank.reports.assemble import assemble, figures, reciprocity_row
 from timebank.reports.buckets import buckets, default_period
 from timebank.reports.csv_export import reciprocity_csv
+from timebank.reports.reciprocity_repository import (
+    ReciprocityQuery,
+    reciprocity_rows,
+    stream_reciprocity_rows,
+)
 from timebank.reports.release import (
     PeriodKey,
     Release,
@@ -30,15 +36,10 @@ from timebank.reports.release import (
     year_periods,
 )
 from timebank.reports.schemas import (
-    Bucket,
-    CategoryRow,
     ContributionReport,
-    FlowRow,
     Interval,
-    Metrics,
     Period,
     ReciprocityReport,
-    ReciprocityRow,
     View,
 )
 from timebank.reports.suppression import Cell
@@ -49,14 +50,6 @@ MAX_PERIOD_DAYS = 366 * 10
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 PUBLICATIONS_KEPT = 256  # protected publications remembered, the oldest forgotten first
-
-
-def _hours(minutes: int) -> float:
-    return round(minutes / 60, 2)
-
-
-def _share(part: int, whole: int) -> float:
-    return round(part / whole, 4) if whole else 0.0
 
 
 class Reports:
@@ -113,21 +106,14 @@ class Reports:
         coordinators and admins everyone's (or one participant's)."""
         participant_id = self._reciprocity_scope(access, start, end, participant_id)
         async with self._engine.connect() as conn:
-            clock = await repository.begin_snapshot(conn)
-            moment = self._as_of(as_of, clock)
-            rows = await repository.reciprocity_rows(
-                conn,
-                timebank_id=access.timebank_id,
-                start=start,
-                end=end,
-                as_of=moment,
-                participant_id=participant_id,
-            )
+            moment = self._as_of(as_of, await repository.begin_snapshot(conn))
+            query = ReciprocityQuery(access.timebank_id, start, end, moment, participant_id)
+            rows = await reciprocity_rows(conn, query)
         return ReciprocityReport(
             timebank=access.timebank_slug,
             period=Period(start=start, end=end),
             as_of=moment,
-            rows=[_reciprocity_row(row) for row in rows],
+            rows=[reciprocity_row(row) for row in rows],
         )
 
     async def reciprocity_csv(
@@ -144,19 +130,12 @@ class Reports:
         participant_id = self._reciprocity_scope(access, start, end, participant_id)
         async with self._engine.connect() as conn:
             moment = self._as_of(as_of, await repository.begin_snapshot(conn))
+        query = ReciprocityQuery(access.timebank_id, start, end, moment, participant_id)
 
         async def lines() -> AsyncIterator[str]:
             async with self._engine.connect() as conn:
                 await repository.begin_snapshot(conn)
-                rows = repository.stream_reciprocity_rows(
-                    conn,
-                    timebank_id=access.timebank_id,
-                    start=start,
-                    end=end,
-                    as_of=moment,
-                    participant_id=participant_id,
-                )
-                async for line in reciprocity_csv(rows):
+                async for line in reciprocity_csv(stream_reciprocity_rows(conn, query)):
                     yield line
 
         return moment, lines()
@@ -230,7 +209,7 @@ class Reports:
             bucket_starts=[first for first, _ in spans],
             bucket_lasts=[last for _, last in spans],
         )
-        report = _assemble(parts, spans)
+        report = assemble(parts, spans)
         return ContributionReport(
             timebank=access.timebank_slug,
             timebank_name=name,
@@ -276,7 +255,7 @@ class Reports:
             # Figures as of a past moment never change, so a publication is protected once;
             # if the period's figures differ from those it was protected with, again.
             cached = self._publications.get((access.timebank_id, key[1].year, release, k))
-            if cached is not None and cached[0].get(key) == _figures(report):
+            if cached is not None and cached[0].get(key) == figures(report):
                 return funder_report(key, report, cached[1], k)
             full, enrolled = await self._publication(conn, access, key, report, release)
         withheld = await self._protect(access, key[1].year, full, enrolled, release)
@@ -326,8 +305,8 @@ class Reports:
         shown, and remembered for the next request."""
 
         async def record(write: AsyncConnection) -> set[Cell]:
-            await repository.lock_publications(write, access.timebank_id)
-            recorded = await repository.published_cells(write, access.timebank_id)
+            await publications.lock_publications(write, access.timebank_id)
+            recorded = await publications.published_cells(write, access.timebank_id)
             earlier = {row_cell(row): was for row, was in recorded.items()}
             protection = protect_release(full, enrolled, release.through, self._min_cell, earlier)
             cells = {
@@ -337,7 +316,7 @@ class Reports:
             }
             changed = {row: was for row, was in cells.items() if recorded.get(row) != was}
             if changed:
-                await repository.record_published_cells(
+                await publications.record_published_cells(
                     write, access.timebank_id, release.through, changed
                 )
             return set(protection.withheld)
@@ -346,103 +325,9 @@ class Reports:
         withheld = await run_in_transaction(self._engine, record)
         publication = (access.timebank_id, year, release, self._min_cell)
         self._publications[publication] = (
-            {period: _figures(r) for period, r in full.items()},
+            {period: figures(r) for period, r in full.items()},
             withheld,
         )
         while len(self._publications) > PUBLICATIONS_KEPT:
             self._publications.popitem(last=False)
         return withheld
-
-
-def _figures(report: ContributionReport) -> dict:
-    """A period's figures and the labels its cells are named by (not its display names)."""
-    return report.model_dump(exclude={"timebank_name": True, "categories": {"__all__": {"name"}}})
-
-
-def _reciprocity_row(row: Mapping) -> ReciprocityRow:
-    given, received = row["given_minutes"], row["received_minutes"]
-    most = max(given, received)
-    return ReciprocityRow(
-        **row,
-        reciprocal=row["exchanges_given"] > 0 and row["exchanges_received"] > 0,
-        reciprocity=round(min(given, received) / most, 4) if most else 0.0,
-    )
-
-
-def _by_bucket(rows: list[Mapping]) -> dict[date | None, Mapping]:
-    return {row["bucket"]: row for row in rows}
-
-
-def _metrics(bucket: date | None, parts: dict[str, dict], participants: int, new: int) -> dict:
-    volume = parts["volume"].get(bucket, {})
-    people = parts["people"].get(bucket, {})
-    ties = parts["ties"].get(bucket, {})
-    firsts = parts["firsts"].get(bucket, {})
-    minutes = int(volume.get("minutes") or 0)
-    active = people.get("active", 0)
-    reciprocal = people.get("reciprocal", 0)
-    tie_count = int(ties.get("ties") or 0)
-    two_way = int(ties.get("two_way_ties") or 0)
-    median = firsts.get("median_days")
-    return {
-        "minutes": minutes,
-        "hours": _hours(minutes),
-        "exchanges": int(volume.get("exchanges") or 0),
-        "participants": participants,
-        "active": active,
-        "active_share": _share(active, participants),
-        "new": new,
-        "new_share": _share(new, participants),
-        "reciprocal": reciprocal,
-        "reciprocal_share": _share(reciprocal, active),
-        "ties": tie_count,
-        "two_way_ties": two_way,
-        "two_way_tie_share": _share(two_way, tie_count),
-        "first_exchanges": firsts.get("first_exchanges", 0),
-        "median_days_to_first_exchange": float(median) if median is not None else None,
-    }
-
-
-def _assemble(parts: dict[str, list[Mapping]], spans: list[tuple[date, date]]) -> dict:
-    keyed = {
-        name: _by_bucket(rows)
-        for name, rows in parts.items()
-        if name not in ("categories", "flows")
-    }
-    enrolled = keyed.pop("enrolled")
-    series = []
-    for first, last in spans:
-        counts = enrolled.get(first, {})
-        figures = _metrics(first, keyed, counts.get("participants", 0), counts.get("new", 0))
-        series.append(Bucket(start=first, end=last, **figures))
-    whole = enrolled.get(spans[-1][0], {}) if spans else {}
-    new_in_period = sum(enrolled.get(first, {}).get("new", 0) for first, _ in spans)
-    totals = _metrics(None, keyed, whole.get("participants", 0), new_in_period)
-    categories = [
-        CategoryRow(
-            category=row["category"],
-            name=row["name"],
-            minutes=int(row["minutes"]),
-            hours=_hours(int(row["minutes"])),
-            exchanges=row["exchanges"],
-            people=row["people"],
-        )
-        for row in parts["categories"]
-    ]
-    flows = [
-        FlowRow(
-            giver_kind=row["giver_kind"],
-            receiver_kind=row["receiver_kind"],
-            minutes=int(row["minutes"]),
-            hours=_hours(int(row["minutes"])),
-            exchanges=row["exchanges"],
-            people=row["people"],
-        )
-        for row in parts["flows"]
-    ]
-    return {
-        "totals": Metrics(**totals),
-        "series": series,
-        "categories": categories,
-        "flows": flows,
-    }
