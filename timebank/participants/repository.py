@@ -99,7 +99,7 @@ async def get_timebank_by_id(
     return _timebank(dict(row))
 
 
-# --- Idempotency keys (the ledger's table; see schema/sql/0001_ledger_rules.sql) --------------
+# --- Idempotency keys (the ledger's table; see schema/sql/tables/ledger.sql) --------------
 
 
 async def lock_key(conn: AsyncConnection, author: str, key: str) -> None:

@@ -1,9 +1,9 @@
-"""The report aggregates (schema/sql/0004-0006) recounted from the exchanges, for ``timebank
+"""The report aggregates (``schema/sql/tables``) recounted from the exchanges, for ``timebank
 verify``: each check names an aggregate table and returns its rows that differ from the
 recount (those the table has and the recount has not, and the other way round). The checks are
 built with SQLAlchemy Core on the tables and compiled once, at import.
 
-The aggregates hold the changes applied from their queue (schema/sql/0009) so far, so the
+The aggregates hold the changes applied from their queue (``report_apply_queued``) so far, so the
 recount counts each exchange as they should: as it counts now, unless a change of it is still
 queued. Then it counts only if it stopped counting (a reversal) and its approval is not queued
 too. Queue and aggregates are read in one snapshot.

@@ -1,6 +1,6 @@
 """The statements behind the contribution report's figures, built with SQLAlchemy Core on the
 tables and compiled once, at import (timebank/reports/repository.py sends them). Each reads the
-aggregates (schema/sql/0004-0006) and corrects them, in the same snapshot, by the exchanges
+aggregates (``schema/sql/tables``) and corrects them, in the same snapshot, by the exchanges
 whose count changed since :as_of or whose change is still queued (timebank/reports/counting.py).
 """
 

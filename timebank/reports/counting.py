@@ -88,9 +88,9 @@ def in_period(e: Any) -> ColumnElement[bool]:
 
 
 def queued() -> Select[Any]:
-    """The timebank's exchanges whose change is still queued (schema/sql/0009), each with the
-    sign of that change: +1 an approval, -1 a reversal. The aggregates do not hold them yet; read
-    in the same snapshot, they make the aggregates what counts now."""
+    """The timebank's exchanges whose change is still queued (``report_apply_queued``), each
+    with the sign of that change: +1 an approval, -1 a reversal. The aggregates do not hold them
+    yet; read in the same snapshot, they make the aggregates what counts now."""
     e = exchanges()
     q = tables.report_queue.alias("q")
     return (

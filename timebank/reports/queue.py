@@ -1,6 +1,6 @@
-"""Bringing the report aggregates up to date (schema/sql/0009): approvals and reversals queue
-their change in the statement that makes it; ``apply_queued`` moves the aggregates for a whole
-batch at once, and every service process runs ``keep_applying`` in the background.
+"""Bringing the report aggregates up to date (``report_apply_queued``): approvals and reversals
+queue their change in the statement that makes it; ``apply_queued`` moves the aggregates for a
+whole batch at once, and every service process runs ``keep_applying`` in the background.
 
 Nothing waits for it: reports read the queue's exchanges as corrections in the same snapshot
 as the aggregates, so they are exact whether the queue is empty or not. The applier only keeps

@@ -76,7 +76,7 @@ def _ties() -> Select[Any]:
 
 
 def _ties_by_months() -> Select[Any]:
-    """Ties when every bucket is whole months, from the step counts (schema/sql/0006): for a
+    """Ties when every bucket is whole months, from the step counts (``report_step_pair``): for a
     bucket of months [first, last], the pairs of each kind ('any', 'forth', 'back') whose month
     falls in it and whose previous month is before it. Pairs whose exchanges changed since
     :as_of are then taken out as they are now (report_pair_months) and put back as they were
