@@ -65,12 +65,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("database", ("timebank.db",)),
 ]
 # Importable from anywhere: typed errors, settings, field types and problem documents,
-# parsing, metrics.
+# parsing, metrics, and a timebank's policy (read by exchanges, set by participants).
 BASE = (
     "timebank",
     "timebank.errors",
     "timebank.settings",
     "timebank.fields",
+    "timebank.policy",
     "timebank.hours",
     "timebank.names",
     "timebank.ops.metrics",

@@ -60,7 +60,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,8 +88,8 @@ AUTO_APPROVE = TimebankPolicy(
     confirmation_required=False,
     approval_mode="automatic",
 )
-COORDINATOR_APPROVAL = replace(
-    AUTO_APPROVE, confirmation_required=True, approval_mode="coordinator"
+COORDINATOR_APPROVAL = AUTO_APPROVE.model_copy(
+    update={"confirmation_required": True, "approval_mode": "coordinator"}
 )
 FLOOR_CLIENTS = 16
 # Seconds each timebank's clients log before anything is measured (at most a phase's length).

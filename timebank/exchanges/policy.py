@@ -17,9 +17,9 @@ from timebank.exchanges.schemas import (
     ExchangeCreate,
     ExchangeRecord,
     ExchangeState,
-    Policy,
     Side,
 )
+from timebank.policy import Policy
 
 
 @dataclass(frozen=True)

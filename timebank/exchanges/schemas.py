@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from timebank.fields import CalendarDay, Text, WholeNumber
 from timebank.openapi import MAX_ID
+from timebank.policy import Policy as Policy  # the timebank's policy, read when logging
 
 ExchangeState = Literal[
     "logged", "awaiting_approval", "disputed", "approved", "rejected", "cancelled", "reversed"
@@ -22,7 +23,6 @@ DecisionAction = Literal[
     "log", "confirm", "dispute", "approve", "reject", "cancel", "reverse", "auto_approve"
 ]
 ActorRole = Literal["member", "coordinator", "admin", "policy"]
-ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
 Side = Literal["giver", "receiver"]
 
 MAX_MINUTES = 2**31 - 1  # far above any timebank's maximum per exchange
@@ -141,19 +141,6 @@ class BulkApproveResult(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # Records read from the database (service layer only).
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A timebank's exchange policy (columns of ``timebanks``)."""
-
-    confirmation_required: bool = True
-    approval_mode: ApprovalMode = "coordinator"
-    review_above_minutes: int | None = None
-    review_backdated_days: int | None = None
-    review_organisation: bool = False
-    review_first_exchange: bool = False
-    max_exchange_minutes: int = 720
 
 
 @dataclass(frozen=True)
