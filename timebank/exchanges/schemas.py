@@ -25,7 +25,8 @@ DecisionAction = Literal[
 ActorRole = Literal["member", "coordinator", "admin", "policy"]
 Side = Literal["giver", "receiver"]
 
-MAX_MINUTES = 2**31 - 1  # far above any timebank's maximum per exchange
+# The most minutes any request may log, far above every timebank's own maximum per exchange.
+MAX_LOGGED_MINUTES = 2**31 - 1
 # Older help is not believable as logged; the bound leaves room for imported history.
 EARLIEST_SERVICE_DATE = date(2000, 1, 1)
 
@@ -44,7 +45,7 @@ class ExchangeCreate(BaseModel):
     giver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who gave the help")
     receiver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who received it")
     minutes: WholeNumber = Field(
-        gt=0, le=MAX_MINUTES, description="whole minutes of help (an integer)"
+        gt=0, le=MAX_LOGGED_MINUTES, description="whole minutes of help (an integer)"
     )
     service_date: CalendarDay = Field(
         description="the day the help was given, YYYY-MM-DD: from 2000-01-01, not in the future",
