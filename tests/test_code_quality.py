@@ -159,6 +159,20 @@ def test_imports_run_one_way_down_the_layers():
     assert not wrong, "\n".join(wrong)
 
 
+def test_pages_call_services_not_the_apis_controllers():
+    """The pages and the JSON API are two doors to the same services: neither goes through
+    the other's handlers."""
+    wrong = []
+    for path in sorted((ROOT / "timebank" / "web").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        wrong += [
+            f"{path.relative_to(ROOT)}:{line}: {target}"
+            for target, line in _imports(path, module, ROOT)
+            if _matches(target, "timebank.*.controllers")
+        ]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_the_layering_check_sees_the_ledger_importing_a_domain(tmp_path):
     shutil.copytree(ROOT / "timebank", tmp_path / "timebank")
     schemas = tmp_path / "timebank" / "ledger" / "schemas.py"
