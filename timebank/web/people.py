@@ -3,9 +3,11 @@ decides who may see whom: members a directory, coordinators everyone)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from timebank.auth.schemas import TimebankAccess
+from timebank.exchanges.schemas import ExchangePublic
 from timebank.participants.service import MAX_PAGE, Participants
 
 # Enough for the name lists of a page; a timebank larger than this is searched by name.
@@ -56,6 +58,11 @@ async def find_by_name(
     if len(candidates) == 1:
         return Match(candidates[0][0], [])
     return Match(None, exact or candidates)
+
+
+def parties_of(exchanges: Iterable[ExchangePublic]) -> set[int | None]:
+    """The participants a list of these exchanges names: their givers and receivers."""
+    return {side for exchange in exchanges for side in (exchange.giver_id, exchange.receiver_id)}
 
 
 async def category_names(participants: Participants, access: TimebankAccess) -> dict[str, str]:
