@@ -23,7 +23,7 @@ from timebank.participants.schemas import ParticipantCreate
 from timebank.settings import Settings
 from timebank.web.deps import ExchangesDep, ParticipantsDep
 from timebank.web.exchanges import all_exchanges
-from timebank.web.people import category_names, parties_of
+from timebank.web.people import MAX_PEOPLE_LISTED, category_names, parties_of
 from timebank.web.render import timebank_page
 
 QUEUE_STATES: tuple[ExchangeState, ...] = ("awaiting_approval", "disputed")
@@ -165,7 +165,7 @@ class CoordinatorPages(Controller):
             if listed.view != "full":  # members get a directory without balances: not this page
                 raise Forbidden("the list of participants with balances is for coordinators")
             everyone += listed.items
-            if listed.next_after_id is None or len(everyone) >= 2000:
+            if listed.next_after_id is None or len(everyone) >= MAX_PEOPLE_LISTED:
                 break
             after_id = listed.next_after_id
         return await timebank_page(

@@ -26,17 +26,17 @@ from timebank.web.deps import ExchangesDep, LedgerReaderDep, ParticipantsDep
 from timebank.web.people import category_names, names, parties_of
 from timebank.web.render import local_path, redirect, timebank_page
 
-RECENT = 50
-MAX_LISTED = 2000
+RECENT = 50  # the exchanges "my exchanges" shows, newest first
+MAX_EXCHANGES_LISTED = 2000  # the most exchanges a page reads to count or order them
 
 
 async def all_exchanges(
     exchanges: Exchanges, access: TimebankAccess, filters: ExchangeFilters
 ) -> list[ExchangePublic]:
-    """Every exchange the filters select (oldest first), up to MAX_LISTED."""
+    """Every exchange the filters select (oldest first), up to MAX_EXCHANGES_LISTED."""
     found: list[ExchangePublic] = []
     after_id = None
-    while len(found) < MAX_LISTED:
+    while len(found) < MAX_EXCHANGES_LISTED:
         batch = await exchanges.list(
             access,
             ExchangeFilters(

@@ -10,8 +10,8 @@ from timebank.auth.schemas import TimebankAccess
 from timebank.exchanges.schemas import ExchangePublic
 from timebank.participants.service import MAX_PAGE, Participants
 
-# Enough for the name lists of a page; a timebank larger than this is searched by name.
-MAX_NAMES = 2000
+# The most people a page lists; in a timebank larger than this, people are found by name.
+MAX_PEOPLE_LISTED = 2000
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ async def names(participants: Participants, access: TimebankAccess) -> dict[int,
     """Participant id → display name, for the people the caller may see."""
     found: dict[int, str] = {}
     after_id = None
-    while len(found) < MAX_NAMES:
+    while len(found) < MAX_PEOPLE_LISTED:
         listed = await participants.list_participants(access, after_id=after_id, limit=MAX_PAGE)
         found.update((entry.id, entry.display_name) for entry in listed.items)
         if listed.next_after_id is None:
