@@ -94,7 +94,8 @@ class TimebankCreate(Policy):
 
 
 class TimebankUpdate(BaseModel):
-    """Fields to change; those left out keep their value. ``null`` clears a review rule."""
+    """Fields to change (the name, or any field of ``Policy``); those left out keep their
+    value. ``null`` clears a review rule. The whole policy is checked once changed."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -127,9 +128,6 @@ class TimebankNamed(BaseModel):
 
 class TimebankPublic(Policy, TimebankNamed):
     """A timebank and its policy."""
-
-    # Every field is in every answer, defaults or not.
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     @classmethod
     def of(cls, record: TimebankRecord) -> TimebankPublic:
