@@ -65,12 +65,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("database", ("timebank.db",)),
 ]
 # Importable from anywhere: typed errors, settings, field types and problem documents,
-# parsing, metrics.
+# parsing, metrics, and a timebank's policy (read by exchanges, set by participants).
 BASE = (
     "timebank",
     "timebank.errors",
     "timebank.settings",
     "timebank.fields",
+    "timebank.policy",
     "timebank.hours",
     "timebank.names",
     "timebank.ops.metrics",
@@ -151,6 +152,20 @@ def test_imports_run_one_way_down_the_layers():
     """web → domains (exchanges, participants, reports) → ledger → auth → db, each package
     keeping to itself within its layer; HTTP controllers belong to the http layer."""
     wrong = [v for v in layering_violations() if v.split(": ", 1)[1] not in KNOWN_BREACHES]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_pages_call_services_not_the_apis_controllers():
+    """The pages and the JSON API are two doors to the same services: neither goes through
+    the other's handlers."""
+    wrong = []
+    for path in sorted((ROOT / "timebank" / "web").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        wrong += [
+            f"{path.relative_to(ROOT)}:{line}: {target}"
+            for target, line in _imports(path, module, ROOT)
+            if _matches(target, "timebank.*.controllers")
+        ]
     assert not wrong, "\n".join(wrong)
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-MAX_MINUTES = 24 * 60 * 7  # far above any timebank's maximum; refuses typos like "1500"
+# The longest time a person may type: a week, far above any timebank's maximum per exchange,
+# so that a typo like "1500" (hours) is refused rather than read.
+MAX_TYPED_MINUTES = 24 * 60 * 7
 
 
 class DurationError(ValueError):
@@ -60,7 +62,7 @@ def parse_duration(text: str) -> int:
         raise DurationError(f"{text.strip()!r} is not a whole number of minutes; {HELP}")
     if minutes <= 0:
         raise DurationError("the time given must be more than zero")
-    if minutes > MAX_MINUTES:
+    if minutes > MAX_TYPED_MINUTES:
         raise DurationError(f"{text.strip()!r} is more than a week; {HELP}")
     return int(minutes)
 

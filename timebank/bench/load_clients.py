@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -27,8 +27,8 @@ AUTO_APPROVE = TimebankPolicy(
     confirmation_required=False,
     approval_mode="automatic",
 )
-COORDINATOR_APPROVAL = replace(
-    AUTO_APPROVE, confirmation_required=True, approval_mode="coordinator"
+COORDINATOR_APPROVAL = AUTO_APPROVE.model_copy(
+    update={"confirmation_required": True, "approval_mode": "coordinator"}
 )
 # The auto-approve mix: one step in ten reads a balance, one in fifty the report, the rest log.
 BALANCE_SHARE = 0.10

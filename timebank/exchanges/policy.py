@@ -17,9 +17,9 @@ from timebank.exchanges.schemas import (
     ExchangeCreate,
     ExchangeRecord,
     ExchangeState,
-    Policy,
     Side,
 )
+from timebank.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,9 @@ def decider(access: TimebankAccess, exchange: Decidable, action: str) -> Actor:
 
 
 def open_decisions(access: TimebankAccess, exchange: Decidable) -> frozenset[str]:
-    """The decisions the caller may take on this exchange now: what pages offer, the very
-    rules ``decide`` applies."""
+    """The decisions the caller may take on this exchange now: what pages offer, by the very
+    rules the service's ``decide`` applies to a decision sent. (The timebank's policy decides
+    where an exchange goes after logging, not who decides on it.)"""
     open_now = set()
     for action, transition in TRANSITIONS.items():
         if exchange.state not in transition.from_states:
@@ -177,6 +178,12 @@ def open_decisions(access: TimebankAccess, exchange: Decidable) -> frozenset[str
             continue
         open_now.add(action)
     return frozenset(open_now)
+
+
+def waits_for(access: TimebankAccess, exchange: Decidable) -> bool:
+    """Whether the exchange waits for the caller: the other party logged it, and it is the
+    caller's to confirm or dispute (``exchanges.waiting`` counts these in one query)."""
+    return "confirm" in open_decisions(access, exchange)
 
 
 def clean_reason(action: str, reason: str | None) -> str | None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from timebank.fields import CalendarDay, Text, WholeNumber
 from timebank.openapi import MAX_ID
+from timebank.policy import Policy as Policy  # the timebank's policy, read when logging
 
 ExchangeState = Literal[
     "logged", "awaiting_approval", "disputed", "approved", "rejected", "cancelled", "reversed"
@@ -22,10 +23,10 @@ DecisionAction = Literal[
     "log", "confirm", "dispute", "approve", "reject", "cancel", "reverse", "auto_approve"
 ]
 ActorRole = Literal["member", "coordinator", "admin", "policy"]
-ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
 Side = Literal["giver", "receiver"]
 
-MAX_MINUTES = 2**31 - 1  # far above any timebank's maximum per exchange
+# The most minutes any request may log, far above every timebank's own maximum per exchange.
+MAX_LOGGED_MINUTES = 2**31 - 1
 # Older help is not believable as logged; the bound leaves room for imported history.
 EARLIEST_SERVICE_DATE = date(2000, 1, 1)
 
@@ -44,7 +45,7 @@ class ExchangeCreate(BaseModel):
     giver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who gave the help")
     receiver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who received it")
     minutes: WholeNumber = Field(
-        gt=0, le=MAX_MINUTES, description="whole minutes of help (an integer)"
+        gt=0, le=MAX_LOGGED_MINUTES, description="whole minutes of help (an integer)"
     )
     service_date: CalendarDay = Field(
         description="the day the help was given, YYYY-MM-DD: from 2000-01-01, not in the future",
@@ -141,19 +142,6 @@ class BulkApproveResult(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # Records read from the database (service layer only).
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A timebank's exchange policy (columns of ``timebanks``)."""
-
-    confirmation_required: bool = True
-    approval_mode: ApprovalMode = "coordinator"
-    review_above_minutes: int | None = None
-    review_backdated_days: int | None = None
-    review_organisation: bool = False
-    review_first_exchange: bool = False
-    max_exchange_minutes: int = 720
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from timebank.fields import WholeNumber
+from timebank.policy import MAX_POLICY_MINUTES  # bounds an account's limits as a policy's
 
 TransferKind = Literal["exchange", "reversal", "grant", "adjustment"]
 DirectKind = Literal["exchange", "grant", "adjustment"]
-MAX_LIMIT = 10_000_000  # the largest floor (negated) or ceiling a timebank's policy allows
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,8 @@ class LimitsUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    floor_minutes: WholeNumber = Field(le=0, ge=-MAX_LIMIT, description="at most 0")
-    ceiling_minutes: WholeNumber = Field(ge=0, le=MAX_LIMIT, description="at least 0")
+    floor_minutes: WholeNumber = Field(le=0, ge=-MAX_POLICY_MINUTES, description="at most 0")
+    ceiling_minutes: WholeNumber = Field(ge=0, le=MAX_POLICY_MINUTES, description="at least 0")
     reason: str = Field(min_length=1, max_length=500, description="why (kept on the record)")
 
     @field_validator("reason")

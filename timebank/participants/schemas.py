@@ -3,7 +3,7 @@ and the API's request and response models (``XCreate`` / ``XUpdate`` / ``XPublic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -13,9 +13,10 @@ from timebank.auth.roles import participant_roles_problem
 from timebank.auth.schemas import Role
 from timebank.fields import JsonBool, WholeNumber
 from timebank.names import clean_name
+from timebank.policy import POLICY_FIELDS as POLICY_FIELDS
+from timebank.policy import ApprovalMode, Policy
 
 ParticipantKind = Literal["member", "professional", "organisation"]
-ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
 
 DEFAULT_CATEGORIES: dict[str, str] = {
     "befriending": "Befriending and company",
@@ -30,9 +31,6 @@ DEFAULT_CATEGORIES: dict[str, str] = {
     "other": "Other",
 }
 
-# Far beyond any real timebank (about 19 years of hours), well inside PostgreSQL's bigint.
-MAX_MINUTES = 10_000_000
-MAX_BACKDATED_DAYS = 36_500
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
 # The users table's own check, so a bad address is a 422 here and not a refusal later.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
@@ -40,28 +38,10 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 EARLIEST_JOINED_ON = date(1900, 1, 1)
 JOINED_ON_DAYS_AHEAD = 366
 
-
-@dataclass(frozen=True)
-class TimebankPolicy:
-    """Limits for new accounts, the maximum per exchange, welcome hours, and how exchanges
-    are confirmed and approved."""
-
-    default_floor_minutes: int = -600
-    default_ceiling_minutes: int = 6000
-    max_exchange_minutes: int = 720
-    welcome_grant_minutes: int = 0
-    confirmation_required: bool = True
-    approval_mode: str = "coordinator"
-    review_above_minutes: int | None = None
-    review_backdated_days: int | None = None
-    review_organisation: bool = False
-    review_first_exchange: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-POLICY_FIELDS = tuple(f.name for f in fields(TimebankPolicy))
+# The one policy type (timebank/policy.py), under the names the participants code uses: a
+# timebank's policy as stored, and the policy fields a request checks.
+TimebankPolicy = Policy
+PolicyFields = Policy
 
 
 @dataclass(frozen=True)
@@ -104,57 +84,7 @@ def check_joined_on(value: date | None) -> date | None:
     return value
 
 
-class PolicyFields(BaseModel):
-    """The policy of a timebank, each field with its default; checked as a whole."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    default_floor_minutes: WholeNumber = Field(
-        default=-600, le=0, ge=-MAX_MINUTES, description="floor of new accounts (≤ 0)"
-    )
-    default_ceiling_minutes: WholeNumber = Field(
-        default=6000, ge=0, le=MAX_MINUTES, description="ceiling of new accounts (≥ 0)"
-    )
-    max_exchange_minutes: WholeNumber = Field(
-        default=720, gt=0, le=MAX_MINUTES, description="the most one exchange may count"
-    )
-    welcome_grant_minutes: WholeNumber = Field(
-        default=0, ge=0, le=MAX_MINUTES, description="hours a new participant starts with"
-    )
-    confirmation_required: JsonBool = Field(
-        default=True, description="the other party confirms an exchange before approval"
-    )
-    approval_mode: ApprovalMode = Field(
-        default="coordinator",
-        description="who approves: a coordinator, automatic, or automatic unless a rule fires",
-    )
-    review_above_minutes: WholeNumber | None = Field(
-        default=None, gt=0, le=MAX_MINUTES, description="rule: exchanges above this many minutes"
-    )
-    review_backdated_days: WholeNumber | None = Field(
-        default=None,
-        ge=0,
-        le=MAX_BACKDATED_DAYS,
-        description="rule: exchanges dated more than this many days back",
-    )
-    review_organisation: JsonBool = Field(
-        default=False, description="rule: exchanges that involve an organisation"
-    )
-    review_first_exchange: JsonBool = Field(
-        default=False, description="rule: a participant's first exchange"
-    )
-
-    @model_validator(mode="after")
-    def _welcome_grant_within_ceiling(self) -> PolicyFields:
-        if self.welcome_grant_minutes > self.default_ceiling_minutes:
-            raise ValueError("welcome_grant_minutes must not be above default_ceiling_minutes")
-        return self
-
-    def to_policy(self) -> TimebankPolicy:
-        return TimebankPolicy(**{name: getattr(self, name) for name in POLICY_FIELDS})
-
-
-class TimebankCreate(PolicyFields):
+class TimebankCreate(Policy):
     slug: str = Field(
         min_length=1,
         max_length=64,
@@ -167,7 +97,8 @@ class TimebankCreate(PolicyFields):
 
 
 class TimebankUpdate(BaseModel):
-    """Fields to change; those left out keep their value. ``null`` clears a review rule."""
+    """Fields to change (the name, or any field of ``Policy``); those left out keep their
+    value. ``null`` clears a review rule. The whole policy is checked once changed."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -186,21 +117,17 @@ class TimebankUpdate(BaseModel):
     _name_present = _cleaned_name("name", 200)
 
 
-class TimebankPublic(BaseModel):
+class TimebankNamed(BaseModel):
+    """What names a timebank in an answer, ahead of its policy."""
+
     id: int
     slug: str
     name: str
     community_fund_account_id: int
-    default_floor_minutes: int
-    default_ceiling_minutes: int
-    max_exchange_minutes: int
-    welcome_grant_minutes: int
-    confirmation_required: bool
-    approval_mode: ApprovalMode
-    review_above_minutes: int | None
-    review_backdated_days: int | None
-    review_organisation: bool
-    review_first_exchange: bool
+
+
+class TimebankPublic(Policy, TimebankNamed):
+    """A timebank and its policy."""
 
     @classmethod
     def of(cls, record: TimebankRecord) -> TimebankPublic:

@@ -10,19 +10,21 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.deps import AccessDep, SettingsDep
+from timebank.deps import AccessDep, EngineDep, SettingsDep
 from timebank.errors import Conflict, Forbidden, TimebankError, ValidationFailed
 from timebank.exchanges import policy
 from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, ExchangeState
 from timebank.exchanges.service import Exchanges
+from timebank.participants.names import names_of
 from timebank.participants.schemas import ParticipantCreate
 from timebank.settings import Settings
 from timebank.web.deps import ExchangesDep, ParticipantsDep
 from timebank.web.exchanges import all_exchanges
-from timebank.web.people import category_names, names
-from timebank.web.render import page
+from timebank.web.people import MAX_PEOPLE_LISTED, category_names, parties_of
+from timebank.web.render import timebank_page
 
 QUEUE_STATES: tuple[ExchangeState, ...] = ("awaiting_approval", "disputed")
 KINDS = (("member", "Member"), ("professional", "Professional"), ("organisation", "Organisation"))
@@ -57,6 +59,7 @@ class CoordinatorPages(Controller):
         access: TimebankAccess,
         participants: ParticipantsDep,
         exchanges: Exchanges,
+        engine: AsyncEngine,
         *,
         outcomes: list[dict[str, Any]] | None = None,
         error: str | None = None,
@@ -66,14 +69,15 @@ class CoordinatorPages(Controller):
         policy.require_may_attempt(access, "approve")
         queue = await _queue(exchanges, access)
         flagged = await request.app.state.ledger_reader.flags(access)
-        return page(
+        named = parties_of(queue) | {account.participant_id for account in flagged}
+        return await timebank_page(
             request,
             "queue.html",
+            access,
+            participants,
             status_code=status_code,
-            access=access,
-            timebank=await participants.show_timebank(access),
             queue=[(exchange, _why(exchange)) for exchange in queue],
-            names=await names(participants, access),
+            names=await names_of(engine, access, named),
             categories=await category_names(participants, access),
             outcomes=outcomes or [],
             error=error,
@@ -87,9 +91,10 @@ class CoordinatorPages(Controller):
         access: AccessDep,
         participants: ParticipantsDep,
         exchanges: ExchangesDep,
+        engine: EngineDep,
     ) -> Response:
         """The approval queue, oldest first."""
-        return await self._queue_page(request, access, participants, exchanges)
+        return await self._queue_page(request, access, participants, exchanges, engine)
 
     @post("/queue")
     async def decide_many(
@@ -98,6 +103,7 @@ class CoordinatorPages(Controller):
         access: AccessDep,
         participants: ParticipantsDep,
         exchanges: ExchangesDep,
+        engine: EngineDep,
     ) -> Response:
         """Approve or reject the ticked exchanges; each succeeds or fails on its own."""
         form = await request.form()
@@ -110,6 +116,7 @@ class CoordinatorPages(Controller):
                 access,
                 participants,
                 exchanges,
+                engine,
                 error="Choose approve or reject.",
                 status_code=422,
             )
@@ -119,6 +126,7 @@ class CoordinatorPages(Controller):
                 access,
                 participants,
                 exchanges,
+                engine,
                 error="Tick at least one exchange first.",
                 status_code=422,
             )
@@ -141,7 +149,9 @@ class CoordinatorPages(Controller):
                     outcomes.append({"id": exchange_id, "ok": True, "detail": ""})
         for outcome in outcomes:
             outcome["action"] = "approved" if action == "approve" else "rejected"
-        return await self._queue_page(request, access, participants, exchanges, outcomes=outcomes)
+        return await self._queue_page(
+            request, access, participants, exchanges, engine, outcomes=outcomes
+        )
 
     @get("/participants")
     async def participants_list(
@@ -155,15 +165,11 @@ class CoordinatorPages(Controller):
             if listed.view != "full":  # members get a directory without balances: not this page
                 raise Forbidden("the list of participants with balances is for coordinators")
             everyone += listed.items
-            if listed.next_after_id is None or len(everyone) >= 2000:
+            if listed.next_after_id is None or len(everyone) >= MAX_PEOPLE_LISTED:
                 break
             after_id = listed.next_after_id
-        return page(
-            request,
-            "participants.html",
-            access=access,
-            timebank=await participants.show_timebank(access),
-            everyone=everyone,
+        return await timebank_page(
+            request, "participants.html", access, participants, everyone=everyone
         )
 
     @get("/participants/new")
@@ -184,12 +190,12 @@ class CoordinatorPages(Controller):
         errors: dict[str, str],
         status_code: int = 200,
     ) -> Response:
-        return page(
+        return await timebank_page(
             request,
             "invite.html",
+            access,
+            participants,
             status_code=status_code,
-            access=access,
-            timebank=await participants.show_timebank(access),
             values=values,
             errors=errors,
             kinds=KINDS,
@@ -229,12 +235,12 @@ class CoordinatorPages(Controller):
                 errors[str(error.extra.get("field", "form"))] = error.detail
                 status = error.status_code
             else:
-                return page(
+                return await timebank_page(
                     request,
                     "invited.html",
+                    access,
+                    participants,
                     status_code=201,
-                    access=access,
-                    timebank=await participants.show_timebank(access),
                     created=created,
                     invitation_url=(
                         f"{_public_base(request, settings)}invitation"

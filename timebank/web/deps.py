@@ -7,9 +7,9 @@ from typing import TypeAlias
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
+from timebank.deps import EngineDep, SettingsDep
 from timebank.exchanges.service import Exchanges
 from timebank.ledger.reader import LedgerReader
-from timebank.participants.controllers import provide_participants
 from timebank.participants.service import Participants
 from timebank.reports.service import Reports
 from timebank.web.session import provide_page_access, provide_page_principal
@@ -18,6 +18,10 @@ ExchangesDep: TypeAlias = NamedDependency[Exchanges]
 ParticipantsDep: TypeAlias = NamedDependency[Participants]
 LedgerReaderDep: TypeAlias = NamedDependency[LedgerReader]
 ReportsDep: TypeAlias = NamedDependency[Reports]
+
+
+def provide_participants(engine: EngineDep, settings: SettingsDep) -> Participants:
+    return Participants(engine, settings)
 
 
 def provide_exchanges(state: State) -> Exchanges:

@@ -1,6 +1,7 @@
 """Member pages: home with the balance, the "log hours" form, one's exchanges, and the
 decisions on one exchange (confirm, dispute, cancel; approve, reject, reverse for
-coordinators). Every rule is the exchanges service's; these handlers only ask and show."""
+coordinators). Every rule is the exchanges service's: the buttons are the decisions
+``policy.open_decisions`` offers, and a decision sent still goes through the service."""
 
 from __future__ import annotations
 
@@ -8,33 +9,34 @@ from datetime import date
 from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, PathParameter, QueryParameter
+from litestar.params import FromPath, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.deps import AccessDep
+from timebank.deps import AccessDep, EngineDep
 from timebank.errors import Conflict, IdempotencyMismatch, NotFound, ValidationFailed
 from timebank.exchanges import policy
 from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic
 from timebank.exchanges.service import Exchanges
-from timebank.openapi import MAX_ID
+from timebank.exchanges.waiting import count_waiting
+from timebank.openapi import ExchangeId
+from timebank.participants.names import names_of
 from timebank.web import log_form
 from timebank.web.deps import ExchangesDep, LedgerReaderDep, ParticipantsDep
-from timebank.web.people import category_names, names
-from timebank.web.render import local_path, page, redirect
+from timebank.web.people import category_names, names, parties_of
+from timebank.web.render import local_path, redirect, timebank_page
 
-ExchangeId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
-DECISIONS = ("confirm", "dispute", "cancel", "approve", "reject", "reverse")
-RECENT = 50
-MAX_LISTED = 2000
+RECENT = 50  # the exchanges "my exchanges" shows, newest first
+MAX_EXCHANGES_LISTED = 2000  # the most exchanges a page reads to count or order them
 
 
 async def all_exchanges(
     exchanges: Exchanges, access: TimebankAccess, filters: ExchangeFilters
 ) -> list[ExchangePublic]:
-    """Every exchange the filters select (oldest first), up to MAX_LISTED."""
+    """Every exchange the filters select (oldest first), up to MAX_EXCHANGES_LISTED."""
     found: list[ExchangePublic] = []
     after_id = None
-    while len(found) < MAX_LISTED:
+    while len(found) < MAX_EXCHANGES_LISTED:
         batch = await exchanges.list(
             access,
             ExchangeFilters(
@@ -51,11 +53,6 @@ async def all_exchanges(
     return found
 
 
-def _waiting_for_me(access: TimebankAccess, exchange: ExchangePublic) -> bool:
-    """Logged by the other party, and waiting for this person to confirm or dispute."""
-    return "confirm" in policy.open_decisions(access, exchange)
-
-
 class ExchangePages(Controller):
     path = "/t/{slug:str}"
 
@@ -66,20 +63,14 @@ class ExchangePages(Controller):
         access: AccessDep,
         participants: ParticipantsDep,
         ledger_reader: LedgerReaderDep,
-        exchanges: ExchangesDep,
+        engine: EngineDep,
     ) -> Response:
         """Home: my balance, what waits for me, and the big "log hours" button."""
-        timebank = await participants.show_timebank(access)
         me = access.party_id
         balance = await ledger_reader.balance(access, me) if me is not None else None
-        waiting = 0
-        if me is not None:
-            logged = await all_exchanges(
-                exchanges, access, ExchangeFilters(state="logged", participant_id=me)
-            )
-            waiting = sum(_waiting_for_me(access, exchange) for exchange in logged)
-        return page(
-            request, "home.html", access=access, timebank=timebank, balance=balance, waiting=waiting
+        waiting = await count_waiting(engine, access)
+        return await timebank_page(
+            request, "home.html", access, participants, balance=balance, waiting=waiting
         )
 
     @get("/log")
@@ -106,15 +97,14 @@ class ExchangePages(Controller):
         status_code: int = 200,
     ) -> Response:
         on_behalf = access.can_manage and (on_behalf or access.party_id is None)
-        timebank = await participants.show_timebank(access)
         people = await names(participants, access)
         people.pop(access.party_id or 0, None)
-        return page(
+        return await timebank_page(
             request,
             "log.html",
+            access,
+            participants,
             status_code=status_code,
-            access=access,
-            timebank=timebank,
             form=form,
             on_behalf=on_behalf,
             people=sorted(set(people.values()), key=str.casefold),
@@ -164,20 +154,20 @@ class ExchangePages(Controller):
         access: AccessDep,
         participants: ParticipantsDep,
         exchanges: ExchangesDep,
+        engine: EngineDep,
     ) -> Response:
         """My exchanges, newest first; those the other party logged can be confirmed here."""
-        timebank = await participants.show_timebank(access)
         me = access.party_id
         listed = await all_exchanges(exchanges, access, ExchangeFilters(participant_id=me))
         recent = list(reversed(listed))[:RECENT]
-        return page(
+        return await timebank_page(
             request,
             "exchanges.html",
-            access=access,
-            timebank=timebank,
-            waiting=[e for e in recent if _waiting_for_me(access, e)],
-            others=[e for e in recent if not _waiting_for_me(access, e)],
-            names=await names(participants, access),
+            access,
+            participants,
+            waiting=[e for e in recent if policy.waits_for(access, e)],
+            others=[e for e in recent if not policy.waits_for(access, e)],
+            names=await names_of(engine, access, parties_of(recent)),
             categories=await category_names(participants, access),
             total=len(listed),
         )
@@ -189,13 +179,14 @@ class ExchangePages(Controller):
         access: AccessDep,
         participants: ParticipantsDep,
         exchanges: ExchangesDep,
+        engine: EngineDep,
         exchange_id: ExchangeId,
         logged: Annotated[bool, QueryParameter()] = False,
         done: Annotated[str | None, QueryParameter(max_length=20)] = None,
     ) -> Response:
         """One exchange: what was recorded, its state, its history, and what I may do."""
         return await self._exchange(
-            request, access, participants, exchanges, exchange_id, logged=logged, done=done
+            request, access, participants, exchanges, engine, exchange_id, logged=logged, done=done
         )
 
     async def _exchange(
@@ -204,6 +195,7 @@ class ExchangePages(Controller):
         access: TimebankAccess,
         participants: ParticipantsDep,
         exchanges: Exchanges,
+        engine: AsyncEngine,
         exchange_id: int,
         *,
         logged: bool = False,
@@ -212,21 +204,20 @@ class ExchangePages(Controller):
         status_code: int = 200,
     ) -> Response:
         detail = await exchanges.get(access, exchange_id)
-        open_now = policy.open_decisions(access, detail)
-        may = {action: action in open_now for action in DECISIONS}
-        return page(
+        named = parties_of([detail]) | {decision.on_behalf_of for decision in detail.decisions}
+        return await timebank_page(
             request,
             "exchange.html",
+            access,
+            participants,
             status_code=status_code,
-            access=access,
-            timebank=await participants.show_timebank(access),
             exchange=detail,
-            names=await names(participants, access),
+            names=await names_of(engine, access, named),
             categories=await category_names(participants, access),
             logged=logged,
-            done=done if done in DECISIONS else None,
+            done=done if done in policy.TRANSITIONS else None,
             error=error,
-            may=may,
+            open_decisions=policy.open_decisions(access, detail),
         )
 
     @post("/exchanges/{exchange_id:int}/{action:str}")
@@ -236,11 +227,12 @@ class ExchangePages(Controller):
         access: AccessDep,
         participants: ParticipantsDep,
         exchanges: ExchangesDep,
+        engine: EngineDep,
         exchange_id: ExchangeId,
         action: FromPath[str],
     ) -> Response:
         """Confirm, dispute, cancel, approve, reject or reverse one exchange."""
-        if action not in DECISIONS:
+        if action not in policy.TRANSITIONS:
             raise NotFound(f"there is no {action!r} to do on an exchange")
         form = await request.form()
         reason = form.get("reason")
@@ -254,6 +246,7 @@ class ExchangePages(Controller):
                 access,
                 participants,
                 exchanges,
+                engine,
                 exchange_id,
                 error=error.detail,
                 status_code=error.status_code,

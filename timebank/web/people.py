@@ -3,13 +3,15 @@ decides who may see whom: members a directory, coordinators everyone)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from timebank.auth.schemas import TimebankAccess
+from timebank.exchanges.schemas import ExchangePublic
 from timebank.participants.service import MAX_PAGE, Participants
 
-# Enough for the name lists of a page; a timebank larger than this is searched by name.
-MAX_NAMES = 2000
+# The most people a page lists; in a timebank larger than this, people are found by name.
+MAX_PEOPLE_LISTED = 2000
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ async def names(participants: Participants, access: TimebankAccess) -> dict[int,
     """Participant id → display name, for the people the caller may see."""
     found: dict[int, str] = {}
     after_id = None
-    while len(found) < MAX_NAMES:
+    while len(found) < MAX_PEOPLE_LISTED:
         listed = await participants.list_participants(access, after_id=after_id, limit=MAX_PAGE)
         found.update((entry.id, entry.display_name) for entry in listed.items)
         if listed.next_after_id is None:
@@ -56,6 +58,11 @@ async def find_by_name(
     if len(candidates) == 1:
         return Match(candidates[0][0], [])
     return Match(None, exact or candidates)
+
+
+def parties_of(exchanges: Iterable[ExchangePublic]) -> set[int | None]:
+    """The participants a list of these exchanges names: their givers and receivers."""
+    return {side for exchange in exchanges for side in (exchange.giver_id, exchange.receiver_id)}
 
 
 async def category_names(participants: Participants, access: TimebankAccess) -> dict[str, str]:

@@ -10,8 +10,10 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
+from timebank.auth.schemas import TimebankAccess
 from timebank.errors import TimebankError, Unauthenticated
 from timebank.hours import describe_minutes, format_minutes
+from timebank.participants.service import Participants
 
 SIGN_IN = "/sign-in"
 
@@ -38,6 +40,23 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
         context=context,
         status_code=status_code,
         cookies=[csrf_cookie] if csrf_cookie is not None else [],
+    )
+
+
+async def timebank_page(
+    request: Request,
+    template: str,
+    access: TimebankAccess,
+    participants: Participants,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    """A page of one timebank: ``page`` with the caller's access and the timebank they are in
+    (whose name every such page shows)."""
+    timebank = await participants.show_timebank(access)
+    return page(
+        request, template, status_code=status_code, access=access, timebank=timebank, **context
     )
 
 

@@ -15,7 +15,7 @@ from timebank.deps import AccessDep
 from timebank.errors import ValidationFailed
 from timebank.reports.charts import CHARTS
 from timebank.web.deps import ParticipantsDep, ReportsDep
-from timebank.web.render import page
+from timebank.web.render import timebank_page
 
 CHART_NAMES = {
     "series": "Hours exchanged and active people, by {interval}",
@@ -74,12 +74,12 @@ class ReportPages(Controller):
             )
             for name in CHARTS
         ]
-        return page(
+        return await timebank_page(
             request,
             "report.html",
+            access,
+            participants,
             status_code=status,
-            access=access,
-            timebank=await participants.show_timebank(access),
             report=report,
             start=start if status == 422 else first.isoformat(),
             end=end if status == 422 else last.isoformat(),

@@ -1,0 +1,37 @@
+"""The names of named participants: what a page needs to label the people it shows, read by one
+query of its own rather than by listing the timebank."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank.auth.schemas import TimebankAccess
+from timebank.errors import Forbidden
+
+_NAMES = (
+    "SELECT id, display_name FROM participants"
+    " WHERE timebank_id = :timebank_id AND id = ANY(CAST(:ids AS bigint[]))"
+)
+
+
+def require_directory_reader(access: TimebankAccess) -> None:
+    """Coordinators, admins and members see who is in the timebank; funders see aggregates."""
+    if not access.can_manage and access.member_participant_id is None:
+        raise Forbidden("funders see aggregate reports, not the list of participants")
+
+
+async def names_of(
+    engine: AsyncEngine, access: TimebankAccess, ids: Iterable[int | None]
+) -> dict[int, str]:
+    """Participant id → display name, for these participants of the caller's timebank (ids
+    of another timebank, or of nobody, are left out)."""
+    require_directory_reader(access)
+    wanted = sorted({participant_id for participant_id in ids if participant_id is not None})
+    if not wanted:
+        return {}
+    async with engine.connect() as conn:
+        rows = await conn.execute(text(_NAMES), {"timebank_id": access.timebank_id, "ids": wanted})
+        return {row.id: row.display_name for row in rows}
