@@ -103,10 +103,16 @@ async def _revision(url: str) -> str:
 async def test_a_database_at_the_last_squashed_revision_is_stamped_baseline(
     database_at: str, caplog: pytest.LogCaptureFixture
 ):
-    await _stamp(database_at, "0015_published_cells")
+    # The schema those revisions built is the baseline's: build it, then say it came from them.
+    await migrations.upgrade_async(database_at, migrations.BASELINE)
+    conn = await asyncpg.connect(asyncpg_dsn(database_at))
+    try:
+        await conn.execute("UPDATE alembic_version SET version_num = '0015_published_cells'")
+    finally:
+        await conn.close()
     with caplog.at_level(logging.WARNING, logger="timebank.db.migrations"):
         await migrations.upgrade_async(database_at)
-    assert await _revision(database_at) == migrations.BASELINE == migrations.head_revision()
+    assert await _revision(database_at) == migrations.head_revision()
     stamped = [r.getMessage() for r in caplog.records if r.name == "timebank.db.migrations"]
     assert stamped == [
         "database at 0015_published_cells (same schema as the baseline): stamped 0001_baseline"

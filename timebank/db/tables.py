@@ -218,6 +218,7 @@ published_cells = Table(
     Column("withheld", Boolean, nullable=False),
     Column("first_published", Date, nullable=False),
     Column("first_withheld", Date),
+    Column("shown_value", BigInteger),
 )
 
 report_day_people = Table(

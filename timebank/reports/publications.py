@@ -14,7 +14,7 @@ from timebank.reports.repository import rows
 _LOCK_PUBLICATIONS = "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"
 
 _PUBLISHED_CELLS = """
-    SELECT figure, period_kind, period_start, label, withheld
+    SELECT figure, period_kind, period_start, label, withheld, shown_value
     FROM published_cells
     WHERE timebank_id = :tb
 """
@@ -22,19 +22,21 @@ _PUBLISHED_CELLS = """
 _RECORD_CELLS = """
     INSERT INTO published_cells AS cell
         (timebank_id, figure, period_kind, period_start, label, withheld, first_published,
-         first_withheld)
-    SELECT :tb, figure, period_kind, period_start, label, withheld, :through,
-           CASE WHEN withheld THEN CAST(:through AS date) END
+         first_withheld, shown_value)
+    SELECT :tb, figure, period_kind, period_start, label, shown IS NULL, :through,
+           CASE WHEN shown IS NULL THEN CAST(:through AS date) END, shown
     FROM unnest(
         CAST(:figures AS text[]), CAST(:kinds AS text[]), CAST(:starts AS date[]),
-        CAST(:labels AS text[]), CAST(:withheld AS boolean[])
-    ) AS given (figure, period_kind, period_start, label, withheld)
+        CAST(:labels AS text[]), CAST(:shown AS bigint[])
+    ) AS given (figure, period_kind, period_start, label, shown)
     ON CONFLICT (timebank_id, figure, period_kind, period_start, label) DO UPDATE
-    SET withheld = true, first_withheld = excluded.first_withheld
-    WHERE excluded.withheld AND NOT cell.withheld
+    SET withheld = cell.withheld OR excluded.withheld,
+        first_withheld = coalesce(cell.first_withheld, excluded.first_withheld),
+        shown_value = coalesce(excluded.shown_value, cell.shown_value)
 """
 
 CellRow = tuple[str, str, date, str]
+_UNKNOWN = -1  # shown before its value was recorded: no figure is negative, so none matches
 
 
 async def lock_publications(conn: AsyncConnection, timebank_id: int) -> None:
@@ -43,20 +45,28 @@ async def lock_publications(conn: AsyncConnection, timebank_id: int) -> None:
     await conn.execute(text(_LOCK_PUBLICATIONS), {"name": f"funder publication {timebank_id}"})
 
 
-async def published_cells(conn: AsyncConnection, timebank_id: int) -> dict[CellRow, bool]:
-    """Every cell the timebank's funder publications have published: cell -> withheld."""
+async def published_cells(conn: AsyncConnection, timebank_id: int) -> dict[CellRow, int | None]:
+    """Every cell the timebank's funder publications have published: cell -> the value last
+    shown, None once withheld."""
     found = await rows(conn, _PUBLISHED_CELLS, {"tb": timebank_id})
     return {
-        (row["figure"], row["period_kind"], row["period_start"], row["label"]): row["withheld"]
+        (row["figure"], row["period_kind"], row["period_start"], row["label"]): (
+            None
+            if row["withheld"]
+            else _UNKNOWN
+            if row["shown_value"] is None
+            else row["shown_value"]
+        )
         for row in found
     }
 
 
 async def record_published_cells(
-    conn: AsyncConnection, timebank_id: int, through: date, cells: Mapping[CellRow, bool]
+    conn: AsyncConnection, timebank_id: int, through: date, cells: Mapping[CellRow, int | None]
 ) -> None:
-    """Record the cells of a publication (through ``through``): new cells as they are, and
-    cells shown before that it withholds as withheld from now on (never the other way)."""
+    """Record the cells of a publication (through ``through``; cell -> the value shown, None
+    withheld): new cells as they are, shown cells with the value shown now, and cells it
+    withholds as withheld from now on (never the other way)."""
     ordered = sorted(cells.items())
     await conn.execute(
         text(_RECORD_CELLS),
@@ -67,6 +77,6 @@ async def record_published_cells(
             "kinds": [cell[1] for cell, _ in ordered],
             "starts": [cell[2] for cell, _ in ordered],
             "labels": [cell[3] for cell, _ in ordered],
-            "withheld": [withheld for _, withheld in ordered],
+            "shown": [shown for _, shown in ordered],
         },
     )

@@ -209,14 +209,16 @@ def enrolment_table(enrolled: Mapping[date, tuple[int, int]], through: date, k: 
 
 @dataclass(frozen=True)
 class Protection:
-    """Every cell of one publication's tables, as withheld or shown."""
+    """Every cell of one publication's tables: those withheld, and those shown with their
+    values."""
 
     withheld: frozenset[Cell]
-    shown: frozenset[Cell]
+    shown: Mapping[Cell, int]
 
-    def earlier(self) -> dict[Cell, bool]:
-        """The cells as the next publication starts from them: cell -> withheld."""
-        return {**dict.fromkeys(self.shown, False), **dict.fromkeys(self.withheld, True)}
+    def earlier(self) -> dict[Cell, int | None]:
+        """The cells as the next publication starts from them: cell -> the value shown, None
+        for withheld."""
+        return {**dict(self.shown), **dict.fromkeys(self.withheld)}
 
 
 def protect_release(
@@ -224,21 +226,27 @@ def protect_release(
     enrolled: Mapping[date, tuple[int, int]],
     through: date,
     k: int,
-    earlier: Mapping[Cell, bool] | None = None,
+    earlier: Mapping[Cell, int | None] | None = None,
 ) -> Protection:
     """Every cell to withhold in one calendar year's published periods (and the enrolment
     months given): primary and complementary suppression, starting from what earlier
-    publications withheld (``earlier``: cell -> withheld) and choosing, where it can, cells
-    they never showed."""
+    publications withheld (``earlier``: cell -> the value shown, None for withheld). A cell
+    shown before with the value it has now is known to the funder and never chosen to hide
+    another; one whose value has changed since (a late approval, a late joiner) is not."""
     earlier = earlier or {}
-    withheld_before = {cell for cell, was in earlier.items() if was}
-    shown_before = {cell for cell, was in earlier.items() if not was}
+    withheld_before = {cell for cell, value in earlier.items() if value is None}
     withheld: set[Cell] = set()
-    cells: set[Cell] = set()
+    shown: dict[Cell, int] = {}
     for table in (volume_table(full, k), enrolment_table(enrolled, through, k)):
-        withheld |= protect(table, withheld_before, shown_before)
-        cells |= set(table.values)
-    return Protection(withheld=frozenset(withheld), shown=frozenset(cells - withheld))
+        shown_before = {
+            cell
+            for cell, value in earlier.items()
+            if value is not None and table.values.get(cell) == value
+        }
+        hidden = protect(table, withheld_before, shown_before)
+        withheld |= hidden
+        shown.update((cell, v) for cell, v in table.values.items() if cell not in hidden)
+    return Protection(withheld=frozenset(withheld), shown=shown)
 
 
 def cell_row(cell: Cell) -> tuple[str, str, date, str]:

@@ -307,14 +307,14 @@ class Reports:
         async def record(write: AsyncConnection) -> set[Cell]:
             await publications.lock_publications(write, access.timebank_id)
             recorded = await publications.published_cells(write, access.timebank_id)
-            earlier = {row_cell(row): was for row, was in recorded.items()}
+            earlier = {row_cell(row): value for row, value in recorded.items()}
             protection = protect_release(full, enrolled, release.through, self._min_cell, earlier)
-            cells = {
-                cell_row(cell): withheld
-                for withheld, group in ((False, protection.shown), (True, protection.withheld))
-                for cell in group
+            cells = {cell_row(cell): value for cell, value in protection.earlier().items()}
+            changed = {
+                row: value
+                for row, value in cells.items()
+                if row not in recorded or recorded[row] != value
             }
-            changed = {row: was for row, was in cells.items() if recorded.get(row) != was}
             if changed:
                 await publications.record_published_cells(
                     write, access.timebank_id, release.through, changed
