@@ -37,7 +37,10 @@ def test_what_people_type_is_understood(typed, minutes):
 
 @pytest.mark.parametrize(
     "typed",
-    ["", "   ", "abc", "1:75", "0", "0:00", "0 min", "1.01", "-1", "1:30:00", "200 hours", "h"],
+    [
+        *("", "   ", "abc", "1:75", "0", "0:00", "0 min", "1.01", "-1", "1:30:00", "200 hours"),
+        *("h", "\u0663", "\u0661:\u0663\u0660", "\uff13 hours", "\u0969 min"),  # other digits
+    ],
 )
 def test_what_cannot_be_meant_is_refused_with_a_hint(typed):
     with pytest.raises(DurationError) as refused:

@@ -15,12 +15,12 @@ class DurationError(ValueError):
     """The text does not read as a duration; the message says what would."""
 
 
-_HOURS_MINUTES = re.compile(r"^(?P<h>\d{1,3})\s*:\s*(?P<m>\d{1,2})$")
-_NUMBER = r"(?P<n>\d{1,4}(?:[.,]\d{1,3})?|[.,]\d{1,3})"
+_HOURS_MINUTES = re.compile(r"^(?P<h>[0-9]{1,3})\s*:\s*(?P<m>[0-9]{1,2})$")
+_NUMBER = r"(?P<n>[0-9]{1,4}(?:[.,][0-9]{1,3})?|[.,][0-9]{1,3})"
 _UNIT_MINUTES = re.compile(rf"^{_NUMBER}\s*(?:m|min|mins|minute|minutes)\.?$")
 _UNIT_HOURS = re.compile(rf"^{_NUMBER}?\s*(?P<half>½)?\s*(?:h|hr|hrs|hour|hours)?\.?$")
 _COMBINED = re.compile(
-    r"^(?P<h>\d{1,3})\s*(?:h|hr|hrs|hour|hours)\.?\s*(?:and\s+)?(?P<m>\d{1,2})\s*"
+    r"^(?P<h>[0-9]{1,3})\s*(?:h|hr|hrs|hour|hours)\.?\s*(?:and\s+)?(?P<m>[0-9]{1,2})\s*"
     r"(?:m|min|mins|minute|minutes)?\.?$"
 )
 

@@ -18,6 +18,7 @@ PROBLEM_JSON = "application/problem+json"
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints: anything larger cannot name a row
 ParticipantId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 ExchangeId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+TokenId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 
 _DESCRIPTIONS = {
     400: "Bad request",

@@ -95,6 +95,15 @@ async def test_someone_elses_token_cannot_be_revoked(client, engine):
     assert response.status_code == 404
 
 
+async def test_a_token_id_beyond_any_row_is_refused_in_plain_words(client, engine):
+    person = await make_person(engine, "ida")
+    response = await client.delete(
+        "/api/v1/auth/tokens/99999999999999999999", headers=person.headers
+    )
+    assert response.status_code in (404, 422)
+    assert "$1" not in response.text and "int64" not in response.text
+
+
 async def test_invitation_sets_the_password_once(client, engine, timebank):
     # An invitation is for an address; accepting it signed out makes that address's account.
     email = f"hal-{new_token()[0][:8].lower()}@example.org"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from timebank.auth.deps import (
@@ -25,7 +25,7 @@ from timebank.auth.schemas import (
     TokenPublic,
 )
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
-from timebank.openapi import problems
+from timebank.openapi import TokenId, problems
 
 # Forget the session cookie under either name (see auth.deps.cookie_name).
 _FORGET_SESSION = (signed_out_cookie(secure=True), signed_out_cookie(secure=False))
@@ -103,9 +103,7 @@ class AuthController(Controller):
         status_code=HTTP_204_NO_CONTENT,
         responses=problems(401, 403, 404, 422),
     )
-    async def revoke_token(
-        self, token_id: FromPath[int], principal: PrincipalDep, auth: AuthDep
-    ) -> None:
+    async def revoke_token(self, token_id: TokenId, principal: PrincipalDep, auth: AuthDep) -> None:
         """Revoke one of the caller's tokens."""
         await auth.revoke_token(principal, token_id)
 
