@@ -94,9 +94,11 @@ Funder view
     cell by cell, what the timebank's publications showed and withheld (no names, only
     figures, periods and category slugs or flow kinds), and is written, under a lock per
     timebank, before any figure of the publication is given out. The next publication withholds
-    every cell an earlier one withheld; it counts every cell an earlier one showed, and every
-    cell that follows from those alone, as known to the funder, so it never chooses one of them
-    to hide another, and the exact check treats them as shown. A cell once withheld is never
+    every cell an earlier one withheld; it counts every cell an earlier one showed with the value
+    it still has (``published_cells.shown_value``), and every cell that follows from those
+    alone, as known to the funder, so it never chooses one of them to hide another, and the
+    exact check treats them as shown; a cell whose value has changed since is not known at its
+    new value. A cell once withheld is never
     recorded as shown again (PostgreSQL refuses it). Since the figures of a closed month do
     not change unless entries are approved or reversed late, the cells a later publication
     adds (the new month, and the quarter and year it completes) are the only ones it needs to
@@ -112,7 +114,8 @@ Funder view
     Not covered by the guarantee: figures that are not sums (active, reciprocal, ties,
     two_way_ties, people per category or flow, medians) are protected by primary suppression
     only, and bounds (a withheld cell lies between 0 and a shown total) are not hidden;
-    two publications differ by the entries approved or reversed between them (late approvals
-    and reversals of earlier months), which a funder comparing them can see in aggregate, and a
-    figure an earlier publication showed stays known even if such a change makes it small.
+    two publications differ by the entries approved, reversed or enrolled between them for
+    earlier months, which a funder comparing them can see; when that is a single exchange it is
+    given away exactly (a known hole; the mend planned is to freeze each period's funder
+    figures at its first publication).
 """
