@@ -366,7 +366,7 @@ async def test_two_periods_differenced_do_not_give_a_withheld_month(client, hist
 
 async def test_as_of_is_refused_to_a_funder_and_fixed_to_the_publication(client, history):
     """Bisecting as_of would date each approval: a funder's as_of is refused, and every
-    answer is as of the latest publication, whenever it is asked."""
+    answer counts as of the period's first publication, whenever it is asked."""
     world, months, release = history
     end = quarter_end(months)
     moment = (release.as_of - timedelta(days=1)).isoformat().replace("+", "%2B")
@@ -375,7 +375,8 @@ async def test_as_of_is_refused_to_a_funder_and_fixed_to_the_publication(client,
     assert refused.json()["errors"][0]["key"] == "as_of"
     first = (await funder_get(client, world, months[0], end)).json()
     again = (await funder_get(client, world, months[0], end)).json()
-    assert datetime.fromisoformat(first["as_of"]) == release.as_of
+    published = datetime.combine(month_after(end), datetime.min.time(), UTC) + PUBLISH_AFTER
+    assert datetime.fromisoformat(first["as_of"]) == published <= release.as_of
     assert first == again
     # A coordinator's preview of the funder view follows the same rules.
     preview = await client.get(
@@ -1039,3 +1040,100 @@ def test_a_publication_after_late_entries_gives_nothing_away_on_its_own():
         truth = truth_of([r.model_dump(mode="json") for r in full.values()])
         truth.update(_enrolment_truth(enrolled))
         assert recovered(read_reports(published), truth) == {}, (before, after)
+
+
+async def test_what_a_funder_was_shown_never_changes_whatever_comes_late(
+    client, engine, raw, history
+):
+    """The review's differencing, across publications: after a publication, an exchange in a
+    new category is approved for a month it published, and a person joins with a joining day
+    in it. The next publication shows that month, its quarter and its year exactly as before
+    (every figure frozen at its first publication), so nothing late can be read off a
+    difference; the late joiner counts as new in the month they were enrolled."""
+    from timebank.auth.schemas import Principal, TimebankAccess
+    from timebank.reports.service import Reports
+    from timebank.settings import Settings
+
+    world, months, release = history
+    timebank = world.timebank
+    keys = year_periods(months[0].year, release.through)
+    first = {}
+    for key in keys:
+        response = await funder_get(client, world, key[1], last_day(key))
+        assert response.status_code == 200, response.text
+        first[key] = response.json()
+
+    late_month = months[2]
+    await client.post(
+        f"/api/v1/timebanks/{timebank.slug}/categories",
+        json={"slug": "household", "name": "Household"},
+        headers=world.coordinator.headers,
+    )
+    response = await client.post(
+        f"/api/v1/timebanks/{timebank.slug}/exchanges",
+        json={
+            "giver_id": world.member.participant_id,
+            "receiver_id": world.other_member.participant_id,
+            "minutes": 41,
+            "service_date": (late_month + timedelta(days=24)).isoformat(),
+            "category": "household",
+            "description": "late",
+        },
+        headers=world.coordinator.headers,
+    )
+    assert response.status_code == 201, response.text
+    newcomer = await make_person(engine, "late", timebank=timebank, roles=("member",))
+    await raw.execute(
+        "UPDATE participants SET joined_on = $2 WHERE id = $1", newcomer.participant_id, months[1]
+    )
+
+    funder = TimebankAccess(
+        principal=Principal(user_id=world.funder.user_id, email="f", is_admin=False, token_id=0),
+        timebank_id=timebank.id,
+        timebank_slug=timebank.slug,
+        roles=frozenset({"funder"}),
+    )
+    later = Release(
+        as_of=datetime.now(UTC) + timedelta(minutes=1),
+        through=last_day(("month", month_after(release.through))),
+    )
+    reports = Reports(engine, Settings(report_settle_seconds=0))
+    for key in keys:
+        again = (
+            await reports.funder_contribution(
+                funder, start=key[1], end=last_day(key), release=later
+            )
+        ).model_dump(mode="json")
+        assert again == first[key], key
+    # The coordinators' full view does count what came late.
+    admin = TimebankAccess(
+        principal=Principal(user_id=world.admin.user_id, email="a", is_admin=True, token_id=0),
+        timebank_id=timebank.id,
+        timebank_slug=timebank.slug,
+    )
+    full = await reports.contribution(admin, start=late_month, end=last_day(("month", late_month)))
+    assert "household" in {row.category for row in full.categories}
+
+
+def test_late_joiners_count_as_new_when_enrolled_and_quarters_are_sums_of_months_as_published():
+    from timebank.reports.frozen import frozen_periods, net_new
+
+    assert net_new({date(2025, 1, 1): 10, date(2025, 2, 1): 10, date(2025, 3, 1): 13}) == {
+        date(2025, 1, 1): 10,
+        date(2025, 2, 1): 0,
+        date(2025, 3, 1): 3,
+    }
+    bank = {
+        "people": [("member", 0)] * 6 + [("organisation", 1)],
+        "exchanges": [(n, (n + 1) % 7, n % 3, "gardening", 30 + 15 * n) for n in range(7)],
+        "k": 3,
+        "through": 2,
+    }
+    full, _, _ = model_reports(bank)
+    months = {key[1]: report for key, report in full.items() if key[0] == "month"}
+    quarter = ("quarter", date(YEAR, 1, 1))
+    frozen = frozen_periods(months, {quarter: full[quarter]}, {m: 1 for m in months})
+    summed = frozen[quarter]
+    assert summed.totals.minutes == sum(months[m].totals.minutes for m in months)
+    assert summed.totals.new == 3 and [b.new for b in summed.series] == [1, 1, 1]
+    assert [b.minutes for b in summed.series] == [months[m].totals.minutes for m in sorted(months)]

@@ -44,11 +44,22 @@ Funder view
     happens at R = the first moment (UTC) of month M+1 plus ``TIMEBANK_REPORT_PUBLISH_AFTER_DAYS``
     (default 7, time for late entries to be approved), and covers every whole calendar month,
     quarter and year that ended by the end of M. A funder asks only for one of these periods
-    (by default the latest published quarter), with the series by month; every answer counts as
-    of the latest publication R (``as_of`` in the answer), whenever it is asked. A funder's
-    ``as_of`` is refused (422), as is any other period or interval, so no choice of moment or
-    of period boundaries gives a funder a figure that is not part of the publication. The
-    coordinators' full view is unchanged: any period, any interval, any ``as_of``.
+    (by default the latest published quarter), with the series by month. A funder's ``as_of``
+    is refused (422), as is any other period or interval, so no choice of moment or of period
+    boundaries gives a funder a figure that is not part of a publication. The coordinators'
+    full view is unchanged: any period, any interval, any ``as_of``.
+
+    Frozen at first publication (``reports.frozen``). What a funder was shown never changes,
+    so no two publications differ by what was approved, reversed or enrolled late. A month
+    counts as of its first publication R(M) (``as_of`` in the answer). A quarter or a year
+    counts as of its own first publication (that of its last month) for what is not a sum
+    (active, reciprocal, ties, people per category or flow, the median), and its sums
+    (minutes, hours, exchanges, first exchanges, new people, per category and per flow) are
+    those of its months as published; its series is its months as published. New people in a
+    month are those enrolled at its end less those enrolled at the end of the month before,
+    each as first published: a late joiner (a past joining day) counts as new in the month
+    they were enrolled. An exchange approved or reversed after its month was published never
+    reaches funder figures; the full view counts it.
 
     Primary suppression. A cell is withheld (its value null, its name listed in the row's
     ``suppressed``) when it rests on fewer than k = ``TIMEBANK_REPORT_MIN_CELL`` people
@@ -114,8 +125,5 @@ Funder view
     Not covered by the guarantee: figures that are not sums (active, reciprocal, ties,
     two_way_ties, people per category or flow, medians) are protected by primary suppression
     only, and bounds (a withheld cell lies between 0 and a shown total) are not hidden;
-    two publications differ by the entries approved, reversed or enrolled between them for
-    earlier months, which a funder comparing them can see; when that is a single exchange it is
-    given away exactly (a known hole; the mend planned is to freeze each period's funder
-    figures at its first publication).
+    and what came late is left out of funder figures rather than shown.
 """

@@ -17,6 +17,7 @@ from timebank.reports import publications, repository
 from timebank.reports.assemble import assemble, figures, reciprocity_row
 from timebank.reports.buckets import buckets, default_period
 from timebank.reports.csv_export import reciprocity_csv
+from timebank.reports.frozen import first_published, frozen_periods, net_new
 from timebank.reports.reciprocity_repository import (
     ReciprocityQuery,
     reciprocity_rows,
@@ -58,10 +59,11 @@ class Reports:
         self._min_cell = settings.report_min_cell
         self._settle = timedelta(seconds=settings.report_settle_seconds)
         self._publish_after = timedelta(days=settings.report_publish_after_days)
-        # (timebank, year, release, k) -> (each period's figures, the cells withheld)
-        self._publications: OrderedDict[tuple, tuple[dict[PeriodKey, dict], set[Cell]]] = (
-            OrderedDict()
-        )
+        # (timebank, year, release, k) -> each period's figures as counted, as frozen, and the
+        # cells withheld
+        self._publications: OrderedDict[
+            tuple, tuple[dict[PeriodKey, dict], dict[PeriodKey, ContributionReport], set[Cell]]
+        ] = OrderedDict()
 
     @staticmethod
     def _check_days(start: date | None, end: date | None) -> None:
@@ -239,58 +241,78 @@ class Reports:
         interval: str = "month",
         release: Release | None = None,
     ) -> ContributionReport:
-        """The funder view of a whole closed calendar month, quarter or year (by default the
-        latest published quarter), as of the latest publication (or ``release``): every
-        published period of its calendar year, and the enrolment months up to it, are
-        computed and protected together, so that what any two requests show is consistent."""
+        """The funder view of a whole closed calendar month, quarter or year of the latest
+        publication (or ``release``; by default its latest quarter), frozen at its first
+        publication: every published period of its calendar year, and the enrolment months up
+        to it, are frozen and protected together, so that what any two requests show is
+        consistent."""
         if not (access.can_manage or access.is_funder):
             raise Forbidden("the contribution report is for coordinators and funders")
         self._check_days(start, end)
         release = release or await self.release()
         key = funder_period(start, end, interval, release)
         k = self._min_cell
+        publication = (access.timebank_id, key[1].year, release, k)
         async with self._engine.connect() as conn:
             await repository.begin_snapshot(conn)
-            report = await self._full(conn, access, key[1], last_day(key), release.as_of, "month")
-            # Figures as of a past moment never change, so a publication is protected once;
-            # if the period's figures differ from those it was protected with, again.
-            cached = self._publications.get((access.timebank_id, key[1].year, release, k))
-            if cached is not None and cached[0].get(key) == figures(report):
-                return funder_report(key, report, cached[1], k)
-            full, enrolled = await self._publication(conn, access, key, report, release)
+            base = await self._full(
+                conn, access, key[1], last_day(key), self._moment(key, release), "month"
+            )
+            # Figures as of a past moment never change, so a publication is frozen and protected
+            # once; if the period's own figures differ from those it was protected with, again.
+            cached = self._publications.get(publication)
+            if cached is not None and cached[0].get(key) == figures(base):
+                return funder_report(key, cached[1][key], cached[2], k)
+            bases, full, enrolled = await self._publication(conn, access, key, release)
         withheld = await self._protect(access, key[1].year, full, enrolled, release)
-        return funder_report(key, report, withheld, k)
+        self._publications[publication] = (
+            {period: figures(r) for period, r in bases.items()},
+            full,
+            withheld,
+        )
+        while len(self._publications) > PUBLICATIONS_KEPT:
+            self._publications.popitem(last=False)
+        return funder_report(key, full[key], withheld, k)
+
+    def _moment(self, key: PeriodKey, release: Release) -> datetime:
+        """When a period's funder figures count: its first publication (never later than the
+        publication asked for)."""
+        return min(first_published(key, self._publish_after), release.as_of)
 
     async def _publication(
-        self,
-        conn: AsyncConnection,
-        access: TimebankAccess,
-        key: PeriodKey,
-        report: ContributionReport,
-        release: Release,
-    ) -> tuple[dict[PeriodKey, ContributionReport], dict[date, tuple[int, int]]]:
-        """The full figures of every published period of the key's calendar year, and the
-        enrolment months up to the publication: what is protected together."""
-        full: dict[PeriodKey, ContributionReport] = {key: report}
+        self, conn: AsyncConnection, access: TimebankAccess, key: PeriodKey, release: Release
+    ) -> tuple[
+        dict[PeriodKey, ContributionReport],
+        dict[PeriodKey, ContributionReport],
+        dict[date, tuple[int, int]],
+    ]:
+        """Every published period of the key's calendar year, each counted as of its first
+        publication (the periods as counted, and as frozen), and the enrolment months up to the
+        publication, each as first published: what is protected together."""
+        bases: dict[PeriodKey, ContributionReport] = {}
         for period in year_periods(key[1].year, release.through):
-            if period != key:
-                full[period] = await self._full(
-                    conn, access, period[1], last_day(period), release.as_of, "month"
-                )
+            bases[period] = await self._full(
+                conn, access, period[1], last_day(period), self._moment(period, release), "month"
+            )
         first = await repository.first_joined(conn, access.timebank_id, release.as_of)
-        months: list[date] = []
+        participants: dict[date, int] = {}
         cursor = max(first or key[1], FIRST_DAY).replace(day=1)
         while cursor <= release.through:
-            months.append(cursor)
+            counted = await repository.enrolled_by_month(
+                conn,
+                timebank_id=access.timebank_id,
+                as_of=self._moment(("month", cursor), release),
+                firsts=[cursor],
+                lasts=[last_day(("month", cursor))],
+            )
+            participants[cursor] = counted[cursor][0]
             cursor = month_after(cursor)
-        enrolled = await repository.enrolled_by_month(
-            conn,
-            timebank_id=access.timebank_id,
-            as_of=release.as_of,
-            firsts=months,
-            lasts=[last_day(("month", m)) for m in months],
-        )
-        return full, enrolled
+        new = net_new(participants)
+        months = {p[1]: r for p, r in bases.items() if p[0] == "month"}
+        longer = {p: r for p, r in bases.items() if p[0] != "month"}
+        full = frozen_periods(months, longer, new)
+        enrolled = {month: (count, new[month]) for month, count in participants.items()}
+        return bases, full, enrolled
 
     async def _protect(
         self,
@@ -322,12 +344,4 @@ class Reports:
             return set(protection.withheld)
 
         # Recorded before it is shown, so that no later publication can contradict it.
-        withheld = await run_in_transaction(self._engine, record)
-        publication = (access.timebank_id, year, release, self._min_cell)
-        self._publications[publication] = (
-            {period: figures(r) for period, r in full.items()},
-            withheld,
-        )
-        while len(self._publications) > PUBLICATIONS_KEPT:
-            self._publications.popitem(last=False)
-        return withheld
+        return await run_in_transaction(self._engine, record)
