@@ -1132,8 +1132,34 @@ def test_late_joiners_count_as_new_when_enrolled_and_quarters_are_sums_of_months
     full, _, _ = model_reports(bank)
     months = {key[1]: report for key, report in full.items() if key[0] == "month"}
     quarter = ("quarter", date(YEAR, 1, 1))
-    frozen = frozen_periods(months, {quarter: full[quarter]}, {m: 1 for m in months})
+    frozen, _ = frozen_periods(months, {quarter: full[quarter]}, {m: 1 for m in months})
     summed = frozen[quarter]
     assert summed.totals.minutes == sum(months[m].totals.minutes for m in months)
     assert summed.totals.new == 3 and [b.new for b in summed.series] == [1, 1, 1]
     assert [b.minutes for b in summed.series] == [months[m].totals.minutes for m in sorted(months)]
+
+
+def test_a_quarter_sum_is_judged_by_the_people_of_its_months_as_published():
+    """The outside check's case: two people exchange 'lifts' in January and February (each
+    month withholds the row); five more lifts among five others are approved for January after
+    it was published. The quarter's lift minutes are the two people's 75 (its months as
+    published), while its own count of people, made later, is 7: the sum must still be
+    withheld."""
+    from timebank.reports.frozen import frozen_periods
+
+    people = [("member", -3)] * 7
+    garden = [(n, (n + 1) % 7, month, "gardening", 60) for month in range(3) for n in range(7)]
+    lifts = [(0, 1, 0, "lifts", 30), (0, 1, 1, "lifts", 45)]
+    late = [(n, 2 + (n - 1) % 5, 0, "lifts", 20) for n in range(2, 7)]
+    published = {"people": people, "exchanges": garden + lifts, "k": 5, "through": 2}
+    counted_later = {**published, "exchanges": garden + lifts + late}
+    months_full, enrolled, through = model_reports(published)
+    later_full, _, _ = model_reports(counted_later)
+    quarter = ("quarter", date(YEAR, 1, 1))
+    months = {key[1]: report for key, report in months_full.items() if key[0] == "month"}
+    frozen, fewest = frozen_periods(months, {quarter: later_full[quarter]}, {m: 0 for m in months})
+    row = next(r for r in frozen[quarter].categories if r.category == "lifts")
+    assert (row.minutes, row.people) == (75, 7)
+    cell = ("category", quarter, "lifts")
+    assert cell in protect_release(frozen, enrolled, through, 5, people=fewest).withheld
+    assert cell not in protect_release(frozen, enrolled, through, 5).withheld  # the check sees it

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from timebank.reports.release import PeriodKey, last_day, month_after, months_of
 from timebank.reports.schemas import Bucket, CategoryRow, ContributionReport, FlowRow, Metrics
+from timebank.reports.suppression import Cell
 
 R = TypeVar("R", CategoryRow, FlowRow)
 
@@ -121,18 +122,43 @@ def frozen_longer(
     )
 
 
+def fewest_people(
+    frozen: Mapping[PeriodKey, ContributionReport], keys: Iterable[PeriodKey]
+) -> dict[Cell, int]:
+    """For each sum of a quarter or a year (``keys``), the fewest people it may rest on: the
+    most of any one of its months as published. Its own count of people, made when it was
+    published, can include people whose late exchanges its sums leave out, so it alone must not
+    decide that a sum rests on enough people."""
+    fewest: dict[Cell, int] = {}
+    for key in keys:
+        months = [frozen[("month", m)] for m in months_of(key)]
+        fewest[("volume", key)] = max((m.totals.active or 0 for m in months), default=0)
+        for name, rows, label in (
+            ("category", lambda r: r.categories, lambda row: row.category),
+            ("flow", lambda r: r.flows, lambda row: f"{row.giver_kind}>{row.receiver_kind}"),
+        ):
+            for month in months:
+                for row in rows(month):
+                    cell = (name, key, label(row))
+                    fewest[cell] = max(fewest.get(cell, 0), row.people or 0)
+            for row in rows(frozen[key]):
+                fewest.setdefault((name, key, label(row)), 0)
+    return fewest
+
+
 def frozen_periods(
     months: Mapping[date, ContributionReport],
     longer: Mapping[PeriodKey, ContributionReport],
     new: Mapping[date, int],
-) -> dict[PeriodKey, ContributionReport]:
+) -> tuple[dict[PeriodKey, ContributionReport], dict[Cell, int]]:
     """Every published period of a year as first published: ``months`` and ``longer`` (its
     quarters and the year) each counted as of its own first publication, ``new`` the new people
-    of each month as funders see them."""
+    of each month as funders see them; and for the sums of ``longer``, the fewest people each
+    may rest on (``fewest_people``)."""
     frozen: dict[PeriodKey, ContributionReport] = {
         ("month", month): frozen_month(report, new.get(month, 0))
         for month, report in months.items()
     }
     for key, base in longer.items():
         frozen[key] = frozen_longer(base, [frozen[("month", m)] for m in months_of(key)])
-    return frozen
+    return frozen, fewest_people(frozen, longer)

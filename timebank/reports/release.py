@@ -141,21 +141,27 @@ def _children(key: PeriodKey) -> list[PeriodKey]:
     return []
 
 
-def volume_table(full: Mapping[PeriodKey, ContributionReport], k: int) -> Table:
+def volume_table(
+    full: Mapping[PeriodKey, ContributionReport], k: int, people: Mapping[Cell, int] | None = None
+) -> Table:
     """The additive figures of one calendar year's published periods: minutes (and with them
     hours and exchanges) in all, by category and by flow; first exchanges. Relations: each
     period's total is the sum of its categories and of its flows; a quarter is the sum of its
-    months and a year of its quarters, in all, per category, per flow and for first exchanges."""
+    months and a year of its quarters, in all, per category, per flow and for first exchanges.
+    ``people``: for a cell whose report counts more people than its figure may rest on (a sum
+    of months as published), the fewest it may rest on."""
     table = Table()
+    fewest = people or {}
     for key, report in full.items():
         totals = report.totals
-        table.add(("volume", key), totals.minutes or 0, (totals.active or 0) < k)
+        volume = ("volume", key)
+        table.add(volume, totals.minutes or 0, min(totals.active or 0, fewest.get(volume, k)) < k)
         table.add(("firsts", key), totals.first_exchanges or 0, (totals.first_exchanges or 0) < k)
         categories = [("category", key, row.category) for row in report.categories]
         flows = [("flow", key, f"{row.giver_kind}>{row.receiver_kind}") for row in report.flows]
         rows: list[CategoryRow | FlowRow] = [*report.categories, *report.flows]
         for cell, row in zip(categories + flows, rows, strict=True):
-            table.add(cell, row.minutes or 0, (row.people or 0) < k)
+            table.add(cell, row.minutes or 0, min(row.people or 0, fewest.get(cell, k)) < k)
         table.relations.append(Relation(("volume", key), tuple(categories)))
         table.relations.append(Relation(("volume", key), tuple(flows)))
     for key in full:
@@ -227,17 +233,19 @@ def protect_release(
     through: date,
     k: int,
     earlier: Mapping[Cell, int | None] | None = None,
+    people: Mapping[Cell, int] | None = None,
 ) -> Protection:
     """Every cell to withhold in one calendar year's published periods (and the enrolment
     months given): primary and complementary suppression, starting from what earlier
     publications withheld (``earlier``: cell -> the value shown, None for withheld). A cell
     shown before with the value it has now is known to the funder and never chosen to hide
-    another; one whose value has changed since (a late approval, a late joiner) is not."""
+    another; one whose value has changed since (a late approval, a late joiner) is not.
+    ``people``: as for ``volume_table``."""
     earlier = earlier or {}
     withheld_before = {cell for cell, value in earlier.items() if value is None}
     withheld: set[Cell] = set()
     shown: dict[Cell, int] = {}
-    for table in (volume_table(full, k), enrolment_table(enrolled, through, k)):
+    for table in (volume_table(full, k, people), enrolment_table(enrolled, through, k)):
         shown_before = {
             cell
             for cell, value in earlier.items()

@@ -263,8 +263,8 @@ class Reports:
             cached = self._publications.get(publication)
             if cached is not None and cached[0].get(key) == figures(base):
                 return funder_report(key, cached[1][key], cached[2], k)
-            bases, full, enrolled = await self._publication(conn, access, key, release)
-        withheld = await self._protect(access, key[1].year, full, enrolled, release)
+            bases, full, enrolled, people = await self._publication(conn, access, key, release)
+        withheld = await self._protect(full, enrolled, people, access, release)
         self._publications[publication] = (
             {period: figures(r) for period, r in bases.items()},
             full,
@@ -285,6 +285,7 @@ class Reports:
         dict[PeriodKey, ContributionReport],
         dict[PeriodKey, ContributionReport],
         dict[date, tuple[int, int]],
+        dict[Cell, int],
     ]:
         """Every published period of the key's calendar year, each counted as of its first
         publication (the periods as counted, and as frozen), and the enrolment months up to the
@@ -310,27 +311,29 @@ class Reports:
         new = net_new(participants)
         months = {p[1]: r for p, r in bases.items() if p[0] == "month"}
         longer = {p: r for p, r in bases.items() if p[0] != "month"}
-        full = frozen_periods(months, longer, new)
+        full, people = frozen_periods(months, longer, new)
         enrolled = {month: (count, new[month]) for month, count in participants.items()}
-        return bases, full, enrolled
+        return bases, full, enrolled, people
 
     async def _protect(
         self,
-        access: TimebankAccess,
-        year: int,
         full: dict[PeriodKey, ContributionReport],
         enrolled: dict[date, tuple[int, int]],
+        people: dict[Cell, int],
+        access: TimebankAccess,
         release: Release,
     ) -> set[Cell]:
         """The cells a publication withholds, starting from what the timebank's earlier
         publications withheld and showed (one publication at a time); recorded before any is
-        shown, and remembered for the next request."""
+        shown."""
 
         async def record(write: AsyncConnection) -> set[Cell]:
             await publications.lock_publications(write, access.timebank_id)
             recorded = await publications.published_cells(write, access.timebank_id)
             earlier = {row_cell(row): value for row, value in recorded.items()}
-            protection = protect_release(full, enrolled, release.through, self._min_cell, earlier)
+            protection = protect_release(
+                full, enrolled, release.through, self._min_cell, earlier, people
+            )
             cells = {cell_row(cell): value for cell, value in protection.earlier().items()}
             changed = {
                 row: value
