@@ -59,10 +59,11 @@ Funder view
     month are those enrolled at its end less those enrolled at the end of the month before,
     each as first published: a late joiner (a past joining day) counts as new in the month
     they were enrolled. An exchange approved or reversed after its month was published never
-    reaches funder figures; the full view counts it. A quarter's or a year's own count of
-    people (made at its publication) can include people whose late exchanges its sums leave
-    out, so a sum is primary-suppressed unless one of its months as published rests on k
-    people (``frozen.fewest_people``).
+    reaches funder figures; the full view counts it. Where a quarter's or a year's sum differs
+    from its own count made at its publication (something came late), that count of people
+    can include people whose late exchanges the sum leaves out, so the sum is then
+    primary-suppressed unless one of its months as published rests on k people
+    (``frozen.fewest_people``).
 
     Primary suppression. A cell is withheld (its value null, its name listed in the row's
     ``suppressed``) when it rests on fewer than k = ``TIMEBANK_REPORT_MIN_CELL`` people

@@ -123,26 +123,34 @@ def frozen_longer(
 
 
 def fewest_people(
-    frozen: Mapping[PeriodKey, ContributionReport], keys: Iterable[PeriodKey]
+    frozen: Mapping[PeriodKey, ContributionReport], longer: Mapping[PeriodKey, ContributionReport]
 ) -> dict[Cell, int]:
-    """For each sum of a quarter or a year (``keys``), the fewest people it may rest on: the
-    most of any one of its months as published. Its own count of people, made when it was
-    published, can include people whose late exchanges its sums leave out, so it alone must not
-    decide that a sum rests on enough people."""
+    """For each sum of a quarter or a year whose own count (``longer``, made at its
+    publication) differs from its months as published, the fewest people it may rest on: the
+    most of any one of its months. Its own count of people then includes people whose late
+    exchanges the sum leaves out, so it alone must not decide that the sum rests on enough
+    people. A sum equal to its own count is judged by its own count of people."""
     fewest: dict[Cell, int] = {}
-    for key in keys:
+    for key, base in longer.items():
         months = [frozen[("month", m)] for m in months_of(key)]
-        fewest[("volume", key)] = max((m.totals.active or 0 for m in months), default=0)
+        summed = frozen[key]
+        if (base.totals.minutes, base.totals.exchanges) != (
+            summed.totals.minutes,
+            summed.totals.exchanges,
+        ):
+            fewest[("volume", key)] = max((m.totals.active or 0 for m in months), default=0)
         for name, rows, label in (
             ("category", lambda r: r.categories, lambda row: row.category),
             ("flow", lambda r: r.flows, lambda row: f"{row.giver_kind}>{row.receiver_kind}"),
         ):
-            for month in months:
-                for row in rows(month):
-                    cell = (name, key, label(row))
-                    fewest[cell] = max(fewest.get(cell, 0), row.people or 0)
-            for row in rows(frozen[key]):
-                fewest.setdefault((name, key, label(row)), 0)
+            own = {label(row): (row.minutes, row.exchanges) for row in rows(base)}
+            for row in rows(summed):
+                if own.get(label(row)) == (row.minutes, row.exchanges):
+                    continue
+                fewest[(name, key, label(row))] = max(
+                    (r.people or 0 for m in months for r in rows(m) if label(r) == label(row)),
+                    default=0,
+                )
     return fewest
 
 
