@@ -65,7 +65,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("database", ("timebank.db",)),
 ]
 # Importable from anywhere: typed errors, settings, field types and problem documents,
-# parsing, metrics, and a timebank's policy (read by exchanges, set by participants).
+# parsing, and a timebank's policy (read by exchanges, set by participants).
 BASE = (
     "timebank",
     "timebank.errors",
@@ -74,8 +74,6 @@ BASE = (
     "timebank.policy",
     "timebank.hours",
     "timebank.names",
-    "timebank.ops.metrics",
-    "timebank.ops.logs",
     "timebank.openapi",
 )
 

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -27,11 +28,17 @@ from timebank.errors import (
     ValidationFailed,
     database_unavailable,
 )
-from timebank.ops import metrics
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
+# Counted where it happens (exported with the rest by /metrics): the database layer imports
+# nothing above it.
+TRANSACTION_RETRIES = Counter(
+    "timebank_transaction_retries",
+    "Transactions (of any package) run again after a deadlock or serialization failure",
+    ["reason"],
+)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 _RETRY_REASONS = {"40001": "serialization", "40P01": "deadlock"}
 
@@ -122,7 +129,7 @@ async def _with_retries(attempt_once: Callable[[], Awaitable[T]], *, max_retries
             if state in RETRYABLE_SQLSTATES:
                 if attempt < max_retries:
                     attempt += 1
-                    metrics.TRANSACTION_RETRIES.labels(reason=_RETRY_REASONS[state]).inc()
+                    TRANSACTION_RETRIES.labels(reason=_RETRY_REASONS[state]).inc()
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311
                     continue
                 raise ServiceUnavailable("the ledger is busy; please retry", retry_after=1) from exc

@@ -35,11 +35,6 @@ LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-TRANSACTION_RETRIES = Counter(
-    "timebank_transaction_retries",
-    "Transactions (of any package) run again after a deadlock or serialization failure",
-    ["reason"],
-)
 DATABASE_UNAVAILABLE = Counter(
     "timebank_database_unavailable",
     "Requests answered 503 because the database was away or too slow",
