@@ -263,7 +263,9 @@ class Reports:
             cached = self._publications.get(publication)
             if cached is not None and cached[0].get(key) == figures(base):
                 return funder_report(key, cached[1][key], cached[2], k)
-            bases, full, enrolled, people = await self._publication(conn, access, key, release)
+            bases, full, enrolled, people = await self._publication(
+                conn, access, key, base, release
+            )
         withheld = await self._protect(full, enrolled, people, access, release)
         self._publications[publication] = (
             {period: figures(r) for period, r in bases.items()},
@@ -280,18 +282,26 @@ class Reports:
         return min(first_published(key, self._publish_after), release.as_of)
 
     async def _publication(
-        self, conn: AsyncConnection, access: TimebankAccess, key: PeriodKey, release: Release
+        self,
+        conn: AsyncConnection,
+        access: TimebankAccess,
+        key: PeriodKey,
+        base: ContributionReport,
+        release: Release,
     ) -> tuple[
         dict[PeriodKey, ContributionReport],
         dict[PeriodKey, ContributionReport],
         dict[date, tuple[int, int]],
         dict[Cell, int],
     ]:
-        """Every published period of the key's calendar year, each counted as of its first
-        publication (the periods as counted, and as frozen), and the enrolment months up to the
-        publication, each as first published: what is protected together."""
-        bases: dict[PeriodKey, ContributionReport] = {}
+        """Every published period of the key's calendar year (the key's own, ``base``, already
+        counted), each counted as of its first publication (the periods as counted, and as
+        frozen), and the enrolment months up to the publication, each as first published: what
+        is protected together."""
+        bases: dict[PeriodKey, ContributionReport] = {key: base}
         for period in year_periods(key[1].year, release.through):
+            if period in bases:
+                continue
             bases[period] = await self._full(
                 conn, access, period[1], last_day(period), self._moment(period, release), "month"
             )
