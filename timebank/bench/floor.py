@@ -30,7 +30,13 @@ from timebank.participants.service import Participants
 
 FLOOR_MINUTES = -10_000_000
 CEILING_MINUTES = 10_000_000
-MAX_EXCHANGE_MINUTES = 24 * 60
+# Every benchmark timebank: limits no benchmark reaches, exchanges up to a day, no welcome grant.
+WIDE_LIMITS = TimebankPolicy(
+    default_floor_minutes=FLOOR_MINUTES,
+    default_ceiling_minutes=CEILING_MINUTES,
+    max_exchange_minutes=24 * 60,
+    welcome_grant_minutes=0,
+)
 MAX_TRANSFER_MINUTES = 120
 MIN_SEED_TRANSFERS = 20_000
 RAW_MAX_RETRIES = 8
@@ -117,12 +123,7 @@ async def create_ledger(participants: Participants, dsn: str, accounts: int) -> 
     timebank = await participants.create_timebank(
         "bench",
         "Ledger benchmark",
-        TimebankPolicy(
-            default_floor_minutes=FLOOR_MINUTES,
-            default_ceiling_minutes=CEILING_MINUTES,
-            max_exchange_minutes=MAX_EXCHANGE_MINUTES,
-            welcome_grant_minutes=0,
-        ),
+        WIDE_LIMITS,
     )
     conn = await asyncpg.connect(dsn)
     try:

@@ -1,7 +1,7 @@
 """Writing the reports benchmark's timebank: participants, transfers, exchanges, reversals.
 
 The timebank
-    One timebank (wide account limits, at most 720 minutes an exchange) with ``participants``
+    One timebank (the benchmarks' wide limits, ``floor.WIDE_LIMITS``) with ``participants``
     participants of all three kinds and ``exchanges`` approved exchanges whose service dates
     fall within the last ``years`` years (up to today), every one of them real: a posted
     ledger transfer each (``ledger_post_batch``, in chunks), the exchange row inserted as
@@ -39,16 +39,14 @@ from datetime import date, timedelta
 
 import asyncpg
 
+from timebank.bench.floor import CEILING_MINUTES, FLOOR_MINUTES, WIDE_LIMITS
 from timebank.bench.reports_town import KIND_ACTIVITY, generate_town, plan_exchanges
 from timebank.ledger import repository as ledger_repository
-from timebank.participants.schemas import DEFAULT_CATEGORIES, TimebankPolicy
+from timebank.participants.schemas import DEFAULT_CATEGORIES
 from timebank.participants.service import Participants
 from timebank.reports.queue import apply_queued
 
 SLUG = "bench-reports"
-FLOOR_MINUTES = -10_000_000
-CEILING_MINUTES = 10_000_000
-MAX_EXCHANGE_MINUTES = 720
 REVERSED_SHARE = 0.01
 REVERSAL_REASONS = (
     "Logged twice by mistake",
@@ -208,12 +206,7 @@ async def build_timebank(
     timebank = await participants_service.create_timebank(
         SLUG,
         "Reports benchmark",
-        TimebankPolicy(
-            default_floor_minutes=FLOOR_MINUTES,
-            default_ceiling_minutes=CEILING_MINUTES,
-            max_exchange_minutes=MAX_EXCHANGE_MINUTES,
-            welcome_grant_minutes=0,
-        ),
+        WIDE_LIMITS,
     )
     tb = timebank.id
     first, second = await _connect(dsn), await _connect(dsn)
