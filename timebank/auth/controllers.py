@@ -61,6 +61,11 @@ class AuthController(Controller):
         """Sign out: the session or token used for this request stops working."""
         await auth.logout(principal)
 
+    @post("/sign-out-everywhere", **_SIGNS_OUT)
+    async def sign_out_everywhere(self, principal: PrincipalDep, auth: AuthDep) -> None:
+        """End every session and API token of the caller, this one included."""
+        await auth.sign_out_everywhere(principal)
+
     @post(
         "/invitations/accept",
         status_code=HTTP_200_OK,
@@ -126,11 +131,6 @@ class AuthController(Controller):
         await auth.change_password(
             principal, data.current_password, data.new_password, client_address(request)
         )
-
-    @post("/sign-out-everywhere", **_SIGNS_OUT)
-    async def sign_out_everywhere(self, principal: PrincipalDep, auth: AuthDep) -> None:
-        """End every session and API token of the caller, this one included."""
-        await auth.sign_out_everywhere(principal)
 
     @post(
         "/password-reset",

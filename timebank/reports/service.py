@@ -65,6 +65,10 @@ class Reports:
             tuple, tuple[dict[PeriodKey, dict], dict[PeriodKey, ContributionReport], set[Cell]]
         ] = OrderedDict()
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     @staticmethod
     def _check_days(start: date | None, end: date | None) -> None:
         for name, day in (("from", start), ("to", end)):
@@ -324,10 +328,6 @@ class Reports:
         full, people = frozen_periods(months, longer, new)
         enrolled = {month: (count, new[month]) for month, count in participants.items()}
         return bases, full, enrolled, people
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
 
     @transaction
     async def _protect(
