@@ -37,6 +37,7 @@ from timebank.auth.deps import (
 )
 from timebank.auth.service import AuthService
 from timebank.db.engine import create_engine, is_unavailable, resolve_database_url
+from timebank.deps import once_let_in
 from timebank.edges import MAX_BODY_BYTES, CheckedRequest, RequestGuard
 from timebank.errors import (
     PROBLEM_BASE,
@@ -190,6 +191,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             "principal": Provide(provide_principal),
             "access": Provide(provide_access),
             "credentials": Provide(provide_credentials),
+            "exchanges": once_let_in("exchanges"),
+            "ledger_reader": once_let_in("ledger_reader"),
+            "reports": once_let_in("reports"),
         },
         exception_handlers={
             TimebankError: _timebank_error_handler,

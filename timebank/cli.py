@@ -9,8 +9,10 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,9 +21,11 @@ from timebank.db.engine import create_engine, resolve_database_url
 from timebank.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from timebank.ledger.audit import AuditReport
+
+T = TypeVar("T")
 
 
 def _database(settings: Settings, *, migrate_embedded: bool) -> str:
@@ -34,6 +38,26 @@ def _database(settings: Settings, *, migrate_embedded: bool) -> str:
     if embedded and migrate_embedded:
         migrations.upgrade(url)
     return url
+
+
+@asynccontextmanager
+async def _engine(url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine for one command, disposed of once the command is done with it."""
+    engine = create_engine(url, settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work; a refusal from the service ends the command with its message."""
+    from timebank.errors import TimebankError
+
+    try:
+        return asyncio.run(work)
+    except TimebankError as error:
+        raise click.ClickException(error.detail) from error
 
 
 @click.group()
@@ -139,23 +163,14 @@ async def audit_ledger_and_reports(conn: AsyncConnection, slug: str | None) -> A
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(slug: str | None, as_json: bool) -> None:
     """Audit every ledger invariant; exit 1 naming whatever does not add up."""
-    from timebank.errors import TimebankError
-
     settings = get_settings()
     url = _database(settings, migrate_embedded=False)
 
     async def run() -> AuditReport:
-        engine = create_engine(url, settings)
-        try:
-            async with engine.connect() as conn:
-                return await audit_ledger_and_reports(conn, slug)
-        finally:
-            await engine.dispose()
+        async with _engine(url, settings) as engine, engine.connect() as conn:
+            return await audit_ledger_and_reports(conn, slug)
 
-    try:
-        report = asyncio.run(run())
-    except TimebankError as error:
-        raise click.ClickException(error.detail) from error
+    report = _run(run())
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -179,7 +194,6 @@ def admin() -> None:
 def admin_create(email: str) -> None:
     """Create a site admin (password from a prompt, or from TIMEBANK_ADMIN_PASSWORD)."""
     from timebank.auth.service import AuthService
-    from timebank.errors import TimebankError
 
     settings = get_settings()
     if settings.admin_password is not None:
@@ -189,16 +203,10 @@ def admin_create(email: str) -> None:
     url = _database(settings, migrate_embedded=True)
 
     async def run() -> int:
-        engine = create_engine(url, settings)
-        try:
+        async with _engine(url, settings) as engine:
             return await AuthService(engine, settings).create_admin(email, password)
-        finally:
-            await engine.dispose()
 
-    try:
-        user_id = asyncio.run(run())
-    except TimebankError as error:
-        raise click.ClickException(error.detail) from error
+    user_id = _run(run())
     click.echo(f"{email} is a site admin (user {user_id})")
 
 
@@ -209,24 +217,19 @@ def admin_reset_password(email: str) -> None:
     TIMEBANK_PASSWORD_RESET_HOURS). Give it to the person only: it opens their account. Using
     it ends every session and API token of theirs."""
     from timebank.auth.service import AuthService
-    from timebank.errors import TimebankError
 
     settings = get_settings()
     url = _database(settings, migrate_embedded=True)
 
     async def run() -> str:
-        engine = create_engine(url, settings)
-        auth = AuthService(engine, settings)
-        try:
-            return await auth.issue_password_reset(email)
-        finally:
-            auth.passwords.close()
-            await engine.dispose()
+        async with _engine(url, settings) as engine:
+            auth = AuthService(engine, settings)
+            try:
+                return await auth.issue_password_reset(email)
+            finally:
+                auth.passwords.close()
 
-    try:
-        secret = asyncio.run(run())
-    except TimebankError as error:
-        raise click.ClickException(error.detail) from error
+    secret = _run(run())
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     click.echo(f"{base.rstrip('/')}/reset-password?token={secret}")
     click.echo(f'or: POST /api/v1/auth/password-reset {{"token": "{secret}", "password": …}}')
@@ -238,15 +241,10 @@ def admin_reset_password(email: str) -> None:
 def demo(slug: str, seed: int) -> None:
     """Load a realistic demo timebank so there is something real to look at."""
     from timebank.demo import load_demo
-    from timebank.errors import TimebankError
 
     settings = get_settings()
     url = _database(settings, migrate_embedded=True)
-    try:
-        summary = asyncio.run(load_demo(url, settings, slug=slug, seed=seed))
-    except TimebankError as error:
-        raise click.ClickException(error.detail) from error
-    click.echo(summary)
+    click.echo(_run(load_demo(url, settings, slug=slug, seed=seed)))
 
 
 @main.group()

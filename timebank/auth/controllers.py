@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -27,8 +29,13 @@ from timebank.auth.schemas import (
 from timebank.deps import AuthDep, PrincipalDep, SettingsDep
 from timebank.openapi import TokenId, problems
 
-# Forget the session cookie under either name (see auth.deps.cookie_name).
-_FORGET_SESSION = (signed_out_cookie(secure=True), signed_out_cookie(secure=False))
+# A route that signs out answers nothing, and forgets the session cookie under either name
+# (see auth.deps.cookie_name).
+_SIGNS_OUT: dict[str, Any] = {
+    "status_code": HTTP_204_NO_CONTENT,
+    "responses": problems(401, 403),
+    "response_cookies": (signed_out_cookie(secure=True), signed_out_cookie(secure=False)),
+}
 
 
 class AuthController(Controller):
@@ -49,15 +56,15 @@ class AuthController(Controller):
         session = await auth.login(data.email, data.password, client_address(request))
         return Response(session, cookies=[session_cookie(session, settings)])
 
-    @post(
-        "/logout",
-        status_code=HTTP_204_NO_CONTENT,
-        responses=problems(401, 403),
-        response_cookies=_FORGET_SESSION,
-    )
+    @post("/logout", **_SIGNS_OUT)
     async def logout(self, principal: PrincipalDep, auth: AuthDep) -> None:
         """Sign out: the session or token used for this request stops working."""
         await auth.logout(principal)
+
+    @post("/sign-out-everywhere", **_SIGNS_OUT)
+    async def sign_out_everywhere(self, principal: PrincipalDep, auth: AuthDep) -> None:
+        """End every session and API token of the caller, this one included."""
+        await auth.sign_out_everywhere(principal)
 
     @post(
         "/invitations/accept",
@@ -124,16 +131,6 @@ class AuthController(Controller):
         await auth.change_password(
             principal, data.current_password, data.new_password, client_address(request)
         )
-
-    @post(
-        "/sign-out-everywhere",
-        status_code=HTTP_204_NO_CONTENT,
-        responses=problems(401, 403),
-        response_cookies=_FORGET_SESSION,
-    )
-    async def sign_out_everywhere(self, principal: PrincipalDep, auth: AuthDep) -> None:
-        """End every session and API token of the caller, this one included."""
-        await auth.sign_out_everywhere(principal)
 
     @post(
         "/password-reset",

@@ -7,7 +7,7 @@ from typing import Annotated, TypeAlias
 
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -25,15 +25,6 @@ from timebank.exchanges.schemas import (
 )
 from timebank.exchanges.service import Exchanges
 from timebank.openapi import MAX_ID, problems
-
-
-def provide_exchanges(state: State, access: AccessDep) -> Exchanges:
-    """The service built at startup, handed out once ``access`` is resolved: a handler's
-    dependencies then resolve one after another (Litestar resolves dependencies that do not
-    depend on each other concurrently, in a task group per request), and nobody gets the
-    service before they are let in."""
-    return state.exchanges
-
 
 ExchangesDep: TypeAlias = NamedDependency[Exchanges]
 ExchangeId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
@@ -77,7 +68,6 @@ def _decision(action: str, summary: str, description: str) -> HTTPRouteHandler:
 class ExchangeController(Controller):
     path = "/api/v1/timebanks/{slug:str}/exchanges"
     tags = ["exchanges"]
-    dependencies = {"exchanges": Provide(provide_exchanges, sync_to_thread=False)}
 
     @post(
         "/",
@@ -99,7 +89,7 @@ class ExchangeController(Controller):
         # The busiest route: the caller is looked up in the statement that reads what logging
         # needs, not in one of its own (``Credentials.access`` refuses as ``access`` would, but
         # after the body's validation), so the service comes from the state rather than from
-        # ``provide_exchanges``, which waits for ``access``.
+        # the ``exchanges`` dependency, which waits for ``access``.
         exchanges: Exchanges = state.exchanges
         logged = await exchanges.log_as(credentials, data, idempotency_key)
         return Response(

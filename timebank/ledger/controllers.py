@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Annotated, TypeAlias
 
 from litestar import Controller, get, put
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from timebank.deps import AccessDep
@@ -21,22 +20,12 @@ from timebank.ledger.schemas import (
 )
 from timebank.openapi import MAX_ID, ParticipantId, problems
 
-
-def provide_ledger_reader(state: State, access: AccessDep) -> LedgerReader:
-    """The service built at startup, handed out once ``access`` is resolved: a handler's
-    dependencies then resolve one after another (Litestar resolves dependencies that do not
-    depend on each other concurrently, in a task group per request), and nobody gets the
-    service before they are let in."""
-    return state.ledger_reader
-
-
 LedgerReaderDep: TypeAlias = NamedDependency[LedgerReader]
 
 
 class LedgerController(Controller):
     path = "/api/v1/timebanks/{slug:str}"
     tags = ["ledger"]
-    dependencies = {"ledger_reader": Provide(provide_ledger_reader, sync_to_thread=False)}
 
     @get(
         "/participants/{participant_id:int}/balance",

@@ -7,8 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
 from litestar import Controller, Request, Response, get
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
@@ -24,14 +23,6 @@ from timebank.reports.service import Reports
 
 CSV = "text/csv"  # Litestar adds "; charset=utf-8" to every text/ type
 SVG = "image/svg+xml"
-
-
-def provide_reports(state: State, access: AccessDep) -> Reports:
-    """The service built at startup, handed out once ``access`` is resolved: a handler's
-    dependencies then resolve one after another (Litestar resolves dependencies that do not
-    depend on each other concurrently, in a task group per request), and nobody gets the
-    service before they are let in."""
-    return state.reports
 
 
 ReportsDep: TypeAlias = NamedDependency[Reports]
@@ -93,7 +84,6 @@ _DOWNLOADABLE: dict[str, Any] = {
 class ReportsController(Controller):
     path = "/api/v1/timebanks/{slug:str}/reports"
     tags = ["reports"]
-    dependencies = {"reports": Provide(provide_reports, sync_to_thread=False)}
 
     @get("/reciprocity", summary="Reciprocity of each participant", **_DOWNLOADABLE)
     async def reciprocity(

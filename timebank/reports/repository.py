@@ -37,6 +37,16 @@ _ENROLLED = """
      GROUP BY b.start
 """
 
+# Participants enrolled by the end of each month, each month as of a moment of its own.
+_ENROLLED_BY_MONTH = """
+    SELECT m.first AS month,
+           (SELECT count(*) FROM participants p
+             WHERE p.timebank_id = :tb AND p.created_at <= m.as_of AND p.joined_on <= m.last)
+               AS participants
+      FROM unnest(CAST(:firsts AS date[]), CAST(:lasts AS date[]),
+                  CAST(:as_ofs AS timestamptz[])) AS m(first, last, as_of)
+"""
+
 _CATEGORY_NAMES = "SELECT id, slug, name FROM categories WHERE timebank_id = :tb"
 
 _FIRST_JOINED = """
@@ -188,15 +198,17 @@ async def first_joined(conn: AsyncConnection, timebank_id: int, as_of: datetime)
 
 async def enrolled_by_month(
     conn: AsyncConnection,
-    *,
     timebank_id: int,
-    as_of: datetime,
+    *,
     firsts: list[date],
     lasts: list[date],
-) -> dict[date, tuple[int, int]]:
-    """Participants enrolled by ``as_of`` with joined_on up to each month's last day, and those
-    who joined within it: {first day: (participants, new)}."""
+    as_ofs: list[datetime],
+) -> dict[date, int]:
+    """Participants with joined_on up to each month's last day, each month counting those
+    enrolled by its own moment (``as_ofs``): {first day: participants}."""
     found = await rows(
-        conn, _ENROLLED, {"tb": timebank_id, "as_of": as_of, "starts": firsts, "lasts": lasts}
+        conn,
+        _ENROLLED_BY_MONTH,
+        {"tb": timebank_id, "firsts": firsts, "lasts": lasts, "as_ofs": as_ofs},
     )
-    return {row["bucket"]: (int(row["participants"]), int(row["new"])) for row in found}
+    return {row["month"]: int(row["participants"]) for row in found}

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.db.transactions import run_in_transaction
+from timebank.db.transactions import transaction
 from timebank.errors import Forbidden, ValidationFailed
 from timebank.reports import publications, repository
 from timebank.reports.assemble import assemble, figures, reciprocity_row
@@ -64,6 +64,10 @@ class Reports:
         self._publications: OrderedDict[
             tuple, tuple[dict[PeriodKey, dict], dict[PeriodKey, ContributionReport], set[Cell]]
         ] = OrderedDict()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     @staticmethod
     def _check_days(start: date | None, end: date | None) -> None:
@@ -306,18 +310,18 @@ class Reports:
                 conn, access, period[1], last_day(period), self._moment(period, release), "month"
             )
         first = await repository.first_joined(conn, access.timebank_id, release.as_of)
-        participants: dict[date, int] = {}
+        enrolment_months: list[date] = []
         cursor = max(first or key[1], FIRST_DAY).replace(day=1)
         while cursor <= release.through:
-            counted = await repository.enrolled_by_month(
-                conn,
-                timebank_id=access.timebank_id,
-                as_of=self._moment(("month", cursor), release),
-                firsts=[cursor],
-                lasts=[last_day(("month", cursor))],
-            )
-            participants[cursor] = counted[cursor][0]
+            enrolment_months.append(cursor)
             cursor = month_after(cursor)
+        participants = await repository.enrolled_by_month(
+            conn,
+            access.timebank_id,
+            firsts=enrolment_months,
+            lasts=[last_day(("month", month)) for month in enrolment_months],
+            as_ofs=[self._moment(("month", month), release) for month in enrolment_months],
+        )
         new = net_new(participants)
         months = {p[1]: r for p, r in bases.items() if p[0] == "month"}
         longer = {p: r for p, r in bases.items() if p[0] != "month"}
@@ -325,8 +329,10 @@ class Reports:
         enrolled = {month: (count, new[month]) for month, count in participants.items()}
         return bases, full, enrolled, people
 
+    @transaction
     async def _protect(
         self,
+        write: AsyncConnection,
         full: dict[PeriodKey, ContributionReport],
         enrolled: dict[date, tuple[int, int]],
         people: dict[Cell, int],
@@ -335,26 +341,21 @@ class Reports:
     ) -> set[Cell]:
         """The cells a publication withholds, starting from what the timebank's earlier
         publications withheld and showed (one publication at a time); recorded before any is
-        shown."""
-
-        async def record(write: AsyncConnection) -> set[Cell]:
-            await publications.lock_publications(write, access.timebank_id)
-            recorded = await publications.published_cells(write, access.timebank_id)
-            earlier = {row_cell(row): value for row, value in recorded.items()}
-            protection = protect_release(
-                full, enrolled, release.through, self._min_cell, earlier, people
+        shown, in one transaction, so that no later publication can contradict it."""
+        await publications.lock_publications(write, access.timebank_id)
+        recorded = await publications.published_cells(write, access.timebank_id)
+        earlier = {row_cell(row): value for row, value in recorded.items()}
+        protection = protect_release(
+            full, enrolled, release.through, self._min_cell, earlier, people
+        )
+        cells = {cell_row(cell): value for cell, value in protection.earlier().items()}
+        changed = {
+            row: value
+            for row, value in cells.items()
+            if row not in recorded or recorded[row] != value
+        }
+        if changed:
+            await publications.record_published_cells(
+                write, access.timebank_id, release.through, changed
             )
-            cells = {cell_row(cell): value for cell, value in protection.earlier().items()}
-            changed = {
-                row: value
-                for row, value in cells.items()
-                if row not in recorded or recorded[row] != value
-            }
-            if changed:
-                await publications.record_published_cells(
-                    write, access.timebank_id, release.through, changed
-                )
-            return set(protection.withheld)
-
-        # Recorded before it is shown, so that no later publication can contradict it.
-        return await run_in_transaction(self._engine, record)
+        return set(protection.withheld)

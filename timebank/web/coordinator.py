@@ -10,21 +10,19 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.deps import AccessDep, EngineDep, SettingsDep
+from timebank.deps import SettingsDep
 from timebank.errors import Conflict, Forbidden, TimebankError, ValidationFailed
 from timebank.exchanges import policy
 from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, ExchangeState
 from timebank.exchanges.service import Exchanges
-from timebank.participants.names import names_of
 from timebank.participants.schemas import ParticipantCreate
 from timebank.settings import Settings
-from timebank.web.deps import ExchangesDep, ParticipantsDep
+from timebank.web.deps import ExchangesDep, PageDep
 from timebank.web.exchanges import all_exchanges
 from timebank.web.people import MAX_PEOPLE_LISTED, category_names, parties_of
-from timebank.web.render import timebank_page
+from timebank.web.render import TimebankPage
 
 QUEUE_STATES: tuple[ExchangeState, ...] = ("awaiting_approval", "disputed")
 KINDS = (("member", "Member"), ("professional", "Professional"), ("organisation", "Organisation"))
@@ -53,82 +51,26 @@ def _why(exchange: ExchangePublic) -> str:
 class CoordinatorPages(Controller):
     path = "/t/{slug:str}"
 
-    async def _queue_page(
-        self,
-        request: Request,
-        access: TimebankAccess,
-        participants: ParticipantsDep,
-        exchanges: Exchanges,
-        engine: AsyncEngine,
-        *,
-        outcomes: list[dict[str, Any]] | None = None,
-        error: str | None = None,
-        status_code: int = 200,
-    ) -> Response:
-        # The listing below would show a member their own exchanges: refuse as approving does.
-        policy.require_may_attempt(access, "approve")
-        queue = await _queue(exchanges, access)
-        flagged = await request.app.state.ledger_reader.flags(access)
-        named = parties_of(queue) | {account.participant_id for account in flagged}
-        return await timebank_page(
-            request,
-            "queue.html",
-            access,
-            participants,
-            status_code=status_code,
-            queue=[(exchange, _why(exchange)) for exchange in queue],
-            names=await names_of(engine, access, named),
-            categories=await category_names(participants, access),
-            outcomes=outcomes or [],
-            error=error,
-            flagged=flagged,
-        )
-
     @get("/queue")
-    async def queue(
-        self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
-        exchanges: ExchangesDep,
-        engine: EngineDep,
-    ) -> Response:
+    async def queue(self, page: PageDep, exchanges: ExchangesDep) -> Response:
         """The approval queue, oldest first."""
-        return await self._queue_page(request, access, participants, exchanges, engine)
+        return await _queue_page(page, exchanges)
 
     @post("/queue")
-    async def decide_many(
-        self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
-        exchanges: ExchangesDep,
-        engine: EngineDep,
-    ) -> Response:
+    async def decide_many(self, page: PageDep, exchanges: ExchangesDep) -> Response:
         """Approve or reject the ticked exchanges; each succeeds or fails on its own."""
-        form = await request.form()
+        access = page.access
+        form = await page.request.form()
         action = form.get("action")
         ids = [int(value) for value in form.getall("ids", []) if _ID.fullmatch(str(value))][:100]
         reason = form.get("reason")
         if action not in ("approve", "reject"):
-            return await self._queue_page(
-                request,
-                access,
-                participants,
-                exchanges,
-                engine,
-                error="Choose approve or reject.",
-                status_code=422,
+            return await _queue_page(
+                page, exchanges, error="Choose approve or reject.", status_code=422
             )
         if not ids:
-            return await self._queue_page(
-                request,
-                access,
-                participants,
-                exchanges,
-                engine,
-                error="Tick at least one exchange first.",
-                status_code=422,
+            return await _queue_page(
+                page, exchanges, error="Tick at least one exchange first.", status_code=422
             )
         outcomes: list[dict[str, Any]] = []
         if action == "approve":
@@ -149,68 +91,36 @@ class CoordinatorPages(Controller):
                     outcomes.append({"id": exchange_id, "ok": True, "detail": ""})
         for outcome in outcomes:
             outcome["action"] = "approved" if action == "approve" else "rejected"
-        return await self._queue_page(
-            request, access, participants, exchanges, engine, outcomes=outcomes
-        )
+        return await _queue_page(page, exchanges, outcomes=outcomes)
 
     @get("/participants")
-    async def participants_list(
-        self, request: Request, access: AccessDep, participants: ParticipantsDep
-    ) -> Response:
+    async def participants_list(self, page: PageDep) -> Response:
         """Everyone in the timebank with their balances (coordinators)."""
         everyone = []
         after_id = None
         while True:
-            listed = await participants.list_participants(access, after_id=after_id, limit=200)
+            listed = await page.participants.list_participants(
+                page.access, after_id=after_id, limit=200
+            )
             if listed.view != "full":  # members get a directory without balances: not this page
                 raise Forbidden("the list of participants with balances is for coordinators")
             everyone += listed.items
             if listed.next_after_id is None or len(everyone) >= MAX_PEOPLE_LISTED:
                 break
             after_id = listed.next_after_id
-        return await timebank_page(
-            request, "participants.html", access, participants, everyone=everyone
-        )
+        return await page.render("participants.html", everyone=everyone)
 
     @get("/participants/new")
-    async def invite_form(
-        self, request: Request, access: AccessDep, participants: ParticipantsDep
-    ) -> Response:
+    async def invite_form(self, page: PageDep) -> Response:
         """The form to add (and invite) a participant."""
-        if not access.can_manage:  # the same test as the service's when the form is sent
+        if not page.access.can_manage:  # the same test as the service's when the form is sent
             raise Forbidden("only a coordinator of this timebank (or an admin) can add people")
-        return await self._invite_page(request, access, participants, _blank_invite(), {})
-
-    async def _invite_page(
-        self,
-        request: Request,
-        access: TimebankAccess,
-        participants: ParticipantsDep,
-        values: dict[str, str],
-        errors: dict[str, str],
-        status_code: int = 200,
-    ) -> Response:
-        return await timebank_page(
-            request,
-            "invite.html",
-            access,
-            participants,
-            status_code=status_code,
-            values=values,
-            errors=errors,
-            kinds=KINDS,
-        )
+        return await _invite_page(page, _blank_invite(), {})
 
     @post("/participants/new")
-    async def invite(
-        self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
-        settings: SettingsDep,
-    ) -> Response:
+    async def invite(self, page: PageDep, settings: SettingsDep) -> Response:
         """Add a participant; with an email, hand over the one-time invitation link."""
-        form = await request.form()
+        form = await page.request.form()
         values = {
             name: str(form.get(name, "")).strip()
             for name in ("display_name", "kind", "email", "key")
@@ -230,26 +140,57 @@ class CoordinatorPages(Controller):
                 errors.setdefault(where, _plain(where, problem["msg"]))
         else:
             try:
-                created = await participants.add_participant(access, data, values["key"])
+                created = await page.participants.add_participant(page.access, data, values["key"])
             except (ValidationFailed, Conflict) as error:
                 errors[str(error.extra.get("field", "form"))] = error.detail
                 status = error.status_code
             else:
-                return await timebank_page(
-                    request,
+                return await page.render(
                     "invited.html",
-                    access,
-                    participants,
                     status_code=201,
                     created=created,
                     invitation_url=(
-                        f"{_public_base(request, settings)}invitation"
+                        f"{_public_base(page.request, settings)}invitation"
                         f"?token={created.invitation_token}"
                         if created.invitation_token
                         else None
                     ),
                 )
-        return await self._invite_page(request, access, participants, values, errors, status)
+        return await _invite_page(page, values, errors, status)
+
+
+async def _queue_page(
+    page: TimebankPage,
+    exchanges: Exchanges,
+    *,
+    outcomes: list[dict[str, Any]] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    access = page.access
+    # The listing below would show a member their own exchanges: refuse as approving does.
+    policy.require_may_attempt(access, "approve")
+    queue = await _queue(exchanges, access)
+    flagged = await page.request.app.state.ledger_reader.flags(access)
+    named = parties_of(queue) | {account.participant_id for account in flagged}
+    return await page.render(
+        "queue.html",
+        status_code=status_code,
+        queue=[(exchange, _why(exchange)) for exchange in queue],
+        names=await page.names_of(named),
+        categories=await category_names(page.participants, access),
+        outcomes=outcomes or [],
+        error=error,
+        flagged=flagged,
+    )
+
+
+async def _invite_page(
+    page: TimebankPage, values: dict[str, str], errors: dict[str, str], status_code: int = 200
+) -> Response:
+    return await page.render(
+        "invite.html", status_code=status_code, values=values, errors=errors, kinds=KINDS
+    )
 
 
 def _public_base(request: Request, settings: Settings) -> str:

@@ -8,23 +8,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import FromPath, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.deps import AccessDep, EngineDep
 from timebank.errors import Conflict, IdempotencyMismatch, NotFound, ValidationFailed
 from timebank.exchanges import policy
 from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic
 from timebank.exchanges.service import Exchanges
 from timebank.exchanges.waiting import count_waiting
 from timebank.openapi import ExchangeId
-from timebank.participants.names import names_of
 from timebank.web import log_form
-from timebank.web.deps import ExchangesDep, LedgerReaderDep, ParticipantsDep
+from timebank.web.deps import ExchangesDep, LedgerReaderDep, PageDep
 from timebank.web.people import category_names, names, parties_of
-from timebank.web.render import local_path, redirect, timebank_page
+from timebank.web.render import TimebankPage, local_path, redirect
 
 RECENT = 50  # the exchanges "my exchanges" shows, newest first
 MAX_EXCHANGES_LISTED = 2000  # the most exchanges a page reads to count or order them
@@ -57,75 +54,34 @@ class ExchangePages(Controller):
     path = "/t/{slug:str}"
 
     @get("/")
-    async def home(
-        self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
-        ledger_reader: LedgerReaderDep,
-        engine: EngineDep,
-    ) -> Response:
+    async def home(self, page: PageDep, ledger_reader: LedgerReaderDep) -> Response:
         """Home: my balance, what waits for me, and the big "log hours" button."""
+        access = page.access
         me = access.party_id
         balance = await ledger_reader.balance(access, me) if me is not None else None
-        waiting = await count_waiting(engine, access)
-        return await timebank_page(
-            request, "home.html", access, participants, balance=balance, waiting=waiting
-        )
+        waiting = await count_waiting(page.engine, access)
+        return await page.render("home.html", balance=balance, waiting=waiting)
 
     @get("/log")
     async def log_form_page(
         self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
+        page: PageDep,
         on_behalf: Annotated[bool, QueryParameter(name="on-behalf")] = False,
     ) -> Response:
         """The "log hours" form, with a one-time key so that it records once however often
         it is sent."""
         form = log_form.LogForm.blank(date.today())
-        return await self._form(request, access, participants, form, on_behalf=on_behalf)
-
-    async def _form(
-        self,
-        request: Request,
-        access: TimebankAccess,
-        participants: ParticipantsDep,
-        form: log_form.LogForm,
-        *,
-        on_behalf: bool,
-        status_code: int = 200,
-    ) -> Response:
-        on_behalf = access.can_manage and (on_behalf or access.party_id is None)
-        people = await names(participants, access)
-        people.pop(access.party_id or 0, None)
-        return await timebank_page(
-            request,
-            "log.html",
-            access,
-            participants,
-            status_code=status_code,
-            form=form,
-            on_behalf=on_behalf,
-            people=sorted(set(people.values()), key=str.casefold),
-            categories=await participants.list_categories(access),
-            today=date.today().isoformat(),
-        )
+        return await _form(page, form, on_behalf=on_behalf)
 
     @post("/log")
-    async def log(
-        self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
-        exchanges: ExchangesDep,
-    ) -> Response:
+    async def log(self, page: PageDep, exchanges: ExchangesDep) -> Response:
         """Record what the form says, once: a double tap, a resubmit or a retry carries the
         same key and answers with the exchange recorded the first time."""
-        sent = await request.form()
+        access = page.access
+        sent = await page.request.form()
         form = log_form.LogForm.from_form(sent)
         on_behalf = sent.get("mode") == "on_behalf" or access.party_id is None
-        data = await log_form.read(form, participants, access, on_behalf=on_behalf)
+        data = await log_form.read(form, page.participants, access, on_behalf=on_behalf)
         status = 422
         if data is not None:
             try:
@@ -143,114 +99,102 @@ class ExchangePages(Controller):
             else:
                 exchange = logged.exchange
                 return redirect(f"/t/{access.timebank_slug}/exchanges/{exchange.id}", logged=1)
-        return await self._form(
-            request, access, participants, form, on_behalf=on_behalf, status_code=status
-        )
+        return await _form(page, form, on_behalf=on_behalf, status_code=status)
 
     @get("/exchanges")
-    async def my_exchanges(
-        self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
-        exchanges: ExchangesDep,
-        engine: EngineDep,
-    ) -> Response:
+    async def my_exchanges(self, page: PageDep, exchanges: ExchangesDep) -> Response:
         """My exchanges, newest first; those the other party logged can be confirmed here."""
-        me = access.party_id
-        listed = await all_exchanges(exchanges, access, ExchangeFilters(participant_id=me))
+        access = page.access
+        listed = await all_exchanges(
+            exchanges, access, ExchangeFilters(participant_id=access.party_id)
+        )
         recent = list(reversed(listed))[:RECENT]
-        return await timebank_page(
-            request,
+        return await page.render(
             "exchanges.html",
-            access,
-            participants,
             waiting=[e for e in recent if policy.waits_for(access, e)],
             others=[e for e in recent if not policy.waits_for(access, e)],
-            names=await names_of(engine, access, parties_of(recent)),
-            categories=await category_names(participants, access),
+            names=await page.names_of(parties_of(recent)),
+            categories=await category_names(page.participants, access),
             total=len(listed),
         )
 
     @get("/exchanges/{exchange_id:int}")
     async def exchange(
         self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
+        page: PageDep,
         exchanges: ExchangesDep,
-        engine: EngineDep,
         exchange_id: ExchangeId,
         logged: Annotated[bool, QueryParameter()] = False,
         done: Annotated[str | None, QueryParameter(max_length=20)] = None,
     ) -> Response:
         """One exchange: what was recorded, its state, its history, and what I may do."""
-        return await self._exchange(
-            request, access, participants, exchanges, engine, exchange_id, logged=logged, done=done
-        )
-
-    async def _exchange(
-        self,
-        request: Request,
-        access: TimebankAccess,
-        participants: ParticipantsDep,
-        exchanges: Exchanges,
-        engine: AsyncEngine,
-        exchange_id: int,
-        *,
-        logged: bool = False,
-        done: str | None = None,
-        error: str | None = None,
-        status_code: int = 200,
-    ) -> Response:
-        detail = await exchanges.get(access, exchange_id)
-        named = parties_of([detail]) | {decision.on_behalf_of for decision in detail.decisions}
-        return await timebank_page(
-            request,
-            "exchange.html",
-            access,
-            participants,
-            status_code=status_code,
-            exchange=detail,
-            names=await names_of(engine, access, named),
-            categories=await category_names(participants, access),
-            logged=logged,
-            done=done if done in policy.TRANSITIONS else None,
-            error=error,
-            open_decisions=policy.open_decisions(access, detail),
-        )
+        return await _exchange(page, exchanges, exchange_id, logged=logged, done=done)
 
     @post("/exchanges/{exchange_id:int}/{action:str}")
     async def decide(
-        self,
-        request: Request,
-        access: AccessDep,
-        participants: ParticipantsDep,
-        exchanges: ExchangesDep,
-        engine: EngineDep,
-        exchange_id: ExchangeId,
-        action: FromPath[str],
+        self, page: PageDep, exchanges: ExchangesDep, exchange_id: ExchangeId, action: FromPath[str]
     ) -> Response:
         """Confirm, dispute, cancel, approve, reject or reverse one exchange."""
         if action not in policy.TRANSITIONS:
             raise NotFound(f"there is no {action!r} to do on an exchange")
-        form = await request.form()
+        form = await page.request.form()
         reason = form.get("reason")
         try:
             await exchanges.decide(
-                access, exchange_id, action, reason if isinstance(reason, str) else None
+                page.access, exchange_id, action, reason if isinstance(reason, str) else None
             )
         except (ValidationFailed, Conflict) as error:
-            return await self._exchange(
-                request,
-                access,
-                participants,
+            return await _exchange(
+                page,
                 exchanges,
-                engine,
                 exchange_id,
                 error=error.detail,
                 status_code=error.status_code,
             )
-        back = f"/t/{access.timebank_slug}/exchanges/{exchange_id}?done={action}"
+        back = f"/t/{page.access.timebank_slug}/exchanges/{exchange_id}?done={action}"
         next_page = form.get("next")
         return redirect(local_path(next_page if isinstance(next_page, str) else None, back))
+
+
+async def _form(
+    page: TimebankPage, form: log_form.LogForm, *, on_behalf: bool, status_code: int = 200
+) -> Response:
+    access = page.access
+    on_behalf = access.can_manage and (on_behalf or access.party_id is None)
+    people = await names(page.participants, access)
+    people.pop(access.party_id or 0, None)
+    return await page.render(
+        "log.html",
+        status_code=status_code,
+        form=form,
+        on_behalf=on_behalf,
+        people=sorted(set(people.values()), key=str.casefold),
+        categories=await page.participants.list_categories(access),
+        today=date.today().isoformat(),
+    )
+
+
+async def _exchange(
+    page: TimebankPage,
+    exchanges: Exchanges,
+    exchange_id: int,
+    *,
+    logged: bool = False,
+    done: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    access = page.access
+    detail = await exchanges.get(access, exchange_id)
+    named = parties_of([detail]) | {decision.on_behalf_of for decision in detail.decisions}
+    return await page.render(
+        "exchange.html",
+        status_code=status_code,
+        exchange=detail,
+        names=await page.names_of(named),
+        categories=await category_names(page.participants, access),
+        logged=logged,
+        done=done if done in policy.TRANSITIONS else None,
+        error=error,
+        open_decisions=policy.open_decisions(access, detail),
+    )

@@ -1,18 +1,23 @@
-"""Answering with a page, a redirect or an error page: every page goes through ``page`` so that
-it carries the CSRF token (and its cookie the first time) and the same shared context."""
+"""Answering with a page, a redirect or an error page: every page goes through ``page`` (a
+timebank's pages through ``TimebankPage.render``) so that it carries the CSRF token (and its
+cookie the first time) and the same shared context."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import TimebankError, Unauthenticated
 from timebank.hours import describe_minutes, format_minutes
+from timebank.participants.names import names_of
 from timebank.participants.service import Participants
 
 SIGN_IN = "/sign-in"
@@ -43,21 +48,32 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
     )
 
 
-async def timebank_page(
-    request: Request,
-    template: str,
-    access: TimebankAccess,
-    participants: Participants,
-    *,
-    status_code: int = 200,
-    **context: Any,
-) -> Template:
-    """A page of one timebank: ``page`` with the caller's access and the timebank they are in
-    (whose name every such page shows)."""
-    timebank = await participants.show_timebank(access)
-    return page(
-        request, template, status_code=status_code, access=access, timebank=timebank, **context
-    )
+@dataclass(frozen=True)
+class TimebankPage:
+    """A request for a page of one timebank: who asks there, and what every such page reads
+    through (the participants service, and the database for the names of the people shown)."""
+
+    request: Request
+    access: TimebankAccess
+    participants: Participants
+    engine: AsyncEngine
+
+    async def render(self, template: str, *, status_code: int = 200, **context: Any) -> Template:
+        """``page`` with the caller's access and the timebank they are in (whose name every
+        such page shows)."""
+        timebank = await self.participants.show_timebank(self.access)
+        return page(
+            self.request,
+            template,
+            status_code=status_code,
+            access=self.access,
+            timebank=timebank,
+            **context,
+        )
+
+    async def names_of(self, ids: Iterable[int | None]) -> dict[int, str]:
+        """Participant id → display name, for the people this page names."""
+        return await names_of(self.engine, self.access, ids)
 
 
 def redirect(path: str, **query: Any) -> Redirect:

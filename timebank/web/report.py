@@ -8,14 +8,12 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.params import QueryParameter
 
-from timebank.deps import AccessDep
 from timebank.errors import ValidationFailed
 from timebank.reports.charts import CHARTS
-from timebank.web.deps import ParticipantsDep, ReportsDep
-from timebank.web.render import timebank_page
+from timebank.web.deps import PageDep, ReportsDep
 
 CHART_NAMES = {
     "series": "Hours exchanged and active people, by {interval}",
@@ -39,15 +37,14 @@ class ReportPages(Controller):
     @get("/report")
     async def report(
         self,
-        request: Request,
-        access: AccessDep,
+        page: PageDep,
         reports: ReportsDep,
-        participants: ParticipantsDep,
         start: Annotated[str | None, QueryParameter(name="from", max_length=20)] = None,
         end: Annotated[str | None, QueryParameter(name="to", max_length=20)] = None,
     ) -> Response:
         """The contribution report for the chosen whole closed month, quarter or year, as a
         funder sees it (by default the latest published quarter)."""
+        access = page.access
         first, start_error = _day(start)
         last, end_error = _day(end)
         errors: dict[str, str | None] = {"from": start_error, "to": end_error}
@@ -74,11 +71,8 @@ class ReportPages(Controller):
             )
             for name in CHARTS
         ]
-        return await timebank_page(
-            request,
+        return await page.render(
             "report.html",
-            access,
-            participants,
             status_code=status,
             report=report,
             start=start if status == 422 else first.isoformat(),
