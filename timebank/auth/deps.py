@@ -30,13 +30,14 @@ def cookie_name(name: str, secure: bool) -> str:
     return f"__Host-{name}" if secure else name
 
 
-def session_cookie(session: LoginResponse, settings: Settings) -> Cookie:
-    """The session cookie of a sign-in, for the API's sign-in and the pages' alike."""
+def site_cookie(name: str, value: str, settings: Settings, lifetime: int | None = None) -> Cookie:
+    """A cookie of this site's own: named as ``cookie_name`` says, HttpOnly, Secure when the
+    settings say so, SameSite=Lax, for every path; kept ``lifetime`` seconds from now, or for
+    the browser's session when None."""
     # Litestar takes ``expires`` as well as ``max_age`` in seconds from now, not as a date.
-    lifetime = max(0, int((session.expires_at - datetime.now(UTC)).total_seconds()))
     return Cookie(
-        key=cookie_name(SESSION_COOKIE, settings.cookie_secure),
-        value=session.token,
+        key=cookie_name(name, settings.cookie_secure),
+        value=value,
         max_age=lifetime,
         expires=lifetime,
         httponly=True,
@@ -44,6 +45,12 @@ def session_cookie(session: LoginResponse, settings: Settings) -> Cookie:
         samesite="lax",
         path="/",
     )
+
+
+def session_cookie(session: LoginResponse, settings: Settings) -> Cookie:
+    """The session cookie of a sign-in, for the API's sign-in and the pages' alike."""
+    lifetime = max(0, int((session.expires_at - datetime.now(UTC)).total_seconds()))
+    return site_cookie(SESSION_COOKIE, session.token, settings, lifetime)
 
 
 def client_address(request: Request) -> str:

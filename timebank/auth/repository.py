@@ -2,135 +2,86 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from timebank.db.statements import Connection, execute, fetch, fetch_one, fetch_value
+
+# --- Users -----------------------------------------------------------------------------------
+
+_USER_BY_EMAIL = (
+    "SELECT id, email, display_name, password_hash, is_admin FROM users"
+    " WHERE lower(email) = lower($1)"
+)
+# $1 email, $2 display name, $3 password hash, $4 is admin.
+_INSERT_USER = (
+    "INSERT INTO users (email, display_name, password_hash, is_admin)"
+    " VALUES ($1, $2, $3, $4) RETURNING id"
+)
+_INSERT_USER_IF_NEW = (
+    "INSERT INTO users (email, display_name, password_hash) VALUES ($1, $2, $3)"
+    " ON CONFLICT ((lower(email))) DO NOTHING RETURNING id"
+)
+_USER_SUMMARY = "SELECT id, email, display_name, is_admin FROM users WHERE id = $1"
+_SET_PASSWORD = "UPDATE users SET password_hash = $2 WHERE id = $1"
+_MAKE_ADMIN = "UPDATE users SET is_admin = true WHERE id = $1"
 
 
-async def _one(conn: AsyncConnection, sql: str, **params: Any) -> Mapping[str, Any] | None:
-    row = (await conn.execute(text(sql), params)).mappings().one_or_none()
-    return dict(row) if row is not None else None
-
-
-async def user_by_email(conn: AsyncConnection, email: str) -> Mapping[str, Any] | None:
-    return await _one(
-        conn,
-        "SELECT id, email, display_name, password_hash, is_admin FROM users"
-        " WHERE lower(email) = lower(:email)",
-        email=email,
-    )
+async def user_by_email(conn: Connection, email: str) -> Mapping[str, Any] | None:
+    return await fetch_one(conn, _USER_BY_EMAIL, email)
 
 
 async def insert_user(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     email: str,
     display_name: str,
     password_hash: str | None,
     is_admin: bool = False,
 ) -> int:
-    return (
-        await conn.execute(
-            text(
-                "INSERT INTO users (email, display_name, password_hash, is_admin)"
-                " VALUES (:email, :display_name, :password_hash, :is_admin) RETURNING id"
-            ),
-            {
-                "email": email,
-                "display_name": display_name,
-                "password_hash": password_hash,
-                "is_admin": is_admin,
-            },
-        )
-    ).scalar_one()
+    return await fetch_value(conn, _INSERT_USER, email, display_name, password_hash, is_admin)
 
 
 async def insert_user_if_new(
-    conn: AsyncConnection, *, email: str, display_name: str, password_hash: str
+    conn: Connection, *, email: str, display_name: str, password_hash: str
 ) -> int | None:
     """A new user with this email, or None if a user already has it (in any case)."""
-    return (
-        await conn.execute(
-            text(
-                "INSERT INTO users (email, display_name, password_hash)"
-                " VALUES (:email, :display_name, :password_hash)"
-                " ON CONFLICT ((lower(email))) DO NOTHING RETURNING id"
-            ),
-            {"email": email, "display_name": display_name, "password_hash": password_hash},
-        )
-    ).scalar_one_or_none()
+    return await fetch_value(conn, _INSERT_USER_IF_NEW, email, display_name, password_hash)
 
 
-async def user_summary(conn: AsyncConnection, user_id: int) -> Mapping[str, Any] | None:
-    return await _one(
-        conn, "SELECT id, email, display_name, is_admin FROM users WHERE id = :id", id=user_id
-    )
+async def user_summary(conn: Connection, user_id: int) -> Mapping[str, Any] | None:
+    return await fetch_one(conn, _USER_SUMMARY, user_id)
 
 
-async def set_password(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
-    await conn.execute(
-        text("UPDATE users SET password_hash = :hash WHERE id = :id"),
-        {"hash": password_hash, "id": user_id},
-    )
+async def set_password(conn: Connection, user_id: int, password_hash: str) -> None:
+    await execute(conn, _SET_PASSWORD, user_id, password_hash)
 
 
-async def make_admin(conn: AsyncConnection, user_id: int) -> None:
-    await conn.execute(text("UPDATE users SET is_admin = true WHERE id = :id"), {"id": user_id})
+async def make_admin(conn: Connection, user_id: int) -> None:
+    await execute(conn, _MAKE_ADMIN, user_id)
 
 
-async def insert_token(
-    conn: AsyncConnection,
-    *,
-    user_id: int,
-    kind: str,
-    name: str,
-    token_hash: bytes,
-    expires_at: datetime,
-) -> Mapping[str, Any]:
-    row = await _one(
-        conn,
-        "INSERT INTO api_tokens (user_id, kind, name, token_hash, expires_at)"
-        " VALUES (:user_id, :kind, :name, :token_hash, :expires_at)"
-        " RETURNING id, name, kind, created_at, expires_at, revoked_at",
-        user_id=user_id,
-        kind=kind,
-        name=name,
-        token_hash=token_hash,
-        expires_at=expires_at,
-    )
-    assert row is not None
-    return row
+# --- API tokens and sessions -----------------------------------------------------------------
 
-
-async def principal_by_token(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
-    return await _one(
-        conn,
-        "SELECT t.id AS token_id, t.kind AS token_kind, t.expires_at AS token_expires_at,"
-        " u.id AS user_id, u.email, u.is_admin"
-        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
-        " WHERE t.token_hash = :hash AND t.revoked_at IS NULL"
-        "   AND (t.expires_at IS NULL OR t.expires_at > now())",
-        hash=token_hash,
-    )
-
-
-async def principal_in_timebank(
-    conn: asyncpg.Connection, token_hash: bytes, slug: str
-) -> Mapping[str, Any] | None:
-    """Who a token is and what they are in timebank ``slug``, in one statement on a plain
-    asyncpg connection: None for no live token; ``timebank_id`` is None when no timebank has
-    that slug, ``roles`` empty and ``participant_id`` None when the user has no part in it."""
-    return await conn.fetchrow(_PRINCIPAL_IN_TIMEBANK, token_hash, slug)
-
-
-# The token is ``t``, its user ``u`` and the timebank of the slug ``b`` (no row for no live
-# token; ``b``'s columns null when no timebank has the slug). The statement that logs an
-# exchange reads the same caller beside what logging needs (exchanges/log_statements.py).
-_PRINCIPAL_IN_TIMEBANK = (
+# $1 user, $2 kind, $3 name, $4 token hash, $5 expires at.
+_INSERT_TOKEN = (
+    "INSERT INTO api_tokens (user_id, kind, name, token_hash, expires_at)"
+    " VALUES ($1, $2, $3, $4, $5)"
+    " RETURNING id, name, kind, created_at, expires_at, revoked_at"
+)
+_PRINCIPAL_BY_TOKEN = (
+    "SELECT t.id AS token_id, t.kind AS token_kind, t.expires_at AS token_expires_at,"
+    " u.id AS user_id, u.email, u.is_admin"
+    " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+    " WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+    "   AND (t.expires_at IS NULL OR t.expires_at > now())"
+)
+# $1 token hash, $2 timebank slug. The token is ``t``, its user ``u`` and the timebank of the
+# slug ``b`` (no row for no live token; ``b``'s columns null when no timebank has the slug).
+# The statement that logs an exchange reads this same caller (its ``caller``, with the same
+# parameters) beside what logging needs (exchanges/log_statements.py).
+PRINCIPAL_IN_TIMEBANK = (
     "SELECT t.id AS token_id, u.id AS user_id, u.email, u.is_admin, b.id AS timebank_id,"
     " ARRAY(SELECT r.role FROM timebank_roles r"
     "       WHERE r.user_id = u.id AND r.timebank_id = b.id) AS roles,"
@@ -141,162 +92,178 @@ _PRINCIPAL_IN_TIMEBANK = (
     " WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
     "   AND (t.expires_at IS NULL OR t.expires_at > now())"
 )
+_LIST_TOKENS = (
+    "SELECT id, name, kind, created_at, expires_at, revoked_at FROM api_tokens"
+    " WHERE user_id = $1 ORDER BY id"
+)
+_REVOKE_TOKEN = (
+    "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
+    " WHERE user_id = $1 AND id = $2 RETURNING id"
+)
+# $1 user, $2 the token to keep (NULL: none).
+_REVOKE_TOKENS = (
+    "UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1"
+    " AND revoked_at IS NULL AND ($2::bigint IS NULL OR id <> $2)"
+)
 
 
-async def list_tokens(conn: AsyncConnection, user_id: int) -> list[Mapping[str, Any]]:
-    rows = await conn.execute(
-        text(
-            "SELECT id, name, kind, created_at, expires_at, revoked_at FROM api_tokens"
-            " WHERE user_id = :user_id ORDER BY id"
-        ),
-        {"user_id": user_id},
-    )
-    return [dict(row) for row in rows.mappings()]
+async def insert_token(
+    conn: Connection,
+    *,
+    user_id: int,
+    kind: str,
+    name: str,
+    token_hash: bytes,
+    expires_at: datetime,
+) -> Mapping[str, Any]:
+    row = await fetch_one(conn, _INSERT_TOKEN, user_id, kind, name, token_hash, expires_at)
+    assert row is not None
+    return row
 
 
-async def revoke_token(conn: AsyncConnection, user_id: int, token_id: int) -> bool:
-    result = await conn.execute(
-        text(
-            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
-            " WHERE id = :id AND user_id = :user_id"
-        ),
-        {"id": token_id, "user_id": user_id},
-    )
-    return result.rowcount == 1
+async def principal_by_token(conn: Connection, token_hash: bytes) -> Mapping[str, Any] | None:
+    return await fetch_one(conn, _PRINCIPAL_BY_TOKEN, token_hash)
 
 
-async def revoke_tokens(conn: AsyncConnection, user_id: int, *, keep: int | None = None) -> None:
+async def principal_in_timebank(
+    conn: Connection, token_hash: bytes, slug: str
+) -> Mapping[str, Any] | None:
+    """Who a token is and what they are in timebank ``slug``, in one statement (on a plain
+    asyncpg connection on the hot path): None for no live token; ``timebank_id`` is None when
+    no timebank has that slug, ``roles`` empty and ``participant_id`` None when the user has
+    no part in it."""
+    return await fetch_one(conn, PRINCIPAL_IN_TIMEBANK, token_hash, slug)
+
+
+async def list_tokens(conn: Connection, user_id: int) -> Sequence[Mapping[str, Any]]:
+    return await fetch(conn, _LIST_TOKENS, user_id)
+
+
+async def revoke_token(conn: Connection, user_id: int, token_id: int) -> bool:
+    return await fetch_one(conn, _REVOKE_TOKEN, user_id, token_id) is not None
+
+
+async def revoke_tokens(conn: Connection, user_id: int, *, keep: int | None = None) -> None:
     """End the user's sessions and API tokens, except token ``keep``."""
-    await conn.execute(
-        text(
-            "UPDATE api_tokens SET revoked_at = now() WHERE user_id = :user_id"
-            " AND revoked_at IS NULL AND (CAST(:keep AS bigint) IS NULL OR id <> :keep)"
-        ),
-        {"user_id": user_id, "keep": keep},
-    )
+    await execute(conn, _REVOKE_TOKENS, user_id, keep)
+
+
+# --- Password resets -------------------------------------------------------------------------
+
+_CLOSE_PASSWORD_RESETS = (
+    "UPDATE password_resets SET used_at = now() WHERE user_id = $1 AND used_at IS NULL"
+)
+_INSERT_PASSWORD_RESET = (
+    "INSERT INTO password_resets (user_id, token_hash, expires_at) VALUES ($1, $2, $3)"
+)
+_OPEN_PASSWORD_RESET = (
+    "SELECT u.id, u.email FROM password_resets r JOIN users u ON u.id = r.user_id"
+    " WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > now()"
+)
+_TAKE_PASSWORD_RESET = (
+    "UPDATE password_resets SET used_at = now() WHERE token_hash = $1"
+    " AND used_at IS NULL AND expires_at > now() RETURNING user_id"
+)
 
 
 async def insert_password_reset(
-    conn: AsyncConnection, *, user_id: int, token_hash: bytes, expires_at: datetime
+    conn: Connection, *, user_id: int, token_hash: bytes, expires_at: datetime
 ) -> None:
     """A new reset for the user; any earlier one still open stops working."""
-    await conn.execute(
-        text(
-            "UPDATE password_resets SET used_at = now() WHERE user_id = :user_id"
-            " AND used_at IS NULL"
-        ),
-        {"user_id": user_id},
-    )
-    await conn.execute(
-        text(
-            "INSERT INTO password_resets (user_id, token_hash, expires_at)"
-            " VALUES (:user_id, :token_hash, :expires_at)"
-        ),
-        {"user_id": user_id, "token_hash": token_hash, "expires_at": expires_at},
-    )
+    await execute(conn, _CLOSE_PASSWORD_RESETS, user_id)
+    await execute(conn, _INSERT_PASSWORD_RESET, user_id, token_hash, expires_at)
 
 
-async def open_password_reset(conn: AsyncConnection, token_hash: bytes) -> Mapping[str, Any] | None:
+async def open_password_reset(conn: Connection, token_hash: bytes) -> Mapping[str, Any] | None:
     """The user of an unused, unexpired reset (id, email), or None."""
-    return await _one(
-        conn,
-        "SELECT u.id, u.email FROM password_resets r JOIN users u ON u.id = r.user_id"
-        " WHERE r.token_hash = :hash AND r.used_at IS NULL AND r.expires_at > now()",
-        hash=token_hash,
-    )
+    return await fetch_one(conn, _OPEN_PASSWORD_RESET, token_hash)
 
 
-async def take_password_reset(conn: AsyncConnection, token_hash: bytes) -> int | None:
+async def take_password_reset(conn: Connection, token_hash: bytes) -> int | None:
     """Mark an open reset used (once); its user's id, or None."""
-    return (
-        await conn.execute(
-            text(
-                "UPDATE password_resets SET used_at = now() WHERE token_hash = :hash"
-                " AND used_at IS NULL AND expires_at > now() RETURNING user_id"
-            ),
-            {"hash": token_hash},
-        )
-    ).scalar_one_or_none()
+    return await fetch_value(conn, _TAKE_PASSWORD_RESET, token_hash)
 
 
-async def timebank_id(conn: AsyncConnection, slug: str) -> int | None:
-    return (
-        await conn.execute(text("SELECT id FROM timebanks WHERE slug = :slug"), {"slug": slug})
-    ).scalar_one_or_none()
+# --- Roles in timebanks: the user is $1, the timebank $2 wherever both are named -------------
+
+_TIMEBANK_ID = "SELECT id FROM timebanks WHERE slug = $1"
+_ROLES_IN = (
+    "SELECT ARRAY(SELECT r.role FROM timebank_roles r"
+    "   WHERE r.user_id = $1 AND r.timebank_id = $2) AS roles,"
+    " (SELECT p.id FROM participants p"
+    "   WHERE p.user_id = $1 AND p.timebank_id = $2) AS participant_id"
+)
+_MEMBERSHIPS = (
+    "SELECT t.slug, t.name, array_agg(r.role ORDER BY r.role) AS roles,"
+    " (SELECT p.id FROM participants p WHERE p.timebank_id = t.id"
+    "   AND p.user_id = $1) AS participant_id"
+    " FROM timebank_roles r JOIN timebanks t ON t.id = r.timebank_id"
+    " WHERE r.user_id = $1 GROUP BY t.id ORDER BY t.slug"
+)
+_GRANT_ROLE = (
+    "INSERT INTO timebank_roles (user_id, timebank_id, role) VALUES ($1, $2, $3)"
+    " ON CONFLICT DO NOTHING"
+)
+_REVOKE_ROLES_EXCEPT = (
+    "DELETE FROM timebank_roles WHERE user_id = $1 AND timebank_id = $2 AND NOT (role = ANY($3))"
+)
+_LOCK_ROLES = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+_ROLES = "SELECT role FROM timebank_roles WHERE user_id = $1 AND timebank_id = $2 ORDER BY role"
+# $3 participant, $4 changed by, $5 invitation, $6 roles before, $7 roles after.
+_RECORD_ROLE_CHANGE = (
+    "INSERT INTO role_changes (user_id, timebank_id, participant_id, changed_by,"
+    " invitation_id, from_roles, to_roles) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+# $1 timebank; $2 one participant and $3 one user, each NULL for any.
+_ROLE_CHANGES = (
+    "SELECT id, user_id, participant_id, changed_by, invitation_id, from_roles,"
+    " to_roles, changed_at FROM role_changes WHERE timebank_id = $1"
+    "   AND ($2::bigint IS NULL OR participant_id = $2)"
+    "   AND ($3::bigint IS NULL OR user_id = $3)"
+    " ORDER BY id"
+)
+_ROLES_ANYWHERE = (
+    "SELECT coalesce((SELECT u.is_admin FROM users u WHERE u.id = $1), false) AS is_admin,"
+    " ARRAY(SELECT DISTINCT r.role FROM timebank_roles r WHERE r.user_id = $1) AS roles"
+)
+
+
+async def timebank_id(conn: Connection, slug: str) -> int | None:
+    return await fetch_value(conn, _TIMEBANK_ID, slug)
 
 
 async def roles_in(
-    conn: AsyncConnection, user_id: int, timebank_id: int
+    conn: Connection, user_id: int, timebank_id: int
 ) -> tuple[frozenset[str], int | None]:
     """The user's roles in the timebank, and the participant they act as there (if any)."""
-    row = await _one(
-        conn,
-        "SELECT ARRAY(SELECT r.role FROM timebank_roles r"
-        "   WHERE r.user_id = :user_id AND r.timebank_id = :timebank_id) AS roles,"
-        " (SELECT p.id FROM participants p"
-        "   WHERE p.user_id = :user_id AND p.timebank_id = :timebank_id) AS participant_id",
-        user_id=user_id,
-        timebank_id=timebank_id,
-    )
+    row = await fetch_one(conn, _ROLES_IN, user_id, timebank_id)
     assert row is not None, "a SELECT without FROM returns one row"
     return frozenset(row["roles"]), row["participant_id"]
 
 
-async def memberships(conn: AsyncConnection, user_id: int) -> list[Mapping[str, Any]]:
-    rows = await conn.execute(
-        text(
-            "SELECT t.slug, t.name, array_agg(r.role ORDER BY r.role) AS roles,"
-            " (SELECT p.id FROM participants p WHERE p.timebank_id = t.id"
-            "   AND p.user_id = :user_id) AS participant_id"
-            " FROM timebank_roles r JOIN timebanks t ON t.id = r.timebank_id"
-            " WHERE r.user_id = :user_id GROUP BY t.id ORDER BY t.slug"
-        ),
-        {"user_id": user_id},
-    )
-    return [dict(row) for row in rows.mappings()]
+async def memberships(conn: Connection, user_id: int) -> Sequence[Mapping[str, Any]]:
+    return await fetch(conn, _MEMBERSHIPS, user_id)
 
 
-async def grant_role(conn: AsyncConnection, timebank_id: int, user_id: int, role: str) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO timebank_roles (timebank_id, user_id, role)"
-            " VALUES (:timebank_id, :user_id, :role) ON CONFLICT DO NOTHING"
-        ),
-        {"timebank_id": timebank_id, "user_id": user_id, "role": role},
-    )
+async def grant_role(conn: Connection, timebank_id: int, user_id: int, role: str) -> None:
+    await execute(conn, _GRANT_ROLE, user_id, timebank_id, role)
 
 
 async def revoke_roles_except(
-    conn: AsyncConnection, timebank_id: int, user_id: int, keep: list[str]
+    conn: Connection, timebank_id: int, user_id: int, keep: list[str]
 ) -> None:
-    await conn.execute(
-        text(
-            "DELETE FROM timebank_roles WHERE timebank_id = :timebank_id AND user_id = :user_id"
-            " AND NOT (role = ANY(:keep))"
-        ),
-        {"timebank_id": timebank_id, "user_id": user_id, "keep": keep},
-    )
+    await execute(conn, _REVOKE_ROLES_EXCEPT, user_id, timebank_id, keep)
 
 
-async def lock_roles(conn: AsyncConnection, timebank_id: int, user_id: int) -> list[str]:
+async def lock_roles(conn: Connection, timebank_id: int, user_id: int) -> list[str]:
     """The user's roles in the timebank, sorted; changes to them wait until this transaction
     ends, so that the change recorded is the change made."""
-    await conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-        {"name": f"roles:{timebank_id}:{user_id}"},
-    )
-    rows = await conn.execute(
-        text(
-            "SELECT role FROM timebank_roles WHERE timebank_id = :timebank_id"
-            " AND user_id = :user_id ORDER BY role"
-        ),
-        {"timebank_id": timebank_id, "user_id": user_id},
-    )
-    return list(rows.scalars())
+    await execute(conn, _LOCK_ROLES, f"roles:{timebank_id}:{user_id}")
+    return [row["role"] for row in await fetch(conn, _ROLES, user_id, timebank_id)]
 
 
 async def record_role_change(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     timebank_id: int,
     user_id: int,
@@ -306,55 +273,34 @@ async def record_role_change(
     from_roles: list[str],
     to_roles: list[str],
 ) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO role_changes (timebank_id, user_id, participant_id, changed_by,"
-            " invitation_id, from_roles, to_roles) VALUES (:timebank_id, :user_id,"
-            " :participant_id, :changed_by, :invitation_id, :from_roles, :to_roles)"
-        ),
-        {
-            "timebank_id": timebank_id,
-            "user_id": user_id,
-            "participant_id": participant_id,
-            "changed_by": changed_by,
-            "invitation_id": invitation_id,
-            "from_roles": from_roles,
-            "to_roles": to_roles,
-        },
+    await execute(
+        conn,
+        _RECORD_ROLE_CHANGE,
+        user_id,
+        timebank_id,
+        participant_id,
+        changed_by,
+        invitation_id,
+        from_roles,
+        to_roles,
     )
 
 
 async def role_changes(
-    conn: AsyncConnection,
+    conn: Connection,
     timebank_id: int,
     *,
     participant_id: int | None = None,
     user_id: int | None = None,
-) -> list[Mapping[str, Any]]:
+) -> Sequence[Mapping[str, Any]]:
     """The recorded role changes in a timebank, oldest first: of one participant, or of one
     user (whoever's they are), or all."""
-    rows = await conn.execute(
-        text(
-            "SELECT id, user_id, participant_id, changed_by, invitation_id, from_roles,"
-            " to_roles, changed_at FROM role_changes WHERE timebank_id = :timebank_id"
-            "   AND (CAST(:participant_id AS bigint) IS NULL OR participant_id = :participant_id)"
-            "   AND (CAST(:user_id AS bigint) IS NULL OR user_id = :user_id)"
-            " ORDER BY id"
-        ),
-        {"timebank_id": timebank_id, "participant_id": participant_id, "user_id": user_id},
-    )
-    return [dict(row) for row in rows.mappings()]
+    return await fetch(conn, _ROLE_CHANGES, timebank_id, participant_id, user_id)
 
 
-async def roles_anywhere(conn: AsyncConnection, user_id: int) -> tuple[bool, frozenset[str]]:
+async def roles_anywhere(conn: Connection, user_id: int) -> tuple[bool, frozenset[str]]:
     """Whether the user is a site admin, and the roles they hold in any timebank: what
     ``timebank.auth.schemas.has_part`` decides from."""
-    row = await _one(
-        conn,
-        "SELECT coalesce((SELECT u.is_admin FROM users u WHERE u.id = :user_id), false)"
-        " AS is_admin,"
-        " ARRAY(SELECT DISTINCT r.role FROM timebank_roles r WHERE r.user_id = :user_id) AS roles",
-        user_id=user_id,
-    )
+    row = await fetch_one(conn, _ROLES_ANYWHERE, user_id)
     assert row is not None, "a SELECT without FROM returns one row"
     return row["is_admin"], frozenset(row["roles"])

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.auth import repository, sign_in_repository, throttle
@@ -21,6 +20,7 @@ from timebank.auth.schemas import (
     has_part,
 )
 from timebank.auth.secrets import PasswordWork, hash_token, needs_rehash, new_token
+from timebank.db.statements import fetch_value
 from timebank.db.transactions import in_transaction, raw_connection, transaction
 from timebank.errors import NotFound, RateLimited, Unauthenticated, ValidationFailed
 from timebank.settings import Settings
@@ -115,7 +115,7 @@ class Sessions:
             self._settings.login_max_failures_per_client,
         )
         await sign_in_repository.prune_counters(conn)
-        now = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+        now = await fetch_value(conn, "SELECT clock_timestamp()")
         # The client's own counter first: every try from one client takes its turn on it,
         # and a try it refuses leaves no row behind.
         client_row = (await sign_in_repository.lock_counters(conn, keys[:1]))[0]

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.auth import invitations_repository
 from timebank.auth import repository as auth_repository
 from timebank.auth.secrets import new_token
 from timebank.bench.http_client import Connection, Response
@@ -76,9 +76,8 @@ async def _person(
         )
         await auth_repository.grant_role(conn, timebank.id, user_id, role)
         if participant_id is not None:
-            await conn.execute(
-                text("UPDATE participants SET user_id = :user_id WHERE id = :id"),
-                {"user_id": user_id, "id": participant_id},
+            await invitations_repository.link_participant(
+                conn, timebank.id, participant_id, user_id
             )
     return {"Authorization": f"Bearer {secret}"}
 

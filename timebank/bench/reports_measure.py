@@ -3,7 +3,6 @@ and the plans PostgreSQL chose for them."""
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +14,7 @@ import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.db.tables import CompiledStatement
 from timebank.reports import repository as report_sql
 
 
@@ -51,10 +51,14 @@ class StatementClock:
     def __init__(self, engine: AsyncEngine) -> None:
         self.current: list[tuple[str, Any, float]] | None = None
         self.runs: dict[str, list[list[tuple[str, Any, float]]]] = {}
-        self._names = {
-            _shape(value, named=True): name.strip("_")
+        statements = {
+            name: value.sql if isinstance(value, CompiledStatement) else value
             for name, value in vars(report_sql).items()
-            if isinstance(value, str) and "SELECT" in value
+        }
+        self._names = {
+            _shape(sql): name.strip("_")
+            for name, sql in statements.items()
+            if isinstance(sql, str) and "SELECT" in sql
         }
         event.listen(engine.sync_engine, "before_cursor_execute", self._before)
         event.listen(engine.sync_engine, "after_cursor_execute", self._after)
@@ -69,7 +73,7 @@ class StatementClock:
 
     def name(self, statement: str, position: int) -> str:
         words = " ".join(statement.split()[:3])
-        return self._names.get(_shape(statement, named=False), f"{position}:'{words}'")
+        return self._names.get(_shape(statement), f"{position}:'{words}'")
 
     def breakdown(self, key: str) -> list[tuple[str, float, str, Any]]:
         """(name, median ms over the measured runs, SQL, parameters of the last run) of each
@@ -88,11 +92,10 @@ class StatementClock:
         ]
 
 
-def _shape(sql: str, *, named: bool) -> str:
-    """SQL with its bind markers blanked and its spacing collapsed: the same for a constant of
-    the repository (``:name``) and for the statement the driver was sent (``$1::TYPE``)."""
-    marker = r"(?<![:\w]):\w+" if named else r"\$\d+(?:::[A-Z][A-Z ]*(?:\[\])?)?"
-    return " ".join(re.sub(marker, "?", sql).split())
+def _shape(sql: str) -> str:
+    """SQL with its spacing collapsed: the same for a constant of the repository and for the
+    statement the driver was sent."""
+    return " ".join(sql.split())
 
 
 async def measure(

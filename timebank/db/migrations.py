@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import timebank
@@ -88,14 +88,13 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 def adopt_squashed(connection: Connection) -> None:
     """Before migrating: stamp a database at the last squashed revision as ``BASELINE`` (its
-    schema is the baseline's); refuse one at an earlier squashed revision."""
-    if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+    schema is the baseline's); refuse one at an earlier squashed revision. Runs inside
+    Alembic's environment, on its synchronous connection (statements sent as written)."""
+    if connection.exec_driver_sql("SELECT to_regclass('alembic_version')").scalar() is None:
         return
-    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     if revision == SQUASHED[-1]:
-        connection.execute(
-            text("UPDATE alembic_version SET version_num = :baseline"), {"baseline": BASELINE}
-        )
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = $1", (BASELINE,))
         _log.warning("database at %s (same schema as the baseline): stamped %s", revision, BASELINE)
     elif revision in SQUASHED:
         raise RuntimeError(

@@ -6,6 +6,8 @@ source of truth; tests/db/test_tables.py checks these definitions against a migr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -382,7 +384,7 @@ users = Table(
 
 class _Compiler(PGCompiler):
     """Renders the values a statement was built with inline, and the parameters it was built
-    without as ``:name`` markers for ``text()``."""
+    without as ``$1``, ``$2``… markers."""
 
     def visit_bindparam(self, bindparam: BindParameter[Any], *args: Any, **kw: Any) -> Any:
         if bindparam.value is None and bindparam.callable is None:
@@ -394,10 +396,26 @@ class _Dialect(PGDialect):
     statement_compiler = _Compiler
 
 
-_DIALECT = _Dialect(paramstyle="named")
+_DIALECT = _Dialect(paramstyle="numeric_dollar")
 
 
-def compiled(statement: ClauseElement) -> str:
-    """A statement built on these tables as plain SQL for ``text()``: the constants it was built
-    with inline, each ``bindparam("name")`` as ``:name``."""
-    return str(statement.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
+@dataclass(frozen=True)
+class CompiledStatement:
+    """A composed statement as plain SQL, its parameters ``$1``, ``$2``… standing for
+    ``names`` in that order (a name used twice is one parameter)."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The values of ``params`` in the order of the statement's parameters (other names
+        in ``params`` are left out)."""
+        return tuple(params[name] for name in self.names)
+
+
+def compiled(statement: ClauseElement) -> CompiledStatement:
+    """A statement built on these tables as plain SQL: the constants it was built with inline,
+    each ``bindparam("name")`` as one ``$n``."""
+    found = statement.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True})
+    assert isinstance(found, _Compiler)
+    return CompiledStatement(str(found), tuple(found.positiontup or ()))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.db.statements import execute, fetch, fetch_one
 from timebank.errors import NotFound
 
 
@@ -38,41 +38,39 @@ class AuditReport:
         return {**asdict(self), "ok": self.ok}
 
 
-# Each check is one query returning (timebank slug, subject, detail) for every problem found;
-# :timebank_id scopes it (NULL means every timebank).
+# Each check is one query returning a row (timebank_id, subject, detail) for every problem
+# found; $1 scopes it to one timebank (NULL means every timebank).
 _CHECKS: dict[str, str] = {
     "balance-matches-postings": """
-        SELECT t.slug, 'account ' || a.id,
+        SELECT a.timebank_id, 'account ' || a.id AS subject,
                format('balance %s at version %s, but its postings sum to %s over %s postings',
-                      a.balance, a.version, coalesce(p.total, 0), coalesce(p.n, 0))
+                      a.balance, a.version, coalesce(p.total, 0), coalesce(p.n, 0)) AS detail
           FROM accounts a
-          JOIN timebanks t ON t.id = a.timebank_id
           LEFT JOIN (SELECT account_id, sum(minutes) AS total, count(*) AS n
                        FROM postings GROUP BY account_id) p ON p.account_id = a.id
-         WHERE (CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id)
+         WHERE (CAST($1 AS bigint) IS NULL OR a.timebank_id = $1)
            AND (a.balance <> coalesce(p.total, 0) OR a.version <> coalesce(p.n, 0))
     """,
     "version-chain": """
-        SELECT t.slug, 'account ' || c.account_id,
+        SELECT c.timebank_id, 'account ' || c.account_id AS subject,
                format('posting %s (version %s) has balance_after %s; expected version %s and balance %s',
                       c.id, c.account_version, c.balance_after,
                       coalesce(c.previous_version, 0) + 1, coalesce(c.previous_balance, 0) + c.minutes)
+                   AS detail
           FROM (SELECT p.*, lag(p.account_version) OVER w AS previous_version,
                        lag(p.balance_after) OVER w AS previous_balance
                   FROM postings p
-                 WHERE CAST(:timebank_id AS bigint) IS NULL OR p.timebank_id = :timebank_id
+                 WHERE CAST($1 AS bigint) IS NULL OR p.timebank_id = $1
                 WINDOW w AS (PARTITION BY p.account_id ORDER BY p.account_version)) c
-          JOIN timebanks t ON t.id = c.timebank_id
          WHERE c.account_version <> coalesce(c.previous_version, 0) + 1
             OR c.balance_after <> coalesce(c.previous_balance, 0) + c.minutes
     """,
     "transfer-zero-sum": """
-        SELECT t.slug, 'transfer ' || x.id,
+        SELECT x.timebank_id, 'transfer ' || x.id AS subject,
                format('%s minutes from account %s to %s, but its postings are %s',
                       x.minutes, x.debit_account_id, x.credit_account_id,
-                      coalesce(legs.shown, 'missing'))
+                      coalesce(legs.shown, 'missing')) AS detail
           FROM transfers x
-          JOIN timebanks t ON t.id = x.timebank_id
           LEFT JOIN (SELECT p.transfer_id,
                             string_agg(format('%s on account %s', p.minutes, p.account_id), ', '
                                        ORDER BY p.account_id) AS shown,
@@ -82,101 +80,105 @@ _CHECKS: dict[str, str] = {
                                                           THEN -x2.minutes ELSE x2.minutes END) AS fits
                        FROM postings p JOIN transfers x2 ON x2.id = p.transfer_id
                       GROUP BY p.transfer_id) legs ON legs.transfer_id = x.id
-         WHERE (CAST(:timebank_id AS bigint) IS NULL OR x.timebank_id = :timebank_id)
+         WHERE (CAST($1 AS bigint) IS NULL OR x.timebank_id = $1)
            AND (legs.n IS DISTINCT FROM 2 OR legs.total <> 0 OR NOT legs.fits)
     """,
     "timebank-zero-sum": """
-        SELECT t.slug, 'the whole timebank',
-               format('account balances sum to %s minutes instead of 0', sum(a.balance))
-          FROM accounts a JOIN timebanks t ON t.id = a.timebank_id
-         WHERE CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id
-         GROUP BY t.slug
+        SELECT a.timebank_id, 'the whole timebank' AS subject,
+               format('account balances sum to %s minutes instead of 0', sum(a.balance)) AS detail
+          FROM accounts a
+         WHERE CAST($1 AS bigint) IS NULL OR a.timebank_id = $1
+         GROUP BY a.timebank_id
         HAVING sum(a.balance) <> 0
     """,
     "limits": """
-        SELECT t.slug, 'account ' || a.id,
+        SELECT a.timebank_id, 'account ' || a.id AS subject,
                format('balance %s, pending in %s, pending out %s is %s floor %s / ceiling %s%s',
                       a.balance, a.pending_in, a.pending_out,
                       CASE WHEN o.outside THEN 'outside' ELSE 'within' END, a.floor, a.ceiling,
                       CASE WHEN a.flagged_by_reversal_id IS NULL THEN ''
-                           ELSE ', flagged by reversal ' || a.flagged_by_reversal_id END)
-          FROM accounts a JOIN timebanks t ON t.id = a.timebank_id
+                           ELSE ', flagged by reversal ' || a.flagged_by_reversal_id END) AS detail
+          FROM accounts a
          CROSS JOIN LATERAL (SELECT coalesce(a.balance - a.pending_out < a.floor
                                              OR a.balance + a.pending_in > a.ceiling, false)
                                     AS outside) o
-         WHERE (CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id)
+         WHERE (CAST($1 AS bigint) IS NULL OR a.timebank_id = $1)
            -- Outside its limits exactly when a reversal flagged it (I5).
            AND (o.outside <> (a.flagged_by_reversal_id IS NOT NULL)
                 OR a.pending_in < 0 OR a.pending_out < 0)
     """,
     "pending-matches-reservations": """
-        SELECT t.slug, 'account ' || a.id,
+        SELECT a.timebank_id, 'account ' || a.id AS subject,
                format('pending in %s / out %s, but open reservations hold in %s / out %s',
                       a.pending_in, a.pending_out, coalesce(r_in.total, 0), coalesce(r_out.total, 0))
+                   AS detail
           FROM accounts a
-          JOIN timebanks t ON t.id = a.timebank_id
           LEFT JOIN (SELECT credit_account_id AS account_id, sum(minutes) AS total
                        FROM pending_transfers WHERE state = 'pending' GROUP BY 1) r_in
                  ON r_in.account_id = a.id
           LEFT JOIN (SELECT debit_account_id AS account_id, sum(minutes) AS total
                        FROM pending_transfers WHERE state = 'pending' GROUP BY 1) r_out
                  ON r_out.account_id = a.id
-         WHERE (CAST(:timebank_id AS bigint) IS NULL OR a.timebank_id = :timebank_id)
+         WHERE (CAST($1 AS bigint) IS NULL OR a.timebank_id = $1)
            AND (a.pending_in <> coalesce(r_in.total, 0) OR a.pending_out <> coalesce(r_out.total, 0))
     """,
     "reservations-posted-once": """
-        SELECT t.slug, 'reservation ' || p.id,
-               format('state %s with %s transfers posting it', p.state, count(x.id))
+        SELECT p.timebank_id, 'reservation ' || p.id AS subject,
+               format('state %s with %s transfers posting it', p.state, count(x.id)) AS detail
           FROM pending_transfers p
-          JOIN timebanks t ON t.id = p.timebank_id
           LEFT JOIN transfers x ON x.pending_transfer_id = p.id
-         WHERE CAST(:timebank_id AS bigint) IS NULL OR p.timebank_id = :timebank_id
-         GROUP BY t.slug, p.id, p.state
+         WHERE CAST($1 AS bigint) IS NULL OR p.timebank_id = $1
+         GROUP BY p.timebank_id, p.id, p.state
         HAVING count(x.id) <> CASE WHEN p.state = 'posted' THEN 1 ELSE 0 END
     """,
     "reversals-mirror": """
-        SELECT t.slug, 'transfer ' || r.id,
+        SELECT r.timebank_id, 'transfer ' || r.id AS subject,
                format('reverses transfer %s but does not move the same %s minutes back',
-                      o.id, o.minutes)
+                      o.id, o.minutes) AS detail
           FROM transfers r
           JOIN transfers o ON o.id = r.reverses_transfer_id
-          JOIN timebanks t ON t.id = r.timebank_id
-         WHERE (CAST(:timebank_id AS bigint) IS NULL OR r.timebank_id = :timebank_id)
+         WHERE (CAST($1 AS bigint) IS NULL OR r.timebank_id = $1)
            AND (r.debit_account_id <> o.credit_account_id OR r.credit_account_id <> o.debit_account_id
                 OR r.minutes <> o.minutes OR o.kind = 'reversal')
     """,
 }
 
+# The timebanks an audit covers: the one of slug $1, or every one (NULL).
+_TIMEBANKS = (
+    "SELECT id, slug FROM timebanks WHERE CAST($1 AS text) IS NULL OR slug = $1 ORDER BY id"
+)
+
 _COUNTS = """
-    SELECT (SELECT count(*) FROM timebanks
-             WHERE CAST(:timebank_id AS bigint) IS NULL OR id = :timebank_id) AS timebanks,
-           (SELECT count(*) FROM accounts
-             WHERE CAST(:timebank_id AS bigint) IS NULL OR timebank_id = :timebank_id) AS accounts,
+    SELECT (SELECT count(*) FROM accounts
+             WHERE CAST($1 AS bigint) IS NULL OR timebank_id = $1) AS accounts,
            (SELECT count(*) FROM transfers
-             WHERE CAST(:timebank_id AS bigint) IS NULL OR timebank_id = :timebank_id) AS transfers,
+             WHERE CAST($1 AS bigint) IS NULL OR timebank_id = $1) AS transfers,
            (SELECT count(*) FROM postings
-             WHERE CAST(:timebank_id AS bigint) IS NULL OR timebank_id = :timebank_id) AS postings
+             WHERE CAST($1 AS bigint) IS NULL OR timebank_id = $1) AS postings
 """
+
+
+async def audited_timebanks(conn: AsyncConnection, timebank_slug: str | None) -> dict[int, str]:
+    """The timebanks an audit covers, id → slug: the one named (NotFound if no timebank has
+    that slug), or every one."""
+    found = {row["id"]: row["slug"] for row in await fetch(conn, _TIMEBANKS, timebank_slug)}
+    if timebank_slug is not None and not found:
+        raise NotFound(f"timebank {timebank_slug!r} not found")
+    return found
 
 
 async def audit(conn: AsyncConnection, timebank_slug: str | None = None) -> AuditReport:
     """Check every invariant over the stored rows (of one timebank, or of all of them), in one
     snapshot that a caller may go on reading (``timebank verify`` adds the report checks)."""
     # One snapshot for every check, so a busy ledger cannot look inconsistent between queries.
-    await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-    timebank_id = None
-    if timebank_slug is not None:
-        timebank_id = (
-            await conn.execute(
-                text("SELECT id FROM timebanks WHERE slug = :slug"), {"slug": timebank_slug}
-            )
-        ).scalar_one_or_none()
-        if timebank_id is None:
-            raise NotFound(f"timebank {timebank_slug!r} not found")
-    params = {"timebank_id": timebank_id}
-    counts = (await conn.execute(text(_COUNTS), params)).one()
-    report = AuditReport(**counts._mapping)
+    await execute(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    slugs = await audited_timebanks(conn, timebank_slug)
+    timebank_id = next(iter(slugs)) if timebank_slug is not None else None
+    counts = await fetch_one(conn, _COUNTS, timebank_id)
+    assert counts is not None, "a SELECT without FROM returns one row"
+    report = AuditReport(timebanks=len(slugs), **counts)
     for check, sql in _CHECKS.items():
-        for slug, subject, detail in await conn.execute(text(sql), params):
-            report.findings.append(Finding(check, slug, subject, detail))
+        for row in await fetch(conn, sql, timebank_id):
+            slug = slugs[row["timebank_id"]]
+            report.findings.append(Finding(check, slug, row["subject"], row["detail"]))
     return report

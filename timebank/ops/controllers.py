@@ -11,10 +11,10 @@ from typing import Literal
 
 from litestar import Request, Response, get
 from litestar.openapi import ResponseSpec
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import migrations
+from timebank.db.statements import fetch_value
 from timebank.deps import EngineDep, SettingsDep
 from timebank.errors import Forbidden
 from timebank.openapi import problems
@@ -49,9 +49,9 @@ def _head_revision() -> str | None:
 
 async def _revision(conn: AsyncConnection) -> str | None:
     """The database's migration revision; None on a database never migrated."""
-    if (await conn.execute(text("SELECT to_regclass('alembic_version')"))).scalar() is None:
+    if await fetch_value(conn, "SELECT to_regclass('alembic_version')") is None:
         return None
-    return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    return await fetch_value(conn, "SELECT version_num FROM alembic_version")
 
 
 @get(

@@ -19,8 +19,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank.db.statements import execute, fetch, fetch_value
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -40,12 +41,11 @@ DATABASE_UNAVAILABLE = Counter(
     "Requests answered 503 because the database was away or too slow",
 )
 
-_EXCHANGES_BY_STATE = text(
-    "SELECT state, count(*) FROM exchanges GROUP BY state"
-)  # a full count: cheap at a scrape every few seconds, bounded by the timeout below
-_POSTINGS = text("SELECT coalesce(sum(version), 0) FROM accounts")  # one posting per version
+# A full count: cheap at a scrape every few seconds, bounded by the timeout below.
+_EXCHANGES_BY_STATE = "SELECT state, count(*) FROM exchanges GROUP BY state"
+_POSTINGS = "SELECT coalesce(sum(version), 0) FROM accounts"  # one posting per version
 # Approvals and reversals the report aggregates have yet to take in (a second or so of them).
-_REPORT_QUEUE = text("SELECT count(*) FROM report_queue")
+_REPORT_QUEUE = "SELECT count(*) FROM report_queue"
 
 
 class _Snapshot(Collector):
@@ -73,15 +73,15 @@ async def database_families(engine: AsyncEngine) -> list[Metric]:
     up = GaugeMetricFamily("timebank_database_up", "1 when the database answered this scrape")
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("SET LOCAL statement_timeout = '2s'"))
-            rows = (await conn.execute(_EXCHANGES_BY_STATE)).all()
-            posted = (await conn.execute(_POSTINGS)).scalar_one()
-            waiting = (await conn.execute(_REPORT_QUEUE)).scalar_one()
+            await execute(conn, "SET LOCAL statement_timeout = '2s'")
+            rows = await fetch(conn, _EXCHANGES_BY_STATE)
+            posted = await fetch_value(conn, _POSTINGS)
+            waiting = await fetch_value(conn, _REPORT_QUEUE)
     except Exception:  # a scrape must not fail with the database: report it as down instead
         up.add_metric([], 0)
         return [up]
-    for state, count in rows:
-        exchanges.add_metric([state], count)
+    for row in rows:
+        exchanges.add_metric([row["state"]], row["count"])
     postings.add_metric([], posted)
     queued.add_metric([], waiting)
     up.add_metric([], 1)

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
+from timebank.db.statements import fetch
 from timebank.errors import Forbidden
 
 _NAMES = (
-    "SELECT id, display_name FROM participants"
-    " WHERE timebank_id = :timebank_id AND id = ANY(CAST(:ids AS bigint[]))"
+    "SELECT id, display_name FROM participants WHERE timebank_id = $1 AND id = ANY($2::bigint[])"
 )
 
 
@@ -33,5 +32,5 @@ async def names_of(
     if not wanted:
         return {}
     async with engine.connect() as conn:
-        rows = await conn.execute(text(_NAMES), {"timebank_id": access.timebank_id, "ids": wanted})
-        return {row.id: row.display_name for row in rows}
+        rows = await fetch(conn, _NAMES, access.timebank_id, wanted)
+    return {row["id"]: row["display_name"] for row in rows}

@@ -34,7 +34,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     true,
     union_all,
     values,
@@ -43,8 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from timebank.db import tables
-from timebank.db.tables import compiled
-from timebank.ledger.audit import Finding
+from timebank.db.statements import fetch
+from timebank.db.tables import CompiledStatement, compiled
+from timebank.ledger.audit import Finding, audited_timebanks
 from timebank.reports.counting import (
     CHUNK,
     TB,
@@ -290,7 +290,7 @@ def _report_firsts() -> CompoundSelect:
     return _differences(recount, kept)
 
 
-CHECKS: dict[str, str] = {
+CHECKS: dict[str, CompiledStatement] = {
     "report_days": compiled(_report_days()),
     "report_pair_months": compiled(_report_pair_months()),
     "report_tie_steps": compiled(_report_tie_steps()),
@@ -299,18 +299,12 @@ CHECKS: dict[str, str] = {
     "report_firsts": compiled(_report_firsts()),
 }
 
-_TIMEBANKS = """
-    SELECT id, slug FROM timebanks
-     WHERE CAST(:slug AS text) IS NULL OR slug = :slug
-     ORDER BY id
-"""
-
 
 async def aggregate_differences(conn: AsyncConnection, timebank_id: int) -> dict[str, int]:
     """How many rows of each aggregate table differ from a recount, for one timebank."""
     found = {}
-    for table, sql in CHECKS.items():
-        found[table] = len((await conn.execute(text(sql), {"tb": timebank_id})).all())
+    for table, check in CHECKS.items():
+        found[table] = len(await fetch(conn, check.sql, *check.args({"tb": timebank_id})))
     return found
 
 
@@ -318,8 +312,7 @@ async def aggregate_findings(conn: AsyncConnection, timebank_slug: str | None) -
     """The aggregates reports read must equal a recount of the exchanges that count: one
     finding per table that does not, per timebank (or for the one named)."""
     findings = []
-    timebanks = await conn.execute(text(_TIMEBANKS), {"slug": timebank_slug})
-    for timebank_id, slug in timebanks.all():
+    for timebank_id, slug in (await audited_timebanks(conn, timebank_slug)).items():
         for table, rows in (await aggregate_differences(conn, timebank_id)).items():
             if rows:
                 findings.append(

@@ -2,8 +2,9 @@
 statements and by their audit (see the package docstring for the definitions). The statements
 built from them are compiled once, at import.
 
-Parameters: :tb (the timebank), :start and :end (service dates), :as_of (the moment counted),
-:unit (week | month | quarter)."""
+Parameters, by name (``tables.compiled`` numbers them ``$1``, ``$2``…): ``tb`` (the timebank),
+``start`` and ``end`` (service dates), ``as_of`` (the moment counted), ``unit`` (week | month |
+quarter)."""
 
 from __future__ import annotations
 

@@ -6,28 +6,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.reports.repository import rows
+from timebank.db.statements import execute, fetch
 
-_LOCK_PUBLICATIONS = "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"
+_LOCK_PUBLICATIONS = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
 _PUBLISHED_CELLS = """
     SELECT figure, period_kind, period_start, label, withheld, shown_value
     FROM published_cells
-    WHERE timebank_id = :tb
+    WHERE timebank_id = $1
 """
 
+# $1 timebank, $2 through; the cells as arrays: $3 figures, $4 period kinds, $5 period
+# starts, $6 labels, $7 values shown (NULL: withheld).
 _RECORD_CELLS = """
     INSERT INTO published_cells AS cell
         (timebank_id, figure, period_kind, period_start, label, withheld, first_published,
          first_withheld, shown_value)
-    SELECT :tb, figure, period_kind, period_start, label, shown IS NULL, :through,
-           CASE WHEN shown IS NULL THEN CAST(:through AS date) END, shown
+    SELECT $1, figure, period_kind, period_start, label, shown IS NULL, $2,
+           CASE WHEN shown IS NULL THEN CAST($2 AS date) END, shown
     FROM unnest(
-        CAST(:figures AS text[]), CAST(:kinds AS text[]), CAST(:starts AS date[]),
-        CAST(:labels AS text[]), CAST(:shown AS bigint[])
+        CAST($3 AS text[]), CAST($4 AS text[]), CAST($5 AS date[]),
+        CAST($6 AS text[]), CAST($7 AS bigint[])
     ) AS given (figure, period_kind, period_start, label, shown)
     ON CONFLICT (timebank_id, figure, period_kind, period_start, label) DO UPDATE
     SET withheld = cell.withheld OR excluded.withheld,
@@ -42,13 +43,13 @@ _UNKNOWN = -1  # shown before its value was recorded: no figure is negative, so 
 async def lock_publications(conn: AsyncConnection, timebank_id: int) -> None:
     """Protect one timebank's funder publications one at a time (until the transaction ends),
     so that each starts from everything the others recorded."""
-    await conn.execute(text(_LOCK_PUBLICATIONS), {"name": f"funder publication {timebank_id}"})
+    await execute(conn, _LOCK_PUBLICATIONS, f"funder publication {timebank_id}")
 
 
 async def published_cells(conn: AsyncConnection, timebank_id: int) -> dict[CellRow, int | None]:
     """Every cell the timebank's funder publications have published: cell -> the value last
     shown, None once withheld."""
-    found = await rows(conn, _PUBLISHED_CELLS, {"tb": timebank_id})
+    found = await fetch(conn, _PUBLISHED_CELLS, timebank_id)
     return {
         (row["figure"], row["period_kind"], row["period_start"], row["label"]): (
             None
@@ -68,15 +69,14 @@ async def record_published_cells(
     withheld): new cells as they are, shown cells with the value shown now, and cells it
     withholds as withheld from now on (never the other way)."""
     ordered = sorted(cells.items())
-    await conn.execute(
-        text(_RECORD_CELLS),
-        {
-            "tb": timebank_id,
-            "through": through,
-            "figures": [cell[0] for cell, _ in ordered],
-            "kinds": [cell[1] for cell, _ in ordered],
-            "starts": [cell[2] for cell, _ in ordered],
-            "labels": [cell[3] for cell, _ in ordered],
-            "shown": [shown for _, shown in ordered],
-        },
+    await execute(
+        conn,
+        _RECORD_CELLS,
+        timebank_id,
+        through,
+        [cell[0] for cell, _ in ordered],
+        [cell[1] for cell, _ in ordered],
+        [cell[2] for cell, _ in ordered],
+        [cell[3] for cell, _ in ordered],
+        [shown for _, shown in ordered],
     )

@@ -18,14 +18,14 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
 from timebank.db import tables
-from timebank.db.tables import compiled
+from timebank.db.statements import stream
+from timebank.db.tables import CompiledStatement, compiled
 from timebank.reports.counting import AS_OF, END, START, TB, counted_as_of, exchanges, in_period
 from timebank.reports.repository import rows
 
@@ -43,7 +43,7 @@ def _counted_for_one() -> CompoundSelect:
     """One participant's counted exchanges: lookups by party, never a scan of the timebank's
     period. Those not reversed come from the party's counted-exchange index (its conditions
     spelled out so that the planner takes it even before the table has statistics); those
-    reversed after :as_of, few, from the reversal index (OFFSET 0 keeps the period's condition
+    reversed after ``as_of``, few, from the reversal index (OFFSET 0 keeps the period's condition
     outside, so that the period's index does not look cheaper). No exchange has the same giver
     and receiver, so nothing is counted twice."""
 
@@ -140,7 +140,7 @@ class ReciprocityQuery:
     participant_id: int | None = None
 
     @property
-    def sql(self) -> str:
+    def statement(self) -> CompiledStatement:
         return RECIPROCITY_EVERYONE if self.participant_id is None else RECIPROCITY_ONE
 
     @property
@@ -156,14 +156,13 @@ class ReciprocityQuery:
 
 async def reciprocity_rows(conn: AsyncConnection, query: ReciprocityQuery) -> list[Mapping]:
     """One row per participant enrolled by ``as_of`` (or the one asked for), by id."""
-    return await rows(conn, query.sql, query.params)
+    return await rows(conn, query.statement, query.params)
 
 
 async def stream_reciprocity_rows(
     conn: AsyncConnection, query: ReciprocityQuery, *, batch: int = 1000
 ) -> AsyncIterator[dict]:
     """The same rows as ``reciprocity_rows``, fetched from a server-side cursor in batches."""
-    result = await conn.stream(text(query.sql), query.params)
-    async for found in result.mappings().partitions(batch):
-        for row in found:
-            yield dict(row)
+    statement = query.statement
+    async for row in stream(conn, statement.sql, *statement.args(query.params), batch=batch):
+        yield dict(row)

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.db.statements import execute, fetch, fetch_value
+from timebank.db.tables import CompiledStatement
 from timebank.reports.contribution_sql import FIRSTS, PEOPLE, PEOPLE_BY_DIMENSION, VOLUME
 from timebank.reports.ties_sql import TIES, TIES_BY_MONTHS
 
@@ -21,10 +22,11 @@ _VOLUME_FLOW = 0b1100
 _VOLUME_ALL = 0b1111
 
 # Enrolled participants per joining day first (a few hundred rows), then per bucket.
+# $1 timebank, $2 as of, $3 the buckets' first days, $4 their last days.
 _ENROLLED = """
     WITH joined AS (
         SELECT joined_on, count(*) AS people FROM participants
-         WHERE timebank_id = :tb AND created_at <= :as_of
+         WHERE timebank_id = $1 AND created_at <= $2
          GROUP BY joined_on
     )
     SELECT b.start AS bucket,
@@ -32,7 +34,7 @@ _ENROLLED = """
                AS participants,
            CAST(coalesce(sum(j.people) FILTER (WHERE j.joined_on >= b.start), 0) AS bigint)
                AS new
-      FROM unnest(CAST(:starts AS date[]), CAST(:lasts AS date[])) AS b(start, last)
+      FROM unnest(CAST($3 AS date[]), CAST($4 AS date[])) AS b(start, last)
       LEFT JOIN joined j ON j.joined_on <= b.last
      GROUP BY b.start
 """
@@ -41,42 +43,40 @@ _ENROLLED = """
 _ENROLLED_BY_MONTH = """
     SELECT m.first AS month,
            (SELECT count(*) FROM participants p
-             WHERE p.timebank_id = :tb AND p.created_at <= m.as_of AND p.joined_on <= m.last)
+             WHERE p.timebank_id = $1 AND p.created_at <= m.as_of AND p.joined_on <= m.last)
                AS participants
-      FROM unnest(CAST(:firsts AS date[]), CAST(:lasts AS date[]),
-                  CAST(:as_ofs AS timestamptz[])) AS m(first, last, as_of)
+      FROM unnest(CAST($2 AS date[]), CAST($3 AS date[]),
+                  CAST($4 AS timestamptz[])) AS m(first, last, as_of)
 """
 
-_CATEGORY_NAMES = "SELECT id, slug, name FROM categories WHERE timebank_id = :tb"
+_CATEGORY_NAMES = "SELECT id, slug, name FROM categories WHERE timebank_id = $1"
 
 _FIRST_JOINED = """
-    SELECT min(joined_on) FROM participants WHERE timebank_id = :tb AND created_at <= :as_of
+    SELECT min(joined_on) FROM participants WHERE timebank_id = $1 AND created_at <= $2
 """
 
 
-async def rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[Mapping]:
-    """The rows of one statement, as dicts."""
-    return [dict(row) for row in (await conn.execute(text(sql), params)).mappings()]
+async def rows(
+    conn: AsyncConnection, statement: CompiledStatement, params: Mapping[str, Any]
+) -> list[Mapping]:
+    """The rows of one composed statement, its parameters taken from ``params`` by name."""
+    return list(await fetch(conn, statement.sql, *statement.args(params)))
 
 
 async def begin_snapshot(conn: AsyncConnection) -> datetime:
     """Start a read-only snapshot; return the database's clock."""
-    await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+    await execute(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     # Plan each statement for its own moment and period (set for this transaction only): a
     # cached generic plan cannot tell a handful of exchanges changed since as_of from a whole
     # year of them.
-    clock = await conn.execute(
-        text("SELECT clock_timestamp(), set_config('plan_cache_mode', 'force_custom_plan', true)")
+    return await fetch_value(
+        conn, "SELECT clock_timestamp(), set_config('plan_cache_mode', 'force_custom_plan', true)"
     )
-    return clock.scalar_one()
 
 
 async def timebank_name(conn: AsyncConnection, timebank_id: int) -> str:
     """The timebank's name, for the titles of its report."""
-    name = await conn.execute(
-        text("SELECT name FROM timebanks WHERE id = :id"), {"id": timebank_id}
-    )
-    return name.scalar_one()
+    return await fetch_value(conn, "SELECT name FROM timebanks WHERE id = $1", timebank_id)
 
 
 async def contribution_parts(
@@ -93,7 +93,7 @@ async def contribution_parts(
     """The figures of the contribution report, each as rows keyed by bucket (None: the whole
     period), and its categories and flows."""
     params = {"tb": timebank_id, "start": start, "end": end, "as_of": as_of, "unit": unit}
-    names = {row["id"]: row for row in await rows(conn, _CATEGORY_NAMES, {"tb": timebank_id})}
+    names = {row["id"]: row for row in await fetch(conn, _CATEGORY_NAMES, timebank_id)}
     people_params = {**params, **_people_spans(start, end, months=unit != "week")}
     people = {
         row["dimension"]: int(row["people"])
@@ -127,10 +127,8 @@ async def contribution_parts(
         "people": await rows(conn, PEOPLE, people_params),
         "ties": await _ties(conn, params, bucket_starts, bucket_lasts),
         "firsts": await rows(conn, FIRSTS, params),
-        "enrolled": await rows(
-            conn,
-            _ENROLLED,
-            {"tb": timebank_id, "as_of": as_of, "starts": bucket_starts, "lasts": bucket_lasts},
+        "enrolled": list(
+            await fetch(conn, _ENROLLED, timebank_id, as_of, bucket_starts, bucket_lasts)
         ),
         "categories": sorted(categories, key=lambda c: (-c["minutes"], c["category"])),
         "flows": sorted(flows, key=lambda f: (-f["minutes"], f["giver_kind"], f["receiver_kind"])),
@@ -192,8 +190,7 @@ async def _ties(
 
 async def first_joined(conn: AsyncConnection, timebank_id: int, as_of: datetime) -> date | None:
     """The earliest joining day among the participants enrolled by ``as_of``."""
-    found = await conn.execute(text(_FIRST_JOINED), {"tb": timebank_id, "as_of": as_of})
-    return found.scalar_one()
+    return await fetch_value(conn, _FIRST_JOINED, timebank_id, as_of)
 
 
 async def enrolled_by_month(
@@ -206,9 +203,5 @@ async def enrolled_by_month(
 ) -> dict[date, int]:
     """Participants with joined_on up to each month's last day, each month counting those
     enrolled by its own moment (``as_ofs``): {first day: participants}."""
-    found = await rows(
-        conn,
-        _ENROLLED_BY_MONTH,
-        {"tb": timebank_id, "firsts": firsts, "lasts": lasts, "as_ofs": as_ofs},
-    )
+    found = await fetch(conn, _ENROLLED_BY_MONTH, timebank_id, firsts, lasts, as_ofs)
     return {row["month"]: int(row["participants"]) for row in found}

@@ -12,12 +12,12 @@ import secrets
 from hmac import compare_digest
 
 from litestar import Request
-from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from timebank.auth.deps import cookie_name
+from timebank.auth.deps import cookie_name, site_cookie
 from timebank.errors import Forbidden
 from timebank.settings import Settings
 
@@ -85,14 +85,7 @@ def csrf_hook(settings: Settings):
         else:
             token = secrets.token_urlsafe(32)
             request.state.csrf_token = token
-            request.state.csrf_cookie = Cookie(
-                key=name,
-                value=token,
-                httponly=True,
-                secure=settings.cookie_secure,
-                samesite="lax",
-                path="/",
-            )
+            request.state.csrf_cookie = site_cookie(CSRF_COOKIE, token, settings)
         if request.method in SAFE_METHODS:
             return
         # Another site, or another subdomain of this one (which could plant cookies), never
