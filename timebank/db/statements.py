@@ -27,3 +27,11 @@ async def fetch_one(conn: Connection, sql: str, *args: Any) -> Mapping[str, Any]
     if len(rows) > 1:
         raise AssertionError("at most one row expected")
     return rows[0] if rows else None
+
+
+async def execute(conn: Connection, sql: str, *args: Any) -> None:
+    """Run ``sql``, which returns no rows, for what it does."""
+    if isinstance(conn, AsyncConnection):
+        await conn.exec_driver_sql(sql, args)
+    else:
+        await conn.execute(sql, *args)

@@ -6,7 +6,7 @@ source of truth; tests/db/test_tables.py checks these definitions against a migr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import (
     BigInteger,
@@ -20,10 +20,17 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    bindparam,
+    cast,
+    or_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, BIT, JSONB
 from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
-from sqlalchemy.sql.elements import BindParameter, ClauseElement
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnElement
+from sqlalchemy.sql.selectable import FromClause
+from sqlalchemy.types import TypeEngine
 
 metadata = MetaData()
 
@@ -380,11 +387,51 @@ users = Table(
 )
 
 
+Expr: TypeAlias = ColumnElement[Any]  # an SQL expression of a statement being built
+
+
+def arg(position: int) -> BindParameter[Any]:
+    """Parameter ``$position`` of a statement sent through asyncpg, written so by ``compiled()``
+    (its type is the server's to infer: ``cast`` it where the server cannot)."""
+    return bindparam(f"${position}")
+
+
+def unless_null(param: Expr, type_: type[TypeEngine[Any]], *conditions: Expr) -> Expr:
+    """An optional filter: no condition when ``param`` (of ``type_``) is null, else any of
+    ``conditions``."""
+    return or_(cast(param, type_).is_(None), *conditions)
+
+
+class _Field(ColumnElement[Any]):
+    inherit_cache = False  # built once at import, never cached
+
+    def __init__(self, row: ColumnElement[Any], name: str) -> None:
+        self.row = row
+        self.name = name
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return self.row._from_objects
+
+
+@compiles(_Field)
+def _compile_field(element: _Field, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.row, **kw)}).{element.name}"
+
+
+def field(row: Expr, name: str) -> Expr:
+    """``(row).name``: one field of a composite value, such as the row a database function
+    returns."""
+    return _Field(row, name)
+
+
 class _Compiler(PGCompiler):
-    """Renders the values a statement was built with inline, and the parameters it was built
-    without as ``:name`` markers for ``text()``."""
+    """Renders the values a statement was built with inline, each ``arg(n)`` as ``$n``, and the
+    other parameters it was built without as ``:name`` markers for ``text()``."""
 
     def visit_bindparam(self, bindparam: BindParameter[Any], *args: Any, **kw: Any) -> Any:
+        if bindparam.key.startswith("$"):
+            return bindparam.key
         if bindparam.value is None and bindparam.callable is None:
             kw["literal_binds"] = False
         return super().visit_bindparam(bindparam, *args, **kw)
@@ -398,6 +445,7 @@ _DIALECT = _Dialect(paramstyle="named")
 
 
 def compiled(statement: ClauseElement) -> str:
-    """A statement built on these tables as plain SQL for ``text()``: the constants it was built
-    with inline, each ``bindparam("name")`` as ``:name``."""
+    """A statement built on these tables as plain SQL: the constants it was built with inline,
+    each ``arg(n)`` as ``$n`` (for asyncpg), each ``bindparam("name")`` as ``:name`` (for
+    ``text()``)."""
     return str(statement.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
