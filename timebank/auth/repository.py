@@ -7,8 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import Select, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank.db import tables
+from timebank.db.tables import Expr, arg, compiled
 
 
 async def _one(conn: AsyncConnection, sql: str, **params: Any) -> Mapping[str, Any] | None:
@@ -127,20 +130,37 @@ async def principal_in_timebank(
     return await conn.fetchrow(_PRINCIPAL_IN_TIMEBANK, token_hash, slug)
 
 
-# The token is ``t``, its user ``u`` and the timebank of the slug ``b`` (no row for no live
-# token; ``b``'s columns null when no timebank has the slug). The statement that logs an
-# exchange reads the same caller beside what logging needs (exchanges/log_statements.py).
-_PRINCIPAL_IN_TIMEBANK = (
-    "SELECT t.id AS token_id, u.id AS user_id, u.email, u.is_admin, b.id AS timebank_id,"
-    " ARRAY(SELECT r.role FROM timebank_roles r"
-    "       WHERE r.user_id = u.id AND r.timebank_id = b.id) AS roles,"
-    " (SELECT p.id FROM participants p"
-    "  WHERE p.user_id = u.id AND p.timebank_id = b.id) AS participant_id"
-    " FROM api_tokens t JOIN users u ON u.id = t.user_id"
-    " LEFT JOIN timebanks b ON b.slug = $2"
-    " WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-    "   AND (t.expires_at IS NULL OR t.expires_at > now())"
-)
+def principal_in_timebank_query(token_hash: Expr, slug: Expr) -> Select[Any]:
+    """Who the token of ``token_hash`` is and what they are in the timebank of ``slug``: no row
+    for no live token; ``timebank_id`` null when no timebank has that slug. The statement that
+    logs an exchange reads the same caller beside what logging needs."""
+    t = tables.api_tokens.alias("t")
+    u = tables.users.alias("u")
+    b = tables.timebanks.alias("b")
+    r = tables.timebank_roles.alias("r")
+    p = tables.participants.alias("p")
+    roles = select(r.c.role).where(r.c.user_id == u.c.id, r.c.timebank_id == b.c.id)
+    participant = select(p.c.id).where(p.c.user_id == u.c.id, p.c.timebank_id == b.c.id)
+    return (
+        select(
+            t.c.id.label("token_id"),
+            u.c.id.label("user_id"),
+            u.c.email,
+            u.c.is_admin,
+            b.c.id.label("timebank_id"),
+            func.ARRAY(roles.scalar_subquery()).label("roles"),
+            participant.scalar_subquery().label("participant_id"),
+        )
+        .select_from(t.join(u, u.c.id == t.c.user_id).outerjoin(b, b.c.slug == slug))
+        .where(
+            t.c.token_hash == token_hash,
+            t.c.revoked_at.is_(None),
+            or_(t.c.expires_at.is_(None), t.c.expires_at > func.now()),
+        )
+    )
+
+
+_PRINCIPAL_IN_TIMEBANK = compiled(principal_in_timebank_query(arg(1), arg(2)))
 
 
 async def list_tokens(conn: AsyncConnection, user_id: int) -> list[Mapping[str, Any]]:
