@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from sqlalchemy import LargeBinary, Text, cast, func, insert, null, select
@@ -59,6 +59,8 @@ __all__ = [
     "stored_result",
     "void_pending",
 ]
+
+R = TypeVar("R")
 
 _TRANSFER_FIELDS = [f.name for f in fields(TransferRecord)]
 _PENDING_FIELDS = [f.name for f in fields(PendingRecord)]
@@ -112,29 +114,41 @@ async def _call(
     return row
 
 
-def _one_way(timebank_id: int, transfer: TransferRequest, kind: str) -> dict[str, Any]:
-    """The arguments of a one-way ledger function, in its order, named as fingerprinted."""
-    return {
-        "timebank_id": timebank_id,
-        "debit": transfer.debit_account_id,
-        "credit": transfer.credit_account_id,
-        "minutes": transfer.minutes,
-        "kind": kind,
-        "memo": transfer.memo,
-    }
+@dataclass(frozen=True)
+class _OneWay(Generic[R]):
+    """A ledger write that moves a transfer's minutes one way, at once or reserved: the
+    statement calling its function, the operation its key's fingerprint names, how its row
+    reads. Called with the timebank, the transfer, its kind and optional key."""
+
+    statement: str
+    operation: str
+    read: Callable[[Mapping[str, Any]], R]
+
+    async def __call__(
+        self,
+        conn: Connection,
+        timebank_id: int,
+        transfer: TransferRequest,
+        *,
+        kind: DirectKind = "exchange",
+        key: IdempotencyKey | None = None,
+    ) -> R:
+        request = {  # the function's arguments in its order, named as fingerprinted
+            "timebank_id": timebank_id,
+            "debit": transfer.debit_account_id,
+            "credit": transfer.credit_account_id,
+            "minutes": transfer.minutes,
+            "kind": kind,
+            "memo": transfer.memo,
+        }
+        return self.read(await _call(conn, self.statement, self.operation, request, key))
 
 
-async def post_transfer(
-    conn: Connection,
-    timebank_id: int,
-    transfer: TransferRequest,
-    *,
-    kind: DirectKind = "exchange",
-    key: IdempotencyKey | None = None,
-) -> PostResult:
-    """Post one transfer at once: its minutes from the debit to the credit account."""
-    request = _one_way(timebank_id, transfer, kind)
-    return _transfer(await _call(conn, _POST_TRANSFER, "post", request, key))
+post_transfer = _OneWay(_POST_TRANSFER, "post", _transfer)
+"""Post one transfer at once: its minutes from the debit to the credit account."""
+
+reserve = _OneWay(_RESERVE, "reserve", _pending)
+"""Reserve minutes for a pending exchange; they count against both accounts' limits."""
 
 
 async def grant_welcome(
@@ -167,19 +181,6 @@ async def post_batch(
     rows = await fetch(conn, _POST_BATCH, *request.values(), *key_arguments(keyed))
     posted = [_transfer(row).transfer for row in rows]
     return BatchResult(transfers=posted, replayed=bool(rows) and rows[0]["replayed"])
-
-
-async def reserve(
-    conn: Connection,
-    timebank_id: int,
-    transfer: TransferRequest,
-    *,
-    kind: DirectKind = "exchange",
-    key: IdempotencyKey | None = None,
-) -> PendingResult:
-    """Reserve minutes for a pending exchange; they count against both accounts' limits."""
-    request = _one_way(timebank_id, transfer, kind)
-    return _pending(await _call(conn, _RESERVE, "reserve", request, key))
 
 
 async def post_pending(
