@@ -1,5 +1,5 @@
 """Rules written twice, held to one answer: whether a participant takes part in exchanges (SQL,
-``exchanges.repository.TAKES_PART``) is what ``TimebankAccess.party_id`` says of their user;
+``exchanges.repository.takes_part``) is what ``TimebankAccess.party_id`` says of their user;
 the caller the log statement reads is the one ``principal_in_timebank`` reads."""
 
 from itertools import combinations

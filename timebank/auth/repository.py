@@ -6,7 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Select, func, or_, select
+
+from timebank.db import tables
 from timebank.db.statements import Connection, execute, fetch, fetch_one, fetch_value
+from timebank.db.tables import Expr, arg, compiled_sql
 
 # --- Users -----------------------------------------------------------------------------------
 
@@ -81,17 +85,6 @@ _PRINCIPAL_BY_TOKEN = (
 # slug ``b`` (no row for no live token; ``b``'s columns null when no timebank has the slug).
 # The statement that logs an exchange reads this same caller (its ``caller``, with the same
 # parameters) beside what logging needs (exchanges/log_statements.py).
-PRINCIPAL_IN_TIMEBANK = (
-    "SELECT t.id AS token_id, u.id AS user_id, u.email, u.is_admin, b.id AS timebank_id,"
-    " ARRAY(SELECT r.role FROM timebank_roles r"
-    "       WHERE r.user_id = u.id AND r.timebank_id = b.id) AS roles,"
-    " (SELECT p.id FROM participants p"
-    "  WHERE p.user_id = u.id AND p.timebank_id = b.id) AS participant_id"
-    " FROM api_tokens t JOIN users u ON u.id = t.user_id"
-    " LEFT JOIN timebanks b ON b.slug = $2"
-    " WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-    "   AND (t.expires_at IS NULL OR t.expires_at > now())"
-)
 _LIST_TOKENS = (
     "SELECT id, name, kind, created_at, expires_at, revoked_at FROM api_tokens"
     " WHERE user_id = $1 ORDER BY id"
@@ -105,6 +98,39 @@ _REVOKE_TOKENS = (
     "UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1"
     " AND revoked_at IS NULL AND ($2::bigint IS NULL OR id <> $2)"
 )
+
+
+def principal_in_timebank_query(token_hash: Expr, slug: Expr) -> Select[Any]:
+    """Who the token of ``token_hash`` is and what they are in the timebank of ``slug``: no row
+    for no live token; ``timebank_id`` null when no timebank has that slug. The statement that
+    logs an exchange reads the same caller beside what logging needs."""
+    t = tables.api_tokens.alias("t")
+    u = tables.users.alias("u")
+    b = tables.timebanks.alias("b")
+    r = tables.timebank_roles.alias("r")
+    p = tables.participants.alias("p")
+    roles = select(r.c.role).where(r.c.user_id == u.c.id, r.c.timebank_id == b.c.id)
+    participant = select(p.c.id).where(p.c.user_id == u.c.id, p.c.timebank_id == b.c.id)
+    return (
+        select(
+            t.c.id.label("token_id"),
+            u.c.id.label("user_id"),
+            u.c.email,
+            u.c.is_admin,
+            b.c.id.label("timebank_id"),
+            func.ARRAY(roles.scalar_subquery()).label("roles"),
+            participant.scalar_subquery().label("participant_id"),
+        )
+        .select_from(t.join(u, u.c.id == t.c.user_id).outerjoin(b, b.c.slug == slug))
+        .where(
+            t.c.token_hash == token_hash,
+            t.c.revoked_at.is_(None),
+            or_(t.c.expires_at.is_(None), t.c.expires_at > func.now()),
+        )
+    )
+
+
+_PRINCIPAL_IN_TIMEBANK = compiled_sql(principal_in_timebank_query(arg(1), arg(2)))
 
 
 async def insert_token(
@@ -132,7 +158,7 @@ async def principal_in_timebank(
     asyncpg connection on the hot path): None for no live token; ``timebank_id`` is None when
     no timebank has that slug, ``roles`` empty and ``participant_id`` None when the user has
     no part in it."""
-    return await fetch_one(conn, PRINCIPAL_IN_TIMEBANK, token_hash, slug)
+    return await fetch_one(conn, _PRINCIPAL_IN_TIMEBANK, token_hash, slug)
 
 
 async def list_tokens(conn: Connection, user_id: int) -> Sequence[Mapping[str, Any]]:

@@ -4,20 +4,41 @@ first decision, its reservation or transfer (the ledger's pieces) and its idempo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy import (
+    Integer,
+    Select,
+    Text,
+    cast,
+    column,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    values,
+)
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CTE, FromClause, ScalarSelect
+
+from timebank.auth.repository import principal_in_timebank_query
+from timebank.db import tables
 from timebank.db.statements import Connection, fetch, fetch_one
+from timebank.db.tables import Expr, arg, compiled_sql
 from timebank.exchanges.repository import (
+    DECISION_MADE,
+    EXCHANGE_RETURNED,
     POLICY_COLUMNS,
-    RETURNED_DECISION,
-    RETURNED_EXCHANGE,
-    SELECTED_DECISION,
-    TAKES_PART,
-    selected_exchange,
+    actor_args,
+    decisions_cte,
+    party,
     written,
+    written_columns,
 )
 from timebank.exchanges.schemas import (
     Actor,
@@ -56,69 +77,67 @@ class CallerAndContext:
     context: LogContext | None
 
 
-def _party_column(participant: str, timebank: str) -> str:
-    return (
-        f"(SELECT ROW(p.id, p.kind, a.id, {TAKES_PART}) FROM participants p"
-        " JOIN accounts a ON a.participant_id = p.id AND a.timebank_id = p.timebank_id"
-        f" WHERE p.id = {participant} AND p.timebank_id = {timebank})"
-    )
-
-
 def _context_columns(
-    timebank: str,
-    participants: tuple[str, str],
-    category: str,
-    key: tuple[str, str, str],
-    key_readable: str = "true",
-) -> str:
-    """The columns of a ``LogContext`` for the timebank row aliased ``timebank``, given the
-    placeholders of both parties, the category slug and the key's (author, key, fingerprint);
-    the key's stored answer is read only where ``key_readable`` holds."""
-    return (
-        f"{ledger.answered_key_column(f'{timebank}.id', *key, readable=key_readable)} AS answered,"
-        f" {', '.join(f'{timebank}.{name}' for name in POLICY_COLUMNS)},"
-        f" {_party_column(participants[0], f'{timebank}.id')} AS giver,"
-        f" {_party_column(participants[1], f'{timebank}.id')} AS receiver,"
-        " (SELECT ROW(c.id, c.name) FROM categories c"
-        f"   WHERE c.timebank_id = {timebank}.id AND c.slug = {category}) AS category"
+    timebank: FromClause,
+    giver: Expr,
+    receiver: Expr,
+    category: Expr,
+    key: tuple[Expr, Expr, Expr],
+    key_readable: ColumnElement[bool] | None = None,
+) -> list[Expr]:
+    """The columns of a ``LogContext`` for the timebank row ``timebank``, given both parties,
+    the category slug and the key's (author, key, fingerprint); the key's stored answer is read
+    only where ``key_readable`` holds."""
+    c = tables.categories.alias("c")
+    named_category = select(func.ROW(c.c.id, c.c.name)).where(
+        c.c.timebank_id == timebank.c.id, c.c.slug == category
     )
+    return [
+        ledger.answered_key_column(timebank.c.id, *key, readable=key_readable).label("answered"),
+        *(timebank.c[name] for name in POLICY_COLUMNS),
+        _party_row(giver, timebank.c.id).label("giver"),
+        _party_row(receiver, timebank.c.id).label("receiver"),
+        named_category.scalar_subquery().label("category"),
+    ]
+
+
+def _party_row(participant: Expr, timebank: Expr) -> ScalarSelect[Any]:
+    """``party`` as one composite value (id, kind, account_id, takes_part)."""
+    found = party(participant, timebank)
+    return found.with_only_columns(func.ROW(*found.selected_columns)).scalar_subquery()
 
 
 def key_author(user_id: int) -> str:
     """Who the idempotency key of a logged exchange belongs to: its logger's user (the same
-    text as ``CALLER_KEY_AUTHOR`` in SQL)."""
+    text as ``_caller_and_log_context`` builds in SQL)."""
     return f"user:{user_id}"
 
 
-CALLER_KEY_AUTHOR = "('user:' || caller.user_id)"
-CALLER_HAS_PART = "(caller.is_admin OR cardinality(caller.roles) > 0)"
+def _log_context() -> str:
+    """$1 timebank, $2 giver, $3 receiver, $4 category slug, $5 author, $6 key, $7
+    fingerprint."""
+    t = tables.timebanks.alias("t")
+    columns = _context_columns(t, arg(2), arg(3), arg(4), (arg(5), arg(6), arg(7)))
+    return compiled_sql(select(*columns).where(t.c.id == arg(1)))
 
-# $1 timebank, $2 giver, $3 receiver, $4 category slug, $5 author, $6 key, $7 fingerprint.
-_LOG_CONTEXT = (
-    f"SELECT {_context_columns('t', ('$2', '$3'), '$4', ('$5', '$6', '$7'))}"
-    " FROM timebanks t WHERE t.id = $1"
-)
 
-# $1 token hash, $2 timebank slug, $3 giver, $4 receiver, $5 category slug, $6 key,
-# $7 fingerprint. The CTE ``caller`` is auth's ``principal_in_timebank``, word for word
-# (tests/exchanges/test_one_rule.py holds them to the same rows); the context is read for
-# the timebank of the slug, its key only when the caller has a part in it (as
-# ``access_from_row`` decides: a site admin, or any role there).
-_CALLER_AND_LOG_CONTEXT = (
-    "WITH caller AS ("
-    "  SELECT t.id AS token_id, u.id AS user_id, u.email, u.is_admin, b.id AS timebank_id,"
-    "   ARRAY(SELECT r.role FROM timebank_roles r"
-    "         WHERE r.user_id = u.id AND r.timebank_id = b.id) AS roles,"
-    "   (SELECT p.id FROM participants p"
-    "    WHERE p.user_id = u.id AND p.timebank_id = b.id) AS participant_id"
-    "  FROM api_tokens t JOIN users u ON u.id = t.user_id"
-    "  LEFT JOIN timebanks b ON b.slug = $2"
-    "  WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-    "   AND (t.expires_at IS NULL OR t.expires_at > now()))"
-    " SELECT caller.*, "
-    + _context_columns("b", ("$3", "$4"), "$5", (CALLER_KEY_AUTHOR, "$6", "$7"), CALLER_HAS_PART)
-    + " FROM caller LEFT JOIN timebanks b ON b.id = caller.timebank_id"
-)
+def _caller_and_log_context() -> str:
+    """$1 token hash, $2 timebank slug, $3 giver, $4 receiver, $5 category slug, $6 key, $7
+    fingerprint. The CTE ``caller`` is auth's ``principal_in_timebank``; the context is read for
+    the timebank of the slug, its key only when the caller has a part in it (as
+    ``access_from_row`` decides: a site admin, or any role there)."""
+    caller = principal_in_timebank_query(arg(1), arg(2)).cte("caller")
+    b = tables.timebanks.alias("b")
+    author = literal("user:", Text).concat(caller.c.user_id)
+    has_part = or_(caller.c.is_admin, func.cardinality(caller.c.roles) > 0)
+    key = (author, arg(6), arg(7))
+    columns = _context_columns(b, arg(3), arg(4), arg(5), key, has_part)
+    on_timebank = caller.outerjoin(b, b.c.id == caller.c.timebank_id)
+    return compiled_sql(select(caller, *columns).select_from(on_timebank))
+
+
+_LOG_CONTEXT = _log_context()
+_CALLER_AND_LOG_CONTEXT = _caller_and_log_context()
 
 
 def _context(row: Mapping[str, Any]) -> LogContext:
@@ -224,16 +243,7 @@ class NewExchange:
         """$1 to $20 of the statements that log it."""
         author, key, fingerprint = idempotency.key_arguments(self.keyed)
         return (
-            self.timebank_id,  # $1
-            self.giver_id,
-            self.receiver_id,
-            self.minutes,
-            self.service_date,  # $5
-            self.category_id,
-            self.description,
-            self.logged_by_user_id,
-            self.logged_for,
-            self.on_behalf,  # $10
+            *(getattr(self, name) for name in _NEW_COLUMNS),  # $1 to $10
             self.debit_account_id,
             self.credit_account_id,
             self.memo,
@@ -247,53 +257,91 @@ class NewExchange:
         )
 
 
-def _logging_statement(ledger_cte: str, logged_cte: str, decided_cte: str) -> str:
-    """One statement: the ledger's write, the exchange, its decisions, its key answered with
-    it; the rows as written, decisions in order."""
-    return (
-        f"WITH {ledger_cte}, logged AS ({logged_cte} RETURNING {RETURNED_EXCHANGE}),"
-        f" decided AS ({decided_cte} RETURNING {RETURNED_DECISION}),"
-        f" {ledger.key_answer_cte('answered', 'logged', '$17', '$18', '$19', _ANSWER)}"
-        f" SELECT {selected_exchange('$20')}, {SELECTED_DECISION}"
-        " FROM logged, decided ORDER BY decided.id"
+# The exchange's columns that are $1 to $10 of the statements that log it, as ``NewExchange``
+# names them.
+_NEW_COLUMNS = (
+    "timebank_id",
+    "giver_id",
+    "receiver_id",
+    "minutes",
+    "service_date",
+    "category_id",
+    "description",
+    "logged_by_user_id",
+    "logged_for",
+    "on_behalf",
+)
+
+
+def _logging_statement(
+    ledger_write: CTE, written: dict[str, Expr], decisions: Callable[[CTE], Select[Any]]
+) -> str:
+    """One statement: the ledger's write, the exchange ($1 to $10, then ``written``, over the
+    ledger's write), its decisions (``decisions`` of CTE ``logged``), its key answered with it
+    ($17 to $19); the rows as written (category slug $20), decisions in order."""
+    new = {name: arg(n) for n, name in enumerate(_NEW_COLUMNS, start=1)} | written
+    exchange = select(*new.values()).select_from(ledger_write)
+    logged = (
+        insert(tables.exchanges)
+        .from_select(list(new), exchange)
+        .returning(*EXCHANGE_RETURNED)
+        .cte("logged")
+    )
+    decided = decisions_cte(decisions(logged))
+    answer = func.jsonb_build_object("exchange_id", logged.c.id)
+    answered = ledger.key_answer_cte("answered", logged, arg(17), arg(18), arg(19), answer)
+    return compiled_sql(
+        select(*written_columns(logged, decided, arg(20)))
+        .order_by(decided.c.id)
+        .add_cte(ledger_write, logged, decided, answered)
     )
 
 
-_ANSWER = "jsonb_build_object('exchange_id', logged.id)"
-_LOGGED = (
-    "INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
-    " category_id, description, logged_by_user_id, logged_for, on_behalf, state, {columns})"
-    " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {values}"
-)
+def _logged_decision(logged: CTE) -> Select[Any]:
+    """The 'log' decision of the exchange, by the actor $14 to $16."""
+    return select(
+        logged.c.timebank_id,
+        logged.c.id,
+        literal("log"),
+        null(),
+        logged.c.state,
+        *actor_args(14, 15, 16),
+        null(),
+    )
+
+
+def _approved_decisions(logged: CTE) -> Select[Any]:
+    """The 'log' decision by the actor $14 to $16, then the 'auto_approve' decision by the
+    approver $21 to $23 with reason $24, as logging and then approving would have."""
+    decisions = tables.exchange_decisions
+    reason = cast(arg(24), Text)
+    steps = values(
+        column("step", Integer),
+        *(column(name, decisions.c[name].type) for name in DECISION_MADE),
+        name="d",
+    ).data(
+        [
+            (1, "log", null(), "awaiting_approval", *actor_args(14, 15, 16), null()),
+            (2, "auto_approve", "awaiting_approval", "approved", *actor_args(21, 22, 23), reason),
+        ]
+    )
+    return select(
+        logged.c.timebank_id, logged.c.id, *(steps.c[name] for name in DECISION_MADE)
+    ).order_by(steps.c.step)
+
 
 # $21 state, $22 review reason.
+_reserved = ledger.reserve_cte("reserved", arg(1), arg(11), arg(12), arg(4), arg(13))
 _LOG = _logging_statement(
-    ledger.reserve_cte("reserved", "$1", "$11", "$12", "$4", "$13"),
-    _LOGGED.format(
-        columns="review_reason, pending_transfer_id", values="$21, $22, reserved.id FROM reserved"
-    ),
-    "INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
-    "  to_state, actor_user_id, actor_role, on_behalf_of)"
-    " SELECT timebank_id, id, 'log', NULL, state, CAST($14 AS bigint),"
-    "  CAST($15 AS text), CAST($16 AS bigint) FROM logged",
+    _reserved,
+    {"state": arg(21), "review_reason": arg(22), "pending_transfer_id": _reserved.c.id},
+    _logged_decision,
 )
 
 # $21, $22, $23 the approver (user, role, on behalf of), $24 the approval's reason.
+_posted = ledger.post_transfer_cte("posted", arg(1), arg(11), arg(12), arg(4), arg(13))
 _LOG_APPROVED = _logging_statement(
-    ledger.post_transfer_cte("posted", "$1", "$11", "$12", "$4", "$13"),
-    _LOGGED.format(columns="transfer_id", values="'approved', posted.id FROM posted"),
-    "INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
-    "  to_state, actor_user_id, actor_role, on_behalf_of, reason)"
-    " SELECT logged.timebank_id, logged.id, d.action, d.from_state, d.to_state,"
-    "  d.actor_user_id, d.actor_role, d.on_behalf_of, d.reason"
-    " FROM logged, (VALUES"
-    "  (1, 'log', NULL, 'awaiting_approval', CAST($14 AS bigint),"
-    "   CAST($15 AS text), CAST($16 AS bigint), NULL),"
-    "  (2, 'auto_approve', 'awaiting_approval', 'approved',"
-    "   CAST($21 AS bigint), CAST($22 AS text), CAST($23 AS bigint), CAST($24 AS text))"
-    " ) AS d (step, action, from_state, to_state, actor_user_id, actor_role,"
-    "  on_behalf_of, reason)"
-    " ORDER BY d.step",
+    _posted, {"state": literal("approved"), "transfer_id": _posted.c.id}, _approved_decisions
 )
 
 

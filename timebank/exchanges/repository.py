@@ -8,7 +8,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Select,
+    Text,
+    and_,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.selectable import CTE, FromClause
+
+from timebank.db import tables
 from timebank.db.statements import Connection, fetch, fetch_one
+from timebank.db.tables import Expr, arg, compiled_sql, unless_null
 from timebank.exchanges.schemas import (
     Actor,
     DecisionRecord,
@@ -22,14 +40,6 @@ from timebank.ledger import repository as ledger
 
 __all__ = ["Connection"]
 
-_EXCHANGE_COLUMNS = (
-    "e.id, e.timebank_id, e.giver_id, e.receiver_id, e.minutes, e.service_date,"
-    " c.slug AS category, e.description, e.state, e.logged_by_user_id, e.logged_for,"
-    " e.on_behalf, e.review_reason, e.pending_transfer_id, e.transfer_id,"
-    " e.reversal_transfer_id, e.created_at, e.updated_at"
-)
-_EXCHANGE_FROM = " FROM exchanges e JOIN categories c ON c.id = e.category_id"
-
 POLICY_COLUMNS = (
     "confirmation_required",
     "approval_mode",
@@ -40,38 +50,60 @@ POLICY_COLUMNS = (
     "max_exchange_minutes",
 )
 
-# Whether a participant takes part in exchanges, as ``TimebankAccess.party_id`` decides for a
-# caller: no user (organisations, people who never sign in), or a user who is a site admin or
-# a member or coordinator here (not a funder only, nor role-less). tests/exchanges/
-# test_one_rule.py holds the two to the same answers.
-TAKES_PART = (
-    "(p.user_id IS NULL"
-    " OR EXISTS (SELECT 1 FROM users pu WHERE pu.id = p.user_id AND pu.is_admin)"
-    " OR EXISTS (SELECT 1 FROM timebank_roles r"
-    "  WHERE r.user_id = p.user_id AND r.timebank_id = p.timebank_id"
-    "    AND r.role IN ('member', 'coordinator')))"
-)
 
-# Exchange and decision rows as an INSERT or UPDATE writes them, selected side by side (the
-# decision's columns prefixed ``d_``); the category slug is given by the caller.
-_EXCHANGE_FIELDS = [f.name for f in fields(ExchangeRecord)]
-_DECISION_FIELDS = [f.name for f in fields(DecisionRecord)]
-RETURNED_EXCHANGE = ", ".join(name for name in _EXCHANGE_FIELDS if name != "category")
-RETURNED_DECISION = ", ".join(_DECISION_FIELDS)
-SELECTED_DECISION = ", ".join(f"decided.{name} AS d_{name}" for name in _DECISION_FIELDS)
-
-
-def selected_exchange(category: str) -> str:
-    """The exchange columns of CTE ``logged``, its category slug given as ``category``."""
-    return ", ".join(
-        f"CAST({category} AS text) AS category" if name == "category" else f"logged.{name}"
-        for name in _EXCHANGE_FIELDS
+def takes_part(p: FromClause) -> Expr:
+    """Whether participant ``p`` takes part in exchanges, as ``TimebankAccess.party_id`` decides
+    for a caller: no user (organisations, people who never sign in), or a user who is a site
+    admin or a member or coordinator here (not a funder only, nor role-less).
+    tests/exchanges/test_one_rule.py holds the two to the same answers."""
+    pu = tables.users.alias("pu")
+    r = tables.timebank_roles.alias("r")
+    return or_(
+        p.c.user_id.is_(None),
+        select(literal(1)).where(pu.c.id == p.c.user_id, pu.c.is_admin).exists(),
+        select(literal(1))
+        .where(
+            r.c.user_id == p.c.user_id,
+            r.c.timebank_id == p.c.timebank_id,
+            r.c.role.in_(("member", "coordinator")),
+        )
+        .exists(),
     )
 
 
+def party(participant: Expr, timebank: Expr) -> Select[Any]:
+    """Participant ``participant`` of timebank ``timebank`` as a party to an exchange: its id,
+    kind, account and whether it takes part."""
+    p = tables.participants.alias("p")
+    a = tables.accounts.alias("a")
+    account = a.c.participant_id == p.c.id, a.c.timebank_id == p.c.timebank_id
+    return (
+        select(p.c.id, p.c.kind, a.c.id.label("account_id"), takes_part(p).label("takes_part"))
+        .select_from(p.join(a, and_(*account)))
+        .where(p.c.id == participant, p.c.timebank_id == timebank)
+    )
+
+
+# Exchange and decision rows as an INSERT or UPDATE writes them (``returning``), selected side by
+# side (``written_columns``: the decision's columns prefixed ``d_``; the category slug is given).
+_EXCHANGE_FIELDS = [f.name for f in fields(ExchangeRecord)]
+_DECISION_FIELDS = [f.name for f in fields(DecisionRecord)]
+EXCHANGE_RETURNED = [tables.exchanges.c[name] for name in _EXCHANGE_FIELDS if name != "category"]
+DECISION_RETURNED = [tables.exchange_decisions.c[name] for name in _DECISION_FIELDS]
+
+
+def written_columns(logged: CTE, decided: CTE, category: Expr) -> list[Expr]:
+    """The exchange of CTE ``logged`` (its category slug ``category``) and the decision of CTE
+    ``decided``, as ``written`` reads them."""
+    exchange = [
+        cast(category, Text).label("category") if name == "category" else logged.c[name]
+        for name in _EXCHANGE_FIELDS
+    ]
+    return [*exchange, *(decided.c[name].label(f"d_{name}") for name in _DECISION_FIELDS)]
+
+
 def written(row: Mapping[str, Any]) -> tuple[ExchangeRecord, DecisionRecord]:
-    """The exchange and the decision of a row of ``selected_exchange`` and
-    ``SELECTED_DECISION``."""
+    """The exchange and the decision of a row of ``written_columns``."""
     return (
         ExchangeRecord(**{name: row[name] for name in _EXCHANGE_FIELDS}),
         DecisionRecord(**{name: row[f"d_{name}"] for name in _DECISION_FIELDS}),
@@ -82,13 +114,11 @@ def written(row: Mapping[str, Any]) -> tuple[ExchangeRecord, DecisionRecord]:
 # What an exchange is checked against.
 # ---------------------------------------------------------------------------------------------
 
-_POLICY = f"SELECT {', '.join(POLICY_COLUMNS)} FROM timebanks WHERE id = $1"
-_PARTY = (
-    f"SELECT p.id, p.kind, a.id AS account_id, {TAKES_PART} AS takes_part"
-    " FROM participants p"
-    " JOIN accounts a ON a.participant_id = p.id AND a.timebank_id = p.timebank_id"
-    " WHERE p.id = $1 AND p.timebank_id = $2"
+_timebanks = tables.timebanks
+_POLICY = compiled_sql(
+    select(*(_timebanks.c[name] for name in POLICY_COLUMNS)).where(_timebanks.c.id == arg(1))
 )
+_PARTY = compiled_sql(party(arg(1), arg(2)))
 _FIRST_TIMERS = (
     "SELECT p.id FROM unnest(CAST($1 AS bigint[])) AS p(id)"
     " WHERE NOT EXISTS (SELECT 1 FROM exchanges e"
@@ -120,8 +150,17 @@ async def first_timers(
 # Exchanges and their decisions.
 # ---------------------------------------------------------------------------------------------
 
-_EXCHANGE = f"SELECT {_EXCHANGE_COLUMNS}{_EXCHANGE_FROM} WHERE e.id = $1 AND e.timebank_id = $2"
-_EXCHANGE_LOCKED = _EXCHANGE + " FOR UPDATE OF e"
+_e = tables.exchanges.alias("e")
+_c = tables.categories.alias("c")
+_EXCHANGES = select(
+    *(
+        _c.c.slug.label("category") if name == "category" else _e.c[name]
+        for name in _EXCHANGE_FIELDS
+    )
+).select_from(_e.join(_c, _c.c.id == _e.c.category_id))
+_ONE_EXCHANGE = _EXCHANGES.where(_e.c.id == arg(1), _e.c.timebank_id == arg(2))
+_EXCHANGE = compiled_sql(_ONE_EXCHANGE)
+_EXCHANGE_LOCKED = compiled_sql(_ONE_EXCHANGE.with_for_update(of=_e))
 
 
 async def get_exchange(
@@ -133,31 +172,71 @@ async def get_exchange(
     return ExchangeRecord(**row) if row is not None else None
 
 
-def _move_statement(transfer_id: str) -> str:
-    """Move an exchange ($1 of timebank $2) from state $3 to $4 and record decision $5 by
-    ($6, $7, $8) with reason $9; set review reason $10, the transfer ``transfer_id`` (an
-    expression of $11) and the reversal $12; the category slug is $13."""
+# What a decision is inserted with, after its exchange's timebank and id.
+DECISION_MADE = (
+    "action",
+    "from_state",
+    "to_state",
+    "actor_user_id",
+    "actor_role",
+    "on_behalf_of",
+    "reason",
+)
+
+
+def actor_args(user_id: int, role: int, on_behalf_of: int) -> tuple[Expr, Expr, Expr]:
+    """The parameters of a decision's actor (``$user_id``, ``$role``, ``$on_behalf_of``),
+    typed."""
     return (
-        "WITH logged AS ("
-        "  UPDATE exchanges SET state = $4, updated_at = now(),"
-        "    review_reason = coalesce(CAST($10 AS text), review_reason),"
-        f"    transfer_id = coalesce({transfer_id}, transfer_id),"
-        "    reversal_transfer_id = coalesce(CAST($12 AS bigint), reversal_transfer_id)"
-        "  WHERE id = $1 AND timebank_id = $2 AND state = $3"
-        f"  RETURNING {RETURNED_EXCHANGE}),"
-        " decided AS ("
-        "  INSERT INTO exchange_decisions (timebank_id, exchange_id, action, from_state,"
-        "   to_state, actor_user_id, actor_role, on_behalf_of, reason)"
-        "  SELECT timebank_id, id, CAST($5 AS text), CAST($3 AS text), CAST($4 AS text),"
-        "   CAST($6 AS bigint), CAST($7 AS text), CAST($8 AS bigint), CAST($9 AS text)"
-        f"   FROM logged RETURNING {RETURNED_DECISION})"
-        f" SELECT {selected_exchange('$13')}, {SELECTED_DECISION} FROM logged, decided"
+        cast(arg(user_id), BigInteger),
+        cast(arg(role), Text),
+        cast(arg(on_behalf_of), BigInteger),
     )
 
 
-_MOVE = _move_statement("CAST($11 AS bigint)")
+def decisions_cte(decisions: Select[Any]) -> CTE:
+    """A CTE ``decided``: the decisions ``decisions`` selects (the exchange's timebank and id,
+    then ``DECISION_MADE``), inserted and returned."""
+    columns = ["timebank_id", "exchange_id", *DECISION_MADE]
+    inserted = insert(tables.exchange_decisions).from_select(columns, decisions)
+    return inserted.returning(*DECISION_RETURNED).cte("decided")
+
+
+def _move_statement(transfer_id: Expr) -> str:
+    """Move an exchange ($1 of timebank $2) from state $3 to $4 and record decision $5 by
+    ($6, $7, $8) with reason $9; set review reason $10, the transfer ``transfer_id`` (an
+    expression of $11) and the reversal $12; the category slug is $13."""
+    e = tables.exchanges
+    moved = {
+        "state": arg(4),
+        "updated_at": func.now(),
+        "review_reason": func.coalesce(cast(arg(10), Text), e.c.review_reason),
+        "transfer_id": func.coalesce(transfer_id, e.c.transfer_id),
+        "reversal_transfer_id": func.coalesce(cast(arg(12), BigInteger), e.c.reversal_transfer_id),
+    }
+    logged = (
+        update(e)
+        .where(e.c.id == arg(1), e.c.timebank_id == arg(2), e.c.state == arg(3))
+        .values(moved)
+        .returning(*EXCHANGE_RETURNED)
+        .cte("logged")
+    )
+    decision = select(
+        logged.c.timebank_id,
+        logged.c.id,
+        cast(arg(5), Text),  # action
+        cast(arg(3), Text),  # from state
+        cast(arg(4), Text),  # to state
+        *actor_args(6, 7, 8),
+        cast(arg(9), Text),  # reason
+    )
+    decided = decisions_cte(decision)
+    return compiled_sql(select(*written_columns(logged, decided, arg(13))).add_cte(logged, decided))
+
+
+_MOVE = _move_statement(cast(arg(11), BigInteger))
 # The same, posting the exchange's reservation ($11) once the exchange is found in its state.
-_MOVE_POSTING = _move_statement(ledger.post_pending_id("$2", "$11"))
+_MOVE_POSTING = _move_statement(ledger.post_pending_id(arg(2), arg(11)))
 
 
 async def move_exchange(
@@ -211,16 +290,18 @@ async def decisions_of(
     return [DecisionRecord(**row) for row in rows]
 
 
-_LIST = (
-    f"SELECT {_EXCHANGE_COLUMNS}{_EXCHANGE_FROM}"
-    " WHERE e.timebank_id = $1"
-    "   AND (CAST($2 AS bigint) IS NULL OR e.id > $2)"
-    "   AND (CAST($3 AS text) IS NULL OR e.state = $3)"
-    "   AND (CAST($4 AS bigint) IS NULL OR e.giver_id = $4 OR e.receiver_id = $4)"
-    "   AND (CAST($5 AS bigint) IS NULL OR e.giver_id = $5 OR e.receiver_id = $5)"
-    "   AND (CAST($6 AS date) IS NULL OR e.service_date >= $6)"
-    "   AND (CAST($7 AS date) IS NULL OR e.service_date <= $7)"
-    " ORDER BY e.id LIMIT $8"
+_LIST = compiled_sql(
+    _EXCHANGES.where(
+        _e.c.timebank_id == arg(1),
+        unless_null(arg(2), BigInteger, _e.c.id > arg(2)),
+        unless_null(arg(3), Text, _e.c.state == arg(3)),
+        unless_null(arg(4), BigInteger, _e.c.giver_id == arg(4), _e.c.receiver_id == arg(4)),
+        unless_null(arg(5), BigInteger, _e.c.giver_id == arg(5), _e.c.receiver_id == arg(5)),
+        unless_null(arg(6), Date, _e.c.service_date >= arg(6)),
+        unless_null(arg(7), Date, _e.c.service_date <= arg(7)),
+    )
+    .order_by(_e.c.id)
+    .limit(arg(8))
 )
 
 

@@ -5,19 +5,26 @@ it runs in the caller's transaction or, on a plain asyncpg connection, as its ow
 
 A statement elsewhere that must write to the ledger in the same round trip as its own rows (the
 exchanges' statements) embeds a piece exported here (``reserve_cte``, ``post_transfer_cte``,
-``post_pending_id``, ``answered_key_column``, ``key_answer_cte``), given the placeholders or
-columns of its arguments. Idempotency keys follow ``timebank.ledger.idempotency``."""
+``post_pending_id``, ``answered_key_column``, ``key_answer_cte``): SQLAlchemy Core built on
+``timebank.db.tables``, given the expressions of its arguments, for a statement compiled once at
+import. Idempotency keys follow ``timebank.ledger.idempotency``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import fields
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeVar
 
 import asyncpg
+from sqlalchemy import LargeBinary, Text, cast, func, insert, null, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import Function
+from sqlalchemy.sql.selectable import CTE, ScalarSelect
 
+from timebank.db import tables
 from timebank.db.statements import Connection, fetch, fetch_one
+from timebank.db.tables import Expr, field
 from timebank.ledger.idempotency import KeyedRequest, key_arguments
 from timebank.ledger.idempotency import fingerprint as request_hash
 from timebank.ledger.idempotency import stored_result as stored_result
@@ -52,6 +59,8 @@ __all__ = [
     "stored_result",
     "void_pending",
 ]
+
+R = TypeVar("R")
 
 _TRANSFER_FIELDS = [f.name for f in fields(TransferRecord)]
 _PENDING_FIELDS = [f.name for f in fields(PendingRecord)]
@@ -105,29 +114,41 @@ async def _call(
     return row
 
 
-def _one_way(timebank_id: int, transfer: TransferRequest, kind: str) -> dict[str, Any]:
-    """The arguments of a one-way ledger function, in its order, named as fingerprinted."""
-    return {
-        "timebank_id": timebank_id,
-        "debit": transfer.debit_account_id,
-        "credit": transfer.credit_account_id,
-        "minutes": transfer.minutes,
-        "kind": kind,
-        "memo": transfer.memo,
-    }
+@dataclass(frozen=True)
+class _OneWay(Generic[R]):
+    """A ledger write that moves a transfer's minutes one way, at once or reserved: the
+    statement calling its function, the operation its key's fingerprint names, how its row
+    reads. Called with the timebank, the transfer, its kind and optional key."""
+
+    statement: str
+    operation: str
+    read: Callable[[Mapping[str, Any]], R]
+
+    async def __call__(
+        self,
+        conn: Connection,
+        timebank_id: int,
+        transfer: TransferRequest,
+        *,
+        kind: DirectKind = "exchange",
+        key: IdempotencyKey | None = None,
+    ) -> R:
+        request = {  # the function's arguments in its order, named as fingerprinted
+            "timebank_id": timebank_id,
+            "debit": transfer.debit_account_id,
+            "credit": transfer.credit_account_id,
+            "minutes": transfer.minutes,
+            "kind": kind,
+            "memo": transfer.memo,
+        }
+        return self.read(await _call(conn, self.statement, self.operation, request, key))
 
 
-async def post_transfer(
-    conn: Connection,
-    timebank_id: int,
-    transfer: TransferRequest,
-    *,
-    kind: DirectKind = "exchange",
-    key: IdempotencyKey | None = None,
-) -> PostResult:
-    """Post one transfer at once: its minutes from the debit to the credit account."""
-    request = _one_way(timebank_id, transfer, kind)
-    return _transfer(await _call(conn, _POST_TRANSFER, "post", request, key))
+post_transfer = _OneWay(_POST_TRANSFER, "post", _transfer)
+"""Post one transfer at once: its minutes from the debit to the credit account."""
+
+reserve = _OneWay(_RESERVE, "reserve", _pending)
+"""Reserve minutes for a pending exchange; they count against both accounts' limits."""
 
 
 async def grant_welcome(
@@ -160,19 +181,6 @@ async def post_batch(
     rows = await fetch(conn, _POST_BATCH, *request.values(), *key_arguments(keyed))
     posted = [_transfer(row).transfer for row in rows]
     return BatchResult(transfers=posted, replayed=bool(rows) and rows[0]["replayed"])
-
-
-async def reserve(
-    conn: Connection,
-    timebank_id: int,
-    transfer: TransferRequest,
-    *,
-    kind: DirectKind = "exchange",
-    key: IdempotencyKey | None = None,
-) -> PendingResult:
-    """Reserve minutes for a pending exchange; they count against both accounts' limits."""
-    request = _one_way(timebank_id, transfer, kind)
-    return _pending(await _call(conn, _RESERVE, "reserve", request, key))
 
 
 async def post_pending(
@@ -241,63 +249,78 @@ async def answer_key(
     await fetch(conn, _ANSWER_KEY, timebank_id, author, key, json.dumps(result))
 
 
-# Pieces for a statement of another package that writes to the ledger in its own round trip.
-# Each takes the SQL placeholders (or columns) of its arguments, in the order of the function.
+# Pieces for a statement of another package that writes to the ledger in its own round trip,
+# built on the tables with SQLAlchemy Core. Each takes the SQL expressions of its arguments
+# (``tables.arg(n)`` or columns), in the order of the function.
+
+
+_UNKEYED = (null(), null(), null())  # a piece's write is keyed by the statement around it
+
+
+def _exchange_cte(
+    function: Callable[..., Function[Any]], result: str, name: str, args: tuple[Expr, ...]
+) -> CTE:
+    """A CTE ``name`` with one column ``id``: that of the ``result`` that ``function``, a
+    one-way write, returns for an unkeyed exchange of ``args`` (timebank, debit, credit,
+    minutes, memo)."""
+    timebank_id, debit, credit, minutes, memo = args
+    written = function(timebank_id, debit, credit, minutes, "exchange", memo, *_UNKEYED)
+    return select(field(field(written, result), "id").label("id")).cte(name)
 
 
 def reserve_cte(
-    name: str, timebank_id: str, debit: str, credit: str, minutes: str, memo: str
-) -> str:
+    name: str, timebank_id: Expr, debit: Expr, credit: Expr, minutes: Expr, memo: Expr
+) -> CTE:
     """A CTE ``name`` with one column ``id``: the exchange reservation it makes, unkeyed."""
-    return (
-        f"{name} AS (SELECT ((ledger_reserve({timebank_id}, {debit}, {credit}, {minutes},"
-        f" 'exchange', {memo}, NULL, NULL, NULL)).pending).id)"
-    )
+    args = (timebank_id, debit, credit, minutes, memo)
+    return _exchange_cte(func.ledger_reserve, "pending", name, args)
 
 
 def post_transfer_cte(
-    name: str, timebank_id: str, debit: str, credit: str, minutes: str, memo: str
-) -> str:
+    name: str, timebank_id: Expr, debit: Expr, credit: Expr, minutes: Expr, memo: Expr
+) -> CTE:
     """A CTE ``name`` with one column ``id``: the exchange transfer it posts, unkeyed."""
-    return (
-        f"{name} AS (SELECT ((ledger_post_transfer({timebank_id}, {debit}, {credit}, {minutes},"
-        f" 'exchange', {memo}, NULL, NULL, NULL)).transfer).id)"
-    )
+    args = (timebank_id, debit, credit, minutes, memo)
+    return _exchange_cte(func.ledger_post_transfer, "transfer", name, args)
 
 
-def post_pending_id(timebank_id: str, pending_id: str) -> str:
+def post_pending_id(timebank_id: Expr, pending_id: Expr) -> ScalarSelect[Any]:
     """A scalar subquery: the id of the transfer that posts reservation ``pending_id``."""
-    return (
-        f"(SELECT (r.transfer).id FROM ledger_post_pending({timebank_id}, {pending_id},"
-        " NULL, NULL, NULL) r)"
-    )
+    posted = func.ledger_post_pending(timebank_id, pending_id, *_UNKEYED)
+    r = posted.table_valued("transfer").alias("r")
+    return select(field(r.c.transfer, "id")).scalar_subquery()
 
 
 def answered_key_column(
-    timebank_id: str, author: str, key: str, fingerprint: str, readable: str = "true"
-) -> str:
+    timebank_id: Expr,
+    author: Expr,
+    key: Expr,
+    fingerprint: Expr,
+    readable: ColumnElement[bool] | None = None,
+) -> ScalarSelect[Any]:
     """A scalar subquery: the stored answer of the key, for a request of ``fingerprint``
     (null when the key is unused or ``readable`` does not hold; refused, IdempotencyMismatch,
     when the key answered another request)."""
-    return (
-        f"(SELECT ledger_answered_key(k.key, k.request_hash, k.result, {fingerprint})"
-        f" FROM idempotency_keys k WHERE {readable} AND k.timebank_id = {timebank_id}"
-        f" AND k.author = {author} AND k.key = CAST({key} AS text))"
-    )
+    k = tables.idempotency_keys.alias("k")
+    answer = func.ledger_answered_key(k.c.key, k.c.request_hash, k.c.result, fingerprint)
+    conditions = [k.c.timebank_id == timebank_id, k.c.author == author, k.c.key == cast(key, Text)]
+    where = conditions if readable is None else [readable, *conditions]
+    return select(answer).where(*where).scalar_subquery()
 
 
 def key_answer_cte(
-    name: str, source: str, author: str, key: str, fingerprint: str, answer: str
-) -> str:
+    name: str, source: CTE, author: Expr, key: Expr, fingerprint: Expr, answer: Expr
+) -> CTE:
     """A CTE ``name`` that writes the key (when ``key`` is not null) answered with the
     ``answer`` expression over the one row of CTE ``source`` (its ``timebank_id``). Another
     request under the key written first refuses it (``idempotency.written_meanwhile``)."""
-    return (
-        f"{name} AS (INSERT INTO idempotency_keys (timebank_id, author, key, request_hash,"
-        f" result) SELECT {source}.timebank_id, CAST({author} AS text), CAST({key} AS text),"
-        f" CAST({fingerprint} AS bytea), {answer} FROM {source}"
-        f" WHERE CAST({key} AS text) IS NOT NULL)"
-    )
+    keys = tables.idempotency_keys
+    key_text = cast(key, Text)
+    answered = select(
+        source.c.timebank_id, cast(author, Text), key_text, cast(fingerprint, LargeBinary), answer
+    ).where(key_text.is_not(None))
+    columns = ["timebank_id", "author", "key", "request_hash", "result"]
+    return insert(keys).from_select(columns, answered).cte(name)
 
 
 # Bulk writes, for building large ledgers (benchmarks now, imports later): the same database

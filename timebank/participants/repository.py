@@ -1,5 +1,6 @@
 """SQL for timebanks, participants, accounts and categories. Every query of a tenant row is
-scoped by ``timebank_id``."""
+scoped by ``timebank_id``. Statements built from column lists (the policy's, a participant's
+full view) are composed on ``timebank.db.tables`` and compiled once, at import."""
 
 from __future__ import annotations
 
@@ -7,9 +8,24 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    Text,
+    and_,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import FromClause
 
+from timebank.db import tables
+from timebank.db.statements import execute, fetch, fetch_one
+from timebank.db.tables import arg, compiled_sql, unless_null
 from timebank.errors import NotFound
 from timebank.participants.schemas import (
     POLICY_FIELDS,
@@ -17,12 +33,42 @@ from timebank.participants.schemas import (
     TimebankRecord,
 )
 
-_POLICY_COLUMNS = ", ".join(f"t.{name}" for name in POLICY_FIELDS)
-_SELECT_TIMEBANK = (
-    f"SELECT t.id, t.slug, t.name, {_POLICY_COLUMNS}, a.id AS fund_id"
-    " FROM timebanks t JOIN accounts a"
-    "   ON a.timebank_id = t.id AND a.system_role = 'community_fund'"
+# --- Timebanks -----------------------------------------------------------------------------
+
+_t = tables.timebanks.alias("t")
+_fund = tables.accounts.alias("a")
+_TIMEBANKS = select(
+    _t.c.id,
+    _t.c.slug,
+    _t.c.name,
+    *(_t.c[name] for name in POLICY_FIELDS),
+    _fund.c.id.label("fund_id"),
+).select_from(
+    _t.join(_fund, and_(_fund.c.timebank_id == _t.c.id, _fund.c.system_role == "community_fund"))
 )
+_TIMEBANK_BY_SLUG = compiled_sql(_TIMEBANKS.where(_t.c.slug == arg(1)))
+_TIMEBANK_BY_ID = compiled_sql(_TIMEBANKS.where(_t.c.id == arg(1)))
+_TIMEBANK_BY_ID_LOCKED = compiled_sql(
+    _TIMEBANKS.where(_t.c.id == arg(1)).with_for_update(of=_t, key_share=True)
+)
+
+# $1 slug, $2 name, then the policy's fields in the order of POLICY_FIELDS.
+_policy_args = {name: arg(n) for n, name in enumerate(POLICY_FIELDS, start=3)}
+_INSERT_TIMEBANK = compiled_sql(
+    insert(tables.timebanks)
+    .values(slug=arg(1), name=arg(2), **_policy_args)
+    .returning(tables.timebanks.c.id)
+)
+_INSERT_FUND = (
+    "INSERT INTO accounts (timebank_id, system_role) VALUES ($1, 'community_fund') RETURNING id"
+)
+# $1 the timebank, $2 its name, then the policy's fields.
+_UPDATE_TIMEBANK = compiled_sql(
+    update(tables.timebanks)
+    .where(tables.timebanks.c.id == arg(1))
+    .values(name=arg(2), **_policy_args)
+)
+_SLUG_TAKEN = "SELECT 1 FROM timebanks WHERE slug = $1"
 
 
 def _timebank(row: Mapping[str, Any]) -> TimebankRecord:
@@ -35,94 +81,83 @@ def _timebank(row: Mapping[str, Any]) -> TimebankRecord:
     )
 
 
+def _policy_values(policy: TimebankPolicy) -> list[Any]:
+    fields = policy.as_dict()
+    return [fields[name] for name in POLICY_FIELDS]
+
+
 async def insert_timebank(
     conn: AsyncConnection, slug: str, name: str, policy: TimebankPolicy
 ) -> TimebankRecord:
-    columns = ", ".join(POLICY_FIELDS)
-    values = ", ".join(f":{name}" for name in POLICY_FIELDS)
-    timebank_id = (
-        await conn.execute(
-            text(
-                f"INSERT INTO timebanks (slug, name, {columns})"
-                f" VALUES (:slug, :name, {values}) RETURNING id"
-            ),
-            {"slug": slug, "name": name, **policy.as_dict()},
-        )
-    ).scalar_one()
-    fund_id = (
-        await conn.execute(
-            text(
-                "INSERT INTO accounts (timebank_id, system_role)"
-                " VALUES (:timebank_id, 'community_fund') RETURNING id"
-            ),
-            {"timebank_id": timebank_id},
-        )
-    ).scalar_one()
+    inserted = await fetch_one(conn, _INSERT_TIMEBANK, slug, name, *_policy_values(policy))
+    assert inserted is not None, "an INSERT … RETURNING returns its row"
+    fund = await fetch_one(conn, _INSERT_FUND, inserted["id"])
+    assert fund is not None, "an INSERT … RETURNING returns its row"
     return TimebankRecord(
-        id=timebank_id, slug=slug, name=name, community_fund_account_id=fund_id, policy=policy
+        id=inserted["id"],
+        slug=slug,
+        name=name,
+        community_fund_account_id=fund["id"],
+        policy=policy,
     )
 
 
 async def update_timebank(
     conn: AsyncConnection, timebank_id: int, name: str, policy: TimebankPolicy
 ) -> None:
-    assignments = ", ".join(f"{name} = :{name}" for name in POLICY_FIELDS)
-    await conn.execute(
-        text(f"UPDATE timebanks SET name = :name, {assignments} WHERE id = :id"),
-        {"id": timebank_id, "name": name, **policy.as_dict()},
-    )
+    await execute(conn, _UPDATE_TIMEBANK, timebank_id, name, *_policy_values(policy))
 
 
 async def slug_taken(conn: AsyncConnection, slug: str) -> bool:
-    found = await conn.execute(text("SELECT 1 FROM timebanks WHERE slug = :slug"), {"slug": slug})
-    return found.first() is not None
+    return await fetch_one(conn, _SLUG_TAKEN, slug) is not None
 
 
 async def get_timebank(conn: AsyncConnection, slug: str) -> TimebankRecord:
-    row = (
-        (await conn.execute(text(_SELECT_TIMEBANK + " WHERE t.slug = :slug"), {"slug": slug}))
-        .mappings()
-        .one_or_none()
-    )
+    row = await fetch_one(conn, _TIMEBANK_BY_SLUG, slug)
     if row is None:
         raise NotFound(f"timebank {slug!r} not found")
-    return _timebank(dict(row))
+    return _timebank(row)
 
 
 async def get_timebank_by_id(
     conn: AsyncConnection, timebank_id: int, *, for_update: bool = False
 ) -> TimebankRecord:
-    sql = _SELECT_TIMEBANK + " WHERE t.id = :id" + (" FOR NO KEY UPDATE OF t" if for_update else "")
-    row = (await conn.execute(text(sql), {"id": timebank_id})).mappings().one_or_none()
+    sql = _TIMEBANK_BY_ID_LOCKED if for_update else _TIMEBANK_BY_ID
+    row = await fetch_one(conn, sql, timebank_id)
     if row is None:
         raise NotFound(f"timebank {timebank_id} not found")
-    return _timebank(dict(row))
+    return _timebank(row)
 
 
 # --- Idempotency keys (the ledger's table; see schema/sql/tables/ledger.sql) --------------
 
+# Until the transaction ends, whoever takes the lock named $1 waits for whoever holds it.
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+_KEYS_OF_AUTHOR = (
+    "SELECT timebank_id, request_hash, result FROM idempotency_keys WHERE author = $1 AND key = $2"
+)
+
 
 async def lock_key(conn: AsyncConnection, author: str, key: str) -> None:
     """Serialise requests under one (author, key) that has no timebank yet, until commit."""
-    await conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-        {"name": f"idempotency:{author}:{key}"},
-    )
+    await fetch(conn, _LOCK, f"idempotency:{author}:{key}")
 
 
 async def keys_of_author(conn: AsyncConnection, author: str, key: str) -> list[Mapping[str, Any]]:
     """Every use of ``key`` by ``author``, in any timebank."""
-    rows = await conn.execute(
-        text(
-            "SELECT timebank_id, request_hash, result FROM idempotency_keys"
-            " WHERE author = :author AND key = :key"
-        ),
-        {"author": author, "key": key},
-    )
-    return [dict(row) for row in rows.mappings()]
+    return list(await fetch(conn, _KEYS_OF_AUTHOR, author, key))
 
 
 # --- Participants ------------------------------------------------------------------------------
+
+_INSERT_PARTICIPANT = (
+    "INSERT INTO participants (timebank_id, kind, display_name, joined_on, user_id)"
+    " VALUES ($1, $2, $3, coalesce($4, current_date), $5) RETURNING id, joined_on"
+)
+_INSERT_ACCOUNT = (
+    "INSERT INTO accounts (timebank_id, participant_id, floor, ceiling)"
+    " VALUES ($1, $2, $3, $4) RETURNING id"
+)
 
 
 async def insert_participant(
@@ -134,85 +169,84 @@ async def insert_participant(
     user_id: int | None = None,
 ) -> tuple[int, date, int]:
     """Insert a participant and their account (limits from the timebank's policy)."""
-    row = (
-        await conn.execute(
-            text(
-                "INSERT INTO participants (timebank_id, kind, display_name, joined_on, user_id)"
-                " VALUES (:timebank_id, :kind, :display_name, coalesce(:joined_on, current_date),"
-                " :user_id) RETURNING id, joined_on"
-            ),
-            {
-                "timebank_id": timebank.id,
-                "kind": kind,
-                "display_name": display_name,
-                "joined_on": joined_on,
-                "user_id": user_id,
-            },
-        )
-    ).one()
-    account_id = (
-        await conn.execute(
-            text(
-                "INSERT INTO accounts (timebank_id, participant_id, floor, ceiling)"
-                " VALUES (:timebank_id, :participant_id, :floor, :ceiling) RETURNING id"
-            ),
-            {
-                "timebank_id": timebank.id,
-                "participant_id": row.id,
-                "floor": timebank.policy.default_floor_minutes,
-                "ceiling": timebank.policy.default_ceiling_minutes,
-            },
-        )
-    ).scalar_one()
-    return row.id, row.joined_on, account_id
+    row = await fetch_one(
+        conn, _INSERT_PARTICIPANT, timebank.id, kind, display_name, joined_on, user_id
+    )
+    assert row is not None, "an INSERT … RETURNING returns its row"
+    limits = timebank.policy.default_floor_minutes, timebank.policy.default_ceiling_minutes
+    account = await fetch_one(conn, _INSERT_ACCOUNT, timebank.id, row["id"], *limits)
+    assert account is not None, "an INSERT … RETURNING returns its row"
+    return row["id"], row["joined_on"], account["id"]
 
 
-# The address of a participant of this timebank: of whoever joined as them (by accepting an
-# invitation of this timebank), else that of their last invitation. Never a user's found by
-# address elsewhere.
-_PARTICIPANT_EMAIL = (
-    "coalesce(u.email, (SELECT i.email FROM invitations i"
-    "   WHERE i.timebank_id = p.timebank_id AND i.participant_id = p.id"
-    "   ORDER BY i.id DESC LIMIT 1))"
-)
-# The full view: the participant, their account, their address, and their user's roles.
-_PARTICIPANT_COLUMNS = (
-    "p.id, p.kind, p.display_name, p.joined_on, p.user_id,"
-    " a.id AS account_id, a.balance AS balance_minutes,"
-    " a.pending_in AS pending_in_minutes, a.pending_out AS pending_out_minutes,"
-    " a.floor AS floor_minutes, a.ceiling AS ceiling_minutes,"
-    f" {_PARTICIPANT_EMAIL} AS email, p.user_id IS NOT NULL AS signed_up,"
-    " coalesce(ARRAY(SELECT r.role FROM timebank_roles r"
-    "   WHERE r.timebank_id = p.timebank_id AND r.user_id = p.user_id ORDER BY r.role),"
-    "   '{}') AS roles"
-)
-_PARTICIPANT_FROM = (
-    " FROM participants p"
-    " JOIN accounts a ON a.timebank_id = p.timebank_id AND a.participant_id = p.id"
-    " LEFT JOIN users u ON u.id = p.user_id"
-)
-_DIRECTORY_COLUMNS = "p.id, p.kind, p.display_name"
+def _participants(*, full: bool) -> tuple[Select[Any], FromClause]:
+    """The participants of a timebank, as a select and its participant table ``p``: in full
+    (the participant, their account, their address and their user's roles) or as the
+    directory shows them (id, kind, name)."""
+    p = tables.participants.alias("p")
+    if not full:
+        return select(p.c.id, p.c.kind, p.c.display_name), p
+    a, u = tables.accounts.alias("a"), tables.users.alias("u")
+    i, r = tables.invitations.alias("i"), tables.timebank_roles.alias("r")
+    # Of whoever joined as them (by accepting an invitation of this timebank), else that of
+    # their last invitation; never a user's found by address elsewhere.
+    last_invited = (
+        select(i.c.email)
+        .where(i.c.timebank_id == p.c.timebank_id, i.c.participant_id == p.c.id)
+        .order_by(i.c.id.desc())
+        .limit(1)
+    )
+    roles = (
+        select(r.c.role)
+        .where(r.c.timebank_id == p.c.timebank_id, r.c.user_id == p.c.user_id)
+        .order_by(r.c.role)
+    )
+    account = and_(a.c.timebank_id == p.c.timebank_id, a.c.participant_id == p.c.id)
+    full_view = select(
+        *(p.c[name] for name in ("id", "kind", "display_name", "joined_on", "user_id")),
+        a.c.id.label("account_id"),
+        *(a.c[name].label(f"{name}_minutes") for name in _ACCOUNT_MINUTES),
+        func.coalesce(u.c.email, last_invited.scalar_subquery()).label("email"),
+        p.c.user_id.is_not(None).label("signed_up"),
+        func.coalesce(func.ARRAY(roles.scalar_subquery()), literal("{}")).label("roles"),
+    )
+    return full_view.select_from(p.join(a, account).outerjoin(u, u.c.id == p.c.user_id)), p
+
+
+_ACCOUNT_MINUTES = ("balance", "pending_in", "pending_out", "floor", "ceiling")
+
+
+_full, _p = _participants(full=True)
+_PARTICIPANT = compiled_sql(_full.where(_p.c.timebank_id == arg(1), _p.c.id == arg(2)))
+
+
+def _page(*, full: bool) -> str:
+    """A page of participants ($1 timebank, $2 after this id, $3 a name contains this, $4 at
+    most so many), in full or as the directory shows them."""
+    listed, p = _participants(full=full)
+    name_contains = func.strpos(func.lower(p.c.display_name), func.lower(arg(3))) > 0
+    return compiled_sql(
+        listed.where(
+            p.c.timebank_id == arg(1),
+            unless_null(arg(2), BigInteger, p.c.id > arg(2)),
+            unless_null(arg(3), Text, name_contains),
+        )
+        .order_by(p.c.id)
+        .limit(arg(4))
+    )
+
+
+_PAGE_IN_FULL = _page(full=True)
+_DIRECTORY_PAGE = _page(full=False)
 
 
 async def get_participant(
     conn: AsyncConnection, timebank_id: int, participant_id: int
 ) -> Mapping[str, Any]:
-    row = (
-        (
-            await conn.execute(
-                text(
-                    f"SELECT {_PARTICIPANT_COLUMNS}{_PARTICIPANT_FROM}"
-                    " WHERE p.timebank_id = :timebank_id AND p.id = :id"
-                ),
-                {"timebank_id": timebank_id, "id": participant_id},
-            )
-        )
-        .mappings()
-        .one_or_none()
-    )
+    row = await fetch_one(conn, _PARTICIPANT, timebank_id, participant_id)
     if row is None:
         raise NotFound(f"participant {participant_id} not found in this timebank")
-    return dict(row)
+    return row
 
 
 async def list_participants(
@@ -226,69 +260,50 @@ async def list_participants(
 ) -> list[Mapping[str, Any]]:
     """Participants in id order after ``after_id`` (keyset pagination), optionally those whose
     name contains ``name_contains`` (case-insensitively; no wildcards)."""
-    columns, source = (
-        (_PARTICIPANT_COLUMNS, _PARTICIPANT_FROM)
-        if full
-        else (_DIRECTORY_COLUMNS, " FROM participants p")
-    )
-    rows = await conn.execute(
-        text(
-            f"SELECT {columns}{source}"
-            " WHERE p.timebank_id = :timebank_id"
-            "   AND (CAST(:after_id AS bigint) IS NULL OR p.id > :after_id)"
-            "   AND (CAST(:q AS text) IS NULL OR strpos(lower(p.display_name), lower(:q)) > 0)"
-            " ORDER BY p.id LIMIT :limit"
-        ),
-        {"timebank_id": timebank_id, "after_id": after_id, "q": name_contains, "limit": limit},
-    )
-    return [dict(row) for row in rows.mappings()]
+    sql = _PAGE_IN_FULL if full else _DIRECTORY_PAGE
+    return list(await fetch(conn, sql, timebank_id, after_id, name_contains, limit))
+
+
+# The participant of timebank $1 with address $2 (see ``_participants``), if any.
+_PARTICIPANT_WITH_EMAIL = (
+    "SELECT p.id FROM users u JOIN participants p"
+    "   ON p.user_id = u.id AND p.timebank_id = $1"
+    " WHERE lower(u.email) = lower($2)"
+    " UNION ALL"
+    " SELECT p.id FROM invitations i JOIN participants p"
+    "   ON p.timebank_id = i.timebank_id AND p.id = i.participant_id"
+    " WHERE i.timebank_id = $1 AND lower(i.email) = lower($2)"
+    "   AND p.user_id IS NULL AND i.id = (SELECT max(j.id) FROM invitations j"
+    "     WHERE j.timebank_id = i.timebank_id AND j.participant_id = p.id)"
+    " LIMIT 1"
+)
+_LAST_INVITATION = (
+    "SELECT email, roles FROM invitations WHERE timebank_id = $1 AND participant_id = $2"
+    " ORDER BY id DESC LIMIT 1"
+)
+# For staff ($2 null): the open invitations of the address $3 without a participant.
+_EXPIRE_OPEN_INVITATIONS = (
+    "UPDATE invitations SET expires_at = now()"
+    " WHERE timebank_id = $1 AND accepted_at IS NULL AND expires_at > now()"
+    "   AND CASE WHEN CAST($2 AS bigint) IS NULL"
+    "       THEN participant_id IS NULL AND lower(email) = lower($3)"
+    "       ELSE participant_id = $2 END"
+)
 
 
 async def participant_with_email(conn: AsyncConnection, timebank_id: int, email: str) -> int | None:
-    """The participant of this timebank with this address (see ``_PARTICIPANT_EMAIL``), if
-    any. Additions of one address take turns until the transaction ends."""
-    await conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-        {"name": f"participant-email:{timebank_id}:{email.lower()}"},
-    )
-    return (
-        await conn.execute(
-            text(
-                "SELECT p.id FROM users u JOIN participants p"
-                "   ON p.user_id = u.id AND p.timebank_id = :timebank_id"
-                " WHERE lower(u.email) = lower(:email)"
-                " UNION ALL"
-                " SELECT p.id FROM invitations i JOIN participants p"
-                "   ON p.timebank_id = i.timebank_id AND p.id = i.participant_id"
-                " WHERE i.timebank_id = :timebank_id AND lower(i.email) = lower(:email)"
-                "   AND p.user_id IS NULL AND i.id = (SELECT max(j.id) FROM invitations j"
-                "     WHERE j.timebank_id = i.timebank_id AND j.participant_id = p.id)"
-                " LIMIT 1"
-            ),
-            {"timebank_id": timebank_id, "email": email},
-        )
-    ).scalar_one_or_none()
+    """The participant of this timebank with this address (see ``_participants``), if any.
+    Additions of one address take turns until the transaction ends."""
+    await fetch(conn, _LOCK, f"participant-email:{timebank_id}:{email.lower()}")
+    row = await fetch_one(conn, _PARTICIPANT_WITH_EMAIL, timebank_id, email)
+    return row["id"] if row is not None else None
 
 
 async def last_invitation(
     conn: AsyncConnection, timebank_id: int, participant_id: int
 ) -> Mapping[str, Any] | None:
     """The address and roles of the participant's latest invitation, if they had one."""
-    row = (
-        (
-            await conn.execute(
-                text(
-                    "SELECT email, roles FROM invitations"
-                    " WHERE timebank_id = :timebank_id AND participant_id = :participant_id"
-                    " ORDER BY id DESC LIMIT 1"
-                ),
-                {"timebank_id": timebank_id, "participant_id": participant_id},
-            )
-        )
-        .mappings()
-        .one_or_none()
-    )
-    return dict(row) if row is not None else None
+    return await fetch_one(conn, _LAST_INVITATION, timebank_id, participant_id)
 
 
 async def expire_open_invitations(
@@ -296,92 +311,72 @@ async def expire_open_invitations(
 ) -> None:
     """A fresh invitation replaces the open ones of the same participant (for staff: of the
     same address, without a participant): only the newest token works."""
-    await conn.execute(
-        text(
-            "UPDATE invitations SET expires_at = now()"
-            " WHERE timebank_id = :timebank_id AND accepted_at IS NULL AND expires_at > now()"
-            "   AND CASE WHEN CAST(:participant_id AS bigint) IS NULL"
-            "       THEN participant_id IS NULL AND lower(email) = lower(:email)"
-            "       ELSE participant_id = :participant_id END"
-        ),
-        {"timebank_id": timebank_id, "participant_id": participant_id, "email": email},
-    )
+    await execute(conn, _EXPIRE_OPEN_INVITATIONS, timebank_id, participant_id, email)
 
 
 # --- Staff: users with roles and no participant ------------------------------------------------
 
-_STAFF = (
-    "SELECT u.id AS user_id, u.display_name, u.email,"
-    " array_agg(r.role ORDER BY r.role) AS roles"
-    " FROM timebank_roles r JOIN users u ON u.id = r.user_id"
-    " WHERE r.timebank_id = :timebank_id AND NOT EXISTS (SELECT 1 FROM participants p"
-    "   WHERE p.timebank_id = r.timebank_id AND p.user_id = r.user_id)"
-)
+
+def _staff_statements() -> tuple[str, str]:
+    """The staff of timebank $1, in user order; one of them, user $2."""
+    r = tables.timebank_roles.alias("r")
+    u = tables.users.alias("u")
+    p = tables.participants.alias("p")
+    has_participant = select(literal(1)).where(
+        p.c.timebank_id == r.c.timebank_id, p.c.user_id == r.c.user_id
+    )
+    staff = (
+        select(
+            u.c.id.label("user_id"),
+            u.c.display_name,
+            u.c.email,
+            func.array_agg(aggregate_order_by(r.c.role, r.c.role)).label("roles"),
+        )
+        .select_from(r.join(u, u.c.id == r.c.user_id))
+        .where(r.c.timebank_id == arg(1), ~has_participant.exists())
+        .group_by(u.c.id)
+    )
+    return compiled_sql(staff.order_by(u.c.id)), compiled_sql(staff.where(r.c.user_id == arg(2)))
+
+
+_STAFF, _STAFF_MEMBER = _staff_statements()
 
 
 async def list_staff(conn: AsyncConnection, timebank_id: int) -> list[Mapping[str, Any]]:
-    rows = await conn.execute(
-        text(_STAFF + " GROUP BY u.id ORDER BY u.id"), {"timebank_id": timebank_id}
-    )
-    return [dict(row) for row in rows.mappings()]
+    return list(await fetch(conn, _STAFF, timebank_id))
 
 
 async def staff_member(
     conn: AsyncConnection, timebank_id: int, user_id: int
 ) -> Mapping[str, Any] | None:
-    row = (
-        (
-            await conn.execute(
-                text(_STAFF + " AND r.user_id = :user_id GROUP BY u.id"),
-                {"timebank_id": timebank_id, "user_id": user_id},
-            )
-        )
-        .mappings()
-        .one_or_none()
-    )
-    return dict(row) if row is not None else None
+    return await fetch_one(conn, _STAFF_MEMBER, timebank_id, user_id)
 
 
 # --- Categories --------------------------------------------------------------------------------
 
+# $1 the timebank, $2 the slugs, $3 their names in the same order.
+_INSERT_CATEGORIES = (
+    "INSERT INTO categories (timebank_id, slug, name) SELECT $1, c.slug, c.name"
+    " FROM unnest(CAST($2 AS text[]), CAST($3 AS text[])) AS c(slug, name)"
+)
+_INSERT_CATEGORY = (
+    "INSERT INTO categories (timebank_id, slug, name) VALUES ($1, $2, $3)"
+    " ON CONFLICT ON CONSTRAINT categories_timebank_id_slug_key DO NOTHING"
+    " RETURNING id, slug, name"
+)
+_CATEGORIES = "SELECT id, slug, name FROM categories WHERE timebank_id = $1 ORDER BY name, id"
+
 
 async def insert_categories(conn: AsyncConnection, timebank_id: int, names: dict[str, str]) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO categories (timebank_id, slug, name) VALUES (:timebank_id, :slug, :name)"
-        ),
-        [{"timebank_id": timebank_id, "slug": slug, "name": name} for slug, name in names.items()],
-    )
+    await execute(conn, _INSERT_CATEGORIES, timebank_id, list(names), list(names.values()))
 
 
 async def insert_category(
     conn: AsyncConnection, timebank_id: int, slug: str, name: str
 ) -> Mapping[str, Any] | None:
     """The new category, or None if the timebank has one with this slug already."""
-    row = (
-        (
-            await conn.execute(
-                text(
-                    "INSERT INTO categories (timebank_id, slug, name)"
-                    " VALUES (:timebank_id, :slug, :name)"
-                    " ON CONFLICT ON CONSTRAINT categories_timebank_id_slug_key DO NOTHING"
-                    " RETURNING id, slug, name"
-                ),
-                {"timebank_id": timebank_id, "slug": slug, "name": name},
-            )
-        )
-        .mappings()
-        .one_or_none()
-    )
-    return dict(row) if row is not None else None
+    return await fetch_one(conn, _INSERT_CATEGORY, timebank_id, slug, name)
 
 
 async def list_categories(conn: AsyncConnection, timebank_id: int) -> list[Mapping[str, Any]]:
-    rows = await conn.execute(
-        text(
-            "SELECT id, slug, name FROM categories WHERE timebank_id = :timebank_id"
-            " ORDER BY name, id"
-        ),
-        {"timebank_id": timebank_id},
-    )
-    return [dict(row) for row in rows.mappings()]
+    return list(await fetch(conn, _CATEGORIES, timebank_id))
