@@ -81,10 +81,6 @@ _PRINCIPAL_BY_TOKEN = (
     " WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
     "   AND (t.expires_at IS NULL OR t.expires_at > now())"
 )
-# $1 token hash, $2 timebank slug. The token is ``t``, its user ``u`` and the timebank of the
-# slug ``b`` (no row for no live token; ``b``'s columns null when no timebank has the slug).
-# The statement that logs an exchange reads this same caller (its ``caller``, with the same
-# parameters) beside what logging needs (exchanges/log_statements.py).
 _LIST_TOKENS = (
     "SELECT id, name, kind, created_at, expires_at, revoked_at FROM api_tokens"
     " WHERE user_id = $1 ORDER BY id"
