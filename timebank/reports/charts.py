@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
@@ -247,57 +248,60 @@ def _bars(
     return _svg(figure)
 
 
-def _hours_chart(
-    report: ContributionReport,
-    what: str,
-    rows: Sequence[CategoryRow] | Sequence[FlowRow],
-    nouns: tuple[str, str],
-    label: Callable[[Any], str],
-    color: str,
-) -> bytes:
-    """Bars of the hours of the rows shown, saying how many rows were withheld."""
-    shown = [row for row in rows if row.hours is not None]
-    withheld = len(rows) - len(shown)
-    if not shown:
-        if withheld:
-            return _empty(
-                report,
-                what,
-                f"Withheld: each {nouns[0]} involved fewer than {report.min_cell} people",
-            )
-        return _empty(report, what, "No exchanges in this period")
-    note = _withheld(report, withheld, nouns, "each involved") if withheld else None
-    labels = [label(row) for row in shown]
-    return _bars(report, what, labels, [row.hours or 0.0 for row in shown], color, note)
+@dataclass(frozen=True)
+class _HoursChart:
+    """Bars of the hours of one list of the report's rows, saying how many were withheld."""
 
+    what: str
+    rows: Callable[[ContributionReport], Sequence[CategoryRow] | Sequence[FlowRow]]
+    nouns: tuple[str, str]
+    label: Callable[[Any], str]
+    color: str
 
-def categories_chart(report: ContributionReport) -> bytes:
-    return _hours_chart(
-        report,
-        "Hours by kind of help",
-        report.categories,
-        ("kind of help", "kinds of help"),
-        lambda row: _literal(row.name),
-        _INK,
-    )
+    def __call__(self, report: ContributionReport) -> bytes:
+        rows = self.rows(report)
+        shown = [row for row in rows if row.hours is not None]
+        withheld = len(rows) - len(shown)
+        if not shown:
+            if withheld:
+                return _empty(
+                    report,
+                    self.what,
+                    f"Withheld: each {self.nouns[0]} involved fewer than {report.min_cell} people",
+                )
+            return _empty(report, self.what, "No exchanges in this period")
+        note = _withheld(report, withheld, self.nouns, "each involved") if withheld else None
+        labels = [self.label(row) for row in shown]
+        hours = [row.hours or 0.0 for row in shown]
+        return _bars(report, self.what, labels, hours, self.color, note)
 
 
 def _flow(giver: str, receiver: str) -> str:
     return f"{_FLOW_KINDS.get(giver, giver)} → {_FLOW_KINDS.get(receiver, receiver)}"
 
 
-def flows_chart(report: ContributionReport) -> bytes:
-    return _hours_chart(
-        report,
-        "Hours by who gave → who received",
-        report.flows,
-        ("flow", "flows"),
-        lambda row: _flow(row.giver_kind, row.receiver_kind),
-        _ACCENT,
-    )
+categories_chart = _HoursChart(
+    "Hours by kind of help",
+    lambda report: report.categories,
+    ("kind of help", "kinds of help"),
+    lambda row: _literal(row.name),
+    _INK,
+)
+flows_chart = _HoursChart(
+    "Hours by who gave → who received",
+    lambda report: report.flows,
+    ("flow", "flows"),
+    lambda row: _flow(row.giver_kind, row.receiver_kind),
+    _ACCENT,
+)
+
+
+_CHARTS: dict[str, Callable[[ContributionReport], bytes]] = {
+    "series": series_chart,
+    "categories": categories_chart,
+    "flows": flows_chart,
+}
 
 
 def draw(name: str, report: ContributionReport) -> bytes:
-    return {"series": series_chart, "categories": categories_chart, "flows": flows_chart}[name](
-        report
-    )
+    return _CHARTS[name](report)
