@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import NotRequired, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -51,6 +52,16 @@ MAX_PERIOD_DAYS = 366 * 10
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 PUBLICATIONS_KEPT = 256  # protected publications remembered, the oldest forgotten first
+
+
+class ReciprocityAsk(TypedDict):
+    """What a caller asks of the reciprocity report: the period (service dates, both ends
+    included), as of when (by default the latest settled moment), and optionally one person."""
+
+    start: date
+    end: date
+    as_of: NotRequired[datetime | None]
+    participant_id: NotRequired[int | None]
 
 
 class Reports:
@@ -100,43 +111,27 @@ class Reports:
         return min(requested, latest)
 
     async def reciprocity(
-        self,
-        access: TimebankAccess,
-        *,
-        start: date,
-        end: date,
-        as_of: datetime | None = None,
-        participant_id: int | None = None,
+        self, access: TimebankAccess, **ask: Unpack[ReciprocityAsk]
     ) -> ReciprocityReport:
         """Each participant's giving and receiving over the period: members their own row,
         coordinators and admins everyone's (or one participant's)."""
-        participant_id = self._reciprocity_scope(access, start, end, participant_id)
         async with self._engine.connect() as conn:
-            moment = self._as_of(as_of, await repository.begin_snapshot(conn))
-            query = ReciprocityQuery(access.timebank_id, start, end, moment, participant_id)
+            query = await self._reciprocity_query(conn, access, ask)
             rows = await reciprocity_rows(conn, query)
         return ReciprocityReport(
             timebank=access.timebank_slug,
-            period=Period(start=start, end=end),
-            as_of=moment,
+            period=Period(start=query.start, end=query.end),
+            as_of=query.as_of,
             rows=[reciprocity_row(row) for row in rows],
         )
 
     async def reciprocity_csv(
-        self,
-        access: TimebankAccess,
-        *,
-        start: date,
-        end: date,
-        as_of: datetime | None = None,
-        participant_id: int | None = None,
+        self, access: TimebankAccess, **ask: Unpack[ReciprocityAsk]
     ) -> tuple[datetime, AsyncIterator[str]]:
         """The reciprocity report as CSV lines, streamed from a connection of its own (the
         request's own connection is gone once the response starts); and its as_of."""
-        participant_id = self._reciprocity_scope(access, start, end, participant_id)
         async with self._engine.connect() as conn:
-            moment = self._as_of(as_of, await repository.begin_snapshot(conn))
-        query = ReciprocityQuery(access.timebank_id, start, end, moment, participant_id)
+            query = await self._reciprocity_query(conn, access, ask)
 
         async def lines() -> AsyncIterator[str]:
             async with self._engine.connect() as conn:
@@ -144,11 +139,15 @@ class Reports:
                 async for line in reciprocity_csv(stream_reciprocity_rows(conn, query)):
                     yield line
 
-        return moment, lines()
+        return query.as_of, lines()
 
-    def _reciprocity_scope(
-        self, access: TimebankAccess, start: date, end: date, participant_id: int | None
-    ) -> int | None:
+    async def _reciprocity_query(
+        self, conn: AsyncConnection, access: TimebankAccess, ask: ReciprocityAsk
+    ) -> ReciprocityQuery:
+        """Whose rows the caller may read, over a checked period, as of a moment of the
+        snapshot ``conn`` begins."""
+        start, end = ask["start"], ask["end"]
+        participant_id = ask.get("participant_id")
         if not access.can_manage:
             own = access.member_participant_id
             if own is None:
@@ -157,7 +156,8 @@ class Reports:
                 raise Forbidden("members see their own row only")
             participant_id = own
         self._check_period(start, end)
-        return participant_id
+        moment = self._as_of(ask.get("as_of"), await repository.begin_snapshot(conn))
+        return ReciprocityQuery(access.timebank_id, start, end, moment, participant_id)
 
     async def contribution(
         self,
