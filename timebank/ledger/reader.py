@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict
+from typing import Unpack
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +21,7 @@ from timebank.ledger.schemas import (
     FlaggedAccountPublic,
     LimitChangePublic,
     LimitsUpdate,
+    StatementAsk,
     StatementLinePublic,
     StatementPublic,
 )
@@ -92,18 +94,11 @@ class LedgerReader:
         return [FlaggedAccountPublic.model_validate(dict(row)) for row in rows]
 
     async def statement(
-        self,
-        access: TimebankAccess,
-        participant_id: int,
-        *,
-        before_version: int | None = None,
-        limit: int = 50,
+        self, access: TimebankAccess, participant_id: int, **ask: Unpack[StatementAsk]
     ) -> StatementPublic:
         """Postings newest first, each with the running balance after it."""
         account_id = await self._account(access, participant_id)
-        page = await self._ledger.statement(
-            access.timebank_id, account_id, before_version=before_version, limit=limit
-        )
+        page = await self._ledger.statement(access.timebank_id, account_id, **ask)
         return StatementPublic(
             participant_id=participant_id,
             account_id=account_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,6 +21,14 @@ class IdempotencyKey:
 
     author: str
     key: str
+
+
+class StatementAsk(TypedDict, total=False):
+    """Which page of an account's statement: postings before ``before_version`` (newest when
+    None), ``limit`` of them (1 to 500, 50 by default)."""
+
+    before_version: int | None
+    limit: int
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,8 @@ class Ledger:
         before_version: int | None = None,
         limit: int = 50,
     ) -> StatementPage:
-        """An account's postings, newest first, each with the running balance after it."""
+        """An account's postings, newest first, each with the running balance after it: the
+        ``limit`` (1 to 500) postings before ``before_version`` (``StatementAsk``)."""
         if not 1 <= limit <= 500:
             raise ValidationFailed("limit must be between 1 and 500")
         lines = await self._run(_statement, timebank_id, account_id, before_version, limit)
