@@ -36,8 +36,15 @@ def _database(settings: Settings, *, migrate_embedded: bool) -> str:
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     if embedded and migrate_embedded:
-        migrations.upgrade(url)
+        _upgrade(url)
     return url
+
+
+def _upgrade(url: str) -> None:
+    try:
+        migrations.upgrade(url)
+    except migrations.SchemaRefused as error:
+        raise click.ClickException(str(error)) from error
 
 
 @asynccontextmanager
@@ -143,7 +150,7 @@ def db() -> None:
 def upgrade() -> None:
     """Migrate the database to the newest schema."""
     url = _database(get_settings(), migrate_embedded=False)
-    migrations.upgrade(url)
+    _upgrade(url)
     click.echo(f"database at revision {migrations.head_revision()}")
 
 

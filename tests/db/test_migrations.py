@@ -4,6 +4,7 @@ over, one they left earlier is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -12,10 +13,13 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import _with_database
+from timebank.cli import main
 from timebank.db import migrations
 from timebank.db.engine import asyncpg_dsn
+from timebank.settings import get_settings
 
 FUNCTIONS_DIR = migrations.schema_dir() / "sql" / "functions"
 
@@ -121,6 +125,31 @@ async def test_a_database_at_the_last_squashed_revision_is_stamped_baseline(
 
 async def test_a_database_at_an_earlier_squashed_revision_is_refused(database_at: str):
     await _stamp(database_at, "0013_corrections_and_limits")
-    with pytest.raises(RuntimeError, match=r"0013_corrections_and_limits.*Restore a backup"):
+    with pytest.raises(
+        migrations.SchemaRefused, match=r"0013_corrections_and_limits.*Restore a backup"
+    ):
         await migrations.upgrade_async(database_at)
     assert await _revision(database_at) == "0013_corrections_and_limits"
+
+
+@pytest.mark.parametrize(
+    ("revision", "said"),
+    [
+        ("0013_corrections_and_limits", "older than 0015_published_cells"),
+        ("0099_from_a_newer_version", "Can't locate revision identified by '0099_"),
+    ],
+)
+async def test_the_upgrade_command_refuses_a_database_it_cannot_migrate_in_one_line(
+    database_at: str, monkeypatch: pytest.MonkeyPatch, revision: str, said: str
+):
+    await _stamp(database_at, revision)
+    monkeypatch.setenv("TIMEBANK_DATABASE_URL", database_at)
+    get_settings.cache_clear()
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, main, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and said in result.output
+    assert "Traceback" not in result.output
+    assert await _revision(database_at) == revision

@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -66,9 +67,18 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+class SchemaRefused(Exception):
+    """The database is at a revision this version of the service cannot migrate from."""
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Migrate the database to ``revision`` (blocking; from async code use ``upgrade_async``)."""
-    command.upgrade(alembic_config(database_url), revision)
+    """Migrate the database to ``revision`` (blocking; from async code use ``upgrade_async``).
+    Raises ``SchemaRefused`` for a database this version cannot migrate, e.g. one at a
+    revision it does not know (written by a newer version)."""
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    except CommandError as error:
+        raise SchemaRefused(f"cannot migrate this database: {error}") from error
 
 
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
@@ -97,7 +107,7 @@ def adopt_squashed(connection: Connection) -> None:
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = $1", (BASELINE,))
         _log.warning("database at %s (same schema as the baseline): stamped %s", revision, BASELINE)
     elif revision in SQUASHED:
-        raise RuntimeError(
+        raise SchemaRefused(
             f"the database is at revision {revision}, older than {SQUASHED[-1]}; this version "
             f"of the service migrates only from {SQUASHED[-1]} (the schema of {BASELINE}) or "
             "later. Restore a backup taken at that revision, or start from an empty database."
