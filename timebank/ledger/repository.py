@@ -11,7 +11,6 @@ import. Idempotency keys follow ``timebank.ledger.idempotency``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
@@ -26,8 +25,6 @@ from timebank.db import tables
 from timebank.db.statements import Connection, fetch, fetch_one
 from timebank.db.tables import Expr, field
 from timebank.ledger.idempotency import KeyedRequest, key_arguments
-from timebank.ledger.idempotency import fingerprint as request_hash
-from timebank.ledger.idempotency import stored_result as stored_result
 from timebank.ledger.schemas import (
     BatchResult,
     DirectKind,
@@ -41,9 +38,7 @@ from timebank.ledger.schemas import (
 
 __all__ = [
     "Connection",
-    "answer_key",
     "answered_key_column",
-    "claim_key",
     "grant_welcome",
     "key_answer_cte",
     "post_batch",
@@ -51,12 +46,10 @@ __all__ = [
     "post_pending_id",
     "post_transfer",
     "post_transfer_cte",
-    "request_hash",
     "reserve",
     "reserve_cte",
     "reverse",
     "set_limits",
-    "stored_result",
     "void_pending",
 ]
 
@@ -85,8 +78,6 @@ _SET_LIMITS = (
     "SELECT c.*, a.participant_id FROM ledger_set_limits($1, $2, $3, $4, $5, $6) c"
     " JOIN accounts a ON a.id = c.account_id"
 )
-_CLAIM_KEY = "SELECT ledger_claim_key($1, $2, $3, $4) AS stored"
-_ANSWER_KEY = "SELECT ledger_answer_key($1, $2, $3, CAST($4 AS jsonb))"
 
 
 def _transfer(row: Mapping[str, Any]) -> PostResult:
@@ -229,24 +220,6 @@ async def set_limits(
     )
     assert row is not None, "ledger_set_limits returns the change or raises"
     return row
-
-
-async def claim_key(
-    conn: Connection, timebank_id: int, author: str, key: str, fingerprint: bytes
-) -> dict[str, Any] | None:
-    """Claim an idempotency key inside the caller's transaction: None when newly claimed (go
-    ahead), the stored answer when this very request was already answered; another request
-    under the key is refused (IdempotencyMismatch)."""
-    row = await fetch_one(conn, _CLAIM_KEY, timebank_id, author, key, fingerprint)
-    stored = row["stored"] if row is not None else None
-    return stored_result(stored) if stored is not None else None
-
-
-async def answer_key(
-    conn: Connection, timebank_id: int, author: str, key: str, result: Mapping[str, Any]
-) -> None:
-    """Store the answer to a claimed key, in the same transaction that claimed it."""
-    await fetch(conn, _ANSWER_KEY, timebank_id, author, key, json.dumps(result))
 
 
 # Pieces for a statement of another package that writes to the ledger in its own round trip,

@@ -12,6 +12,7 @@ from timebank.auth.schemas import Role, TimebankAccess
 from timebank.auth.secrets import new_token
 from timebank.db.transactions import in_transaction, transaction
 from timebank.errors import Conflict, Forbidden, ValidationFailed
+from timebank.ledger import idempotency
 from timebank.ledger import repository as ledger_repository
 from timebank.participants import repository
 from timebank.participants.schemas import (
@@ -72,13 +73,11 @@ class Enrolment(Timebanks):
         idempotency_key: str | None,
     ) -> ParticipantCreated:
         author = author_of(access.principal)
-        request_hash = ledger_repository.request_hash(
-            "create_participant", data.model_dump(mode="json")
-        )
+        request_hash = idempotency.fingerprint("create_participant", data.model_dump(mode="json"))
         roles = sorted(set(data.roles if data.roles is not None else ["member"]))
         invited_roles: list[Role] = roles if data.email is not None else []  # type: ignore[assignment]
         if idempotency_key is not None:
-            earlier = await ledger_repository.claim_key(
+            earlier = await idempotency.claim_key(
                 conn, access.timebank_id, author, idempotency_key, request_hash
             )
             if earlier is not None:
@@ -93,7 +92,7 @@ class Enrolment(Timebanks):
         if data.email is not None:
             invitation = await self._invite(conn, access, record.id, data.email, roles)
         if idempotency_key is not None:
-            await ledger_repository.answer_key(
+            await idempotency.answer_key(
                 conn, timebank.id, author, idempotency_key, {"participant_id": record.id}
             )
         row = await repository.get_participant(conn, timebank.id, record.id)

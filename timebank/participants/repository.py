@@ -129,25 +129,6 @@ async def get_timebank_by_id(
     return _timebank(row)
 
 
-# --- Idempotency keys (the ledger's table; see schema/sql/tables/ledger.sql) --------------
-
-# Until the transaction ends, whoever takes the lock named $1 waits for whoever holds it.
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
-_KEYS_OF_AUTHOR = (
-    "SELECT timebank_id, request_hash, result FROM idempotency_keys WHERE author = $1 AND key = $2"
-)
-
-
-async def lock_key(conn: AsyncConnection, author: str, key: str) -> None:
-    """Serialise requests under one (author, key) that has no timebank yet, until commit."""
-    await fetch(conn, _LOCK, f"idempotency:{author}:{key}")
-
-
-async def keys_of_author(conn: AsyncConnection, author: str, key: str) -> list[Mapping[str, Any]]:
-    """Every use of ``key`` by ``author``, in any timebank."""
-    return list(await fetch(conn, _KEYS_OF_AUTHOR, author, key))
-
-
 # --- Participants ------------------------------------------------------------------------------
 
 _INSERT_PARTICIPANT = (
@@ -289,6 +270,10 @@ _EXPIRE_OPEN_INVITATIONS = (
     "       THEN participant_id IS NULL AND lower(email) = lower($3)"
     "       ELSE participant_id = $2 END"
 )
+
+
+# Until the transaction ends, whoever takes the lock named $1 waits for whoever holds it.
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
 
 async def participant_with_email(conn: AsyncConnection, timebank_id: int, email: str) -> int | None:

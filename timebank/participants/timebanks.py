@@ -13,11 +13,10 @@ from timebank.db.transactions import in_transaction, transaction
 from timebank.errors import (
     Conflict,
     Forbidden,
-    IdempotencyMismatch,
     ValidationFailed,
     field_error,
 )
-from timebank.ledger import repository as ledger_repository
+from timebank.ledger import idempotency
 from timebank.participants import repository
 from timebank.participants.schemas import (
     DEFAULT_CATEGORIES,
@@ -98,26 +97,17 @@ class Timebanks:
         idempotency_key: str | None,
     ) -> TimebankRecord:
         author = author_of(principal)
-        request_hash = ledger_repository.request_hash(
-            "create_timebank", data.model_dump(mode="json")
-        )
+        request_hash = idempotency.fingerprint("create_timebank", data.model_dump(mode="json"))
         if idempotency_key is not None:
-            await repository.lock_key(conn, author, idempotency_key)
-            earlier = await repository.keys_of_author(conn, author, idempotency_key)
-            for use in earlier:
-                if bytes(use["request_hash"]) == request_hash:
-                    timebank_id = ledger_repository.stored_result(use["result"])["timebank_id"]
-                    return await repository.get_timebank_by_id(conn, timebank_id)
-            if earlier:
-                raise IdempotencyMismatch(
-                    f"idempotency key {idempotency_key!r} was already used for a different request"
-                )
+            answered = await idempotency.claim_new_timebank_key(
+                conn, author, idempotency_key, request_hash
+            )
+            if answered is not None:
+                return await repository.get_timebank_by_id(conn, answered["timebank_id"])
         record = await _insert_timebank(conn, data.slug, data.name, data.to_policy())
         if idempotency_key is not None:
-            await ledger_repository.claim_key(
-                conn, record.id, author, idempotency_key, request_hash
-            )
-            await ledger_repository.answer_key(
+            await idempotency.claim_key(conn, record.id, author, idempotency_key, request_hash)
+            await idempotency.answer_key(
                 conn, record.id, author, idempotency_key, {"timebank_id": record.id}
             )
         return record
