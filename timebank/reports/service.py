@@ -15,7 +15,7 @@ from timebank.auth.schemas import TimebankAccess
 from timebank.db.transactions import transaction
 from timebank.errors import Forbidden, ValidationFailed
 from timebank.reports import publications, repository
-from timebank.reports.assemble import assemble, figures, reciprocity_row
+from timebank.reports.assemble import assemble, reciprocity_row
 from timebank.reports.buckets import buckets, default_period
 from timebank.reports.csv_export import reciprocity_csv
 from timebank.reports.frozen import first_published, frozen_periods, net_new
@@ -70,10 +70,9 @@ class Reports:
         self._min_cell = settings.report_min_cell
         self._settle = timedelta(seconds=settings.report_settle_seconds)
         self._publish_after = timedelta(days=settings.report_publish_after_days)
-        # (timebank, year, release, k) -> each period's figures as counted, as frozen, and the
-        # cells withheld
+        # (timebank, year, release, k) -> each period's figures as frozen, and the cells withheld
         self._publications: OrderedDict[
-            tuple, tuple[dict[PeriodKey, dict], dict[PeriodKey, ContributionReport], set[Cell]]
+            tuple, tuple[dict[PeriodKey, ContributionReport], set[Cell]]
         ] = OrderedDict()
 
     @property
@@ -257,25 +256,20 @@ class Reports:
         key = funder_period(start, end, interval, release)
         k = self._min_cell
         publication = (access.timebank_id, key[1].year, release, k)
+        # Figures as of a past moment never change, so a publication is frozen and protected
+        # once per process; counting them again as of that moment costs a pass over everything
+        # approved since.
+        cached = self._publications.get(publication)
+        if cached is not None and key in cached[0]:
+            return funder_report(key, cached[0][key], cached[1], k)
         async with self._engine.connect() as conn:
             await repository.begin_snapshot(conn)
             base = await self._full(
                 conn, access, key[1], last_day(key), self._moment(key, release), "month"
             )
-            # Figures as of a past moment never change, so a publication is frozen and protected
-            # once; if the period's own figures differ from those it was protected with, again.
-            cached = self._publications.get(publication)
-            if cached is not None and cached[0].get(key) == figures(base):
-                return funder_report(key, cached[1][key], cached[2], k)
-            bases, full, enrolled, people = await self._publication(
-                conn, access, key, base, release
-            )
+            full, enrolled, people = await self._publication(conn, access, key, base, release)
         withheld = await self._protect(full, enrolled, people, access, release)
-        self._publications[publication] = (
-            {period: figures(r) for period, r in bases.items()},
-            full,
-            withheld,
-        )
+        self._publications[publication] = (full, withheld)
         while len(self._publications) > PUBLICATIONS_KEPT:
             self._publications.popitem(last=False)
         return funder_report(key, full[key], withheld, k)
@@ -294,14 +288,12 @@ class Reports:
         release: Release,
     ) -> tuple[
         dict[PeriodKey, ContributionReport],
-        dict[PeriodKey, ContributionReport],
         dict[date, tuple[int, int]],
         dict[Cell, int],
     ]:
         """Every published period of the key's calendar year (the key's own, ``base``, already
-        counted), each counted as of its first publication (the periods as counted, and as
-        frozen), and the enrolment months up to the publication, each as first published: what
-        is protected together."""
+        counted), each counted as of its first publication and frozen, and the enrolment months
+        up to the publication, each as first published: what is protected together."""
         bases: dict[PeriodKey, ContributionReport] = {key: base}
         for period in year_periods(key[1].year, release.through):
             if period in bases:
@@ -327,7 +319,7 @@ class Reports:
         longer = {p: r for p, r in bases.items() if p[0] != "month"}
         full, people = frozen_periods(months, longer, new)
         enrolled = {month: (count, new[month]) for month, count in participants.items()}
-        return bases, full, enrolled, people
+        return full, enrolled, people
 
     @transaction
     async def _protect(
