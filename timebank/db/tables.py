@@ -70,6 +70,7 @@ accounts = Table(
     Column("version", BigInteger, nullable=False),
     Column("created_at", TIMESTAMPTZ, nullable=False),
     Column("flagged_by_reversal_id", BigInteger),
+    Column("closed_at", TIMESTAMPTZ),
 )
 
 api_tokens = Table(
@@ -93,6 +94,19 @@ categories = Table(
     Column("timebank_id", BigInteger, nullable=False),
     Column("slug", Text, nullable=False),
     Column("name", Text, nullable=False),
+)
+
+departures = Table(
+    "departures",
+    metadata,
+    Column("account_id", BigInteger, primary_key=True),
+    Column("timebank_id", BigInteger, nullable=False),
+    Column("participant_id", BigInteger, nullable=False),
+    Column("balance_to_participant_id", BigInteger),
+    Column("balance_minutes", BigInteger, nullable=False),
+    Column("transfer_id", BigInteger),
+    Column("recorded_by_user_id", BigInteger),
+    Column("left_at", TIMESTAMPTZ, nullable=False),
 )
 
 exchange_decisions = Table(
@@ -136,6 +150,21 @@ exchanges = Table(
     Column("reversed_at", TIMESTAMPTZ),
 )
 
+gifts = Table(
+    "gifts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("timebank_id", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("from_participant_id", BigInteger),
+    Column("to_participant_id", BigInteger),
+    Column("minutes", BigInteger, nullable=False),
+    Column("note", Text),
+    Column("transfer_id", BigInteger, nullable=False),
+    Column("created_by_user_id", BigInteger),
+    Column("created_at", TIMESTAMPTZ, nullable=False),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -162,6 +191,17 @@ invitations = Table(
     Column("email", Text, nullable=False),
     Column("roles", ARRAY(Text), nullable=False),
     Column("delivery", Text, nullable=False),
+)
+
+opening_balances = Table(
+    "opening_balances",
+    metadata,
+    Column("account_id", BigInteger, primary_key=True),
+    Column("timebank_id", BigInteger, nullable=False),
+    Column("minutes", BigInteger, nullable=False),
+    Column("transfer_id", BigInteger),
+    Column("set_by_user_id", BigInteger),
+    Column("set_at", TIMESTAMPTZ, nullable=False),
 )
 
 participants = Table(

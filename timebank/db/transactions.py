@@ -58,6 +58,10 @@ _ERRORS_BY_CONSTRAINT: dict[str, tuple[type[TimebankError], str]] = {
         LimitExceeded,
         "this would take an account above its ceiling (pending exchanges count)",
     ),
+    "accounts_closed_empty": (
+        InvalidTransition,
+        "this account is closed: its participant has left, and nothing moves on it again",
+    ),
     "transfers_reverses_transfer_id_key": (InvalidTransition, "this transfer is already reversed"),
     "transfers_pending_transfer_id_key": (InvalidTransition, "this reservation is already posted"),
 }
