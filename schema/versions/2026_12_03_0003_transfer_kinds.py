@@ -19,6 +19,7 @@ FUNCTIONS = (
     "ledger_set_opening",
     "ledger_leave",
     "ledger_records_append_only",
+    "accounts_stay_closed",
 )
 
 

@@ -7,7 +7,9 @@ A statement elsewhere that must write to the ledger in the same round trip as it
 exchanges' statements) embeds a piece exported here (``reserve_cte``, ``post_transfer_cte``,
 ``post_pending_id``, ``answered_key_column``, ``key_answer_cte``): SQLAlchemy Core built on
 ``timebank.db.tables``, given the expressions of its arguments, for a statement compiled once at
-import. Idempotency keys follow ``timebank.ledger.idempotency``."""
+import. Idempotency keys follow ``timebank.ledger.idempotency``. The writes that move minutes
+to or from the community pot (gifts, grants, opening balances, leaving) are the door's too, in
+``timebank.ledger.pot``."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from timebank.ledger.schemas import (
 __all__ = [
     "Connection",
     "answered_key_column",
+    "call_keyed",
     "grant_welcome",
     "key_answer_cte",
     "post_batch",
@@ -90,7 +93,7 @@ def _pending(row: Mapping[str, Any]) -> PendingResult:
     return PendingResult(pending=record, replayed=row["replayed"])
 
 
-async def _call(
+async def call_keyed(
     conn: Connection,
     statement: str,
     operation: str,
@@ -132,7 +135,7 @@ class _OneWay(Generic[R]):
             "kind": kind,
             "memo": transfer.memo,
         }
-        return self.read(await _call(conn, self.statement, self.operation, request, key))
+        return self.read(await call_keyed(conn, self.statement, self.operation, request, key))
 
 
 post_transfer = _OneWay(_POST_TRANSFER, "post", _transfer)
@@ -179,7 +182,7 @@ async def post_pending(
 ) -> PostResult:
     """Post a reservation; it was checked against the limits when it was made."""
     request = {"timebank_id": timebank_id, "pending_id": pending_id}
-    return _transfer(await _call(conn, _POST_PENDING, "post_pending", request, key))
+    return _transfer(await call_keyed(conn, _POST_PENDING, "post_pending", request, key))
 
 
 async def void_pending(
@@ -187,7 +190,7 @@ async def void_pending(
 ) -> PendingResult:
     """Release a reservation without posting it."""
     request = {"timebank_id": timebank_id, "pending_id": pending_id}
-    return _pending(await _call(conn, _VOID_PENDING, "void_pending", request, key))
+    return _pending(await call_keyed(conn, _VOID_PENDING, "void_pending", request, key))
 
 
 async def reverse(
@@ -200,7 +203,7 @@ async def reverse(
 ) -> PostResult:
     """Reverse a posted transfer, once, with a reason: the same minutes move back."""
     request = {"timebank_id": timebank_id, "transfer_id": transfer_id, "reason": reason}
-    return _transfer(await _call(conn, _REVERSE, "reverse", request, key))
+    return _transfer(await call_keyed(conn, _REVERSE, "reverse", request, key))
 
 
 async def set_limits(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from timebank.fields import WholeNumber
 from timebank.policy import MAX_POLICY_MINUTES  # bounds an account's limits as a policy's
 
-TransferKind = Literal["exchange", "reversal", "grant", "adjustment"]
+TransferKind = Literal["exchange", "reversal", "grant", "adjustment", "gift", "opening", "leaving"]
 DirectKind = Literal["exchange", "grant", "adjustment"]
 
 
@@ -84,6 +84,71 @@ class PendingRecord:
 @dataclass(frozen=True)
 class PendingResult:
     pending: PendingRecord
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class GiftRecord:
+    """A member's gift (``to_participant_id`` None: to the community pot) or a coordinator's
+    grant from the pot (``kind`` "grant", ``from_participant_id`` None), with its note."""
+
+    id: int
+    timebank_id: int
+    kind: str
+    from_participant_id: int | None
+    to_participant_id: int | None
+    minutes: int
+    note: str | None
+    transfer_id: int
+    created_by_user_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class GiftResult:
+    gift: GiftRecord
+    transfer: TransferRecord
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class OpeningRecord:
+    """An account's opening balance against the pot (no transfer when it is zero)."""
+
+    account_id: int
+    timebank_id: int
+    minutes: int
+    transfer_id: int | None
+    set_by_user_id: int | None
+    set_at: datetime
+
+
+@dataclass(frozen=True)
+class OpeningResult:
+    opening: OpeningRecord
+    transfer: TransferRecord | None
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class DepartureRecord:
+    """A participant's leaving: the balance their account held when it closed and where it
+    went (``balance_to_participant_id`` None: the pot), by which transfer (None for zero)."""
+
+    account_id: int
+    timebank_id: int
+    participant_id: int
+    balance_to_participant_id: int | None
+    balance_minutes: int
+    transfer_id: int | None
+    recorded_by_user_id: int | None
+    left_at: datetime
+
+
+@dataclass(frozen=True)
+class DepartureResult:
+    departure: DepartureRecord
+    transfer: TransferRecord | None
     replayed: bool
 
 

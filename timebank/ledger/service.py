@@ -11,12 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.db.transactions import run_in_raw_statements
 from timebank.errors import ValidationFailed
-from timebank.ledger import accounts, repository
+from timebank.ledger import accounts, pot, repository
 from timebank.ledger.schemas import (
     AccountBalance,
     BatchResult,
+    DepartureResult,
     DirectKind,
+    GiftResult,
     IdempotencyKey,
+    OpeningResult,
     PendingResult,
     PostResult,
     StatementLine,
@@ -117,6 +120,82 @@ class Ledger:
     ) -> PostResult:
         """Reverse a posted transfer, once, with a reason: the same minutes move back."""
         return await self._run(repository.reverse, timebank_id, transfer_id, reason, key=key)
+
+    async def gift(
+        self,
+        timebank_id: int,
+        from_participant_id: int,
+        to_participant_id: int | None,
+        minutes: int,
+        *,
+        note: str | None = None,
+        user_id: int | None = None,
+        key: IdempotencyKey | None = None,
+    ) -> GiftResult:
+        """A member's gift from their own account to another member or to the community pot
+        (``to_participant_id`` None), posted at once; refused past the giver's floor."""
+        return await self._run(
+            pot.gift,
+            timebank_id,
+            from_participant_id,
+            to_participant_id,
+            minutes,
+            note=note,
+            user_id=user_id,
+            key=key,
+        )
+
+    async def grant(
+        self,
+        timebank_id: int,
+        to_participant_id: int,
+        minutes: int,
+        *,
+        reason: str | None = None,
+        user_id: int | None = None,
+        key: IdempotencyKey | None = None,
+    ) -> GiftResult:
+        """A coordinator's grant from the community pot to a member, with a reason."""
+        return await self._run(
+            pot.grant,
+            timebank_id,
+            to_participant_id,
+            minutes,
+            reason=reason,
+            user_id=user_id,
+            key=key,
+        )
+
+    async def set_opening(
+        self,
+        timebank_id: int,
+        participant_id: int,
+        minutes: int,
+        *,
+        user_id: int | None = None,
+        key: IdempotencyKey | None = None,
+    ) -> OpeningResult:
+        """A participant's opening balance against the community pot, once: the same value
+        again changes nothing (``replayed``), another is refused."""
+        return await self._run(
+            pot.set_opening, timebank_id, participant_id, minutes, user_id=user_id, key=key
+        )
+
+    async def leave(
+        self,
+        timebank_id: int,
+        participant_id: int,
+        *,
+        balance_to: int | None = None,
+        user_id: int | None = None,
+        key: IdempotencyKey | None = None,
+    ) -> DepartureResult:
+        """A participant leaves: their whole balance to the community pot or to the member
+        ``balance_to`` names (a debt to the pot), and their account closes; refused while
+        anything is pending on it."""
+        return await self._run(
+            pot.leave, timebank_id, participant_id, balance_to=balance_to, user_id=user_id, key=key
+        )
 
     async def balance(self, timebank_id: int, account_id: int) -> AccountBalance:
         """Posted balance, pending in and out, and limits of one account."""

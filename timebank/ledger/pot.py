@@ -1,0 +1,177 @@
+"""Part of the ledger's one door (``timebank.ledger.repository``): the writes that move minutes
+to or from the timebank's community pot (its community fund): a member's gift, a
+coordinator's grant, an opening balance, a participant leaving. Each is one call of its
+PL/pgSQL function (one round trip, accounts locked in ascending id order) on the caller's
+connection, with an optional idempotency key (``timebank.ledger.idempotency``), and returns
+what it wrote (on a replay, what was first written). Participants are named by id; None names
+the pot. Notes and reasons go in ``gifts``, never in the append-only ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from typing import Any, TypeVar, cast
+
+from timebank.ledger.repository import Connection, call_keyed
+from timebank.ledger.schemas import (
+    DepartureRecord,
+    DepartureResult,
+    GiftRecord,
+    GiftResult,
+    IdempotencyKey,
+    OpeningRecord,
+    OpeningResult,
+    TransferRecord,
+)
+
+__all__ = ["gift", "grant", "leave", "set_opening"]
+
+R = TypeVar("R")
+
+
+def _columns(part: str, record: type[Any]) -> str:
+    """The select list of composite ``r.part`` read as ``record``, each column prefixed."""
+    return ", ".join(f"(r.{part}).{f.name} AS {part}_{f.name}" for f in fields(record))
+
+
+def _read(row: Mapping[str, Any], part: str, record: Callable[..., R]) -> R | None:
+    """``record`` of the columns ``_columns`` named (None for a null composite)."""
+    names = [f.name for f in fields(cast(Any, record))]
+    values = {name: row[f"{part}_{name}"] for name in names}
+    return None if values[names[0]] is None else record(**values)
+
+
+def _statement(function: str, arguments: int, *parts: tuple[str, type[Any]]) -> str:
+    """The call of ``function`` with ``arguments`` parameters, its composites ``parts`` read
+    column by column (built once at import, from names written here)."""
+    placeholders = ", ".join(f"${n}" for n in range(1, arguments + 1))
+    columns = ", ".join(_columns(part, record) for part, record in parts)
+    return f"SELECT r.replayed, {columns} FROM {function}({placeholders}) r"  # noqa: S608
+
+
+_GIFT = _statement("ledger_gift", 10, ("transfer", TransferRecord), ("gift", GiftRecord))
+_SET_OPENING = _statement(
+    "ledger_set_opening", 7, ("opening", OpeningRecord), ("transfer", TransferRecord)
+)
+_LEAVE = _statement("ledger_leave", 7, ("departure", DepartureRecord), ("transfer", TransferRecord))
+
+
+async def _gift(
+    conn: Connection,
+    timebank_id: int,
+    kind: str,
+    from_participant_id: int | None,
+    to_participant_id: int | None,
+    minutes: int,
+    note: str | None,
+    user_id: int | None,
+    key: IdempotencyKey | None,
+) -> GiftResult:
+    request = {  # the function's arguments in its order, named as fingerprinted
+        "timebank_id": timebank_id,
+        "kind": kind,
+        "from_participant_id": from_participant_id,
+        "to_participant_id": to_participant_id,
+        "minutes": minutes,
+        "note": note,
+        "user_id": user_id,
+    }
+    row = await call_keyed(conn, _GIFT, kind, request, key)
+    posted = _read(row, "transfer", TransferRecord)
+    written = _read(row, "gift", GiftRecord)
+    assert posted is not None and written is not None, "a gift posts its transfer"
+    return GiftResult(gift=written, transfer=posted, replayed=row["replayed"])
+
+
+async def gift(
+    conn: Connection,
+    timebank_id: int,
+    from_participant_id: int,
+    to_participant_id: int | None,
+    minutes: int,
+    *,
+    note: str | None = None,
+    user_id: int | None = None,
+    key: IdempotencyKey | None = None,
+) -> GiftResult:
+    """A member's gift of ``minutes`` from their own account to another member or to the pot
+    (``to_participant_id`` None), posted at once: refused past the giver's floor (or the
+    receiver's ceiling), or to someone who left."""
+    return await _gift(
+        conn,
+        timebank_id,
+        "gift",
+        from_participant_id,
+        to_participant_id,
+        minutes,
+        note,
+        user_id,
+        key,
+    )
+
+
+async def grant(
+    conn: Connection,
+    timebank_id: int,
+    to_participant_id: int,
+    minutes: int,
+    *,
+    reason: str | None = None,
+    user_id: int | None = None,
+    key: IdempotencyKey | None = None,
+) -> GiftResult:
+    """A coordinator's grant of ``minutes`` from the pot to a member, with a reason (the pot
+    has no limits; the member's ceiling holds)."""
+    return await _gift(
+        conn, timebank_id, "grant", None, to_participant_id, minutes, reason, user_id, key
+    )
+
+
+async def set_opening(
+    conn: Connection,
+    timebank_id: int,
+    participant_id: int,
+    minutes: int,
+    *,
+    user_id: int | None = None,
+    key: IdempotencyKey | None = None,
+) -> OpeningResult:
+    """A participant's opening balance against the pot, once per account (either sign, the
+    account's limits holding): the same value again changes nothing (``replayed``), another
+    is refused (InvalidTransition)."""
+    request = {
+        "timebank_id": timebank_id,
+        "participant_id": participant_id,
+        "minutes": minutes,
+        "user_id": user_id,
+    }
+    row = await call_keyed(conn, _SET_OPENING, "set_opening", request, key)
+    opening = _read(row, "opening", OpeningRecord)
+    assert opening is not None, "ledger_set_opening returns the opening balance or raises"
+    posted = _read(row, "transfer", TransferRecord)
+    return OpeningResult(opening=opening, transfer=posted, replayed=row["replayed"])
+
+
+async def leave(
+    conn: Connection,
+    timebank_id: int,
+    participant_id: int,
+    *,
+    balance_to: int | None = None,
+    user_id: int | None = None,
+    key: IdempotencyKey | None = None,
+) -> DepartureResult:
+    """A participant leaves: their whole balance to the pot or to the member ``balance_to``
+    names (a debt always to the pot), and their account closed. Refused while anything is
+    pending on it (InvalidTransition)."""
+    request = {
+        "timebank_id": timebank_id,
+        "participant_id": participant_id,
+        "balance_to": balance_to,
+        "user_id": user_id,
+    }
+    row = await call_keyed(conn, _LEAVE, "leave", request, key)
+    departure = _read(row, "departure", DepartureRecord)
+    assert departure is not None, "ledger_leave returns the departure or raises"
+    posted = _read(row, "transfer", TransferRecord)
+    return DepartureResult(departure=departure, transfer=posted, replayed=row["replayed"])
