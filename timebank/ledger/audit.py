@@ -141,6 +141,63 @@ _CHECKS: dict[str, str] = {
            AND (r.debit_account_id <> o.credit_account_id OR r.credit_account_id <> o.debit_account_id
                 OR r.minutes <> o.minutes OR o.kind = 'reversal')
     """,
+    # Each gift, grant, opening balance and departure names the transfer that moved its
+    # minutes, between the accounts it names (None: the community pot).
+    "records-match-transfers": """
+        WITH pots AS (SELECT timebank_id, id FROM accounts WHERE system_role = 'community_fund'),
+        expected AS (
+            SELECT g.timebank_id, 'gift ' || g.id AS subject, g.transfer_id, g.kind, g.minutes,
+                   coalesce(fa.id, p.id) AS debit, coalesce(ta.id, p.id) AS credit
+              FROM gifts g JOIN pots p USING (timebank_id)
+              LEFT JOIN accounts fa ON fa.participant_id = g.from_participant_id
+              LEFT JOIN accounts ta ON ta.participant_id = g.to_participant_id
+            UNION ALL
+            SELECT o.timebank_id, 'opening balance of account ' || o.account_id, o.transfer_id,
+                   'opening', abs(o.minutes),
+                   CASE WHEN o.minutes > 0 THEN p.id ELSE o.account_id END,
+                   CASE WHEN o.minutes > 0 THEN o.account_id ELSE p.id END
+              FROM opening_balances o JOIN pots p USING (timebank_id)
+             WHERE o.transfer_id IS NOT NULL
+            UNION ALL
+            SELECT d.timebank_id, 'departure of account ' || d.account_id, d.transfer_id,
+                   'leaving', abs(d.balance_minutes),
+                   CASE WHEN d.balance_minutes > 0 THEN d.account_id ELSE p.id END,
+                   CASE WHEN d.balance_minutes > 0 THEN coalesce(ta.id, p.id) ELSE d.account_id END
+              FROM departures d JOIN pots p USING (timebank_id)
+              LEFT JOIN accounts ta ON ta.participant_id = d.balance_to_participant_id
+             WHERE d.transfer_id IS NOT NULL)
+        SELECT e.timebank_id, e.subject,
+               format('should be a %s transfer of %s minutes from account %s to %s, but transfer %s is %s',
+                      e.kind, e.minutes, e.debit, e.credit, e.transfer_id,
+                      coalesce(format('a %s transfer of %s minutes from account %s to %s',
+                                      x.kind, x.minutes, x.debit_account_id, x.credit_account_id),
+                               'missing')) AS detail
+          FROM expected e
+          LEFT JOIN transfers x ON x.id = e.transfer_id
+         WHERE (CAST($1 AS bigint) IS NULL OR e.timebank_id = $1)
+           AND (x.id IS NULL OR (x.kind, x.minutes, x.debit_account_id, x.credit_account_id)
+                IS DISTINCT FROM (e.kind, e.minutes, e.debit, e.credit))
+    """,
+    # A gift, opening or leaving transfer has its record; an account is closed exactly when its
+    # participant's departure is recorded.
+    "records-of-kinds": """
+        SELECT x.timebank_id, 'transfer ' || x.id AS subject,
+               format('a %s transfer with no record of who and why', x.kind) AS detail
+          FROM transfers x
+         WHERE (CAST($1 AS bigint) IS NULL OR x.timebank_id = $1)
+           AND x.kind IN ('gift', 'opening', 'leaving')
+           AND NOT EXISTS (SELECT FROM gifts g WHERE g.transfer_id = x.id)
+           AND NOT EXISTS (SELECT FROM opening_balances o WHERE o.transfer_id = x.id)
+           AND NOT EXISTS (SELECT FROM departures d WHERE d.transfer_id = x.id)
+        UNION ALL
+        SELECT a.timebank_id, 'account ' || a.id,
+               CASE WHEN a.closed_at IS NULL THEN 'its participant left, but it is open'
+                    ELSE 'closed, but no departure is recorded' END
+          FROM accounts a
+          LEFT JOIN departures d ON d.account_id = a.id
+         WHERE (CAST($1 AS bigint) IS NULL OR a.timebank_id = $1)
+           AND (a.closed_at IS NULL) <> (d.account_id IS NULL)
+    """,
 }
 
 # The timebanks an audit covers: the one of slug $1, or every one (NULL).
