@@ -47,17 +47,17 @@ async def test_gifts_openings_and_departures_are_checked_against_their_transfers
     a = await participants.enrol(timebank, "member", "Ada")
     b = await participants.enrol(timebank, "member", "Bo")
     given = await ledger.gift(timebank.id, a.id, None, 30, note="for the pot")
-    await ledger.grant(timebank.id, b.id, 20, reason="a hard month")
+    await ledger.gift(timebank.id, None, b.id, 20, note="a hard month")
     await ledger.set_opening(timebank.id, b.id, -45)
     await ledger.leave(timebank.id, a.id)  # owing 30: the pot takes the debt
     assert (await run_audit(engine, timebank.slug)).ok
     async with raw.transaction():
         await raw.execute("SET LOCAL session_replication_role = replica")
-        await raw.execute("UPDATE gifts SET minutes = 31 WHERE id = $1", given.gift.id)
+        await raw.execute("UPDATE gifts SET minutes = 31 WHERE id = $1", given.record.id)
         await raw.execute("UPDATE accounts SET closed_at = NULL WHERE id = $1", a.account_id)
     report = await run_audit(engine, timebank.slug)
     named = {(f.check, f.subject) for f in report.findings}
     assert named == {
-        ("records-match-transfers", f"gift {given.gift.id}"),
+        ("records-match-transfers", f"gift {given.record.id}"),
         ("records-of-kinds", f"account {a.account_id}"),
     }

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.ledger.test_invariants_sql import INVALID_STATE, ledger_state, refused
+from tests.ledger.test_invariants_sql import INVALID_REQUEST, INVALID_STATE, ledger_state, refused
 from timebank.errors import (
     IdempotencyMismatch,
     InvalidTransition,
@@ -61,8 +61,8 @@ async def test_a_gift_moves_minutes_to_a_member_with_its_note_beside_the_ledger(
         ada.account_id,
         bea.account_id,
     )
-    assert result.gift.note == "for your move"
-    assert (result.gift.from_participant_id, result.gift.to_participant_id) == (ada.id, bea.id)
+    assert result.record.note == "for your move"
+    assert (result.record.from_participant_id, result.record.to_participant_id) == (ada.id, bea.id)
     assert await balance(ledger, timebank, ada.account_id) == -60
     assert await balance(ledger, timebank, bea.account_id) == 60
 
@@ -73,12 +73,12 @@ async def test_a_gift_to_the_pot_raises_it_and_a_grant_from_it_lowers_it(
     ada, bea = await members(participants, timebank, "Ada", "Bea")
     await ledger.gift(timebank.id, ada.id, None, 90)
     assert await pot_balance(ledger, timebank) == 90
-    granted = await ledger.grant(timebank.id, bea.id, 150, reason="cannot earn this month")
+    granted = await ledger.gift(timebank.id, None, bea.id, 150, note="cannot earn this month")
     assert granted.transfer.kind == "grant"
     assert granted.transfer.memo is None
-    assert granted.gift.kind == "grant"
-    assert granted.gift.note == "cannot earn this month"
-    assert granted.gift.from_participant_id is None
+    assert granted.record.kind == "grant"
+    assert granted.record.note == "cannot earn this month"
+    assert granted.record.from_participant_id is None
     assert await pot_balance(ledger, timebank) == -60  # the pot may go below zero
     assert await balance(ledger, timebank, bea.account_id) == 150
 
@@ -94,14 +94,20 @@ async def test_a_gift_past_the_givers_floor_is_refused_and_writes_nothing(
     assert await gift_rows(raw, timebank.id) == 0
 
 
-async def test_nobody_gifts_to_themselves_nor_grants_from_a_member(
+async def test_nobody_gifts_to_themselves_and_a_grant_comes_from_the_pot(
     ledger, participants, timebank, raw
 ):
     (ada,) = await members(participants, timebank, "Ada")
     with pytest.raises(ValidationFailed):
         await ledger.gift(timebank.id, ada.id, ada.id, 10)
-    with pytest.raises(ValidationFailed):
-        await ledger.gift(timebank.id, None, ada.id, 10)  # type: ignore[arg-type]
+    with pytest.raises(ValidationFailed, match="grant goes from the community pot to a member"):
+        await ledger.gift(timebank.id, None, None, 10)
+    with refused(sqlstate=INVALID_REQUEST, match="grant goes from the community pot"):
+        await raw.fetchrow(
+            "SELECT * FROM ledger_gift($1, 'grant', $2, NULL, 10, NULL, NULL, NULL, NULL, NULL)",
+            timebank.id,
+            ada.id,
+        )
     assert await gift_rows(raw, timebank.id) == 0
 
 
@@ -111,13 +117,13 @@ async def test_a_gift_replays_under_its_key(ledger, participants, timebank, raw)
     first = await ledger.gift(timebank.id, ada.id, bea.id, 30, note="thanks", key=key)
     again = await ledger.gift(timebank.id, ada.id, bea.id, 30, note="thanks", key=key)
     assert again.replayed
-    assert (again.gift, again.transfer) == (first.gift, first.transfer)
+    assert (again.record, again.transfer) == (first.record, first.transfer)
     with pytest.raises(IdempotencyMismatch):
         await ledger.gift(timebank.id, ada.id, bea.id, 31, note="thanks", key=key)
     grant_key = IdempotencyKey("user:1", "grant-1")
-    granted = await ledger.grant(timebank.id, bea.id, 20, reason="help", key=grant_key)
-    assert (await ledger.grant(timebank.id, bea.id, 20, reason="help", key=grant_key)).replayed
-    assert granted.gift.id != first.gift.id
+    granted = await ledger.gift(timebank.id, None, bea.id, 20, note="help", key=grant_key)
+    assert (await ledger.gift(timebank.id, None, bea.id, 20, note="help", key=grant_key)).replayed
+    assert granted.record.id != first.record.id
     assert await balance(ledger, timebank, bea.account_id) == 50
     assert await gift_rows(raw, timebank.id) == 2
 
@@ -130,11 +136,11 @@ async def test_an_opening_balance_is_set_once_against_the_pot(ledger, participan
     opened = await ledger.set_opening(timebank.id, ada.id, 300)
     assert not opened.replayed
     assert opened.transfer is not None and opened.transfer.kind == "opening"
-    assert opened.opening.minutes == 300
+    assert opened.record.minutes == 300
     assert await balance(ledger, timebank, ada.account_id) == 300
     again = await ledger.set_opening(timebank.id, ada.id, 300)
     assert again.replayed
-    assert again.opening == opened.opening and again.transfer == opened.transfer
+    assert again.record == opened.record and again.transfer == opened.transfer
     with pytest.raises(InvalidTransition, match="already set"):
         await ledger.set_opening(timebank.id, ada.id, 240)
     owing = await ledger.set_opening(timebank.id, bea.id, -120)
@@ -149,7 +155,7 @@ async def test_an_opening_balance_of_zero_is_recorded_without_a_transfer(
 ):
     (ada,) = await members(participants, timebank, "Ada")
     opened = await ledger.set_opening(timebank.id, ada.id, 0)
-    assert opened.transfer is None and opened.opening.transfer_id is None
+    assert opened.transfer is None and opened.record.transfer_id is None
     with pytest.raises(InvalidTransition):
         await ledger.set_opening(timebank.id, ada.id, 60)
 
@@ -167,7 +173,7 @@ async def test_an_opening_balance_replays_under_its_key(ledger, participants, ti
     key = IdempotencyKey("user:1", "opening-1")
     first = await ledger.set_opening(timebank.id, ada.id, 45, key=key)
     again = await ledger.set_opening(timebank.id, ada.id, 45, key=key)
-    assert again.replayed and again.opening == first.opening
+    assert again.replayed and again.record == first.record
     with pytest.raises(IdempotencyMismatch):
         await ledger.set_opening(timebank.id, ada.id, 46, key=key)
 
@@ -184,7 +190,7 @@ async def test_leaving_gives_a_positive_balance_to_the_pot_and_closes_the_accoun
     assert not left.replayed
     assert left.transfer is not None and left.transfer.kind == "leaving"
     assert left.transfer.credit_account_id == timebank.community_fund_account_id
-    assert left.departure.balance_minutes == 90
+    assert left.record.balance_minutes == 90
     assert await balance(ledger, timebank, ada.account_id) == 0
     assert await pot_balance(ledger, timebank) == 90
     closed = await raw.fetchval("SELECT closed_at FROM accounts WHERE id = $1", ada.account_id)
@@ -201,7 +207,7 @@ async def test_leaving_gives_a_balance_to_a_named_member(ledger, participants, t
     ada, bea, cy = await members(participants, timebank, "Ada", "Bea", "Cy")
     await ledger.post_transfer(timebank.id, bea.account_id, ada.account_id, 75)
     left = await ledger.leave(timebank.id, ada.id, balance_to=cy.id)
-    assert left.departure.balance_to_participant_id == cy.id
+    assert left.record.balance_to_participant_id == cy.id
     assert await balance(ledger, timebank, cy.account_id) == 75
     assert await pot_balance(ledger, timebank) == 0
 
@@ -214,7 +220,7 @@ async def test_the_pot_takes_the_debt_of_who_leaves_owing(ledger, participants, 
     left = await ledger.leave(timebank.id, ada.id)
     assert left.transfer is not None
     assert left.transfer.debit_account_id == timebank.community_fund_account_id
-    assert left.departure.balance_minutes == -200
+    assert left.record.balance_minutes == -200
     assert await balance(ledger, timebank, ada.account_id) == 0
     assert await pot_balance(ledger, timebank) == -200
 
@@ -224,7 +230,7 @@ async def test_leaving_with_nothing_closes_the_account_without_a_transfer(
 ):
     (ada,) = await members(participants, timebank, "Ada")
     left = await ledger.leave(timebank.id, ada.id)
-    assert left.transfer is None and left.departure.transfer_id is None
+    assert left.transfer is None and left.record.transfer_id is None
 
 
 async def test_leaving_is_refused_while_something_is_pending(ledger, participants, timebank, raw):
@@ -246,7 +252,7 @@ async def test_leaving_replays_under_its_key(ledger, participants, timebank):
     first = await ledger.leave(timebank.id, ada.id, key=key)
     again = await ledger.leave(timebank.id, ada.id, key=key)
     assert again.replayed
-    assert (again.departure, again.transfer) == (first.departure, first.transfer)
+    assert (again.record, again.transfer) == (first.record, first.transfer)
     with pytest.raises(IdempotencyMismatch):
         await ledger.leave(timebank.id, ada.id, balance_to=bea.id, key=key)
 
@@ -303,18 +309,18 @@ async def test_postgres_refuses_a_reservation_on_a_closed_account(
 async def test_the_records_beside_the_ledger_are_append_only(ledger, participants, timebank, raw):
     ada, bea = await members(participants, timebank, "Ada", "Bea")
     given = await ledger.gift(timebank.id, ada.id, bea.id, 10, note="a note")
-    await raw.execute("UPDATE gifts SET note = NULL WHERE id = $1", given.gift.id)  # erasure
+    await raw.execute("UPDATE gifts SET note = NULL WHERE id = $1", given.record.id)  # erasure
     with refused(sqlstate="TBIN0"):
-        await raw.execute("UPDATE gifts SET minutes = 11 WHERE id = $1", given.gift.id)
+        await raw.execute("UPDATE gifts SET minutes = 11 WHERE id = $1", given.record.id)
     with refused(sqlstate="TBIN0"):
-        await raw.execute("UPDATE gifts SET note = 'another' WHERE id = $1", given.gift.id)
+        await raw.execute("UPDATE gifts SET note = 'another' WHERE id = $1", given.record.id)
     with refused(sqlstate="TBIN0"):
-        await raw.execute("DELETE FROM gifts WHERE id = $1", given.gift.id)
+        await raw.execute("DELETE FROM gifts WHERE id = $1", given.record.id)
     left = await ledger.leave(timebank.id, ada.id)
     with refused(sqlstate="TBIN0"):
         await raw.execute(
             "UPDATE departures SET balance_minutes = 0 WHERE account_id = $1",
-            left.departure.account_id,
+            left.record.account_id,
         )
     with refused(sqlstate=INVALID_STATE):
         await raw.execute("UPDATE accounts SET closed_at = NULL WHERE id = $1", ada.account_id)

@@ -15,16 +15,14 @@ from typing import Any, TypeVar, cast
 from timebank.ledger.repository import Connection, call_keyed
 from timebank.ledger.schemas import (
     DepartureRecord,
-    DepartureResult,
     GiftRecord,
-    GiftResult,
     IdempotencyKey,
     OpeningRecord,
-    OpeningResult,
+    PotWrite,
     TransferRecord,
 )
 
-__all__ = ["gift", "grant", "leave", "set_opening"]
+__all__ = ["gift", "leave", "set_opening"]
 
 R = TypeVar("R")
 
@@ -41,90 +39,61 @@ def _read(row: Mapping[str, Any], part: str, record: Callable[..., R]) -> R | No
     return None if values[names[0]] is None else record(**values)
 
 
-def _statement(function: str, arguments: int, *parts: tuple[str, type[Any]]) -> str:
-    """The call of ``function`` with ``arguments`` parameters, its composites ``parts`` read
-    column by column (built once at import, from names written here)."""
+def _statement(function: str, arguments: int, part: str, record: type[Any]) -> str:
+    """The call of ``function`` with ``arguments`` parameters, its ``transfer`` and its record
+    ``part`` read column by column (built once at import, from names written here)."""
     placeholders = ", ".join(f"${n}" for n in range(1, arguments + 1))
-    columns = ", ".join(_columns(part, record) for part, record in parts)
+    columns = f"{_columns('transfer', TransferRecord)}, {_columns(part, record)}"
     return f"SELECT r.replayed, {columns} FROM {function}({placeholders}) r"  # noqa: S608
 
 
-_GIFT = _statement("ledger_gift", 10, ("transfer", TransferRecord), ("gift", GiftRecord))
-_SET_OPENING = _statement(
-    "ledger_set_opening", 7, ("opening", OpeningRecord), ("transfer", TransferRecord)
-)
-_LEAVE = _statement("ledger_leave", 7, ("departure", DepartureRecord), ("transfer", TransferRecord))
+_GIFT = _statement("ledger_gift", 10, "gift", GiftRecord)
+_SET_OPENING = _statement("ledger_set_opening", 7, "opening", OpeningRecord)
+_LEAVE = _statement("ledger_leave", 7, "departure", DepartureRecord)
 
 
-async def _gift(
+async def _write(
     conn: Connection,
-    timebank_id: int,
-    kind: str,
-    from_participant_id: int | None,
-    to_participant_id: int | None,
-    minutes: int,
-    note: str | None,
-    user_id: int | None,
+    statement: str,
+    operation: str,
+    request: Mapping[str, Any],
     key: IdempotencyKey | None,
-) -> GiftResult:
-    request = {  # the function's arguments in its order, named as fingerprinted
-        "timebank_id": timebank_id,
-        "kind": kind,
-        "from_participant_id": from_participant_id,
-        "to_participant_id": to_participant_id,
-        "minutes": minutes,
-        "note": note,
-        "user_id": user_id,
-    }
-    row = await call_keyed(conn, _GIFT, kind, request, key)
-    posted = _read(row, "transfer", TransferRecord)
-    written = _read(row, "gift", GiftRecord)
-    assert posted is not None and written is not None, "a gift posts its transfer"
-    return GiftResult(gift=written, transfer=posted, replayed=row["replayed"])
+    part: str,
+    record: Callable[..., R],
+) -> PotWrite[R]:
+    """Call the function of ``statement`` with ``request``'s values and the key's parts; what
+    it wrote, its record read as ``part``."""
+    row = await call_keyed(conn, statement, operation, request, key)
+    written = _read(row, part, record)
+    assert written is not None, "a write of the pot's kinds returns its record or raises"
+    return PotWrite(written, _read(row, "transfer", TransferRecord), row["replayed"])
 
 
 async def gift(
     conn: Connection,
     timebank_id: int,
-    from_participant_id: int,
+    from_participant_id: int | None,
     to_participant_id: int | None,
     minutes: int,
     *,
     note: str | None = None,
     user_id: int | None = None,
     key: IdempotencyKey | None = None,
-) -> GiftResult:
+) -> PotWrite[GiftRecord]:
     """A member's gift of ``minutes`` from their own account to another member or to the pot
     (``to_participant_id`` None), posted at once: refused past the giver's floor (or the
-    receiver's ceiling), or to someone who left."""
-    return await _gift(
-        conn,
-        timebank_id,
-        "gift",
-        from_participant_id,
-        to_participant_id,
-        minutes,
-        note,
-        user_id,
-        key,
-    )
-
-
-async def grant(
-    conn: Connection,
-    timebank_id: int,
-    to_participant_id: int,
-    minutes: int,
-    *,
-    reason: str | None = None,
-    user_id: int | None = None,
-    key: IdempotencyKey | None = None,
-) -> GiftResult:
-    """A coordinator's grant of ``minutes`` from the pot to a member, with a reason (the pot
-    has no limits; the member's ceiling holds)."""
-    return await _gift(
-        conn, timebank_id, "grant", None, to_participant_id, minutes, reason, user_id, key
-    )
+    receiver's ceiling), or to someone who left. From the pot (``from_participant_id`` None),
+    it is a coordinator's grant to a member, ``note`` its reason (the pot has no limits)."""
+    request = {  # the function's arguments in its order, named as fingerprinted
+        "timebank_id": timebank_id,
+        "kind": "gift" if from_participant_id is not None else "grant",
+        "from_participant_id": from_participant_id,
+        "to_participant_id": to_participant_id,
+        "minutes": minutes,
+        "note": note,
+        "user_id": user_id,
+    }
+    return await _write(conn, _GIFT, "gift", request, key, "gift", GiftRecord)
 
 
 async def set_opening(
@@ -135,7 +104,7 @@ async def set_opening(
     *,
     user_id: int | None = None,
     key: IdempotencyKey | None = None,
-) -> OpeningResult:
+) -> PotWrite[OpeningRecord]:
     """A participant's opening balance against the pot, once per account (either sign, the
     account's limits holding): the same value again changes nothing (``replayed``), another
     is refused (InvalidTransition)."""
@@ -145,11 +114,7 @@ async def set_opening(
         "minutes": minutes,
         "user_id": user_id,
     }
-    row = await call_keyed(conn, _SET_OPENING, "set_opening", request, key)
-    opening = _read(row, "opening", OpeningRecord)
-    assert opening is not None, "ledger_set_opening returns the opening balance or raises"
-    posted = _read(row, "transfer", TransferRecord)
-    return OpeningResult(opening=opening, transfer=posted, replayed=row["replayed"])
+    return await _write(conn, _SET_OPENING, "set_opening", request, key, "opening", OpeningRecord)
 
 
 async def leave(
@@ -160,7 +125,7 @@ async def leave(
     balance_to: int | None = None,
     user_id: int | None = None,
     key: IdempotencyKey | None = None,
-) -> DepartureResult:
+) -> PotWrite[DepartureRecord]:
     """A participant leaves: their whole balance to the pot or to the member ``balance_to``
     names (a debt always to the pot), and their account closed. Refused while anything is
     pending on it (InvalidTransition)."""
@@ -170,8 +135,4 @@ async def leave(
         "balance_to": balance_to,
         "user_id": user_id,
     }
-    row = await call_keyed(conn, _LEAVE, "leave", request, key)
-    departure = _read(row, "departure", DepartureRecord)
-    assert departure is not None, "ledger_leave returns the departure or raises"
-    posted = _read(row, "transfer", TransferRecord)
-    return DepartureResult(departure=departure, transfer=posted, replayed=row["replayed"])
+    return await _write(conn, _LEAVE, "leave", request, key, "departure", DepartureRecord)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypedDict
+from typing import Generic, Literal, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,6 +13,8 @@ from timebank.policy import MAX_POLICY_MINUTES  # bounds an account's limits as 
 
 TransferKind = Literal["exchange", "reversal", "grant", "adjustment", "gift", "opening", "leaving"]
 DirectKind = Literal["exchange", "grant", "adjustment"]
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -105,13 +107,6 @@ class GiftRecord:
 
 
 @dataclass(frozen=True)
-class GiftResult:
-    gift: GiftRecord
-    transfer: TransferRecord
-    replayed: bool
-
-
-@dataclass(frozen=True)
 class OpeningRecord:
     """An account's opening balance against the pot (no transfer when it is zero)."""
 
@@ -121,13 +116,6 @@ class OpeningRecord:
     transfer_id: int | None
     set_by_user_id: int | None
     set_at: datetime
-
-
-@dataclass(frozen=True)
-class OpeningResult:
-    opening: OpeningRecord
-    transfer: TransferRecord | None
-    replayed: bool
 
 
 @dataclass(frozen=True)
@@ -146,8 +134,12 @@ class DepartureRecord:
 
 
 @dataclass(frozen=True)
-class DepartureResult:
-    departure: DepartureRecord
+class PotWrite(Generic[R]):
+    """What a gift, grant, opening balance or leaving wrote: its record beside the ledger, the
+    transfer that moved the minutes (None when none moved: a balance of zero), and whether it
+    answered as a replay."""
+
+    record: R
     transfer: TransferRecord | None
     replayed: bool
 

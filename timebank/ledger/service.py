@@ -3,6 +3,7 @@ serialization failure, with database refusals turned into typed errors (``timeba
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -15,11 +16,8 @@ from timebank.ledger import accounts, pot, repository
 from timebank.ledger.schemas import (
     AccountBalance,
     BatchResult,
-    DepartureResult,
     DirectKind,
-    GiftResult,
     IdempotencyKey,
-    OpeningResult,
     PendingResult,
     PostResult,
     StatementLine,
@@ -29,6 +27,19 @@ from timebank.ledger.schemas import (
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def door_write(
+    step: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+) -> Callable[Concatenate[Ledger, P], Awaitable[T]]:
+    """A ``Ledger`` method that is the door's write ``step`` (its arguments, its answer, its
+    docstring) without the connection: run by ``Ledger._run``."""
+
+    @functools.wraps(step)
+    async def write(ledger: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await ledger._run(step, *args, **kwargs)
+
+    return write
 
 
 class Ledger:
@@ -121,81 +132,9 @@ class Ledger:
         """Reverse a posted transfer, once, with a reason: the same minutes move back."""
         return await self._run(repository.reverse, timebank_id, transfer_id, reason, key=key)
 
-    async def gift(
-        self,
-        timebank_id: int,
-        from_participant_id: int,
-        to_participant_id: int | None,
-        minutes: int,
-        *,
-        note: str | None = None,
-        user_id: int | None = None,
-        key: IdempotencyKey | None = None,
-    ) -> GiftResult:
-        """A member's gift from their own account to another member or to the community pot
-        (``to_participant_id`` None), posted at once; refused past the giver's floor."""
-        return await self._run(
-            pot.gift,
-            timebank_id,
-            from_participant_id,
-            to_participant_id,
-            minutes,
-            note=note,
-            user_id=user_id,
-            key=key,
-        )
-
-    async def grant(
-        self,
-        timebank_id: int,
-        to_participant_id: int,
-        minutes: int,
-        *,
-        reason: str | None = None,
-        user_id: int | None = None,
-        key: IdempotencyKey | None = None,
-    ) -> GiftResult:
-        """A coordinator's grant from the community pot to a member, with a reason."""
-        return await self._run(
-            pot.grant,
-            timebank_id,
-            to_participant_id,
-            minutes,
-            reason=reason,
-            user_id=user_id,
-            key=key,
-        )
-
-    async def set_opening(
-        self,
-        timebank_id: int,
-        participant_id: int,
-        minutes: int,
-        *,
-        user_id: int | None = None,
-        key: IdempotencyKey | None = None,
-    ) -> OpeningResult:
-        """A participant's opening balance against the community pot, once: the same value
-        again changes nothing (``replayed``), another is refused."""
-        return await self._run(
-            pot.set_opening, timebank_id, participant_id, minutes, user_id=user_id, key=key
-        )
-
-    async def leave(
-        self,
-        timebank_id: int,
-        participant_id: int,
-        *,
-        balance_to: int | None = None,
-        user_id: int | None = None,
-        key: IdempotencyKey | None = None,
-    ) -> DepartureResult:
-        """A participant leaves: their whole balance to the community pot or to the member
-        ``balance_to`` names (a debt to the pot), and their account closes; refused while
-        anything is pending on it."""
-        return await self._run(
-            pot.leave, timebank_id, participant_id, balance_to=balance_to, user_id=user_id, key=key
-        )
+    gift = door_write(pot.gift)
+    set_opening = door_write(pot.set_opening)
+    leave = door_write(pot.leave)
 
     async def balance(self, timebank_id: int, account_id: int) -> AccountBalance:
         """Posted balance, pending in and out, and limits of one account."""
