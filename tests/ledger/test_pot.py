@@ -4,6 +4,7 @@ ends with the ledger's audit clean."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -324,3 +325,34 @@ async def test_the_records_beside_the_ledger_are_append_only(ledger, participant
         )
     with refused(sqlstate=INVALID_STATE):
         await raw.execute("UPDATE accounts SET closed_at = NULL WHERE id = $1", ada.account_id)
+
+
+async def test_leaving_races_a_reservation_a_gift_and_itself_with_one_consistent_outcome(
+    ledger, participants, timebank, raw
+):
+    """Whichever commits first wins: a reservation or gift that lands first makes leaving
+    wait for it (and refuse while the reservation is pending, or carry the gift away); one
+    that comes after finds the account closed. Two leavings: one wins."""
+    for _ in range(6):
+        ada, bea = await members(participants, timebank, "Ada", "Bea")
+        outcomes = await asyncio.gather(
+            ledger.leave(timebank.id, ada.id),
+            ledger.reserve(timebank.id, bea.account_id, ada.account_id, 20),
+            ledger.gift(timebank.id, bea.id, ada.id, 15),
+            ledger.leave(timebank.id, ada.id),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            assert not isinstance(outcome, Exception) or isinstance(outcome, InvalidTransition), (
+                repr(outcome)
+            )
+        left = [o for o in (outcomes[0], outcomes[3]) if not isinstance(o, Exception)]
+        reserved = not isinstance(outcomes[1], Exception)
+        account = await raw.fetchrow(
+            "SELECT balance, pending_in, closed_at FROM accounts WHERE id = $1", ada.account_id
+        )
+        assert len(left) <= 1
+        assert (account["closed_at"] is not None) == bool(left)
+        assert not (left and reserved)  # nothing stays reserved on a closed account
+        if left:
+            assert account["balance"] == 0
