@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any, TypeVar, cast
 
+from sqlalchemy import func, literal_column, select
+
+from timebank.db.tables import Expr, arg, compiled_sql, field
 from timebank.ledger.repository import Connection, call_keyed
 from timebank.ledger.schemas import (
     DepartureRecord,
@@ -27,9 +30,10 @@ __all__ = ["gift", "leave", "set_opening"]
 R = TypeVar("R")
 
 
-def _columns(part: str, record: type[Any]) -> str:
-    """The select list of composite ``r.part`` read as ``record``, each column prefixed."""
-    return ", ".join(f"(r.{part}).{f.name} AS {part}_{f.name}" for f in fields(record))
+def _columns(part: str, record: type[Any]) -> list[Expr]:
+    """The columns of composite ``r.part`` read as ``record``, each named ``part_field``."""
+    composite: Expr = literal_column(f"r.{part}")
+    return [field(composite, f.name).label(f"{part}_{f.name}") for f in fields(record)]
 
 
 def _read(row: Mapping[str, Any], part: str, record: Callable[..., R]) -> R | None:
@@ -41,10 +45,10 @@ def _read(row: Mapping[str, Any], part: str, record: Callable[..., R]) -> R | No
 
 def _statement(function: str, arguments: int, part: str, record: type[Any]) -> str:
     """The call of ``function`` with ``arguments`` parameters, its ``transfer`` and its record
-    ``part`` read column by column (built once at import, from names written here)."""
-    placeholders = ", ".join(f"${n}" for n in range(1, arguments + 1))
-    columns = f"{_columns('transfer', TransferRecord)}, {_columns(part, record)}"
-    return f"SELECT r.replayed, {columns} FROM {function}({placeholders}) r"  # noqa: S608
+    ``part`` read column by column (compiled once, at import)."""
+    call = getattr(func, function)(*(arg(n) for n in range(1, arguments + 1))).alias("r")
+    columns = [literal_column("r.replayed"), *_columns("transfer", TransferRecord)]
+    return compiled_sql(select(*columns, *_columns(part, record)).select_from(call))
 
 
 _GIFT = _statement("ledger_gift", 10, "gift", GiftRecord)
