@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import fields
-from typing import Any, TypeVar, cast
+from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from sqlalchemy import func, literal_column, select
 
@@ -28,6 +28,13 @@ from timebank.ledger.schemas import (
 __all__ = ["gift", "leave", "set_opening"]
 
 R = TypeVar("R")
+
+
+class Author(TypedDict, total=False):
+    """Who writes (a user; none for the service itself) and under which idempotency key."""
+
+    user_id: int | None
+    key: IdempotencyKey | None
 
 
 def _columns(part: str, record: type[Any]) -> list[Expr]:
@@ -56,6 +63,12 @@ _SET_OPENING = _statement("ledger_set_opening", 7, "opening", OpeningRecord)
 _LEAVE = _statement("ledger_leave", 7, "departure", DepartureRecord)
 
 
+def _request(timebank_id: int, by: Author, **values: Any) -> dict[str, Any]:
+    """A function's arguments in its order, named as fingerprinted: the timebank, ``values``,
+    then who writes."""
+    return {"timebank_id": timebank_id, **values, "user_id": by.get("user_id")}
+
+
 async def _write(
     conn: Connection,
     statement: str,
@@ -81,44 +94,34 @@ async def gift(
     minutes: int,
     *,
     note: str | None = None,
-    user_id: int | None = None,
-    key: IdempotencyKey | None = None,
+    **by: Unpack[Author],
 ) -> PotWrite[GiftRecord]:
     """A member's gift of ``minutes`` from their own account to another member or to the pot
     (``to_participant_id`` None), posted at once: refused past the giver's floor (or the
     receiver's ceiling), or to someone who left. From the pot (``from_participant_id`` None),
     it is a coordinator's grant to a member, ``note`` its reason (the pot has no limits)."""
-    request = {  # the function's arguments in its order, named as fingerprinted
-        "timebank_id": timebank_id,
-        "kind": "gift" if from_participant_id is not None else "grant",
-        "from_participant_id": from_participant_id,
-        "to_participant_id": to_participant_id,
-        "minutes": minutes,
-        "note": note,
-        "user_id": user_id,
-    }
-    return await _write(conn, _GIFT, "gift", request, key, "gift", GiftRecord)
+    request = _request(
+        timebank_id,
+        by,
+        kind="gift" if from_participant_id is not None else "grant",
+        from_participant_id=from_participant_id,
+        to_participant_id=to_participant_id,
+        minutes=minutes,
+        note=note,
+    )
+    return await _write(conn, _GIFT, "gift", request, by.get("key"), "gift", GiftRecord)
 
 
 async def set_opening(
-    conn: Connection,
-    timebank_id: int,
-    participant_id: int,
-    minutes: int,
-    *,
-    user_id: int | None = None,
-    key: IdempotencyKey | None = None,
+    conn: Connection, timebank_id: int, participant_id: int, minutes: int, **by: Unpack[Author]
 ) -> PotWrite[OpeningRecord]:
     """A participant's opening balance against the pot, once per account (either sign, the
     account's limits holding): the same value again changes nothing (``replayed``), another
     is refused (InvalidTransition)."""
-    request = {
-        "timebank_id": timebank_id,
-        "participant_id": participant_id,
-        "minutes": minutes,
-        "user_id": user_id,
-    }
-    return await _write(conn, _SET_OPENING, "set_opening", request, key, "opening", OpeningRecord)
+    request = _request(timebank_id, by, participant_id=participant_id, minutes=minutes)
+    return await _write(
+        conn, _SET_OPENING, "set_opening", request, by.get("key"), "opening", OpeningRecord
+    )
 
 
 async def leave(
@@ -127,16 +130,10 @@ async def leave(
     participant_id: int,
     *,
     balance_to: int | None = None,
-    user_id: int | None = None,
-    key: IdempotencyKey | None = None,
+    **by: Unpack[Author],
 ) -> PotWrite[DepartureRecord]:
     """A participant leaves: their whole balance to the pot or to the member ``balance_to``
     names (a debt always to the pot), and their account closed. Refused while anything is
     pending on it (InvalidTransition)."""
-    request = {
-        "timebank_id": timebank_id,
-        "participant_id": participant_id,
-        "balance_to": balance_to,
-        "user_id": user_id,
-    }
-    return await _write(conn, _LEAVE, "leave", request, key, "departure", DepartureRecord)
+    request = _request(timebank_id, by, participant_id=participant_id, balance_to=balance_to)
+    return await _write(conn, _LEAVE, "leave", request, by.get("key"), "departure", DepartureRecord)
