@@ -20,6 +20,7 @@ FUNCTIONS = (
     "ledger_leave",
     "ledger_records_append_only",
     "accounts_stay_closed",
+    "postings_check_leg",  # no leg on a closed account, whatever the net of a batch
 )
 
 

@@ -284,6 +284,23 @@ async def test_postgres_refuses_a_posting_on_a_closed_account(ledger, participan
     assert await ledger_state(raw, timebank.id) == before
 
 
+async def test_postgres_refuses_a_batch_whose_legs_cancel_out_on_a_closed_account(
+    ledger, participants, timebank, raw
+):
+    # Moved by its net (nothing), the account would stay empty: each leg is refused instead.
+    closed, open_ = await closed_account(ledger, participants, timebank)
+    before = await ledger_state(raw, timebank.id)
+    with refused(sqlstate=INVALID_STATE, match="is closed"):
+        await raw.fetch(
+            "SELECT * FROM ledger_post_batch($1, $2::bigint[], $3::bigint[], ARRAY[30, 30],"
+            " 'adjustment', NULL, NULL, NULL, NULL)",
+            timebank.id,
+            [open_, closed],
+            [closed, open_],
+        )
+    assert await ledger_state(raw, timebank.id) == before
+
+
 async def test_postgres_refuses_a_reservation_on_a_closed_account(
     ledger, participants, timebank, raw
 ):

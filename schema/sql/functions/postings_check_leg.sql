@@ -1,5 +1,6 @@
 -- I1 and I3 on postings: each leg names a transfer of its timebank and matches it, continues
 -- its account's chain of versions and balances, and agrees with the account row it moved.
+-- I9: no leg lands on a closed account, whatever the net of a batch.
 -- This trigger, not foreign keys, checks a posting's transfer and account.
 CREATE OR REPLACE FUNCTION postings_check_leg() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -7,6 +8,7 @@ DECLARE
     t transfers%ROWTYPE;
     acct_balance bigint;
     acct_version bigint;
+    acct_closed_at timestamptz;
     previous_balance bigint;
 BEGIN
     SELECT * INTO t FROM transfers WHERE id = NEW.transfer_id;
@@ -39,10 +41,15 @@ BEGIN
     END IF;
     -- The account has already moved (a batch moves it once, by its net amount, then writes a
     -- chain of postings): a posting may not run ahead of it, and the last one must match it.
-    SELECT balance, version INTO acct_balance, acct_version FROM accounts WHERE id = NEW.account_id;
+    SELECT balance, version, closed_at INTO acct_balance, acct_version, acct_closed_at
+      FROM accounts WHERE id = NEW.account_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'posting names account %, which does not exist', NEW.account_id
             USING ERRCODE = 'TBIN0';
+    END IF;
+    IF acct_closed_at IS NOT NULL THEN
+        RAISE EXCEPTION 'account % is closed: its participant has left', NEW.account_id
+            USING ERRCODE = 'TBST0';
     END IF;
     IF NEW.account_version > acct_version
        OR (NEW.account_version = acct_version AND NEW.balance_after <> acct_balance) THEN
