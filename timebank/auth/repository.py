@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 
 from timebank.db import tables
+from timebank.db.compose import Expr, arg, compiled_sql
 from timebank.db.statements import Connection, execute, fetch, fetch_one, fetch_value
-from timebank.db.tables import Expr, arg, compiled_sql
 
 # --- Users -----------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from timebank.db.tables import CompiledStatement
+from timebank.db.compose import CompiledStatement
 from timebank.reports import repository as report_sql
 
 

@@ -1,7 +1,7 @@
 """One statement on either connection a service holds: a SQLAlchemy ``AsyncConnection`` inside
 a caller's transaction, or the plain asyncpg connection under it on the hot paths. Parameters
 are written ``$1``, ``$2``… in the SQL (asyncpg's own style, sent as written), the service's one
-style: statements composed with SQLAlchemy Core are compiled to it too (``tables.compiled``).
+style: statements composed with SQLAlchemy Core are compiled to it too (``compose.compiled``).
 Rows come back as mappings by column name."""
 
 from __future__ import annotations

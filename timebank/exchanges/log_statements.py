@@ -28,8 +28,8 @@ from sqlalchemy.sql.selectable import CTE, FromClause, ScalarSelect
 
 from timebank.auth.repository import principal_in_timebank_query
 from timebank.db import tables
+from timebank.db.compose import Expr, arg, compiled_sql
 from timebank.db.statements import Connection, fetch, fetch_one
-from timebank.db.tables import Expr, arg, compiled_sql
 from timebank.exchanges.repository import (
     DECISION_MADE,
     EXCHANGE_RETURNED,

@@ -25,8 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.selectable import CTE, FromClause
 
 from timebank.db import tables
+from timebank.db.compose import Expr, arg, compiled_sql, unless_null
 from timebank.db.statements import Connection, fetch, fetch_one
-from timebank.db.tables import Expr, arg, compiled_sql, unless_null
 from timebank.exchanges.schemas import (
     Actor,
     DecisionRecord,

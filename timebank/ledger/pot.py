@@ -14,7 +14,7 @@ from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from sqlalchemy import func, literal_column, select
 
-from timebank.db.tables import Expr, arg, compiled_sql, field
+from timebank.db.compose import Expr, arg, compiled_sql, field
 from timebank.ledger.repository import Connection, call_keyed
 from timebank.ledger.schemas import (
     DepartureRecord,

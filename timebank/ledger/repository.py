@@ -24,8 +24,8 @@ from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.selectable import CTE, ScalarSelect
 
 from timebank.db import tables
+from timebank.db.compose import Expr, field
 from timebank.db.statements import Connection, fetch, fetch_one
-from timebank.db.tables import Expr, field
 from timebank.ledger.idempotency import KeyedRequest, key_arguments
 from timebank.ledger.schemas import (
     BatchResult,
@@ -227,7 +227,7 @@ async def set_limits(
 
 # Pieces for a statement of another package that writes to the ledger in its own round trip,
 # built on the tables with SQLAlchemy Core. Each takes the SQL expressions of its arguments
-# (``tables.arg(n)`` or columns), in the order of the function.
+# (``compose.arg(n)`` or columns), in the order of the function.
 
 
 _UNKEYED = (null(), null(), null())  # a piece's write is keyed by the statement around it

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import FromClause
 
 from timebank.db import tables
+from timebank.db.compose import arg, compiled_sql, unless_null
 from timebank.db.statements import execute, fetch, fetch_one
-from timebank.db.tables import arg, compiled_sql, unless_null
 from timebank.errors import NotFound
 from timebank.participants.schemas import (
     POLICY_FIELDS,

@@ -42,8 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from timebank.db import tables
+from timebank.db.compose import CompiledStatement, compiled
 from timebank.db.statements import fetch
-from timebank.db.tables import CompiledStatement, compiled
 from timebank.ledger.audit import Finding, audited_timebanks
 from timebank.reports.counting import (
     CHUNK,

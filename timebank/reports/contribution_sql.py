@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from timebank.db import tables
-from timebank.db.tables import compiled
+from timebank.db.compose import compiled
 from timebank.reports.counting import (
     AS_OF,
     CHUNK,

@@ -2,7 +2,7 @@
 statements and by their audit (see the package docstring for the definitions). The statements
 built from them are compiled once, at import.
 
-Parameters, by name (``tables.compiled`` numbers them ``$1``, ``$2``…): ``tb`` (the timebank),
+Parameters, by name (``compose.compiled`` numbers them ``$1``, ``$2``…): ``tb`` (the timebank),
 ``start`` and ``end`` (service dates), ``as_of`` (the moment counted), ``unit`` (week | month |
 quarter)."""
 

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
 from timebank.db import tables
+from timebank.db.compose import CompiledStatement, compiled
 from timebank.db.statements import stream
-from timebank.db.tables import CompiledStatement, compiled
 from timebank.reports.counting import AS_OF, END, START, TB, counted_as_of, exchanges, in_period
 from timebank.reports.repository import rows
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.db.compose import CompiledStatement
 from timebank.db.statements import execute, fetch, fetch_value
-from timebank.db.tables import CompiledStatement
 from timebank.reports.contribution_sql import FIRSTS, PEOPLE, PEOPLE_BY_DIMENSION, VOLUME
 from timebank.reports.ties_sql import TIES, TIES_BY_MONTHS
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from timebank.db import tables
-from timebank.db.tables import compiled
+from timebank.db.compose import compiled
 from timebank.reports.counting import (
     AS_OF,
     END,
