@@ -135,6 +135,24 @@ exchanges = Table(
     Column("updated_at", TIMESTAMPTZ, nullable=False),
     Column("approved_at", TIMESTAMPTZ),
     Column("reversed_at", TIMESTAMPTZ),
+    Column("group_id", BigInteger),
+)
+
+exchange_groups = Table(
+    "exchange_groups",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("timebank_id", BigInteger, nullable=False),
+    Column("host_id", BigInteger, nullable=False),
+    Column("host_side", Text, nullable=False),
+    Column("legs", Integer, nullable=False),
+    Column("minutes", BigInteger, nullable=False),
+    Column("service_date", Date, nullable=False),
+    Column("category_id", BigInteger, nullable=False),
+    Column("description", Text),
+    Column("logged_by_user_id", BigInteger),
+    Column("on_behalf", Boolean, nullable=False),
+    Column("created_at", TIMESTAMPTZ, nullable=False),
 )
 
 gifts = Table(
@@ -387,6 +405,7 @@ timebanks = Table(
     Column("review_organisation", Boolean, nullable=False),
     Column("review_first_exchange", Boolean, nullable=False),
     Column("participants_enrolled", Integer, nullable=False),
+    Column("balance_display", Text, nullable=False),
 )
 
 transfers = Table(
