@@ -48,6 +48,7 @@ from timebank.errors import (
     field_error,
 )
 from timebank.exchanges import controllers as exchanges_controllers
+from timebank.exchanges.controllers import LOGGED_FORMS
 from timebank.exchanges.service import Exchanges
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
@@ -95,12 +96,23 @@ def _timebank_error_handler(request: Request, exc: TimebankError) -> Response:
 
 def _validation_error_handler(request: Request, exc: ValidationException) -> Response:
     errors = [
-        field_error(str(e.get("key", "")), str(e.get("message", "")), str(e.get("source", "body")))
+        field_error(
+            _untagged(str(e.get("key", ""))),
+            str(e.get("message", "")),
+            str(e.get("source", "body")),
+        )
         for e in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(e, dict)
     ]
     error = ValidationFailed(exc.detail, errors=errors)
     return _problem_response(error, request)
+
+
+def _untagged(key: str) -> str:
+    """A field's key as the client sent it: without the name of the form a body took (a
+    logged exchange or a group session, ``LOGGED_FORMS``), which pydantic puts first."""
+    form, dot, rest = key.partition(".")
+    return rest if dot and form in LOGGED_FORMS else key
 
 
 def _unexpected_error_handler(request: Request, exc: Exception) -> Response:

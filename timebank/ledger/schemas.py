@@ -145,6 +145,29 @@ class PotWrite(Generic[R]):
 
 
 @dataclass(frozen=True)
+class LockedAccount:
+    """An account as a write of many legs reads it under lock: its figures, and whether it
+    is closed (its participant left)."""
+
+    account_id: int
+    balance: int
+    pending_in: int
+    pending_out: int
+    floor: int | None
+    ceiling: int | None
+    closed: bool
+
+    def crossed(self, minutes_in: int, minutes_out: int) -> str | None:
+        """Which limit ``minutes_in`` more held in and ``minutes_out`` more held out would
+        cross ('floor' or 'ceiling'), or None."""
+        if self.floor is not None and self.balance - self.pending_out - minutes_out < self.floor:
+            return "floor"
+        if self.ceiling is not None and self.balance + self.pending_in + minutes_in > self.ceiling:
+            return "ceiling"
+        return None
+
+
+@dataclass(frozen=True)
 class AccountBalance:
     account_id: int
     balance_minutes: int

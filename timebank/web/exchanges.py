@@ -14,7 +14,7 @@ from litestar.params import FromPath, QueryParameter
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import Conflict, IdempotencyMismatch, NotFound, ValidationFailed
 from timebank.exchanges import policy
-from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic
+from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, GroupSessionDetail
 from timebank.exchanges.service import Exchanges
 from timebank.exchanges.waiting import count_waiting
 from timebank.openapi import ExchangeId
@@ -186,6 +186,10 @@ async def _exchange(
 ) -> Response:
     access = page.access
     detail = await exchanges.get(access, exchange_id)
+    if isinstance(detail, GroupSessionDetail):
+        return await _session(
+            page, detail, logged=logged, done=done, error=error, status_code=status_code
+        )
     named = parties_of([detail]) | {decision.on_behalf_of for decision in detail.decisions}
     return await page.render(
         "exchange.html",
@@ -197,4 +201,30 @@ async def _exchange(
         done=done if done in policy.TRANSITIONS else None,
         error=error,
         open_decisions=policy.open_decisions(access, detail),
+    )
+
+
+async def _session(
+    page: TimebankPage,
+    session: GroupSessionDetail,
+    *,
+    logged: bool,
+    done: str | None,
+    error: str | None,
+    status_code: int,
+) -> Response:
+    """A group session: what was recorded, its legs as the caller may see them, and the
+    decisions open to them on it (``policy.open_group_decisions``)."""
+    access = page.access
+    named = {session.host_id} | {p for leg in session.legs for p in (leg.giver_id, leg.receiver_id)}
+    return await page.render(
+        "session.html",
+        status_code=status_code,
+        session=session,
+        names=await page.names_of(named),
+        categories=await category_names(page.participants, access),
+        logged=logged,
+        done=done if done in policy.TRANSITIONS else None,
+        error=error,
+        open_decisions=policy.open_group_decisions(access, policy.session_legs(session)),
     )

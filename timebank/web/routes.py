@@ -22,9 +22,10 @@ from timebank.web.exchanges import ExchangePages
 from timebank.web.render import TEMPLATE_FILTERS, error_page
 from timebank.web.report import ReportPages
 from timebank.web.security import SecurityHeaders, csrf_hook
+from timebank.web.sessions import SessionPages
 
 HERE = Path(__file__).parent
-PAGES = [AccountPages, ExchangePages, CoordinatorPages, ReportPages]
+PAGES = [AccountPages, ExchangePages, SessionPages, CoordinatorPages, ReportPages]
 
 
 def template_config() -> TemplateConfig:

@@ -1,8 +1,8 @@
 -- A group session's legs agree with it, checked at commit of every transaction that writes a
 -- session or one of its legs: as many legs as it says, their minutes summing to its minutes,
 -- each between the host (on the host's side) and one attendee, on the session's date and
--- category; and the legs move together: once one is approved, rejected, cancelled or
--- reversed, every leg is.
+-- category; and the legs move together: once one is approved (or reversed) every leg is, and
+-- once one is rejected or cancelled every leg is one or the other.
 CREATE OR REPLACE FUNCTION exchange_groups_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -12,8 +12,10 @@ DECLARE
     strays integer;
     settled text[];
 BEGIN
+    -- NEW is a session, or one of its legs (whose row type has group_id).
     SELECT * INTO g FROM exchange_groups
-     WHERE id = CASE TG_TABLE_NAME WHEN 'exchange_groups' THEN NEW.id ELSE NEW.group_id END;
+     WHERE id = (to_jsonb(NEW) ->> CASE TG_TABLE_NAME WHEN 'exchange_groups' THEN 'id'
+                                                      ELSE 'group_id' END)::bigint;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -36,8 +38,14 @@ BEGIN
         RAISE EXCEPTION 'group session %: every leg is between its host and one attendee, on its date and category', g.id
             USING ERRCODE = 'TBIN0';
     END IF;
-    IF cardinality(settled) > 1 OR (cardinality(settled) = 1 AND EXISTS (
-            SELECT FROM exchanges e WHERE e.group_id = g.id AND e.state <> settled[1])) THEN
+    -- Settled legs: all approved, all reversed, or all released (rejected, or cancelled
+    -- where nobody had confirmed them), never some settled and some still open.
+    IF settled IS NOT NULL AND NOT (
+            settled <@ ARRAY['rejected', 'cancelled']
+            OR cardinality(settled) = 1 AND settled[1] IN ('approved', 'reversed'))
+       OR EXISTS (SELECT FROM exchanges e
+                   WHERE e.group_id = g.id AND settled IS NOT NULL
+                     AND e.state IN ('logged', 'awaiting_approval', 'disputed')) THEN
         RAISE EXCEPTION 'group session %: its legs are decided together', g.id
             USING ERRCODE = 'TBIN0';
     END IF;
