@@ -61,6 +61,9 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     f"GET {T}/log": (MEMBER_OR_MANAGER, 200),
     f"POST {T}/log": (MEMBER_OR_MANAGER, 303),
     f"GET {T}/exchanges": (MEMBER_OR_MANAGER, 200),
+    # A member logs a session they ran; coordinators choose the host.
+    f"GET {T}/sessions/new": (MEMBER_OR_MANAGER, 200),
+    f"POST {T}/sessions/new": (MEMBER_OR_MANAGER, 303),
     f"GET {EX}": (MEMBER_OR_MANAGER, 200),
     # Checked with "confirm" (the counterparty only); the other decisions go through the
     # same service call as the API's, whose matrix checks each of them.
@@ -179,6 +182,25 @@ async def log_exchange(ctx: Ctx, role: str) -> PageCell:
     return PageCell(form=_log_form(role), snapshot=_exchange_count(ctx))
 
 
+async def log_session(ctx: Ctx, role: str) -> PageCell:
+    async def snapshot() -> int:
+        seen = await ctx.seen_by_admin(f"{ctx.base}/exchanges?limit=200")
+        return len([item for item in seen["items"] if item["group_id"] is not None])
+
+    world = ctx.world
+    form = {
+        "key": unique_slug("key"),
+        "side": "gives",
+        "attendee": [str(world.other_member.participant_id)],
+        "duration": "1",
+        "service_date": date.today().isoformat(),
+        "category": "gardening",
+    }
+    if role != "member":
+        form["host"] = str(world.member.participant_id)
+    return PageCell(form=form, snapshot=snapshot)
+
+
 async def read_exchange(ctx: Ctx, role: str) -> PageCell:
     return PageCell(params={"exchange_id": await ctx.exchange("logged")})
 
@@ -247,6 +269,8 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     f"GET {T}/log": nothing,
     f"POST {T}/log": log_exchange,
     f"GET {T}/exchanges": nothing,
+    f"GET {T}/sessions/new": nothing,
+    f"POST {T}/sessions/new": log_session,
     f"GET {EX}": read_exchange,
     f"POST {EX}/{{action}}": confirm,
     f"GET {T}/queue": nothing,
