@@ -54,7 +54,7 @@ KEY_OPERATION = "log_group_session"
 
 def check(access: TimebankAccess, data: GroupSessionCreate, key: str | None) -> None:
     """Refusals of a session that need no database beyond the caller's access."""
-    host, side = policy.host_of(data.legs)
+    host, side = policy.host_of(data.legs, data.host_id)
     policy.who_logs_group(access, host, side, _attendees(data, side))
     check_service_date(data.service_date, today=date.today())
     check_key(key)
@@ -71,7 +71,7 @@ async def log_group(
 ) -> GroupLogResult:
     """Log a session in the caller's transaction: every leg or none."""
     timebank_id = access.timebank_id
-    host, host_side = policy.host_of(data.legs)
+    host, host_side = policy.host_of(data.legs, data.host_id)
     attendees = _attendees(data, host_side)
     actor, on_behalf = policy.who_logs_group(access, host, host_side, attendees)
     author = key_author(access.principal.user_id)
@@ -418,12 +418,13 @@ async def _decide_group(
     reason: str | None,
 ) -> None:
     """Approve, reject, cancel or reverse every leg, or none (the first refusal ends it)."""
-    states = [leg.state for leg in legs]
-    policy.require_group_ready(action, states)
+    actors = [
+        policy.decider(access, leg, policy.group_leg_action(action, leg.state)) for leg in legs
+    ]
+    policy.require_group_ready(action, [leg.state for leg in legs])
     steps = []
-    for leg in legs:
+    for leg, actor in zip(legs, actors, strict=True):
         leg_action = policy.group_leg_action(action, leg.state)
-        actor = policy.decider(access, leg, leg_action)
         policy.require_from_state(leg_action, leg)
         steps.append((leg, leg_action, actor))
     if action in ("approve", "reverse"):

@@ -281,23 +281,35 @@ class LegLike(Protocol):
     def receiver_id(self) -> int: ...
 
 
-def host_of(legs: Sequence[LegLike]) -> tuple[int, Side]:
-    """The host of a session's legs and the host's side: the one participant on the same side
-    of every leg (the giver, for a single leg), each other participant on the other side of
-    one leg only. Anything else is not one session (422, naming the leg at fault)."""
+def host_of(legs: Sequence[LegLike], host_id: int | None = None) -> tuple[int, Side]:
+    """The host of a session's legs and the host's side: ``host_id`` if given, else the one
+    participant on the same side of every leg (the giver, for a single leg); each other
+    participant is on the other side of one leg only. Anything else is not one session (422,
+    naming the leg at fault)."""
     givers = {leg.giver_id for leg in legs}
     receivers = {leg.receiver_id for leg in legs}
     side: Side
-    if len(givers) == 1:
-        host, side, others = legs[0].giver_id, "giver", [leg.receiver_id for leg in legs]
+    if host_id is not None and givers == {host_id}:
+        host, side = host_id, "giver"
+    elif host_id is not None and receivers == {host_id}:
+        host, side = host_id, "receiver"
+    elif host_id is not None:
+        raise ValidationFailed(
+            "the host gives to every attendee or receives from each: they are the giver of"
+            " every leg, or the receiver of every leg",
+            errors=[field_error("host_id", "must be on the same side of every leg")],
+        )
+    elif len(givers) == 1:
+        host, side = legs[0].giver_id, "giver"
     elif len(receivers) == 1:
-        host, side, others = legs[0].receiver_id, "receiver", [leg.giver_id for leg in legs]
+        host, side = legs[0].receiver_id, "receiver"
     else:
         raise ValidationFailed(
             "a group session has one host who gives to every attendee or receives from each:"
             " every leg shares the same giver, or the same receiver",
             errors=[field_error("legs", "one giver for every leg, or one receiver")],
         )
+    others = [leg.receiver_id if side == "giver" else leg.giver_id for leg in legs]
     seen: set[int] = set()
     other_side = "receiver_id" if side == "giver" else "giver_id"
     for n, attendee in enumerate(others):

@@ -83,6 +83,13 @@ class GroupSessionCreate(BaseModel):
         max_length=MAX_LEGS,
         description=f"1 to {MAX_LEGS} legs, each between the host and one attendee",
     )
+    host_id: WholeNumber | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="the host, on the same side of every leg (default: the one participant"
+        " who is; the giver of a single leg)",
+    )
     service_date: CalendarDay = Field(
         description="the day the session was held, YYYY-MM-DD: from 2000-01-01, not in the future",
     )

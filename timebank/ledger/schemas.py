@@ -159,10 +159,20 @@ class LockedAccount:
 
     def crossed(self, minutes_in: int, minutes_out: int) -> str | None:
         """Which limit ``minutes_in`` more held in and ``minutes_out`` more held out would
-        cross ('floor' or 'ceiling'), or None."""
-        if self.floor is not None and self.balance - self.pending_out - minutes_out < self.floor:
+        cross ('floor' or 'ceiling'), or None. Only the way it moves counts: an account a
+        reversal left outside its limits may still move back towards them."""
+        floor, ceiling = self.floor, self.ceiling
+        if (
+            minutes_out
+            and floor is not None
+            and self.balance - self.pending_out - minutes_out < floor
+        ):
             return "floor"
-        if self.ceiling is not None and self.balance + self.pending_in + minutes_in > self.ceiling:
+        if (
+            minutes_in
+            and ceiling is not None
+            and self.balance + self.pending_in + minutes_in > ceiling
+        ):
             return "ceiling"
         return None
 

@@ -109,6 +109,7 @@ def _read(form: SessionForm, host: int | None) -> GroupSessionCreate | None:
         return GroupSessionCreate.model_validate(
             {
                 "legs": legs,
+                "host_id": host,
                 "service_date": form.service_date,
                 "category": form.category,
                 "description": form.description.strip(),
