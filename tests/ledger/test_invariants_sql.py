@@ -1639,3 +1639,21 @@ async def test_session_cannot_take_the_id_of_an_exchange(raw, participants, time
             )
             await new_leg(raw, timebank.id, host, ben, 30, exchange_id)
     assert await session_state(raw, timebank.id) == before
+
+
+async def test_exchange_cannot_take_the_id_of_a_session(raw, participants, timebank):
+    host, (ann, _, _) = await session_people(participants, timebank)
+    group_id, _ = await logged_session(raw, timebank.id, host, [ann], [30])
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT, match="the id of a group session"):
+        await raw.execute(
+            "INSERT INTO exchanges (id, timebank_id, giver_id, receiver_id, minutes,"
+            " service_date, category_id, logged_for) OVERRIDING SYSTEM VALUE"
+            " SELECT $2, $1, $3, $4, 30, current_date, min(id), 'giver'"
+            " FROM categories WHERE timebank_id = $1",
+            timebank.id,
+            group_id,
+            host.id,
+            ann.id,
+        )
+    assert await session_state(raw, timebank.id) == before
