@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import unique_slug
 from timebank.db.engine import sqlalchemy_url
+from timebank.db.transactions import run_in_raw_statements
 from timebank.errors import (
     IdempotencyMismatch,
     InvalidTransition,
@@ -46,7 +47,7 @@ from timebank.errors import (
     TimebankError,
     ValidationFailed,
 )
-from timebank.ledger import IdempotencyKey, Ledger
+from timebank.ledger import IdempotencyKey, Ledger, repository
 from timebank.ledger.audit import audit
 from timebank.ledger.schemas import (
     PendingRecord,
@@ -186,7 +187,18 @@ class Leave:
     balance_to: int | None = None  # None: the pot
 
 
-Request = Post | Reserve | PostPending | VoidPending | Reverse | Gift | SetOpening | Leave
+@dataclass(frozen=True)
+class SetLimits:
+    """A coordinator's change of one member account's floor and ceiling (no key)."""
+
+    account: int
+    floor: int
+    ceiling: int
+
+
+Request = (
+    Post | Reserve | PostPending | VoidPending | Reverse | Gift | SetOpening | Leave | SetLimits
+)
 Key = tuple[str, str]
 
 
@@ -321,8 +333,20 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    @initialize(floor=st.integers(-400, -30), ceiling=st.integers(30, 480))
-    def open_a_timebank(self, floor: int, ceiling: int) -> None:
+    @initialize(
+        floor=st.integers(-400, -30),
+        ceiling=st.integers(30, 480),
+        limits=st.lists(
+            st.one_of(st.none(), st.tuples(st.integers(-400, 0), st.integers(0, 480))),
+            min_size=MEMBERS,
+            max_size=MEMBERS,
+        ),
+    )
+    def open_a_timebank(
+        self, floor: int, ceiling: int, limits: list[tuple[int, int] | None]
+    ) -> None:
+        """A timebank with limits drawn for the example, and some members given limits of
+        their own (a floor or ceiling of zero included)."""
         self.floor, self.ceiling = floor, ceiling
 
         async def create() -> tuple[TimebankRecord, list[tuple[int, int]]]:
@@ -349,6 +373,9 @@ class LedgerMachine(RuleBasedStateMachine):
         for account_id, participant_id in members:
             self.accounts[account_id] = Account(account_id, floor, ceiling)
             self.participant_of[account_id] = participant_id
+        for (account_id, _), own in zip(members, limits, strict=True):
+            if own is not None:
+                assert self.submit(SetLimits(account_id, *own), None) == NEW
 
     # -- the model's predictions ---------------------------------------------------------------
 
@@ -433,6 +460,15 @@ class LedgerMachine(RuleBasedStateMachine):
                 if minutes < 0:
                     return self.moving(account_id, self.slots[0], -minutes)
                 return None
+            case SetLimits(account_id, floor, ceiling):
+                if floor > 0 or ceiling < 0:
+                    return ValidationFailed
+                account = self.accounts[account_id]
+                if account.balance - account.pending_out < floor:
+                    return LimitExceeded  # the new limits must hold the account
+                if account.balance + account.pending_in > ceiling:
+                    return LimitExceeded
+                return None
             case Leave(account_id, balance_to):
                 if balance_to == account_id:
                     return ValidationFailed
@@ -482,6 +518,19 @@ class LedgerMachine(RuleBasedStateMachine):
                 return await ledger.set_opening(
                     tb, self.participant_of[account_id], minutes, key=ik
                 )
+            case SetLimits(account_id, floor, ceiling):
+                return await run_in_raw_statements(
+                    self.rt.engine,
+                    lambda conn: repository.set_limits(
+                        conn,
+                        timebank_id=tb,
+                        account_id=account_id,
+                        floor=floor,
+                        ceiling=ceiling,
+                        user_id=None,  # type: ignore[arg-type]
+                        reason="drawn by the machine",
+                    ),
+                )
             case Leave(account_id, balance_to):
                 return await ledger.leave(
                     tb,
@@ -524,7 +573,9 @@ class LedgerMachine(RuleBasedStateMachine):
             if key is not None:
                 self.keys[key] = (request, result)
         else:
-            assert not result.replayed, f"{request!r} was new but came back replayed"
+            assert isinstance(request, SetLimits) or not result.replayed, (
+                f"{request!r} was new but came back replayed"
+            )
             record = self.apply(request, result)
             for account in self.accounts.values():
                 account.settle(reversal=isinstance(request, Reverse))
@@ -560,6 +611,16 @@ class LedgerMachine(RuleBasedStateMachine):
     ) -> TransferRecord | PendingRecord | PotWrite[Any]:
         fund = self.slots[0]
         match request:
+            case SetLimits(account_id, floor, ceiling):
+                change: Any = result
+                assert (change["floor_after"], change["ceiling_after"]) == (floor, ceiling)
+                account = self.accounts[account_id]
+                assert (change["floor_before"], change["ceiling_before"]) == (
+                    account.floor,
+                    account.ceiling,
+                )
+                account.floor, account.ceiling = floor, ceiling
+                return change
             case Gift(frm, to, minutes, note):
                 assert isinstance(result, PotWrite) and result.transfer is not None
                 kind = "gift" if frm is not None else "grant"
@@ -868,6 +929,23 @@ class LedgerMachine(RuleBasedStateMachine):
                     Reverse(1, "x"),
                 ][change]
         assert self.submit(different, key) is IdempotencyMismatch
+
+    @rule(
+        member=st.integers(1, MEMBERS),
+        floor=st.integers(-450, 30),
+        ceiling=st.integers(-30, 500),
+        snug=st.booleans(),
+    )
+    def change_limits(self, member: int, floor: int, ceiling: int, snug: bool) -> None:
+        """New limits for a member: refused unless they hold the balance and what is pending;
+        ``snug`` draws them exactly at what the account holds (accepted)."""
+        account = self.accounts[self.slots[member]]
+        if snug:
+            floor = min(account.balance - account.pending_out, 0)
+            ceiling = max(account.balance + account.pending_in, 0)
+        outcome = self.submit(SetLimits(account.id, floor, ceiling), None)
+        if snug:
+            assert outcome == NEW
 
     # -- the pot: gifts, grants, opening balances, leaving -------------------------------------
 
