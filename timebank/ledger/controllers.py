@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from timebank.deps import AccessDep
+from timebank.ledger.pot_schemas import GivenReceivedPublic
 from timebank.ledger.reader import LedgerReader
 from timebank.ledger.schemas import (
     AuditPublic,
@@ -34,10 +35,13 @@ class LedgerController(Controller):
     )
     async def balance(
         self, access: AccessDep, ledger_reader: LedgerReaderDep, participant_id: ParticipantId
-    ) -> BalancePublic:
+    ) -> BalancePublic | GivenReceivedPublic:
         """A participant's balance: posted, pending in and out, limits, available to spend.
 
-        Members see their own; coordinators and admins anyone's in the timebank."""
+        Members see their own; coordinators and admins anyone's in the timebank. Where the
+        timebank shows members their balance as hours given and received
+        (``balance_display``), a member sees those (``display: given_received``) and no net
+        figure."""
         return await ledger_reader.balance(access, participant_id)
 
     @get(

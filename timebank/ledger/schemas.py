@@ -187,6 +187,7 @@ class StatementPage:
 class BalancePublic(BaseModel):
     participant_id: int
     account_id: int
+    display: Literal["balance"] = "balance"
     balance_minutes: int
     pending_in_minutes: int
     pending_out_minutes: int
