@@ -49,9 +49,8 @@ from timebank.errors import (
 )
 from timebank.exchanges import controllers as exchanges_controllers
 from timebank.exchanges.service import Exchanges
-from timebank.ledger import Ledger
+from timebank.ledger import Ledger, pot_controllers
 from timebank.ledger import controllers as ledger_controllers
-from timebank.ledger import pot_controllers
 from timebank.ledger.pot_desk import PotDesk
 from timebank.ledger.reader import LedgerReader
 from timebank.openapi import PROBLEM_JSON, docs_router, problem_body

@@ -39,8 +39,12 @@ async def gift(client, world, by, body, key=None):
 
 async def test_a_member_gives_an_hour_to_another_and_both_balances_show_it(client, world):
     ada, bea = world.member, world.other_member
-    body = {"from_id": ada.participant_id, "to_id": bea.participant_id, "minutes": 60,
-            "note": "for the move"}  # fmt: skip
+    body = {
+        "from_id": ada.participant_id,
+        "to_id": bea.participant_id,
+        "minutes": 60,
+        "note": "for the move",
+    }
     answer = await gift(client, world, ada, body)
     assert answer.status_code == 201, answer.text
     given = answer.json()
@@ -178,8 +182,11 @@ async def test_odd_gifts_are_refused_with_a_clear_problem(client, world, change)
 
 async def test_a_gift_to_someone_of_another_timebank_is_not_found(client, world):
     ada = world.member
-    body = {"from_id": ada.participant_id, "to_id": world.stranger_member.participant_id,
-            "minutes": 30}  # fmt: skip
+    body = {
+        "from_id": ada.participant_id,
+        "to_id": world.stranger_member.participant_id,
+        "minutes": 30,
+    }
     answer = await gift(client, world, ada, body)
     assert answer.status_code == 404, answer.text
     assert await balance_of(client, world, ada) == 0
@@ -199,8 +206,12 @@ async def test_a_member_leaves_giving_their_balance_to_another_and_nothing_reach
     client, world
 ):
     ada, bea = world.member, world.other_member
-    await gift(client, world, world.coordinator,
-               {"from_id": None, "to_id": ada.participant_id, "minutes": 45, "note": "start"})  # fmt: skip
+    await gift(
+        client,
+        world,
+        world.coordinator,
+        {"from_id": None, "to_id": ada.participant_id, "minutes": 45, "note": "start"},
+    )
     left = await leave(client, world, ada, ada, {"balance_to": bea.participant_id}, key="bye")
     assert left.status_code == 201, left.text
     departure = left.json()
@@ -212,8 +223,11 @@ async def test_a_member_leaves_giving_their_balance_to_another_and_nothing_reach
     assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
     # Nothing is given to them or from them again.
     to_them = await gift(
-        client, world, bea, {"from_id": bea.participant_id, "to_id": ada.participant_id,
-                             "minutes": 5})  # fmt: skip
+        client,
+        world,
+        bea,
+        {"from_id": bea.participant_id, "to_id": ada.participant_id, "minutes": 5},
+    )
     assert to_them.status_code == 409, to_them.text
     twice = await leave(client, world, world.coordinator, ada, {"balance_to": None})
     assert twice.status_code == 409, twice.text
@@ -222,8 +236,12 @@ async def test_a_member_leaves_giving_their_balance_to_another_and_nothing_reach
 
 async def test_a_coordinator_records_a_member_leaving_their_debt_to_the_pot(client, world):
     ada, bea = world.member, world.other_member
-    await gift(client, world, ada, {"from_id": ada.participant_id, "to_id": bea.participant_id,
-                                    "minutes": 20})  # fmt: skip
+    await gift(
+        client,
+        world,
+        ada,
+        {"from_id": ada.participant_id, "to_id": bea.participant_id, "minutes": 20},
+    )
     left = await leave(client, world, world.coordinator, ada, {"balance_to": None})
     assert left.status_code == 201, left.text
     assert left.json()["balance_minutes"] == -20 and left.json()["balance_to"] is None
@@ -238,8 +256,9 @@ async def test_only_the_participant_or_a_coordinator_records_a_leaving(client, w
     answer = await leave(client, world, world.stranger_coordinator, ada, {"balance_to": None})
     assert answer.status_code == 404
     assert await balance_of(client, world, ada) == 0
-    still = await gift(client, world, ada, {"from_id": ada.participant_id, "to_id": None,
-                                            "minutes": 1})  # fmt: skip
+    still = await gift(
+        client, world, ada, {"from_id": ada.participant_id, "to_id": None, "minutes": 1}
+    )
     assert still.status_code == 201  # their account is still open
 
 

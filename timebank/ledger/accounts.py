@@ -59,6 +59,14 @@ _GIVEN_RECEIVED = (
     " WHERE p.account_id = $1 AND p.timebank_id = $2 AND t.kind = 'exchange'"
     "   AND NOT EXISTS (SELECT FROM transfers r WHERE r.reverses_transfer_id = t.id)"
 )
+# Whether a participant's account has an opening balance and whether they have left.
+_STANDING = (
+    "SELECT a.id AS account_id, o.minutes AS opening_minutes, d.left_at,"
+    " d.balance_to_participant_id AS left_balance_to, d.balance_minutes AS left_with_minutes"
+    " FROM accounts a LEFT JOIN opening_balances o ON o.account_id = a.id"
+    " LEFT JOIN departures d ON d.account_id = a.id"
+    " WHERE a.participant_id = $1 AND a.timebank_id = $2"
+)
 _BALANCE_DISPLAY = "SELECT balance_display FROM timebanks WHERE id = $1"
 
 
@@ -127,3 +135,12 @@ async def balance_display(conn: Connection, timebank_id: int) -> str:
     """How the timebank shows a member their own balance: "balance" or "given_received"."""
     row = await fetch_one(conn, _BALANCE_DISPLAY, timebank_id)
     return str(row["balance_display"]) if row is not None else "balance"
+
+
+async def standing(conn: Connection, timebank_id: int, participant_id: int) -> Mapping[str, Any]:
+    """A participant's account: its opening balance (None if never set) and, once they have
+    left, when, with what balance and to whom (None: the pot)."""
+    row = await fetch_one(conn, _STANDING, participant_id, timebank_id)
+    if row is None:
+        raise NotFound(f"participant {participant_id} not found in this timebank")
+    return row

@@ -21,6 +21,7 @@ from timebank.ledger.pot_schemas import (
     OpeningBalanceUpdate,
     PotMovementPublic,
     PotPublic,
+    StandingPublic,
 )
 from timebank.ledger.schemas import DepartureRecord, GiftRecord, IdempotencyKey, OpeningRecord
 from timebank.ledger.service import Ledger
@@ -137,6 +138,13 @@ class PotDesk:
             key=key_of(access, key),
         )
         return _opening_public(participant_id, written.record), written.replayed
+
+    async def standing(self, access: TimebankAccess, participant_id: int) -> StandingPublic:
+        """A participant's opening balance and leaving, if any (coordinators)."""
+        require_manager(access, "see a participant's opening balance and leaving")
+        async with raw_connection(self._engine) as conn:
+            row = await accounts.standing(conn, access.timebank_id, participant_id)
+        return StandingPublic(participant_id=participant_id, **row)
 
     async def pot(
         self, access: TimebankAccess, *, before_version: int | None = None, limit: int = 50

@@ -140,3 +140,15 @@ class GivenReceivedPublic(BaseModel):
     received_minutes: int = Field(description="minutes of exchanges they received")
     pending_in_minutes: int
     pending_out_minutes: int
+
+
+class StandingPublic(BaseModel):
+    """Where a participant's account stands beside its balance: its opening balance (null if
+    never set), and whether and how they left."""
+
+    participant_id: int
+    account_id: int
+    opening_minutes: int | None
+    left_at: datetime | None
+    left_balance_to: int | None = Field(description="null: the pot (or not left)")
+    left_with_minutes: int | None
