@@ -49,7 +49,7 @@ from timebank.errors import (
 )
 from timebank.exchanges import controllers as exchanges_controllers
 from timebank.exchanges.service import Exchanges
-from timebank.ledger import Ledger, pot_controllers
+from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
 from timebank.ledger.pot_desk import PotDesk
 from timebank.ledger.reader import LedgerReader
@@ -71,7 +71,6 @@ API_ROUTES = [
     *participants_controllers.ROUTES,
     *exchanges_controllers.ROUTES,
     *ledger_controllers.ROUTES,
-    *pot_controllers.ROUTES,
     *reports_controllers.ROUTES,
 ]
 

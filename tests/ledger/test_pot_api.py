@@ -385,6 +385,11 @@ async def test_a_member_sees_given_and_received_hours_and_no_net_figure_where_ch
     assert seen["display"] == "given_received"
     assert (seen["given_minutes"], seen["received_minutes"]) == (90, 30)  # the gift is no exchange
     assert "balance_minutes" not in seen and "available_minutes" not in seen
+    statement = f"{base(world)}/participants/{ada.participant_id}/statement"
+    lines = (await client.get(statement, headers=ada.headers)).json()["lines"]
+    assert lines and all(line["balance_after"] is None for line in lines)
+    seen_by_coordinator = await client.get(statement, headers=world.coordinator.headers)
+    assert seen_by_coordinator.json()["lines"][0]["balance_after"] == 55
     # Coordinators always see the balance.
     assert (await client.get(own, headers=world.coordinator.headers)).json()[
         "balance_minutes"

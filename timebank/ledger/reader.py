@@ -119,12 +119,20 @@ class LedgerReader:
         """Postings newest first, each with the running balance after it."""
         account_id = await self._account(access, participant_id)
         page = await self._ledger.statement(access.timebank_id, account_id, **ask)
+        lines = [StatementLinePublic.model_validate(asdict(line)) for line in page.lines]
+        if not access.can_manage and await self._shows_given_received(access):
+            lines = [line.model_copy(update={"balance_after": None}) for line in lines]
         return StatementPublic(
             participant_id=participant_id,
             account_id=account_id,
-            lines=[StatementLinePublic.model_validate(asdict(line)) for line in page.lines],
+            lines=lines,
             next_before_version=page.next_before_version,
         )
+
+    async def _shows_given_received(self, access: TimebankAccess) -> bool:
+        """Whether the timebank shows members hours given and received, not a balance."""
+        async with raw_connection(self._engine) as conn:
+            return await accounts.balance_display(conn, access.timebank_id) == "given_received"
 
     async def verify(self, access: TimebankAccess) -> AuditPublic:
         """The ledger audit of this timebank (coordinators and admins)."""

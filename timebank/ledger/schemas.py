@@ -252,7 +252,10 @@ class StatementLinePublic(BaseModel):
     transfer_id: int
     kind: str
     minutes: int
-    balance_after: int = Field(description="the running balance after this line")
+    balance_after: int | None = Field(
+        description="the running balance after this line (null for a member whose timebank"
+        " shows hours given and received instead of a balance)"
+    )
     counterparty_account_id: int
     memo: str | None
     created_at: datetime
