@@ -338,3 +338,15 @@ async def test_a_member_opens_neither_the_pot_nor_a_participants_page(client, wo
     assert (await client.get(here)).status_code == 403
     refused = await submit(client, f"{here}/leave", {"leave_to": "pot"})
     assert refused.status_code == 403
+
+
+async def test_a_coordinator_is_told_beside_the_name_that_they_cannot_grant_to_themselves(
+    client, world: World
+):
+    assert world.staff is not None
+    await sign_in(client, world.staff)
+    fields = {"mode": "grant", "who": "Sam", "duration": "1", "note": "for me"}
+    refused = await submit(client, f"/t/{world.timebank.slug}/give", fields)
+    assert refused.status_code == 403
+    assert 'id="who-error"' in refused.text and "your own account" in text_of(refused.text)
+    assert await _balance(client, world, world.staff) == 0

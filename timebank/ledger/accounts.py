@@ -68,6 +68,10 @@ _STANDING = (
     " WHERE a.participant_id = $1 AND a.timebank_id = $2"
 )
 _BALANCE_DISPLAY = "SELECT balance_display FROM timebanks WHERE id = $1"
+_ACCOUNT_AND_DISPLAY = (
+    "SELECT a.id, t.balance_display FROM accounts a JOIN timebanks t ON t.id = a.timebank_id"
+    " WHERE a.participant_id = $1 AND a.timebank_id = $2"
+)
 
 
 async def get_balance(conn: Connection, timebank_id: int, account_id: int) -> AccountBalance:
@@ -144,3 +148,13 @@ async def standing(conn: Connection, timebank_id: int, participant_id: int) -> M
     if row is None:
         raise NotFound(f"participant {participant_id} not found in this timebank")
     return row
+
+
+async def account_and_display(
+    conn: Connection, timebank_id: int, participant_id: int
+) -> tuple[int, str]:
+    """``account_of`` and the timebank's ``balance_display``, in one round trip."""
+    row = await fetch_one(conn, _ACCOUNT_AND_DISPLAY, participant_id, timebank_id)
+    if row is None:
+        raise NotFound(f"participant {participant_id} not found in this timebank")
+    return int(row["id"]), str(row["balance_display"])

@@ -60,22 +60,22 @@ class LedgerReader:
         self._require_reader(access, participant_id)
         # The reads on one pooled connection: a request that waits for a connection waits once.
         async with raw_connection(self._engine) as conn:
-            account_id = await accounts.account_of(conn, access.timebank_id, participant_id)
+            account_id, display = await accounts.account_and_display(
+                conn, access.timebank_id, participant_id
+            )
             balance = await accounts.get_balance(conn, access.timebank_id, account_id)
-            if not access.can_manage:
-                display = await accounts.balance_display(conn, access.timebank_id)
-                if display == "given_received":
-                    given, received = await accounts.given_received(
-                        conn, access.timebank_id, account_id
-                    )
-                    return GivenReceivedPublic(
-                        participant_id=participant_id,
-                        account_id=account_id,
-                        given_minutes=given,
-                        received_minutes=received,
-                        pending_in_minutes=balance.pending_in_minutes,
-                        pending_out_minutes=balance.pending_out_minutes,
-                    )
+            if not access.can_manage and display == "given_received":
+                given, received = await accounts.given_received(
+                    conn, access.timebank_id, account_id
+                )
+                return GivenReceivedPublic(
+                    participant_id=participant_id,
+                    account_id=account_id,
+                    given_minutes=given,
+                    received_minutes=received,
+                    pending_in_minutes=balance.pending_in_minutes,
+                    pending_out_minutes=balance.pending_out_minutes,
+                )
         floor = balance.floor_minutes or 0
         return BalancePublic(
             participant_id=participant_id,

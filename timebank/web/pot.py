@@ -264,8 +264,11 @@ class PotPages(Controller):
         if data is not None:
             try:
                 await pot_desk.gift(access, data, form.key)
+            except Forbidden as error:  # e.g. a coordinator granting to their own account
+                form.errors["who"] = sentence(error.detail)
+                status = error.status_code
             except TimebankError as error:
-                if error.status_code in (401, 403):
+                if error.status_code == 401:
                     raise
                 _explain(error, form.errors, {"to_id": "who", "note": "note"})
                 form.key = str(uuid.uuid4())  # what was sent was refused: a fresh try
