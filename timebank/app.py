@@ -52,6 +52,7 @@ from timebank.exchanges.controllers import LOGGED_FORMS
 from timebank.exchanges.service import Exchanges
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
+from timebank.ledger.pot_desk import PotDesk
 from timebank.ledger.reader import LedgerReader
 from timebank.openapi import PROBLEM_JSON, docs_router, problem_body
 from timebank.ops import metrics
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.auth = AuthService(engine, settings)
         app.state.exchanges = Exchanges(engine, max_retries=settings.ledger_max_retries)
         app.state.ledger_reader = LedgerReader(engine, app.state.ledger)
+        app.state.pot_desk = PotDesk(engine, app.state.ledger)
         app.state.reports = Reports(engine, settings)
         applier = asyncio.create_task(keep_applying(engine), name="report aggregates")
         # What is built by now lives as long as the process: frozen, the garbage collector no
@@ -205,6 +207,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             "credentials": Provide(provide_credentials),
             "exchanges": once_let_in("exchanges"),
             "ledger_reader": once_let_in("ledger_reader"),
+            "pot_desk": once_let_in("pot_desk"),
             "reports": once_let_in("reports"),
         },
         exception_handlers={

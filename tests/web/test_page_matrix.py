@@ -33,6 +33,8 @@ from tests.test_authorization_matrix import (
     SIGNED_IN,
     Ctx,
     fresh_password_reset,
+    newcomer,
+    pot_balance,
 )
 from tests.web.pages import as_person, csrf_token, page_routes
 from timebank.app import create_app
@@ -74,6 +76,15 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     f"GET {T}/participants/new": (MANAGERS, 200),
     f"POST {T}/participants/new": (MANAGERS, 201),
     f"GET {T}/report": (MANAGERS | {"funder"}, 200),
+    # Giving hours: from one's own account (members, staff with a participant); coordinators
+    # and admins without one grant from the pot there. The pot and a participant's page (their
+    # opening balance and leaving): coordinators and admins.
+    f"GET {T}/give": (MEMBER_OR_MANAGER, 200),
+    f"POST {T}/give": (MEMBER_OR_MANAGER, 303),
+    f"GET {T}/pot": (MANAGERS, 200),
+    f"GET {T}/participants/{{participant_id}}": (MANAGERS, 200),
+    f"POST {T}/participants/{{participant_id}}/opening-balance": (MANAGERS, 303),
+    f"POST {T}/participants/{{participant_id}}/leave": (MANAGERS, 303),
 }
 
 
@@ -254,6 +265,77 @@ async def add_participant(ctx: Ctx, role: str) -> PageCell:
     )
 
 
+def _balances(ctx: Ctx, *people: Any) -> Callable[[], Awaitable[list[int]]]:
+    async def snapshot() -> list[int]:
+        seen = []
+        for person in people:
+            path = f"{ctx.base}/participants/{person.participant_id}/balance"
+            seen.append((await ctx.seen_by_admin(path))["balance_minutes"])
+        return seen
+
+    return snapshot
+
+
+async def give(ctx: Ctx, role: str) -> PageCell:
+    # With a participant of one's own: a gift to Bea; a coordinator or admin without one
+    # grants to Ada from the pot.
+    w = ctx.world
+    person = ctx.person(role)
+    form = {"key": unique_slug("key"), "to": "person", "who": "Bea", "duration": "0:05"}
+    if person is None or person.participant_id is None:
+        form = {**form, "mode": "grant", "who": "Ada", "note": "page matrix"}
+    snapshot = _balances(ctx, w.member, w.other_member)
+
+    async def check(response: Response) -> str | None:
+        changed = await snapshot()
+        return None if changed != [0, 0] else "no balance moved"
+
+    return PageCell(form=form, snapshot=snapshot, check=check)
+
+
+async def participant_page(ctx: Ctx, role: str) -> PageCell:
+    return PageCell(params={"participant_id": ctx.world.member.participant_id})
+
+
+async def opening_page(ctx: Ctx, role: str) -> PageCell:
+    target = await newcomer(ctx)
+    snapshot = _balances(ctx, target)
+
+    async def check(response: Response) -> str | None:
+        return None if await snapshot() == [45] else "the opening balance is not set"
+
+    return PageCell(
+        params={"participant_id": target.participant_id},
+        form={"opening_sign": "credit", "opening": "0:45"},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+async def leave_page(ctx: Ctx, role: str) -> PageCell:
+    target = await newcomer(ctx)
+    await ctx.ok(
+        "PUT",
+        f"{ctx.base}/participants/{target.participant_id}/opening-balance",
+        ctx.world.admin,
+        {"minutes": 30},
+    )
+
+    async def snapshot() -> int:
+        return await pot_balance(ctx)
+
+    async def check(response: Response) -> str | None:
+        left_with = await _balances(ctx, target)()
+        return None if left_with == [0] else f"they still hold {left_with}"
+
+    return PageCell(
+        params={"participant_id": target.participant_id},
+        form={"leave_to": "pot"},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
 SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     "GET /static/{file_path}": static_file,
     "GET /sign-in": nothing,
@@ -279,6 +361,12 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     f"GET {T}/participants/new": nothing,
     f"POST {T}/participants/new": add_participant,
     f"GET {T}/report": nothing,
+    f"GET {T}/give": nothing,
+    f"POST {T}/give": give,
+    f"GET {T}/pot": nothing,
+    f"GET {T}/participants/{{participant_id}}": participant_page,
+    f"POST {T}/participants/{{participant_id}}/opening-balance": opening_page,
+    f"POST {T}/participants/{{participant_id}}/leave": leave_page,
 }
 
 

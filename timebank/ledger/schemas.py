@@ -220,6 +220,7 @@ class StatementPage:
 class BalancePublic(BaseModel):
     participant_id: int
     account_id: int
+    display: Literal["balance"] = "balance"
     balance_minutes: int
     pending_in_minutes: int
     pending_out_minutes: int
@@ -284,7 +285,10 @@ class StatementLinePublic(BaseModel):
     transfer_id: int
     kind: str
     minutes: int
-    balance_after: int = Field(description="the running balance after this line")
+    balance_after: int | None = Field(
+        description="the running balance after this line (null for a member whose timebank"
+        " shows hours given and received instead of a balance)"
+    )
     counterparty_account_id: int
     memo: str | None
     created_at: datetime

@@ -54,13 +54,19 @@ class ExchangePages(Controller):
     path = "/t/{slug:str}"
 
     @get("/")
-    async def home(self, page: PageDep, ledger_reader: LedgerReaderDep) -> Response:
-        """Home: my balance, what waits for me, and the big "log hours" button."""
+    async def home(
+        self,
+        page: PageDep,
+        ledger_reader: LedgerReaderDep,
+        given: Annotated[bool, QueryParameter()] = False,
+    ) -> Response:
+        """Home: my balance (or the hours I gave and received, as the timebank chooses), what
+        waits for me, and the big "log hours" button."""
         access = page.access
         me = access.party_id
         balance = await ledger_reader.balance(access, me) if me is not None else None
         waiting = await count_waiting(page.engine, access)
-        return await page.render("home.html", balance=balance, waiting=waiting)
+        return await page.render("home.html", balance=balance, waiting=waiting, given=given)
 
     @get("/log")
     async def log_form_page(
