@@ -157,9 +157,8 @@ class Exchanges:
     async def _state_seen_by(
         self, access: TimebankAccess, exchange_id: int
     ) -> ExchangeState | None:
-        async with self._engine.connect() as conn:
-            exchange = await repository.get_exchange(conn, access.timebank_id, exchange_id)
+        """The state of the exchange (or session) as the caller sees it; None if they do not."""
         try:
-            return policy.require_visible(access, exchange).state
+            return (await self.get(access, exchange_id)).state
         except NotFound:
             return None
