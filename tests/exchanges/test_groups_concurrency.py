@@ -157,8 +157,9 @@ def _really_at_their_limit(refused: Sent, out: Outcomes) -> bool:
     holds the locks until it commits, so on one account the acknowledged sessions follow one
     another in the order of their ids; the refused request saw a prefix of that order, one
     holding every session answered before it was sent and none sent after it was answered.
-    Whether posted or reserved, a session moves the floor's measure (balance less what is
-    held out) and the ceiling's (balance plus what is held in) alike."""
+    The floor is measured on the balance less what is held out, the ceiling on the balance
+    plus what is held in: a session moves both towards the limit whether posted or reserved,
+    and away from it only once posted."""
     assert refused.refusal is not None
     participant = refused.refusal.extra["participant_id"]
     limit = refused.refusal.extra["limit"]
@@ -180,8 +181,11 @@ def _really_at_their_limit(refused: Sent, out: Outcomes) -> bool:
                 return True
         if j < len(touching):
             moved_in, moved_out = _held(touching[j].data)
-            change = moved_in[participant] if limit == "ceiling" else -moved_out[participant]
-            measure += change
+            posted = touching[j].state == "approved"
+            if limit == "floor":
+                measure += (moved_in[participant] if posted else 0) - moved_out[participant]
+            else:
+                measure += moved_in[participant] - (moved_out[participant] if posted else 0)
     return False
 
 
