@@ -186,6 +186,8 @@ async def test_rejecting_a_session_releases_every_leg(
     rejected = await api.decided(world.coordinator, logged["id"], "reject")
     assert rejected["state"] == "rejected"
     assert sorted(leg["state"] for leg in rejected["legs"]) == ["cancelled", "rejected"]
+    # Released together: the audit agrees with PostgreSQL that these legs were decided as one.
+    assert (await api.verify())["ok"] is True
     assert all(b == (0, 0, 0) for b in (await balances(engine, [host, ada, bea])).values())
 
 

@@ -390,6 +390,20 @@ async def test_a_member_sees_given_and_received_hours_and_no_net_figure_where_ch
     assert lines and all(line["balance_after"] is None for line in lines)
     seen_by_coordinator = await client.get(statement, headers=world.coordinator.headers)
     assert seen_by_coordinator.json()["lines"][0]["balance_after"] == 55
+    # Nor does their own record, nor a gift refused at the floor, tell them the net figure.
+    record = f"{base(world)}/participants/{ada.participant_id}"
+    assert (await client.get(record, headers=ada.headers)).json()["balance_minutes"] is None
+    assert (await client.get(record, headers=world.coordinator.headers)).json()[
+        "balance_minutes"
+    ] == 55
+    too_much = await gift(
+        client, world, ada, {"from_id": ada.participant_id, "to_id": None, "minutes": 6000}
+    )
+    assert too_much.status_code == 409
+    problem = too_much.json()
+    assert problem["limit"] == "floor"
+    assert "available_minutes" not in problem and "floor_minutes" not in problem
+    assert not any(ch.isdigit() for ch in problem["detail"]), problem["detail"]
     # Coordinators always see the balance.
     assert (await client.get(own, headers=world.coordinator.headers)).json()[
         "balance_minutes"
@@ -402,3 +416,23 @@ async def test_a_member_sees_given_and_received_hours_and_no_net_figure_where_ch
         base(world), json={"balance_display": "balance"}, headers=ada.headers
     )
     assert by_member.status_code == 403
+
+
+async def test_a_coordinator_recording_someone_s_leaving_cannot_take_their_balance(
+    client, world
+):
+    ada, staff = world.member, world.staff
+    assert staff is not None and staff.participant_id is not None
+    granted = await gift(
+        client,
+        world,
+        world.coordinator,
+        {"from_id": None, "to_id": ada.participant_id, "minutes": 60, "note": "settling in"},
+    )
+    assert granted.status_code == 201, granted.text
+    # Staff coordinates and holds an account: the leaver's hour does not go to them.
+    taken = await leave(client, world, staff, ada, {"balance_to": staff.participant_id})
+    assert taken.status_code == 403, taken.text
+    assert await balance_of(client, world, ada) == 60
+    to_pot = await leave(client, world, staff, ada, {"balance_to": None})
+    assert to_pot.status_code == 201, to_pot.text

@@ -154,3 +154,30 @@ async def test_the_queue_shows_a_session_as_one_and_approves_it_whole(
     )
     assert f"No. {session_id}: approved" in text_of(decided.text)
     assert "Nothing waiting" in text_of(decided.text)
+
+
+async def test_a_leg_s_page_points_to_its_session_and_offers_no_decision_on_it_alone(
+    client: AsyncTestClient, world: World, engine: AsyncEngine
+) -> None:
+    walkers = await _people(engine, world, 2)
+    logged = await client.post(
+        f"/api/v1/timebanks/{world.timebank.slug}/exchanges",
+        json={
+            "legs": [
+                {"giver_id": world.member.participant_id, "receiver_id": w, "minutes": 30}
+                for w in walkers
+            ],
+            "service_date": YESTERDAY,
+            "category": "gardening",
+        },
+        headers=world.coordinator.headers,
+    )
+    assert logged.status_code == 201, logged.text
+    session = logged.json()
+    as_person(client, world.admin)
+    leg = await client.get(f"/t/{world.timebank.slug}/exchanges/{session['legs'][0]['id']}")
+    words = text_of(leg.text)
+    assert f"group session no. {session['id']}" in words
+    assert "Approve" not in words and "Reject" not in words and "Cancel it" not in words
+    whole = await client.get(f"/t/{world.timebank.slug}/exchanges/{session['id']}")
+    assert "Approve the session" in text_of(whole.text)

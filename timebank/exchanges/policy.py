@@ -63,6 +63,8 @@ class Decidable(Protocol):
     def on_behalf(self) -> bool: ...
     @property
     def state(self) -> ExchangeState: ...
+    @property
+    def group_id(self) -> int | None: ...
 
 
 def counterparty_of(exchange: Decidable) -> int:
@@ -172,6 +174,8 @@ def open_decisions(access: TimebankAccess, exchange: Decidable) -> frozenset[str
     for action, transition in TRANSITIONS.items():
         if exchange.state not in transition.from_states:
             continue
+        if exchange.group_id is not None and action not in COUNTERPARTY_DECISIONS:
+            continue  # a leg of a session: its session is decided as one
         try:
             require_may_attempt(access, action)
             decider(access, exchange, action)
@@ -395,6 +399,7 @@ class SessionLeg:
     logged_by_user_id: int | None
     on_behalf: bool
     state: ExchangeState
+    group_id: int | None = None
 
 
 def session_legs(session: GroupSessionDetail) -> list[SessionLeg]:

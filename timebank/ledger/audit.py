@@ -200,7 +200,8 @@ _CHECKS: dict[str, str] = {
     """,
     # A group session's legs agree with it: as many as it says, their minutes summing to its
     # minutes, each with its host on the host's side on its date and category, and decided
-    # together (once one is approved, rejected, cancelled or reversed, every one is).
+    # together (all approved, all reversed, or all released: rejected, or cancelled where
+    # nobody had confirmed them; none settled while another is still open).
     "group-sessions": """
         SELECT g.timebank_id, 'group session ' || g.id AS subject,
                format('says %s legs of %s minutes with participant %s as %s; has %s legs of %s'
@@ -215,8 +216,10 @@ _CHECKS: dict[str, str] = {
                                                               ELSE e.receiver_id END <> g.host_id
                                           OR e.service_date <> g.service_date
                                           OR e.category_id <> g.category_id) AS strays,
-                      count(DISTINCT e.state) FILTER (WHERE e.state IN
-                          ('approved', 'rejected', 'cancelled', 'reversed')) AS decided,
+                      count(DISTINCT CASE WHEN e.state IN ('rejected', 'cancelled')
+                                          THEN 'released' ELSE e.state END)
+                          FILTER (WHERE e.state IN
+                              ('approved', 'rejected', 'cancelled', 'reversed')) AS decided,
                       count(*) FILTER (WHERE e.state NOT IN
                           ('approved', 'rejected', 'cancelled', 'reversed')) AS undecided,
                       string_agg(DISTINCT e.state, ', ') AS states

@@ -85,7 +85,15 @@ class PotDesk:
         async with raw_connection(self._engine) as conn:
             account_id = await accounts.account_of(conn, access.timebank_id, data.from_id)
             giver = await accounts.get_balance(conn, access.timebank_id, account_id)
+            display = await accounts.balance_display(conn, access.timebank_id)
         available = giver.available_minutes
+        if display == "given_received" and not access.can_manage:
+            # What still fits, with the floor, would give away the net figure the timebank
+            # does not show its members.
+            return LimitExceeded(
+                "this is more than your account allows just now (pending exchanges count)",
+                limit="floor" if available is not None and data.minutes > available else "ceiling",
+            )
         if available is not None and data.minutes > available:
             floor = giver.floor_minutes or 0
             return LimitExceeded(
@@ -109,6 +117,12 @@ class PotDesk:
         pending on it."""
         if not access.can_manage and (access.party_id is None or access.party_id != participant_id):
             raise Forbidden("a participant records their own leaving, or a coordinator does")
+        mine = access.participant_id
+        if mine is not None and mine != participant_id and data.balance_to == mine:
+            # As with grants and limits: nobody moves minutes to themselves on another's behalf.
+            raise Forbidden(
+                "someone else's balance does not go to you when you record their leaving"
+            )
         written = await self._ledger.leave(
             access.timebank_id,
             participant_id,

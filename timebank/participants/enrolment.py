@@ -207,7 +207,15 @@ class Enrolment(Timebanks):
         )
         if not access.can_manage and access.member_participant_id != participant_id:
             raise Forbidden("members can see their own details only")
-        return ParticipantPublic(**row)
+        shown = ParticipantPublic(**row)
+        if not access.can_manage:
+            timebank = await in_transaction(
+                self._engine, repository.get_timebank_by_id, access.timebank_id
+            )
+            if timebank.policy.balance_display == "given_received":
+                # The timebank shows its members no net figure (DESIGN.md §2).
+                shown = shown.model_copy(update={"balance_minutes": None})
+        return shown
 
 
 async def _enrol(

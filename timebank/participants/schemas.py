@@ -212,7 +212,10 @@ class ParticipantPublic(ParticipantDirectoryEntry):
     )
     signed_up: bool = Field(description="someone has accepted their invitation")
     roles: list[Role]
-    balance_minutes: int
+    balance_minutes: int | None = Field(
+        description="null for a member seeing themselves in a timebank that shows members"
+        " the hours they gave and received, not a net balance"
+    )
     pending_in_minutes: int
     pending_out_minutes: int
     floor_minutes: int
