@@ -58,7 +58,20 @@ METRICS = (
     "two_way_tie_share",
     "first_exchanges",
     "median_days_to_first_exchange",
+    "gifted_minutes",
+    "gifted_hours",
+    "gifted_to_pot_minutes",
+    "gifted_to_pot_hours",
+    "granted_minutes",
+    "granted_hours",
+    "sessions",
+    "session_attendances",
+    "session_minutes",
+    "session_hours",
 )
+
+# The people each of the figures of gifts, grants and sessions rests on (counted, not shown).
+RESTS_ON = ("gift_givers", "gift_recipients", "pot_givers", "grant_recipients", "session_people")
 
 
 class Metrics(BaseModel):
@@ -80,7 +93,24 @@ class Metrics(BaseModel):
     two_way_tie_share: float | None
     first_exchanges: int | None
     median_days_to_first_exchange: float | None
+    gifted_minutes: int | None = Field(description="gifted from members to members")
+    gifted_hours: float | None
+    gifted_to_pot_minutes: int | None = Field(description="gifted from members to the pot")
+    gifted_to_pot_hours: float | None
+    granted_minutes: int | None = Field(description="granted from the pot to members")
+    granted_hours: float | None
+    sessions: int | None = Field(description="group sessions held (their legs counting)")
+    session_attendances: int | None = Field(description="legs of those sessions")
+    session_minutes: int | None = Field(description="minutes in those legs (part of minutes)")
+    session_hours: float | None
     suppressed: list[str] = Field(default_factory=list)
+    # What the figures of gifts, grants and sessions rest on (RESTS_ON): used to suppress
+    # them, never shown.
+    gift_givers: int = Field(default=0, exclude=True)
+    gift_recipients: int = Field(default=0, exclude=True)
+    pot_givers: int = Field(default=0, exclude=True)
+    grant_recipients: int = Field(default=0, exclude=True)
+    session_people: int = Field(default=0, exclude=True)
 
 
 class Bucket(Metrics):
