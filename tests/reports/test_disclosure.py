@@ -48,6 +48,15 @@ from timebank.reports.schemas import (
 )
 
 K = 5
+# The sums of gifts, grants and group sessions a funder sees by period and month.
+KIND_SUMS = (
+    "gifted_minutes",
+    "gifted_to_pot_minutes",
+    "granted_minutes",
+    "sessions",
+    "session_attendances",
+    "session_minutes",
+)
 PUBLISH_AFTER = timedelta(days=7)  # the default of TIMEBANK_REPORT_PUBLISH_AFTER_DAYS
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +138,7 @@ def read_reports(reports: Iterable[Mapping[str, Any]]) -> Knowledge:
         period = (report["period"]["start"], report["period"]["end"])
         by_period[period] = report
         totals, series = report["totals"], report["series"]
-        for figure in ("minutes", "exchanges", "first_exchanges", "new"):
+        for figure in ("minutes", "exchanges", "first_exchanges", "new", *KIND_SUMS):
             known.see((figure, period), totals[figure])
             months = []
             for bucket in series:
@@ -572,9 +581,45 @@ def timebanks(draw: st.DrawFn) -> dict[str, Any]:
             max_size=60,
         )
     )
+    # Gifts: (giver, recipient step or None for the pot, month, minutes); a giver None is a
+    # grant from the pot.
+    gifts = draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.none(), st.integers(0, count - 1)),
+                st.one_of(st.none(), st.integers(1, count - 1)),
+                st.integers(0, 11),
+                st.integers(1, 8).map(lambda n: 15 * n),
+            ),
+            max_size=40,
+        )
+    )
+    # Group sessions: (host, attendees as steps from the host, month, category, minutes).
+    sessions = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, count - 1),
+                st.sets(st.integers(1, count - 1), min_size=1, max_size=6),
+                st.integers(0, 11),
+                st.sampled_from(("gardening", "lifts", "meals")),
+                st.integers(1, 4).map(lambda n: 30 * n),
+            ),
+            max_size=12,
+        )
+    )
     return {
         "people": people,
         "exchanges": [(g, (g + step) % count, m, c, mins) for g, step, m, c, mins in exchanges],
+        "gifts": [
+            (g, None if g is None or step is None else (g + step) % count, m, mins)
+            if g is not None
+            else (None, (step or 1) % count, m, mins)
+            for g, step, m, mins in gifts
+        ],
+        "sessions": [
+            (host, sorted((host + step) % count for step in steps), m, c, mins)
+            for host, steps, m, c, mins in sessions
+        ],
         "k": draw(st.integers(2, 5)),
         "through": draw(st.integers(2, 11)),  # the last published month of the year
     }
@@ -591,7 +636,14 @@ def _month(n: int) -> date:
 def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int]], date]:
     """Full-view reports of every published period of YEAR, and the enrolment by month, from
     a random timebank (joined on the first of a month; exchanges on the first of theirs)."""
-    people, exchanges = bank["people"], bank["exchanges"]
+    people, gifts, sessions = bank["people"], bank.get("gifts", []), bank.get("sessions", [])
+    # Each leg of a session is an exchange between its host and one attendee.
+    legs = [
+        (host, attendee, month, category, minutes, n)
+        for n, (host, attendees, month, category, minutes) in enumerate(sessions)
+        for attendee in attendees
+    ]
+    exchanges = [*bank["exchanges"], *(leg[:5] for leg in legs)]
     through = last_day(("month", _month(bank["through"])))
     firsts: dict[int, date] = {}
     for giver, receiver, month, _, _ in sorted(exchanges, key=lambda e: e[2]):
@@ -621,6 +673,35 @@ def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int
             "two_way_tie_share": 0.0,
             "first_exchanges": first_ones,
             "median_days_to_first_exchange": 0.0 if first_ones else None,
+            **kinds(first, last),
+        }
+
+    def kinds(first: date, last: date) -> dict[str, Any]:
+        made = [g for g in gifts if first <= _month(g[2]) <= last]
+        to_member = [g for g in made if g[0] is not None and g[1] is not None]
+        to_pot = [g for g in made if g[0] is not None and g[1] is None]
+        granted = [g for g in made if g[0] is None]
+        held = [leg for leg in legs if first <= _month(leg[2]) <= last]
+        figures: dict[str, Any] = {}
+        for name, chosen in (
+            ("gifted", to_member),
+            ("gifted_to_pot", to_pot),
+            ("granted", granted),
+        ):
+            minutes = sum(g[3] for g in chosen)
+            figures |= {f"{name}_minutes": minutes, f"{name}_hours": round(minutes / 60, 2)}
+        session_minutes = sum(leg[4] for leg in held)
+        return {
+            **figures,
+            "sessions": len({leg[5] for leg in held}),
+            "session_attendances": len(held),
+            "session_minutes": session_minutes,
+            "session_hours": round(session_minutes / 60, 2),
+            "gift_givers": len({g[0] for g in to_member}),
+            "gift_recipients": len({g[1] for g in to_member}),
+            "pot_givers": len({g[0] for g in to_pot}),
+            "grant_recipients": len({g[1] for g in granted}),
+            "session_people": len({who for leg in held for who in leg[:2]}),
         }
 
     def rows(first: date, last: date, key) -> list[dict[str, Any]]:
@@ -680,6 +761,12 @@ def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(timebanks())
 def test_no_withheld_cell_can_be_recomputed_from_a_publication(bank):
+    check_publication(bank)
+
+
+def check_publication(bank: dict[str, Any]) -> None:
+    """Nothing withheld of one publication of ``bank`` can be worked out, and every cell shown
+    rests on k people."""
     full, enrolled, through = model_reports(bank)
     k = bank["k"]
     withheld = protect_release(full, enrolled, through, k).withheld
@@ -705,12 +792,66 @@ def test_no_withheld_cell_can_be_recomputed_from_a_publication(bank):
     for report in published:  # and the primary rule holds
         for row in (*report["categories"], *report["flows"]):
             assert row["minutes"] is None or row["people"] >= k
+    for key, report in full.items():  # for gifts, grants and sessions too
+        shown = funder_report(key, report, withheld, k)
+        for row, seen in ((report.totals, shown.totals), *zip(report.series, shown.series)):
+            if seen.gifted_minutes is not None:
+                assert min(row.gift_givers, row.gift_recipients) >= k
+            if seen.gifted_to_pot_minutes is not None:
+                assert row.pot_givers >= k
+            if seen.granted_minutes is not None:
+                assert row.grant_recipients >= k
+            if seen.sessions is not None or seen.session_minutes is not None:
+                assert row.session_people >= k
+
+
+def test_a_small_month_of_sessions_or_gifts_is_not_the_quarter_less_the_others():
+    """January and March: big group sessions, gifts and grants among many; February: one
+    session of two people, one gift, one grant. February's figures rest on fewer than k and
+    are withheld, and so is something else in each relation, so the quarter less January and
+    March does not give them away."""
+    people = [("member", 0)] * 10
+    many = list(range(1, 9))
+    gifts = [
+        *[(giver, 1, month, 60) for giver in range(6) for month in (0, 2)],  # to 6 recipients
+        *[(giver, None, month, 30) for giver in range(6) for month in (0, 2)],
+        *[(None, recipient, month, 45) for recipient in range(1, 7) for month in (0, 2)],
+        (0, 1, 1, 15),
+        (0, None, 1, 15),
+        (None, 2, 1, 15),
+    ]
+    bank = {
+        "people": people,
+        "exchanges": [],
+        "gifts": [
+            (g, None if step is None else (g + step) % 10, m, mins)
+            if g is not None
+            else (None, step, m, mins)
+            for g, step, m, mins in gifts
+        ],
+        "sessions": [
+            (0, many, 0, "meals", 60),
+            (1, [2], 1, "meals", 30),
+            (0, many, 2, "meals", 90),
+        ],
+        "k": 3,
+        "through": 3,
+    }
+    full, enrolled, through = model_reports(bank)
+    withheld = protect_release(full, enrolled, through, bank["k"]).withheld
+    february = ("month", _month(1))
+    for figure in ("gifted", "gifted_to_pot", "granted", "sessions"):
+        assert (figure, february) in withheld
+        assert (figure, ("quarter", _month(0))) in withheld or any(
+            (figure, ("month", _month(n))) in withheld for n in (0, 2)
+        )
+    check_publication(bank)
 
 
 def _enrolment_only(month: date, figures: dict[str, int | None]) -> dict[str, Any]:
     """An earlier year's month as far as enrolment goes (its other figures left out)."""
     end = last_day(("month", month)).isoformat()
-    blank = {name: 0 for name in ("minutes", "exchanges", "first_exchanges")}
+    blank = {name: 0 for name in ("minutes", "exchanges", "first_exchanges", *KIND_SUMS)}
     bucket = {"start": month.isoformat(), "end": end, **blank, **figures}
     return {
         "period": {"start": month.isoformat(), "end": end},
