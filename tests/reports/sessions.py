@@ -58,7 +58,10 @@ async def _approve(conn: Connection, timebank_id: int, session_id: int) -> None:
     posted = await ledger.post_batch(
         conn,
         timebank_id,
-        [TransferRequest(leg["receiver_account"], leg["giver_account"], leg["minutes"]) for leg in legs],
+        [
+            TransferRequest(leg["receiver_account"], leg["giver_account"], leg["minutes"])
+            for leg in legs
+        ],
     )
     for leg, transfer in zip(legs, posted.transfers, strict=True):
         await execute(conn, _APPROVE_LEG, leg["id"], transfer.id)
@@ -93,6 +96,8 @@ async def log_session(
             service_date,
             category,
         )
+        if not rows:
+            raise LookupError(f"no category {category!r} in timebank {timebank_id}")
         session_id, category_id = rows[0]["id"], rows[0]["category_id"]
         legs = await fetch(
             conn,

@@ -26,8 +26,10 @@ from sqlalchemy import text
 
 from tests.exchanges.conftest import set_policy
 from tests.people import make_person
+from tests.reports.sessions import log_session
 from tests.web.pages import as_person
 from timebank.reports.csv_export import literal
+from timebank.reports.queue import catch_up
 from timebank.reports.release import (
     Release,
     funder_report,
@@ -1304,3 +1306,128 @@ def test_a_quarter_sum_is_judged_by_the_people_of_its_months_as_published():
     cell = ("category", quarter, "lifts")
     assert cell in protect_release(frozen, enrolled, through, 5, people=fewest).withheld
     assert cell not in protect_release(frozen, enrolled, through, 5).withheld  # the check sees it
+
+
+async def test_sessions_and_gifts_reach_the_funder_protected_and_recorded(
+    client, engine, raw, ledger, history
+):
+    """Through the database and HTTP: in the published quarter, big group sessions and gifts
+    in months one and three, and in month two one session of two people, one gift, one grant
+    and one gift to the pot. A funder sees months one and three; month two is withheld, and
+    the quarter less the others does not give it away; the publication records the new cells;
+    the full view counts them all; the CSV has their columns."""
+    world, months, release = history
+    members = [
+        row["id"]
+        for row in await raw.fetch(
+            "SELECT id FROM participants WHERE timebank_id = $1 AND kind = 'member' ORDER BY id",
+            world.timebank.id,
+        )
+    ]
+    assert len(members) >= 7
+    for month, attendees in ((months[0], members[1:7]), (months[1], members[1:2])):
+        await log_session(
+            engine,
+            world.timebank.id,
+            host_id=members[0],
+            attendees=attendees,
+            minutes=[60] * len(attendees),
+            service_date=month + timedelta(days=20),
+            category="cooking",
+        )
+    await log_session(
+        engine,
+        world.timebank.id,
+        host_id=members[6],
+        attendees=members[:6],
+        minutes=[30] * 6,
+        service_date=months[2] + timedelta(days=20),
+        category="cooking",
+        host_side="receiver",
+    )
+    made: list[tuple[int, date]] = []
+    for month, givers in ((months[0], range(6)), (months[1], range(1)), (months[2], range(6))):
+        for n in givers:
+            for to in (members[(n + 1) % 7], None):
+                gift = await ledger.gift(world.timebank.id, members[n], to, 20 + n)
+                made.append((gift.record.id, month))
+            grant = await ledger.gift(
+                world.timebank.id, None, members[n], 25, user_id=world.coordinator.user_id
+            )
+            made.append((grant.record.id, month))
+    await backdate(raw, world.timebank.id, datetime.combine(months[0], datetime.min.time(), UTC))
+    async with raw.transaction():  # gifts are stamped with the clock: made in their months
+        await raw.execute("SET LOCAL session_replication_role = replica")
+        for gift_id, month in made:
+            await raw.execute(
+                "UPDATE gifts SET created_at = $2 WHERE id = $1",
+                gift_id,
+                datetime.combine(month + timedelta(days=5), datetime.min.time(), UTC),
+            )
+    await catch_up(engine)
+
+    quarter = await funder_get(client, world, months[0], quarter_end(months))
+    assert quarter.status_code == 200, quarter.text
+    report = quarter.json()
+    first, second, third = report["series"]
+    for name in ("sessions", "session_minutes", "gifted_minutes", "granted_minutes"):
+        assert second[name] is None and name in second["suppressed"]
+    for name in ("gift_givers", "session_people"):  # what cells rest on is never shown
+        assert name not in report["totals"] and name not in second
+    answered = [report]
+    for month in months:
+        single = await funder_get(client, world, month, last_day(("month", month)))
+        assert single.status_code == 200
+        answered.append(single.json())
+    full = [
+        (
+            await client.get(
+                contribution(
+                    world,
+                    r["period"]["start"],
+                    r["period"]["end"],
+                    as_of=r["as_of"].replace("+", "%2B"),
+                ),
+                headers=world.coordinator.headers,
+            )
+        ).json()
+        for r in answered
+    ]
+    whole = full[0]
+    assert [b["sessions"] for b in whole["series"]] == [1, 1, 1]
+    assert [b["session_attendances"] for b in whole["series"]] == [6, 1, 6]
+    assert [b["session_minutes"] for b in whole["series"]] == [360, 60, 180]
+    assert [b["gifted_minutes"] for b in whole["series"]] == [135, 20, 135]
+    assert [b["gifted_to_pot_minutes"] for b in whole["series"]] == [135, 20, 135]
+    assert [b["granted_minutes"] for b in whole["series"]] == [150, 25, 150]
+    assert (whole["totals"]["minutes"], whole["totals"]["exchanges"]) == (
+        sum(b["minutes"] for b in whole["series"]),
+        sum(b["exchanges"] for b in whole["series"]),
+    )
+    for name in ("sessions", "session_minutes", "gifted_minutes", "granted_minutes"):
+        # Month two alone withheld would be the quarter less the others: one more is.
+        cells = [report["totals"][name], first[name], third[name]]
+        assert None in cells, (name, cells)
+        for shown, truth in zip(
+            cells, [whole["totals"][name], *(whole["series"][n][name] for n in (0, 2))], strict=True
+        ):
+            assert shown is None or shown == truth
+    known = read_reports(answered)
+    assert {("sessions", (months[1].isoformat(), last_day(("month", months[1])).isoformat()))} <= (
+        known.unknown()
+    )
+    assert recovered(known, truth_of(full)) == {}
+    recorded = {
+        row["figure"]
+        for row in await raw.fetch(
+            "SELECT DISTINCT figure FROM published_cells WHERE timebank_id = $1",
+            world.timebank.id,
+        )
+    }
+    assert {"gifted", "gifted_to_pot", "granted", "sessions"} <= recorded
+    # The same quarter asked again shows the same, and the CSV carries the new columns.
+    assert (await funder_get(client, world, months[0], quarter_end(months))).json() == report
+    as_csv = await funder_get(client, world, months[0], quarter_end(months), format="csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert rows[0]["section"] == "totals" and "session_minutes" in rows[0]
+    assert [row["sessions"] for row in rows if row["section"] == "series"][1] == "suppressed"

@@ -416,9 +416,7 @@ def expected_kinds(snap: Snapshot, first: date, last: date) -> dict[str, Any]:
     figures["gift_recipients"] = len({g.recipient for g in gifts if g.kind == "member"})
     figures["pot_givers"] = len({g.giver for g in gifts if g.kind == "pot"})
     figures["grant_recipients"] = len({g.recipient for g in gifts if g.kind == "grant"})
-    legs = [
-        e for e in snap.counted() if e.group is not None and first <= e.service_date <= last
-    ]
+    legs = [e for e in snap.counted() if e.group is not None and first <= e.service_date <= last]
     minutes = sum(e.minutes for e in legs)
     figures |= {
         "sessions": len({e.group for e in legs}),
@@ -895,9 +893,7 @@ class Example:
             assert set(enrolled) == {p.id for p in snap.people}
             gifts = (
                 await conn.execute(
-                    text(
-                        "SELECT count(*) FROM gifts WHERE timebank_id = :id AND created_at <= :t"
-                    ),
+                    text("SELECT count(*) FROM gifts WHERE timebank_id = :id AND created_at <= :t"),
                     {"id": self.timebank.id, "t": moment},
                 )
             ).scalar_one()

@@ -317,9 +317,7 @@ def _gifts() -> Select[Any]:
         made.c.bucket,
         func.coalesce(func.sum(made.c.minutes).filter(to_member), 0).label("gifted_minutes"),
         func.count(distinct(made.c.from_participant_id)).filter(to_member).label("gift_givers"),
-        func.count(distinct(made.c.to_participant_id)).filter(to_member).label(
-            "gift_recipients"
-        ),
+        func.count(distinct(made.c.to_participant_id)).filter(to_member).label("gift_recipients"),
         func.coalesce(func.sum(made.c.minutes).filter(to_pot), 0).label("gifted_to_pot_minutes"),
         func.count(distinct(made.c.from_participant_id)).filter(to_pot).label("pot_givers"),
         func.coalesce(func.sum(made.c.minutes).filter(grant), 0).label("granted_minutes"),

@@ -156,9 +156,7 @@ def fewest_people(
             fewest[("volume", key)] = max((m.totals.active or 0 for m in months), default=0)
         for figure, names, _ in KIND_CELLS:
             if any(getattr(base.totals, n) != getattr(summed.totals, n) for n in names):
-                fewest[(figure, key)] = max(
-                    (rests_on(m.totals, figure) for m in months), default=0
-                )
+                fewest[(figure, key)] = max((rests_on(m.totals, figure) for m in months), default=0)
         for name, rows, label in (
             ("category", lambda r: r.categories, lambda row: row.category),
             ("flow", lambda r: r.flows, lambda row: f"{row.giver_kind}>{row.receiver_kind}"),
