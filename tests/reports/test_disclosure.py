@@ -796,7 +796,10 @@ def check_publication(bank: dict[str, Any]) -> None:
             assert row["minutes"] is None or row["people"] >= k
     for key, report in full.items():  # for gifts, grants and sessions too
         shown = funder_report(key, report, withheld, k)
-        for row, seen in ((report.totals, shown.totals), *zip(report.series, shown.series)):
+        for row, seen in (
+            (report.totals, shown.totals),
+            *zip(report.series, shown.series, strict=True),
+        ):
             if seen.gifted_minutes is not None:
                 assert min(row.gift_givers, row.gift_recipients) >= k
             if seen.gifted_to_pot_minutes is not None:
@@ -1313,10 +1316,10 @@ async def test_sessions_and_gifts_reach_the_funder_protected_and_recorded(
 ):
     """Through the database and HTTP: in the published quarter, big group sessions and gifts
     in months one and three, and in month two one session of two people, one gift, one grant
-    and one gift to the pot. A funder sees months one and three; month two is withheld, and
-    the quarter less the others does not give it away; the publication records the new cells;
+    and one gift to the pot. Month two is withheld, and so is another cell of each relation,
+    so the quarter less the others does not give it away; the publication records the new cells;
     the full view counts them all; the CSV has their columns."""
-    world, months, release = history
+    world, months, _ = history
     members = [
         row["id"]
         for row in await raw.fetch(

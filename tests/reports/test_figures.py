@@ -10,7 +10,8 @@ the history and the model is snapshotted there. The reports as of T, and as of n
 what the definitions in ``timebank/reports/__init__.py`` give over the snapshot, field by
 field; group sessions (their legs exchanges like any other), gifts between members and to the
 pot, grants from the pot and opening balances are mixed in, and only the legs may move a
-reciprocity figure; asked again with the same T after everything else has happened they must be identical.
+reciprocity figure; asked again with the same T after everything else has happened they
+must be identical.
 The funder view must carry no ids or names, and its primary suppression withhold exactly the
 cells the model says (complementary suppression: test_disclosure.py).
 

@@ -86,9 +86,10 @@ Funder view
     each as first published: a late joiner (a past joining day) counts as new in the month
     they were enrolled. Gifts and grants are never late (one created by R(M) on a day of M
     counts; one created later falls on a later day); sessions are frozen like exchanges, a
-    quarter's or a year's session figures being the sums of its months as published. An exchange approved or reversed after its month was published never
-    reaches funder figures; the full view counts it. Where a quarter's or a year's sum differs
-    from its own count made at its publication (something came late), that count of people
+    quarter's or a year's session figures being the sums of its months as published. An
+    exchange approved or reversed after its month was published never reaches funder figures;
+    the full view counts it. Where a quarter's or a year's sum differs from its own count made
+    at its publication (something came late), that count of people
     can include people whose late exchanges the sum leaves out, so the sum is then
     primary-suppressed unless one of its months as published rests on k people
     (``frozen.fewest_people``).
