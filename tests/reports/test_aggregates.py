@@ -26,6 +26,7 @@ from tests.live import running_service
 from tests.people import make_person, make_world
 from tests.reports.sessions import log_session, reverse_session
 from timebank.auth.schemas import Principal, TimebankAccess
+from timebank.bench.reports_plain import check_contribution, plain_contribution
 from timebank.cli import audit_ledger_and_reports
 from timebank.errors import TimebankError
 from timebank.exchanges.schemas import ExchangeCreate
@@ -175,7 +176,7 @@ async def test_a_running_service_brings_the_aggregates_up_to_date_by_itself(
 
 
 async def test_group_legs_move_the_aggregates_as_exchanges_and_gifts_never_do(
-    engine: AsyncEngine, participants: Participants, ledger: Ledger
+    engine: AsyncEngine, participants: Participants, ledger: Ledger, raw
 ) -> None:
     """A group session's legs reach the aggregates through the same queue as any exchange
     (one leg, one exchange between host and attendee) and leave them when the session is
@@ -244,6 +245,11 @@ async def test_group_legs_move_the_aggregates_as_exchanges_and_gifts_never_do(
     )
     assert await mismatches(engine, timebank.id) == dict.fromkeys(CHECKS, 0)
     assert await aggregates() == (300, 5, 6)
+    # The plainest SQL from the definitions (timebank bench reports) agrees, figure by figure.
+    plain = await plain_contribution(raw, timebank.id, day, date.today(), report.as_of)
+    whole = next(row for row in plain["series"] if row["whole"])
+    assert (whole["sessions"], whole["gifted_to_pot_minutes"]) == (1, 45)
+    assert check_contribution(report, plain) == ([], [])
 
     await reverse_session(engine, timebank.id, session)
     totals = (await reports.contribution(admin, **period)).totals
