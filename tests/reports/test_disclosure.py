@@ -27,7 +27,7 @@ from sqlalchemy import text
 from tests.exchanges.conftest import set_policy
 from tests.people import make_person
 from tests.reports.sessions import log_session
-from tests.web.pages import as_person
+from tests.web.pages import as_person, text_of
 from timebank.reports.csv_export import literal
 from timebank.reports.queue import catch_up
 from timebank.reports.release import (
@@ -1434,3 +1434,22 @@ async def test_sessions_and_gifts_reach_the_funder_protected_and_recorded(
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert rows[0]["section"] == "totals" and "session_minutes" in rows[0]
     assert [row["sessions"] for row in rows if row["section"] == "series"][1] == "suppressed"
+    # The funder page shows the same totals, withheld where the JSON withholds them.
+    as_person(client, world.funder)
+    page = await client.get(
+        f"/t/{world.timebank.slug}/report",
+        params={"from": months[0].isoformat(), "to": quarter_end(months).isoformat()},
+    )
+    as_person(client, None)
+    assert page.status_code == 200
+    words = text_of(page.text)
+    for label, name in (
+        ("Group sessions held", "sessions"),
+        ("Attendances at group sessions", "session_attendances"),
+        ("Hours in group sessions", "session_hours"),
+        ("Hours gifted to members", "gifted_hours"),
+        ("Hours gifted to the community pot", "gifted_to_pot_hours"),
+        ("Hours granted from the community pot", "granted_hours"),
+    ):
+        value = report["totals"][name]
+        assert f"{label} {'withheld' if value is None else value}" in words, (label, words)

@@ -161,9 +161,9 @@ def volume_table(
         table.add(volume, totals.minutes or 0, min(totals.active or 0, fewest.get(volume, k)) < k)
         table.add(("firsts", key), totals.first_exchanges or 0, (totals.first_exchanges or 0) < k)
         for figure, _, minutes in KIND_CELLS:
-            cell = (figure, key)
-            small = min(rests_on(totals, figure), fewest.get(cell, k)) < k
-            table.add(cell, getattr(totals, minutes) or 0, small)
+            kind_cell = (figure, key)
+            small = min(rests_on(totals, figure), fewest.get(kind_cell, k)) < k
+            table.add(kind_cell, getattr(totals, minutes) or 0, small)
         categories = [("category", key, row.category) for row in report.categories]
         flows = [("flow", key, f"{row.giver_kind}>{row.receiver_kind}") for row in report.flows]
         rows: list[CategoryRow | FlowRow] = [*report.categories, *report.flows]
