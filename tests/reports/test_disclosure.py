@@ -726,7 +726,7 @@ def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int
     for key in year_periods(YEAR, through):
         first, last = key[1], last_day(key)
         series = [
-            Bucket(start=m, end=last_day(("month", m)), **metrics(m, last_day(("month", m))))
+            Bucket.of(start=m, end=last_day(("month", m)), **metrics(m, last_day(("month", m))))
             for m in months_of(key)
         ]
         full[key] = ContributionReport(
@@ -737,7 +737,7 @@ def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int
             interval="month",
             view="full",
             min_cell=None,
-            totals=Metrics(**metrics(first, last)),
+            totals=Metrics.of(**metrics(first, last)),
             series=series,
             categories=[
                 CategoryRow(category=r.pop("label"), name="n", **r)

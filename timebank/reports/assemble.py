@@ -119,12 +119,12 @@ def assemble(parts: dict[str, list[Mapping]], spans: list[tuple[date, date]]) ->
     for first, last in spans:
         counts = enrolled.get(first, {})
         figures = _metrics(first, keyed, counts.get("participants", 0), counts.get("new", 0))
-        series.append(Bucket(start=first, end=last, **figures))
+        series.append(Bucket.of(start=first, end=last, **figures))
     whole = enrolled.get(spans[-1][0], {}) if spans else {}
     new_in_period = sum(enrolled.get(first, {}).get("new", 0) for first, _ in spans)
     totals = _metrics(None, keyed, whole.get("participants", 0), new_in_period)
     return {
-        "totals": Metrics(**totals),
+        "totals": Metrics.of(**totals),
         "series": series,
         "categories": [
             CategoryRow(category=row["category"], name=row["name"], **_volume(row))

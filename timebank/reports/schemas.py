@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 Interval = Literal["week", "month", "quarter"]
 View = Literal["full", "funder"]
@@ -105,12 +105,37 @@ class Metrics(BaseModel):
     session_hours: float | None
     suppressed: list[str] = Field(default_factory=list)
     # What the figures of gifts, grants and sessions rest on (RESTS_ON): used to suppress
-    # them, never shown.
-    gift_givers: int = Field(default=0, exclude=True)
-    gift_recipients: int = Field(default=0, exclude=True)
-    pot_givers: int = Field(default=0, exclude=True)
-    grant_recipients: int = Field(default=0, exclude=True)
-    session_people: int = Field(default=0, exclude=True)
+    # them, never shown nor documented as a field.
+    _rests_on: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def of(cls, **figures: Any) -> Self:
+        """A row from its figures and the people its cells rest on (``RESTS_ON``, kept
+        beside the figures, carried by ``model_copy``)."""
+        people = {name: int(figures.pop(name, 0) or 0) for name in RESTS_ON}
+        row = cls(**figures)
+        row._rests_on = people
+        return row
+
+    @property
+    def gift_givers(self) -> int:
+        return self._rests_on.get("gift_givers", 0)
+
+    @property
+    def gift_recipients(self) -> int:
+        return self._rests_on.get("gift_recipients", 0)
+
+    @property
+    def pot_givers(self) -> int:
+        return self._rests_on.get("pot_givers", 0)
+
+    @property
+    def grant_recipients(self) -> int:
+        return self._rests_on.get("grant_recipients", 0)
+
+    @property
+    def session_people(self) -> int:
+        return self._rests_on.get("session_people", 0)
 
 
 class Bucket(Metrics):
