@@ -1311,6 +1311,32 @@ def test_a_quarter_sum_is_judged_by_the_people_of_its_months_as_published():
     assert cell not in protect_release(frozen, enrolled, through, 5).withheld  # the check sees it
 
 
+def test_a_quarter_of_sessions_is_judged_by_the_people_of_its_months_as_published():
+    """The same for group sessions: one session of two people in January and one in February
+    (each month withholds its sessions); a session of six more is approved for January after
+    it was published. The quarter's session figures are its months' as published (two
+    sessions of two people), while its own count of people, made later, is 8: withheld."""
+    from timebank.reports.frozen import frozen_periods
+
+    people = [("member", -3)] * 8
+    garden = [(n, (n + 1) % 8, month, "gardening", 60) for month in range(3) for n in range(8)]
+    small = [(0, [1], 0, "cooking", 30), (0, [1], 1, "cooking", 30)]
+    late = [(2, [3, 4, 5, 6, 7], 0, "cooking", 60)]
+    published = {"people": people, "exchanges": garden, "sessions": small, "k": 5, "through": 2}
+    counted_later = {**published, "sessions": small + late}
+    months_full, enrolled, through = model_reports(published)
+    later_full, _, _ = model_reports(counted_later)
+    quarter = ("quarter", date(YEAR, 1, 1))
+    months = {key[1]: report for key, report in months_full.items() if key[0] == "month"}
+    frozen, fewest = frozen_periods(months, {quarter: later_full[quarter]}, {m: 0 for m in months})
+    totals = frozen[quarter].totals
+    assert (totals.sessions, totals.session_minutes, totals.session_people) == (2, 60, 8)
+    cell = ("sessions", quarter)
+    assert fewest[cell] == 2
+    assert cell in protect_release(frozen, enrolled, through, 5, people=fewest).withheld
+    assert cell not in protect_release(frozen, enrolled, through, 5).withheld  # the check sees it
+
+
 async def test_sessions_and_gifts_reach_the_funder_protected_and_recorded(
     client, engine, raw, ledger, history
 ):
