@@ -12,13 +12,8 @@ DECLARE
     strays integer;
     settled text[];
 BEGIN
-    -- One statement per table: NEW of a session has no group_id to name, even in a branch of
-    -- CASE that is not taken.
-    IF TG_TABLE_NAME = 'exchange_groups' THEN
-        SELECT * INTO g FROM exchange_groups WHERE id = NEW.id;
-    ELSE
-        SELECT * INTO g FROM exchange_groups WHERE id = NEW.group_id;
-    END IF;
+    SELECT * INTO g FROM exchange_groups
+     WHERE id = CASE TG_TABLE_NAME WHEN 'exchange_groups' THEN NEW.id ELSE NEW.group_id END;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
