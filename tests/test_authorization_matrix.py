@@ -129,6 +129,14 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     f"GET {TB}/ledger/flags": (MANAGERS, 200),
     # The ledger audit: coordinators and admins (issue 3 §6).
     f"GET {TB}/ledger/verify": (MANAGERS, 200),
+    # Gifts: from one's own account (the member, staff with a participant); grants from the
+    # pot: coordinators and admins. Funders neither.
+    f"POST {TB}/gifts": (MEMBER_OR_MANAGER, 201),
+    # Leaving: the participant themself (here the member), or a coordinator or admin for them.
+    f"POST {PARTICIPANT}/leave": (MEMBER_OR_MANAGER, 201),
+    # Opening balances and the community pot: coordinators and admins.
+    f"PUT {PARTICIPANT}/opening-balance": (MANAGERS, 200),
+    f"GET {TB}/pot": (MANAGERS, 200),
     # Reciprocity names people: a member their own row, coordinators and admins everyone's.
     f"GET {TB}/reports/reciprocity": (MEMBER_OR_MANAGER, 200),
     # The contribution report and its charts: coordinators, admins, and funders granted it.
@@ -643,6 +651,91 @@ async def verify(ctx: Ctx, role: str) -> Cell:
     return Cell(check=check)
 
 
+async def pot_balance(ctx: Ctx) -> int:
+    return (await ctx.seen_by_admin(f"{ctx.base}/pot"))["balance_minutes"]
+
+
+async def newcomer(ctx: Ctx) -> Person:
+    """A member of the timebank of their own, so that one caller's leaving or opening balance
+    is not another's."""
+    return await make_person(ctx.engine, "lee", timebank=ctx.world.timebank, roles=("member",))
+
+
+async def give(ctx: Ctx, role: str) -> Cell:
+    # Those with a participant give from their own account; the others grant from the pot.
+    w = ctx.world
+    person = ctx.person(role)
+    own = person.participant_id if person is not None else None
+    body: dict[str, Any] = {"from_id": own, "to_id": w.other_member.participant_id, "minutes": 5}
+    if own is None or role.startswith("stranger_"):
+        body = {"from_id": None, "to_id": w.member.participant_id, "minutes": 5, "note": "why"}
+
+    async def snapshot() -> tuple[int, int]:
+        balance = f"{ctx.base}/participants/{{}}/balance"
+        return (
+            (await ctx.seen_by_admin(balance.format(w.member.participant_id)))["balance_minutes"],
+            (await ctx.seen_by_admin(balance.format(w.other_member.participant_id)))[
+                "balance_minutes"
+            ],
+        )
+
+    async def check(response: Response) -> str | None:
+        kind = "gift" if body["from_id"] is not None else "grant"
+        return _expect("the kind", response.json()["kind"], kind)
+
+    return Cell(body=body, snapshot=snapshot, check=check)
+
+
+async def leave(ctx: Ctx, role: str) -> Cell:
+    # The member records their own leaving; the others someone's with 30 minutes to the pot.
+    target = ctx.world.member if role == "member" else await newcomer(ctx)
+    await ctx.ok(
+        "PUT",
+        f"{ctx.base}/participants/{target.participant_id}/opening-balance",
+        ctx.world.admin,
+        {"minutes": 30},
+    )
+
+    async def snapshot() -> int:
+        return await pot_balance(ctx)
+
+    async def check(response: Response) -> str | None:
+        return _expect("the balance given up", response.json()["balance_minutes"], 30)
+
+    return Cell(
+        params={"participant_id": target.participant_id},
+        body={"balance_to": None},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+async def set_opening(ctx: Ctx, role: str) -> Cell:
+    # The member tries their own; the others someone new's.
+    target = ctx.world.member if role == "member" else await newcomer(ctx)
+    path = f"{ctx.base}/participants/{target.participant_id}/balance"
+
+    async def snapshot() -> int:
+        return (await ctx.seen_by_admin(path))["balance_minutes"]
+
+    async def check(response: Response) -> str | None:
+        return _expect("the balance", await snapshot(), 45)
+
+    return Cell(
+        params={"participant_id": target.participant_id},
+        body={"minutes": 45},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+async def see_pot(ctx: Ctx, role: str) -> Cell:
+    async def check(response: Response) -> str | None:
+        return _expect("the pot's balance", response.json()["balance_minutes"], 0)
+
+    return Cell(check=check)
+
+
 async def reciprocity(ctx: Ctx, role: str) -> Cell:
     async def check(response: Response) -> str | None:
         rows = {row["participant_id"] for row in response.json()["rows"]}
@@ -711,6 +804,10 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     f"PUT {PARTICIPANT}/limits": set_limits,
     f"GET {TB}/ledger/flags": flags,
     f"GET {TB}/ledger/verify": verify,
+    f"POST {TB}/gifts": give,
+    f"POST {PARTICIPANT}/leave": leave,
+    f"PUT {PARTICIPANT}/opening-balance": set_opening,
+    f"GET {TB}/pot": see_pot,
     f"GET {TB}/reports/reciprocity": reciprocity,
     f"GET {TB}/reports/contribution": contribution,
     f"GET {TB}/reports/contribution/charts/{{file}}": chart,

@@ -48,9 +48,11 @@ from timebank.errors import (
     field_error,
 )
 from timebank.exchanges import controllers as exchanges_controllers
+from timebank.exchanges.controllers import LOGGED_FORMS
 from timebank.exchanges.service import Exchanges
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
+from timebank.ledger.pot_desk import PotDesk
 from timebank.ledger.reader import LedgerReader
 from timebank.openapi import PROBLEM_JSON, docs_router, problem_body
 from timebank.ops import metrics
@@ -95,12 +97,23 @@ def _timebank_error_handler(request: Request, exc: TimebankError) -> Response:
 
 def _validation_error_handler(request: Request, exc: ValidationException) -> Response:
     errors = [
-        field_error(str(e.get("key", "")), str(e.get("message", "")), str(e.get("source", "body")))
+        field_error(
+            _untagged(str(e.get("key", ""))),
+            str(e.get("message", "")),
+            str(e.get("source", "body")),
+        )
         for e in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(e, dict)
     ]
     error = ValidationFailed(exc.detail, errors=errors)
     return _problem_response(error, request)
+
+
+def _untagged(key: str) -> str:
+    """A field's key as the client sent it: without the name of the form a body took (a
+    logged exchange or a group session, ``LOGGED_FORMS``), which pydantic puts first."""
+    form, dot, rest = key.partition(".")
+    return rest if dot and form in LOGGED_FORMS else key
 
 
 def _unexpected_error_handler(request: Request, exc: Exception) -> Response:
@@ -152,6 +165,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.auth = AuthService(engine, settings)
         app.state.exchanges = Exchanges(engine, max_retries=settings.ledger_max_retries)
         app.state.ledger_reader = LedgerReader(engine, app.state.ledger)
+        app.state.pot_desk = PotDesk(engine, app.state.ledger)
         app.state.reports = Reports(engine, settings)
         applier = asyncio.create_task(keep_applying(engine), name="report aggregates")
         # What is built by now lives as long as the process: frozen, the garbage collector no
@@ -193,6 +207,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             "credentials": Provide(provide_credentials),
             "exchanges": once_let_in("exchanges"),
             "ledger_reader": once_let_in("ledger_reader"),
+            "pot_desk": once_let_in("pot_desk"),
             "reports": once_let_in("reports"),
         },
         exception_handlers={

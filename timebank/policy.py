@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from timebank.fields import JsonBool, WholeNumber
 
 ApprovalMode = Literal["coordinator", "automatic", "automatic_unless"]
+# How a member sees their own balance: the net figure, or the hours given and received with no
+# net figure (a minus sign reads as debt; coordinators always see the balance).
+BalanceDisplay = Literal["balance", "given_received"]
 
 # Far beyond any real timebank (about 19 years of hours), well inside PostgreSQL's bigint.
 MAX_POLICY_MINUTES = 10_000_000
@@ -60,6 +63,12 @@ class Policy(BaseModel):
     )
     review_first_exchange: JsonBool = Field(
         default=False, description="rule: a participant's first exchange"
+    )
+
+    balance_display: BalanceDisplay = Field(
+        default="balance",
+        description="what a member sees of their own balance: the net figure (balance), or"
+        " the hours they gave and received with no net figure (given_received)",
     )
 
     @model_validator(mode="after")

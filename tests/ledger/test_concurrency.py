@@ -5,9 +5,11 @@ a race to resolve the same reversal, reservation or idempotency key has exactly 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -15,9 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import unique_slug
 from timebank.db.engine import sqlalchemy_url
-from timebank.errors import IdempotencyMismatch, InvalidTransition, LimitExceeded
+from timebank.errors import (
+    IdempotencyMismatch,
+    InvalidTransition,
+    LimitExceeded,
+    ValidationFailed,
+)
 from timebank.ledger import IdempotencyKey, Ledger, TransferRequest
 from timebank.ledger.audit import audit
+from timebank.ledger.schemas import DepartureRecord, GiftRecord, OpeningRecord
 from timebank.participants.schemas import TimebankPolicy, TimebankRecord
 from timebank.participants.service import Participants
 
@@ -451,3 +459,173 @@ async def test_batches_and_single_transfers_at_once_keep_every_invariant(wide_en
     assert sorted(stored) == sorted(acknowledged)
     assert len(acknowledged) > 0
     assert outside == 0
+
+
+# The pot's writes at once: gifts, grants, opening balances and leavings -----------------------
+
+POT_TASKS = 16
+POT_OPERATIONS = 12
+POT_MEMBERS = 8
+LEAVERS = 3  # the first three members may leave; the others stay to the end
+
+
+@dataclass
+class PotAcknowledged:
+    """Every write the service said yes to, by the key it was sent under."""
+
+    answers: dict[tuple[str, str], tuple[Callable[[], Awaitable[Any]], Any]] = field(
+        default_factory=dict
+    )
+    new: list[Any] = field(default_factory=list)  # answers that wrote something (not replays)
+    refusals: dict[str, int] = field(default_factory=dict)
+
+
+async def _pot_task(
+    n: int, ledger: Ledger, tb: TimebankRecord, members: list[tuple[int, int]], ack: PotAcknowledged
+) -> None:
+    """Random gifts (to a member or the pot), grants, opening balances and leavings, each under
+    a key of its own. A write refused is tried once more under the same key (a client retrying
+    after an error); a write sometimes goes twice at once under one key (a double tap). Only
+    limit, closed-account, already-set and debt refusals are acceptable: anything else fails
+    the test."""
+    rng = random.Random(f"pot-{n}")
+    people = [pid for pid, _ in members]
+    for i in range(POT_OPERATIONS):
+        key = IdempotencyKey(author=f"task:{n}", key=f"op-{i}")
+        a, b = rng.sample(people, 2)
+        minutes = rng.randint(1, 90)
+        roll = rng.random()
+        write: Callable[[], Awaitable[Any]]
+        if roll < 0.35:
+            write = functools.partial(ledger.gift, tb.id, a, b, minutes, note="thanks", key=key)
+        elif roll < 0.50:
+            write = functools.partial(ledger.gift, tb.id, a, None, minutes, key=key)
+        elif roll < 0.70:
+            write = functools.partial(ledger.gift, tb.id, None, a, minutes, note="help", key=key)
+        elif roll < 0.82:
+            opening = rng.choice([-60, -30, 0, 30, 60])
+            write = functools.partial(ledger.set_opening, tb.id, a, opening, key=key)
+        else:
+            leaver = rng.choice(people[:LEAVERS])
+            to = rng.choice([None, None, *(p for p in people[LEAVERS:])])
+            write = functools.partial(ledger.leave, tb.id, leaver, balance_to=to, key=key)
+        for _attempt in range(2):
+            calls = [write(), write()] if rng.random() < 0.25 else [write()]
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            answers = [o for o in outcomes if not isinstance(o, BaseException)]
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            for error in errors:
+                if not isinstance(error, LimitExceeded | InvalidTransition | ValidationFailed):
+                    raise error
+                name = type(error).__name__
+                ack.refusals[name] = ack.refusals.get(name, 0) + 1
+            if answers:
+                # One key, one answer: the twins of a double tap replay the same write.
+                first = answers[0]
+                assert all(
+                    (o.record, o.transfer) == (first.record, first.transfer) for o in answers
+                )
+                ack.new.extend(o for o in answers if not o.replayed)
+                assert sum(not o.replayed for o in answers) <= 1, "one key wrote twice"
+                ack.answers[(key.author, key.key)] = (write, first)
+                break
+            # Refused: nothing was stored, so the retry under the same key is a new attempt.
+
+
+async def test_gifts_grants_and_leavings_at_once_keep_every_invariant(wide_engine):
+    participants = Participants(wide_engine)
+    tb = await participants.create_timebank(unique_slug("pot"), "Pot at Once", TIGHT)
+    enrolled = [await participants.enrol(tb, "member", f"Pot {n}") for n in range(POT_MEMBERS)]
+    members = [(m.id, m.account_id) for m in enrolled]
+    ledger = Ledger(wide_engine)
+    ack = PotAcknowledged()
+
+    await asyncio.wait_for(
+        asyncio.gather(*(_pot_task(n, ledger, tb, members, ack) for n in range(POT_TASKS))),
+        timeout=90,
+    )
+    assert ack.refusals.get("LimitExceeded"), "the limits were never reached: not tight enough"
+    assert ack.refusals.get("InvalidTransition"), "nothing met a closed account or a set opening"
+    assert len(ack.new) > POT_TASKS, "too few writes went through to prove anything"
+
+    report = await _audit(wide_engine, tb.slug)
+    assert report.ok, [str(f) for f in report.findings]
+
+    # Every acknowledged write, sent again under its key, is answered as first written.
+    for write, first in ack.answers.values():
+        again = await write()
+        assert again.replayed and (again.record, again.transfer) == (first.record, first.transfer)
+
+    fund = tb.community_fund_account_id
+    account_of = dict(members)
+    async with wide_engine.connect() as conn:
+
+        async def rows(sql: str) -> list[Any]:
+            return list(await conn.execute(text(sql), {"tb": tb.id}))
+
+        # No posting ever took a member's account past its limits.
+        outside = await rows(
+            "SELECT p.id FROM postings p JOIN accounts a ON a.id = p.account_id"
+            " WHERE p.timebank_id = :tb AND a.participant_id IS NOT NULL"
+            "   AND (p.balance_after < a.floor OR p.balance_after > a.ceiling)"
+        )
+        assert outside == []
+
+        # Exactly the acknowledged writes are stored, each once.
+        new_transfers = [o.transfer for o in ack.new if o.transfer is not None]
+        assert len({t.id for t in new_transfers}) == len(new_transfers)
+        stored = {
+            r.id: (r.debit_account_id, r.credit_account_id, r.minutes, r.kind)
+            for r in await rows(
+                "SELECT id, debit_account_id, credit_account_id, minutes, kind FROM transfers"
+                " WHERE timebank_id = :tb"
+            )
+        }
+        assert stored == {
+            t.id: (t.debit_account_id, t.credit_account_id, t.minutes, t.kind)
+            for t in new_transfers
+        }
+        gifts = {r.id for r in await rows("SELECT id FROM gifts WHERE timebank_id = :tb")}
+        assert gifts == {o.record.id for o in ack.new if isinstance(o.record, GiftRecord)}
+        openings = {
+            r.account_id: r.minutes
+            for r in await rows(
+                "SELECT account_id, minutes FROM opening_balances WHERE timebank_id = :tb"
+            )
+        }
+        assert openings == {
+            o.record.account_id: o.record.minutes
+            for o in ack.new
+            if isinstance(o.record, OpeningRecord)
+        }
+        departed = {
+            r.account_id
+            for r in await rows("SELECT account_id FROM departures WHERE timebank_id = :tb")
+        }
+        left = [o.record.account_id for o in ack.new if isinstance(o.record, DepartureRecord)]
+        assert sorted(departed) == sorted(left)  # nobody left twice
+        assert departed <= {account_of[pid] for pid, _ in members[:LEAVERS]}
+
+        # Balances follow from the acknowledged transfers; closed accounts hold nothing.
+        expected = {account_id: 0 for _, account_id in members} | {fund: 0}
+        for t in new_transfers:
+            expected[t.debit_account_id] -= t.minutes
+            expected[t.credit_account_id] += t.minutes
+        accounts = {
+            r.id: (r.balance, r.pending_in, r.pending_out, r.closed)
+            for r in await rows(
+                "SELECT id, balance, pending_in, pending_out, closed_at IS NOT NULL AS closed"
+                " FROM accounts WHERE timebank_id = :tb"
+            )
+        }
+        assert {a: v[0] for a, v in accounts.items()} == expected
+        assert sum(expected.values()) == 0
+        assert {a for a, v in accounts.items() if v[3]} == departed
+        assert all(v[:3] == (0, 0, 0) for v in accounts.values() if v[3])
+
+        # A key is stored for each acknowledged write and for nothing else.
+        keys = {
+            (r.author, r.key)
+            for r in await rows("SELECT author, key FROM idempotency_keys WHERE timebank_id = :tb")
+        }
+        assert keys == set(ack.answers)

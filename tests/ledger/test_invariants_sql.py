@@ -1,4 +1,5 @@
-"""PostgreSQL itself refuses every attempt to break the ledger invariants I1-I8 (DESIGN.md §2).
+"""PostgreSQL itself refuses every attempt to break the ledger invariants I1-I9, and a group
+session's legs to disagree with it (DESIGN.md §2).
 
 Each test sets up honest state through the service, then attacks it with raw SQL on a plain
 asyncpg superuser connection, bypassing Python entirely. It asserts that the database refuses
@@ -22,6 +23,7 @@ import pytest
 
 from tests.conftest import unique_slug
 from timebank.ledger import IdempotencyKey
+from timebank.ledger.audit import audit
 
 INVARIANT = "TBIN0"
 INVALID_REQUEST = "TBVA0"
@@ -1143,3 +1145,515 @@ async def test_i8_claimed_key_without_an_answer_is_refused_at_commit(raw, partic
                 hashlib.sha256(b"anything").digest(),
             )
     assert await ledger_state(raw, timebank.id) == before
+
+
+# ------------------------------------------------------------------------------------------------
+# I9: nothing moves on a closed account; a closed account stays closed.
+# ------------------------------------------------------------------------------------------------
+
+
+async def closed_account(ledger, participants, timebank) -> tuple[int, int]:
+    """(closed, open) account ids: Ada has left with nothing, Bea is still here."""
+    ada = await participants.enrol(timebank, "member", "Ada Leaver")
+    bea = await participants.enrol(timebank, "member", "Bea Stayer")
+    await ledger.leave(timebank.id, ada.id)
+    return ada.account_id, bea.account_id
+
+
+async def test_i9_posting_on_a_closed_account_is_refused(raw, ledger, participants, timebank):
+    closed, open_ = await closed_account(ledger, participants, timebank)
+    before = await ledger_state(raw, timebank.id)
+    for debit, credit in ((open_, closed), (closed, open_)):
+        with refused(asyncpg.CheckViolationError, constraint="accounts_closed_empty"):
+            await raw.fetchrow(
+                "SELECT * FROM ledger_post_transfer($1, $2, $3, 10, 'exchange', NULL,"
+                " NULL, NULL, NULL)",
+                timebank.id,
+                debit,
+                credit,
+            )
+        # Forged by hand, past the functions: the account row itself refuses to move.
+        with refused(asyncpg.CheckViolationError, constraint="accounts_closed_empty"):
+            async with raw.transaction():
+                await forge_full_transfer(raw, timebank.id, debit, credit, 10)
+    with refused(asyncpg.CheckViolationError, constraint="accounts_closed_empty"):
+        await raw.execute("UPDATE accounts SET balance = 5, version = 1 WHERE id = $1", closed)
+    assert await ledger_state(raw, timebank.id) == before
+
+
+async def test_i9_batch_whose_legs_cancel_out_on_a_closed_account_is_refused(
+    raw, ledger, participants, timebank
+):
+    # Moved by its net (nothing), the account would stay empty: each leg is refused instead.
+    closed, open_ = await closed_account(ledger, participants, timebank)
+    before = await ledger_state(raw, timebank.id)
+    with refused(sqlstate=INVALID_STATE, match="is closed"):
+        await raw.fetch(
+            "SELECT * FROM ledger_post_batch($1, $2::bigint[], $3::bigint[], ARRAY[30, 30],"
+            " 'adjustment', NULL, NULL, NULL, NULL)",
+            timebank.id,
+            [open_, closed],
+            [closed, open_],
+        )
+    # The same two legs forged by hand: the closed account's row moves by their net (its
+    # balance stays zero, its version goes up by two), so only its legs can refuse.
+    with refused(sqlstate=INVALID_STATE, match="is closed"):
+        async with raw.transaction():
+            await forge_move(raw, closed, 0, versions=2)
+            moved = await forge_move(raw, open_, 0, versions=2)
+            there = await forge_transfer(raw, timebank.id, open_, closed, 30, "adjustment")
+            back = await forge_transfer(raw, timebank.id, closed, open_, 30, "adjustment")
+            for transfer_id, account_id, leg, after, version in (
+                (there, open_, -30, moved["balance"] - 30, moved["version"] - 1),
+                (there, closed, 30, 30, 1),
+                (back, closed, -30, 0, 2),
+                (back, open_, 30, moved["balance"], moved["version"]),
+            ):
+                await forge_posting(raw, timebank.id, transfer_id, account_id, leg, after, version)
+    assert await ledger_state(raw, timebank.id) == before
+
+
+async def test_i9_reservation_on_a_closed_account_is_refused(raw, ledger, participants, timebank):
+    closed, open_ = await closed_account(ledger, participants, timebank)
+    before = await ledger_state(raw, timebank.id)
+    for debit, credit in ((open_, closed), (closed, open_)):
+        with refused(asyncpg.CheckViolationError, constraint="accounts_closed_empty"):
+            await raw.fetchrow(
+                "SELECT * FROM ledger_reserve($1, $2, $3, 10, 'exchange', NULL, NULL, NULL, NULL)",
+                timebank.id,
+                debit,
+                credit,
+            )
+    assert await ledger_state(raw, timebank.id) == before
+
+
+async def test_i9_gift_grant_opening_or_leaving_again_on_a_closed_account_is_refused(
+    raw, ledger, participants, timebank
+):
+    closed, open_ = await closed_account(ledger, participants, timebank)
+    left, stays = await raw.fetch(
+        "SELECT participant_id FROM accounts WHERE id = ANY($1::bigint[]) ORDER BY id = $2 DESC",
+        [closed, open_],
+        closed,
+    )
+    left_id, stays_id = left["participant_id"], stays["participant_id"]
+    before = await ledger_state(raw, timebank.id)
+    for statement, args in (
+        ("ledger_gift($1, 'gift', $2, $3, 10, NULL, NULL, NULL, NULL, NULL)", (stays_id, left_id)),
+        ("ledger_gift($1, 'gift', $2, $3, 10, NULL, NULL, NULL, NULL, NULL)", (left_id, stays_id)),
+        ("ledger_gift($1, 'gift', $2, NULL, 10, NULL, NULL, NULL, NULL, NULL)", (left_id,)),
+        ("ledger_gift($1, 'grant', NULL, $2, 10, NULL, NULL, NULL, NULL, NULL)", (left_id,)),
+        ("ledger_set_opening($1, $2, 10, NULL, NULL, NULL, NULL)", (left_id,)),
+        ("ledger_leave($1, $2, NULL, NULL, NULL, NULL, NULL)", (left_id,)),
+        ("ledger_leave($1, $2, $3, NULL, NULL, NULL, NULL)", (stays_id, left_id)),
+    ):
+        with refused(sqlstate=INVALID_STATE, match="has left"):
+            await raw.fetchrow(f"SELECT * FROM {statement}", timebank.id, *args)
+    assert await ledger_state(raw, timebank.id) == before
+
+
+async def test_i9_closed_account_stays_closed_and_only_an_empty_participant_account_closes(
+    raw, ledger, participants, timebank
+):
+    closed, open_ = await closed_account(ledger, participants, timebank)
+    await ledger.post_transfer(
+        timebank.id, timebank.community_fund_account_id, open_, 45, kind="grant"
+    )
+    before = await ledger_state(raw, timebank.id)
+    with refused(sqlstate=INVALID_STATE):
+        await raw.execute("UPDATE accounts SET closed_at = NULL WHERE id = $1", closed)
+    with refused(asyncpg.CheckViolationError, constraint="accounts_closed_empty"):
+        await raw.execute("UPDATE accounts SET closed_at = now() WHERE id = $1", open_)
+    with refused(asyncpg.CheckViolationError):
+        await raw.execute(
+            "UPDATE accounts SET closed_at = now() WHERE id = $1",
+            timebank.community_fund_account_id,
+        )
+    assert await ledger_state(raw, timebank.id) == before
+
+
+# ------------------------------------------------------------------------------------------------
+# Group sessions: a session's legs agree with it (count, total minutes, its host on the host's
+# side, its date and category), are decided together, and never join or leave it afterwards.
+# ------------------------------------------------------------------------------------------------
+
+
+async def session_state(raw: asyncpg.Connection, timebank_id: int) -> dict[str, list[dict]]:
+    """The ledger rows, the exchanges and the sessions of one timebank."""
+    state = await ledger_state(raw, timebank_id)
+    for table in ("exchanges", "exchange_groups"):
+        rows = await raw.fetch(
+            f"SELECT * FROM {table} WHERE timebank_id = $1 ORDER BY id",
+            timebank_id,
+        )
+        state[table] = [dict(row) for row in rows]
+    return state
+
+
+async def session_people(participants, timebank, attendees: int = 3):
+    """A host (an organisation) and its attendees, enrolled members."""
+    host = await participants.enrol(timebank, "organisation", "Riverside Lunch Club")
+    people = [
+        await participants.enrol(timebank, "member", f"Attendee {n}") for n in range(attendees)
+    ]
+    return host, people
+
+
+async def new_session(
+    raw: asyncpg.Connection,
+    timebank_id: int,
+    host_id: int,
+    legs: int,
+    minutes: int,
+    host_side: str = "giver",
+) -> int:
+    """A session row (on the timebank's first category, today), to be given its legs."""
+    return await raw.fetchval(
+        "INSERT INTO exchange_groups (timebank_id, host_id, host_side, legs, minutes,"
+        " service_date, category_id, description, on_behalf)"
+        " SELECT $1, $2, $3, $4, $5, current_date, min(id), 'Soup and a chat', false"
+        " FROM categories"
+        " WHERE timebank_id = $1 RETURNING id",
+        timebank_id,
+        host_id,
+        host_side,
+        legs,
+        minutes,
+    )
+
+
+async def new_leg(
+    raw: asyncpg.Connection, timebank_id: int, giver, receiver, minutes: int, group_id: int | None
+) -> int:
+    """An exchange awaiting approval with its reservation, as logging writes it, then made a
+    leg of ``group_id`` (if any) by UPDATE in the same transaction. Run inside a transaction."""
+    pending_id = await raw.fetchval(
+        "SELECT (r.pending).id FROM ledger_reserve($1, $2, $3, $4, 'exchange', NULL, NULL,"
+        " NULL, NULL) r",
+        timebank_id,
+        receiver.account_id,
+        giver.account_id,
+        minutes,
+    )
+    exchange_id = await raw.fetchval(
+        "INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,"
+        " category_id, state, logged_for, pending_transfer_id)"
+        " SELECT $1, $2, $3, $4, current_date, min(id), 'awaiting_approval', 'giver', $5"
+        " FROM categories WHERE timebank_id = $1 RETURNING id",
+        timebank_id,
+        giver.id,
+        receiver.id,
+        minutes,
+        pending_id,
+    )
+    if group_id is not None:
+        await raw.execute("UPDATE exchanges SET group_id = $2 WHERE id = $1", exchange_id, group_id)
+    return exchange_id
+
+
+async def logged_session(
+    raw: asyncpg.Connection, timebank_id: int, host, people, minutes: list[int]
+) -> tuple[int, list[int]]:
+    """An honest session given by ``host``, one leg per person: (session id, leg ids)."""
+    async with raw.transaction():
+        group_id = await new_session(raw, timebank_id, host.id, len(minutes), sum(minutes))
+        legs = [
+            await new_leg(raw, timebank_id, host, person, m, group_id)
+            for person, m in zip(people, minutes, strict=True)
+        ]
+    return group_id, legs
+
+
+async def decide(raw: asyncpg.Connection, timebank_id: int, leg_id: int, action: str) -> None:
+    """Approve (post its reservation) or reject (void it) one leg, as a decision writes it."""
+    pending_id = await raw.fetchval(
+        "SELECT pending_transfer_id FROM exchanges WHERE id = $1", leg_id
+    )
+    if action == "approve":
+        transfer_id = await raw.fetchval(
+            "SELECT (r.transfer).id FROM ledger_post_pending($1, $2, NULL, NULL, NULL) r",
+            timebank_id,
+            pending_id,
+        )
+        await raw.execute(
+            "UPDATE exchanges SET state = 'approved', transfer_id = $2 WHERE id = $1",
+            leg_id,
+            transfer_id,
+        )
+    else:
+        await raw.fetchrow(
+            "SELECT * FROM ledger_void_pending($1, $2, NULL, NULL, NULL)", timebank_id, pending_id
+        )
+        await raw.execute("UPDATE exchanges SET state = 'rejected' WHERE id = $1", leg_id)
+
+
+@pytest.mark.parametrize("host_side", ["giver", "receiver"])
+async def test_group_session_logged_and_decided_together_is_accepted(
+    raw, engine, participants, timebank, host_side
+):
+    """Control for the attacks below: an honest session commits, and so do its legs decided
+    all at once, whichever side its host is on."""
+    host, people = await session_people(participants, timebank)
+    async with raw.transaction():
+        group_id = await new_session(raw, timebank.id, host.id, 3, 150, host_side)
+        legs = []
+        for person, minutes in zip(people, (30, 60, 60), strict=True):
+            giver, receiver = (host, person) if host_side == "giver" else (person, host)
+            legs.append(await new_leg(raw, timebank.id, giver, receiver, minutes, group_id))
+    async with raw.transaction():
+        for leg in legs:
+            await decide(raw, timebank.id, leg, "approve")
+    states = await raw.fetch(
+        "SELECT state, group_id FROM exchanges WHERE id = ANY($1::bigint[])", legs
+    )
+    assert {(r["state"], r["group_id"]) for r in states} == {("approved", group_id)}
+    host_balance = await raw.fetchval("SELECT balance FROM accounts WHERE id = $1", host.account_id)
+    assert host_balance == (150 if host_side == "giver" else -150)
+    async with engine.connect() as conn:
+        report = await audit(conn, timebank.slug)
+    assert report.ok, report.findings
+
+
+@pytest.mark.parametrize(
+    ("legs", "minutes", "leg_minutes"),
+    [
+        (3, 150, [30, 60, 61]),  # the legs add up to more than the session
+        (3, 150, [30, 60, 59]),  # to less
+        (3, 150, [90, 60]),  # a leg short
+        (2, 150, [30, 60, 60]),  # a leg too many
+    ],
+)
+async def test_group_session_whose_legs_do_not_add_up_is_refused_at_commit(
+    raw, participants, timebank, legs, minutes, leg_minutes
+):
+    host, people = await session_people(participants, timebank)
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT, match="does not balance"):
+        async with raw.transaction():
+            group_id = await new_session(raw, timebank.id, host.id, legs, minutes)
+            for person, m in zip(people, leg_minutes, strict=False):
+                await new_leg(raw, timebank.id, host, person, m, group_id)
+    assert await session_state(raw, timebank.id) == before
+
+
+async def test_group_session_with_no_legs_is_refused_at_commit(raw, participants, timebank):
+    host, _ = await session_people(participants, timebank)
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT, match="0 legs of 0 minutes"):
+        async with raw.transaction():
+            await new_session(raw, timebank.id, host.id, 2, 60)
+    assert await session_state(raw, timebank.id) == before
+
+
+@pytest.mark.parametrize("stray", ["another host", "host on the wrong side", "other date"])
+async def test_group_session_leg_not_from_its_host_is_refused_at_commit(
+    raw, participants, timebank, stray
+):
+    host, (ann, ben, cy) = await session_people(participants, timebank)
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT, match="between its host and one attendee"):
+        async with raw.transaction():
+            group_id = await new_session(raw, timebank.id, host.id, 2, 90)
+            await new_leg(raw, timebank.id, host, ann, 30, group_id)
+            if stray == "another host":  # Cy gives to Ben, inside the club's session
+                await new_leg(raw, timebank.id, cy, ben, 60, group_id)
+            elif stray == "host on the wrong side":  # Ben gives to the host
+                await new_leg(raw, timebank.id, ben, host, 60, group_id)
+            else:
+                leg = await new_leg(raw, timebank.id, host, ben, 60, None)
+                await raw.execute(
+                    "UPDATE exchanges SET service_date = service_date - 1, group_id = $2"
+                    " WHERE id = $1",
+                    leg,
+                    group_id,
+                )
+    assert await session_state(raw, timebank.id) == before
+
+
+@pytest.mark.parametrize("other", ["still awaiting", "rejected"])
+async def test_group_session_legs_decided_apart_are_refused_at_commit(
+    raw, participants, timebank, other
+):
+    host, people = await session_people(participants, timebank)
+    _, legs = await logged_session(raw, timebank.id, host, people, [30, 45, 60])
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT, match="decided together"):
+        async with raw.transaction():
+            await decide(raw, timebank.id, legs[0], "approve")
+            await decide(raw, timebank.id, legs[1], "approve")
+            if other == "rejected":
+                await decide(raw, timebank.id, legs[2], "reject")
+    assert await session_state(raw, timebank.id) == before
+
+
+async def test_exchange_logged_earlier_cannot_join_a_session(raw, participants, timebank):
+    host, (ann, ben, _) = await session_people(participants, timebank)
+    group_id, _ = await logged_session(raw, timebank.id, host, [ann], [30])
+    async with raw.transaction():
+        earlier = await new_leg(raw, timebank.id, host, ben, 45, None)
+    before = await session_state(raw, timebank.id)
+    # Into a new session of its figures, or into the existing one (its figures then wrong).
+    for new in (True, False):
+        with refused(sqlstate=INVARIANT, match="joins it when logged"):
+            async with raw.transaction():
+                target = await new_session(raw, timebank.id, host.id, 1, 45) if new else group_id
+                await raw.execute(
+                    "UPDATE exchanges SET group_id = $2 WHERE id = $1", earlier, target
+                )
+    assert await session_state(raw, timebank.id) == before
+
+
+async def test_exchange_logged_earlier_cannot_join_a_session_after_being_touched(
+    raw, participants, timebank
+):
+    """Touching the exchange first (any update writes a new row version in this
+    transaction) does not make it one logged now."""
+    host, (ann, _, _) = await session_people(participants, timebank)
+    async with raw.transaction():
+        earlier = await new_leg(raw, timebank.id, host, ann, 45, None)
+    before = await session_state(raw, timebank.id)
+    for touch in (
+        "UPDATE exchanges SET description = description WHERE id = $1",
+        "UPDATE exchanges SET created_at = now() WHERE id = $1",
+    ):
+        with refused(sqlstate=INVARIANT):
+            async with raw.transaction():
+                group_id = await new_session(raw, timebank.id, host.id, 1, 45)
+                await raw.execute(touch, earlier)
+                await raw.execute(
+                    "UPDATE exchanges SET group_id = $2 WHERE id = $1", earlier, group_id
+                )
+    assert await session_state(raw, timebank.id) == before
+
+
+async def test_leg_cannot_leave_its_session_or_move_to_another(raw, participants, timebank):
+    host, people = await session_people(participants, timebank)
+    _, legs = await logged_session(raw, timebank.id, host, people[:2], [30, 30])
+    other, _ = await logged_session(raw, timebank.id, host, people[2:], [30])
+    before = await session_state(raw, timebank.id)
+    for target in (None, other):
+        with refused(sqlstate=INVARIANT, match="joins it when logged, and stays"):
+            await raw.execute("UPDATE exchanges SET group_id = $2 WHERE id = $1", legs[0], target)
+    # Not even in the transaction that logs it.
+    with refused(sqlstate=INVARIANT, match="joins it when logged, and stays"):
+        async with raw.transaction():
+            group_id = await new_session(raw, timebank.id, host.id, 1, 30)
+            leg = await new_leg(raw, timebank.id, host, people[0], 30, group_id)
+            await raw.execute("UPDATE exchanges SET group_id = NULL WHERE id = $1", leg)
+    assert await session_state(raw, timebank.id) == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "giver_id = receiver_id, receiver_id = giver_id",  # the host swaps sides
+        "service_date = service_date + 1",
+        "minutes = minutes + 1",
+    ],
+)
+async def test_leg_cannot_change_what_makes_it_one_of_its_session(
+    raw, participants, timebank, change
+):
+    host, people = await session_people(participants, timebank)
+    _, legs = await logged_session(raw, timebank.id, host, people, [30, 45, 60])
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT):
+        async with raw.transaction():
+            await raw.execute(f"UPDATE exchanges SET {change} WHERE id = $1", legs[1])
+    assert await session_state(raw, timebank.id) == before
+
+
+async def test_leg_cannot_be_deleted(raw, participants, timebank):
+    host, people = await session_people(participants, timebank)
+    _, legs = await logged_session(raw, timebank.id, host, people, [30, 45, 60])
+    pending_id = await raw.fetchval(
+        "SELECT pending_transfer_id FROM exchanges WHERE id = $1", legs[2]
+    )
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT):
+        async with raw.transaction():
+            await raw.fetchrow(
+                "SELECT * FROM ledger_void_pending($1, $2, NULL, NULL, NULL)",
+                timebank.id,
+                pending_id,
+            )
+            await raw.execute("DELETE FROM exchanges WHERE id = $1", legs[2])
+    assert await session_state(raw, timebank.id) == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "minutes = minutes + 60",
+        "legs = legs - 1",
+        "host_side = 'receiver'",
+        "service_date = service_date - 7",
+        "description = 'rewritten'",
+        "created_at = created_at - interval '1 day'",
+    ],
+)
+async def test_session_figures_cannot_be_updated(raw, participants, timebank, change):
+    host, people = await session_people(participants, timebank)
+    group_id, _ = await logged_session(raw, timebank.id, host, people, [30, 45, 60])
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT, match="append-only"):
+        await raw.execute(f"UPDATE exchange_groups SET {change} WHERE id = $1", group_id)
+    assert await session_state(raw, timebank.id) == before
+
+
+async def test_session_cannot_be_deleted_but_erasure_forgets_its_words(raw, participants, timebank):
+    host, people = await session_people(participants, timebank)
+    group_id, _ = await logged_session(raw, timebank.id, host, people, [30, 45, 60])
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT, match="append-only"):
+        await raw.execute("DELETE FROM exchange_groups WHERE id = $1", group_id)
+    with refused(sqlstate=INVARIANT, match="append-only"):
+        await raw.execute("TRUNCATE exchange_groups CASCADE")
+    assert await session_state(raw, timebank.id) == before
+    await raw.execute(
+        "UPDATE exchange_groups SET description = NULL, logged_by_user_id = NULL WHERE id = $1",
+        group_id,
+    )
+    assert (
+        await raw.fetchval("SELECT description FROM exchange_groups WHERE id = $1", group_id)
+        is None
+    )
+
+
+async def test_session_cannot_take_the_id_of_an_exchange(raw, participants, timebank):
+    """Sessions share the exchanges' ids: one id never names both."""
+    host, (ann, ben, _) = await session_people(participants, timebank)
+    async with raw.transaction():
+        exchange_id = await new_leg(raw, timebank.id, host, ann, 45, None)
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT):
+        async with raw.transaction():
+            await raw.execute(
+                "INSERT INTO exchange_groups (id, timebank_id, host_id, host_side, legs, minutes,"
+                " service_date, category_id, on_behalf)"
+                " SELECT $2, $1, $3, 'giver', 1, 30, current_date, min(id), false"
+                " FROM categories WHERE timebank_id = $1",
+                timebank.id,
+                exchange_id,
+                host.id,
+            )
+            await new_leg(raw, timebank.id, host, ben, 30, exchange_id)
+    assert await session_state(raw, timebank.id) == before
+
+
+async def test_exchange_cannot_take_the_id_of_a_session(raw, participants, timebank):
+    host, (ann, _, _) = await session_people(participants, timebank)
+    group_id, _ = await logged_session(raw, timebank.id, host, [ann], [30])
+    before = await session_state(raw, timebank.id)
+    with refused(sqlstate=INVARIANT, match="the id of a group session"):
+        await raw.execute(
+            "INSERT INTO exchanges (id, timebank_id, giver_id, receiver_id, minutes,"
+            " service_date, category_id, logged_for) OVERRIDING SYSTEM VALUE"
+            " SELECT $2, $1, $3, $4, 30, current_date, min(id), 'giver'"
+            " FROM categories WHERE timebank_id = $1",
+            timebank.id,
+            group_id,
+            host.id,
+            ann.id,
+        )
+    assert await session_state(raw, timebank.id) == before

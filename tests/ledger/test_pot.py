@@ -1,6 +1,6 @@
 """Gifts, grants from the community pot, opening balances and leaving, through the ledger
-service; and PostgreSQL itself refusing to post or reserve on a closed account. Every test
-ends with the ledger's audit clean."""
+service. Every test ends with the ledger's audit clean. PostgreSQL itself refusing any
+movement on a closed account (I9) is in tests/ledger/test_invariants_sql.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.ledger.test_invariants_sql import INVALID_REQUEST, INVALID_STATE, ledger_state, refused
+from tests.ledger.test_invariants_sql import INVALID_REQUEST, ledger_state, refused
 from timebank.errors import (
     IdempotencyMismatch,
     InvalidTransition,
@@ -258,70 +258,7 @@ async def test_leaving_replays_under_its_key(ledger, participants, timebank):
         await ledger.leave(timebank.id, ada.id, balance_to=bea.id, key=key)
 
 
-# PostgreSQL refuses any movement on a closed account -------------------------------------------
-
-
-async def closed_account(ledger, participants, timebank):
-    ada, bea = await members(participants, timebank, "Ada", "Bea")
-    await ledger.leave(timebank.id, ada.id)
-    return ada.account_id, bea.account_id
-
-
-async def test_postgres_refuses_a_posting_on_a_closed_account(ledger, participants, timebank, raw):
-    closed, open_ = await closed_account(ledger, participants, timebank)
-    before = await ledger_state(raw, timebank.id)
-    for debit, credit in ((open_, closed), (closed, open_)):
-        with refused(asyncpg.CheckViolationError, constraint="accounts_closed_empty"):
-            await raw.fetchrow(
-                "SELECT * FROM ledger_post_transfer($1, $2, $3, 10, 'exchange', NULL,"
-                " NULL, NULL, NULL)",
-                timebank.id,
-                debit,
-                credit,
-            )
-    with refused(asyncpg.CheckViolationError, constraint="accounts_closed_empty"):
-        await raw.execute("UPDATE accounts SET balance = 5, version = 1 WHERE id = $1", closed)
-    assert await ledger_state(raw, timebank.id) == before
-
-
-async def test_postgres_refuses_a_batch_whose_legs_cancel_out_on_a_closed_account(
-    ledger, participants, timebank, raw
-):
-    # Moved by its net (nothing), the account would stay empty: each leg is refused instead.
-    closed, open_ = await closed_account(ledger, participants, timebank)
-    before = await ledger_state(raw, timebank.id)
-    with refused(sqlstate=INVALID_STATE, match="is closed"):
-        await raw.fetch(
-            "SELECT * FROM ledger_post_batch($1, $2::bigint[], $3::bigint[], ARRAY[30, 30],"
-            " 'adjustment', NULL, NULL, NULL, NULL)",
-            timebank.id,
-            [open_, closed],
-            [closed, open_],
-        )
-    assert await ledger_state(raw, timebank.id) == before
-
-
-async def test_postgres_refuses_a_reservation_on_a_closed_account(
-    ledger, participants, timebank, raw
-):
-    closed, open_ = await closed_account(ledger, participants, timebank)
-    before = await ledger_state(raw, timebank.id)
-    with refused(asyncpg.CheckViolationError, constraint="accounts_closed_empty"):
-        await raw.fetchrow(
-            "SELECT * FROM ledger_reserve($1, $2, $3, 10, 'exchange', NULL, NULL, NULL, NULL)",
-            timebank.id,
-            open_,
-            closed,
-        )
-    with refused(sqlstate=INVALID_STATE, match="has left"):
-        await raw.fetchrow(
-            "SELECT r.* FROM accounts a,"
-            " LATERAL ledger_set_opening($1, a.participant_id, 10, NULL, NULL, NULL, NULL) r"
-            " WHERE a.id = $2",
-            timebank.id,
-            closed,
-        )
-    assert await ledger_state(raw, timebank.id) == before
+# The records beside the ledger ------------------------------------------------------------------
 
 
 async def test_the_records_beside_the_ledger_are_append_only(ledger, participants, timebank, raw):
@@ -340,8 +277,9 @@ async def test_the_records_beside_the_ledger_are_append_only(ledger, participant
             "UPDATE departures SET balance_minutes = 0 WHERE account_id = $1",
             left.record.account_id,
         )
-    with refused(sqlstate=INVALID_STATE):
-        await raw.execute("UPDATE accounts SET closed_at = NULL WHERE id = $1", ada.account_id)
+
+
+# Races ------------------------------------------------------------------------------------------
 
 
 async def test_leaving_races_a_reservation_a_gift_and_itself_with_one_consistent_outcome(

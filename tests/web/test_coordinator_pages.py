@@ -234,3 +234,119 @@ def test_the_public_url_must_be_a_plain_http_address():
     assert Settings(public_url="https://x.example/timebank").public_url == (
         "https://x.example/timebank"
     )
+
+
+# The pot, grants, opening balances and leaving ------------------------------------------------
+
+
+async def _balance(client, world: World, person) -> int:
+    client.cookies.clear()
+    answer = await client.get(
+        f"/api/v1/timebanks/{world.timebank.slug}/participants/{person.participant_id}/balance",
+        headers=world.admin.headers,
+    )
+    return answer.json()["balance_minutes"]
+
+
+async def test_a_coordinator_grants_from_the_pot_with_a_reason_and_sees_it_there(
+    client, world: World
+):
+    await sign_in(client, world.coordinator)
+    home = await client.get(f"/t/{world.timebank.slug}")
+    assert f'href="/t/{world.timebank.slug}/pot"' in home.text
+    pot = await client.get(f"/t/{world.timebank.slug}/pot")
+    assert "Community pot" in text_of(pot.text) and "Nothing has moved" in text_of(pot.text)
+    form = await client.get(f"/t/{world.timebank.slug}/give?grant=true")
+    assert "Grant hours from the community pot" in text_of(form.text)
+    no_reason = await submit(
+        client, f"/t/{world.timebank.slug}/give", {"mode": "grant", "who": "Ada", "duration": "1"}
+    )
+    assert no_reason.status_code == 422 and 'id="note-error"' in no_reason.text
+    fields = {"mode": "grant", "who": "Ada", "duration": "1", "note": "cannot earn this month"}
+    granted = await submit(client, f"/t/{world.timebank.slug}/give", fields)
+    assert granted.status_code == 200 and granted.url.path == f"/t/{world.timebank.slug}/pot"
+    text = text_of(granted.text)
+    assert "Granted" in text and "\u22121:00" in text and "grant" in text and "Ada" in text
+    assert "cannot earn this month" in text
+    assert await _balance(client, world, world.member) == 60
+
+
+async def test_a_coordinator_sets_an_opening_balance_once_on_the_participants_page(
+    client, world: World
+):
+    await sign_in(client, world.coordinator)
+    people = await client.get(f"/t/{world.timebank.slug}/participants")
+    here = f"/t/{world.timebank.slug}/participants/{world.member.participant_id}"
+    assert f'href="{here}"' in people.text
+    page = await client.get(here)
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "Opening balance" in text and "Leaves" in text and "Ada" in text
+    refused = await submit(client, f"{here}/opening-balance", {"opening": "soon"})
+    assert refused.status_code == 422 and 'id="opening-error"' in refused.text
+    assert 'value="soon"' in refused.text
+    done = await submit(
+        client, f"{here}/opening-balance", {"opening_sign": "debt", "opening": "2:30"}
+    )
+    assert done.status_code == 200 and "The opening balance is set" in text_of(done.text)
+    assert "Opening balance: \u22122:30" in text_of(done.text)
+    await sign_in(client, world.coordinator)
+    assert await _balance(client, world, world.member) == -150
+
+
+async def test_a_coordinator_records_a_leaving_and_the_balance_goes_where_they_say(
+    client, world: World
+):
+    here = f"/t/{world.timebank.slug}/participants/{world.member.participant_id}"
+    await sign_in(client, world.coordinator)
+    await submit(client, f"{here}/opening-balance", {"opening_sign": "credit", "opening": "1"})
+    nobody = await submit(client, f"{here}/leave", {"leave_to": "person", "leave_who": "Zed"})
+    assert nobody.status_code == 422 and 'id="leave_who-error"' in nobody.text
+    left = await submit(client, f"{here}/leave", {"leave_to": "person", "leave_who": "Bea"})
+    assert left.status_code == 200
+    text = text_of(left.text)
+    assert "Recorded: Ada has left" in text and "went to Bea" in text
+    assert "Record that Ada leaves" not in text  # the form is gone
+    assert await _balance(client, world, world.other_member) == 60
+
+
+async def test_leaving_is_refused_on_the_page_while_an_exchange_waits(client, world: World):
+    logged = await client.post(
+        f"/api/v1/timebanks/{world.timebank.slug}/exchanges/",
+        json={
+            "giver_id": world.member.participant_id,
+            "receiver_id": world.other_member.participant_id,
+            "minutes": 30,
+            "service_date": date.today().isoformat(),
+            "category": "gardening",
+            "description": "Weeded",
+        },
+        headers=world.member.headers,
+    )
+    assert logged.status_code == 201
+    here = f"/t/{world.timebank.slug}/participants/{world.member.participant_id}"
+    await sign_in(client, world.coordinator)
+    refused = await submit(client, f"{here}/leave", {"leave_to": "pot"})
+    assert refused.status_code == 409
+    assert 'id="leave_to-error"' in refused.text and "pending" in text_of(refused.text)
+
+
+async def test_a_member_opens_neither_the_pot_nor_a_participants_page(client, world: World):
+    await sign_in(client, world.member)
+    here = f"/t/{world.timebank.slug}/participants/{world.other_member.participant_id}"
+    assert (await client.get(f"/t/{world.timebank.slug}/pot")).status_code == 403
+    assert (await client.get(here)).status_code == 403
+    refused = await submit(client, f"{here}/leave", {"leave_to": "pot"})
+    assert refused.status_code == 403
+
+
+async def test_a_coordinator_is_told_beside_the_name_that_they_cannot_grant_to_themselves(
+    client, world: World
+):
+    assert world.staff is not None
+    await sign_in(client, world.staff)
+    fields = {"mode": "grant", "who": "Sam", "duration": "1", "note": "for me"}
+    refused = await submit(client, f"/t/{world.timebank.slug}/give", fields)
+    assert refused.status_code == 403
+    assert 'id="who-error"' in refused.text and "your own account" in text_of(refused.text)
+    assert await _balance(client, world, world.staff) == 0

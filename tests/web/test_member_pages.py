@@ -223,3 +223,76 @@ async def test_secure_cookies_are_host_only(engine, database_url, world: World):
         secure.cookies.set("timebank_session", world.member.token)
         planted = await secure.get(f"/t/{world.timebank.slug}", follow_redirects=False)
         assert planted.status_code == 303 and "/sign-in" in planted.headers["location"]
+
+
+# Giving hours ----------------------------------------------------------------------------------
+
+
+async def _balance(client, world: World, person) -> int:
+    answer = await client.get(
+        f"/api/v1/timebanks/{world.timebank.slug}/participants/{person.participant_id}/balance",
+        headers=world.coordinator.headers,
+    )
+    return answer.json()["balance_minutes"]
+
+
+async def test_a_member_gives_an_hour_from_home_once_however_often_the_form_is_sent(
+    client, world: World
+):
+    home = await sign_in(client, world.member)
+    assert f'href="/t/{world.timebank.slug}/give"' in home.text
+    form = await client.get(f"/t/{world.timebank.slug}/give")
+    assert form.status_code == 200
+    assert "Give hours" in text_of(form.text)
+    for label in ("Give to", "A person", "The community pot", "Who to?", "How many hours?"):
+        assert label in text_of(form.text), label
+    key = hidden_fields(form.text)["key"]
+    fields = {"key": key, "to": "person", "who": "Bea", "duration": "1:00", "note": "thanks"}
+    first = await submit(client, f"/t/{world.timebank.slug}/give", fields)
+    again = await submit(client, f"/t/{world.timebank.slug}/give", fields)
+    assert first.status_code == again.status_code == 200
+    assert first.url.path == f"/t/{world.timebank.slug}"
+    assert "Given: thank you" in text_of(first.text)
+    assert "\u22121:00" in text_of(first.text)  # my balance
+    client.cookies.clear()
+    assert await _balance(client, world, world.other_member) == 60
+
+
+async def test_a_gift_to_the_pot_needs_no_name(client, world: World):
+    await sign_in(client, world.member)
+    fields = {"key": "pot-gift", "to": "pot", "duration": "0:30"}
+    answer = await submit(client, f"/t/{world.timebank.slug}/give", fields)
+    assert answer.status_code == 200 and "Given" in text_of(answer.text)
+    assert await _balance(client, world, world.member) == -30
+
+
+async def test_a_gift_past_the_floor_comes_back_with_the_limit_beside_the_hours(
+    client, world: World
+):
+    await sign_in(client, world.member)
+    fields = {"key": "too-much", "to": "person", "who": "Bea", "duration": "11", "note": "x"}
+    answer = await submit(client, f"/t/{world.timebank.slug}/give", fields)
+    assert answer.status_code == 409
+    assert 'id="duration-error"' in answer.text and "at most 10:00" in text_of(answer.text)
+    assert 'value="Bea"' in answer.text and 'value="11"' in answer.text
+    assert "Nothing was given yet" in text_of(answer.text)
+    empty = await submit(client, f"/t/{world.timebank.slug}/give", {"to": "person", "who": ""})
+    assert empty.status_code == 422
+    assert 'id="who-error"' in empty.text and 'id="duration-error"' in empty.text
+    assert await _balance(client, world, world.other_member) == 0
+
+
+async def test_a_member_sees_hours_given_and_received_where_the_timebank_chooses(
+    client, world: World
+):
+    changed = await client.patch(
+        f"/api/v1/timebanks/{world.timebank.slug}",
+        json={"balance_display": "given_received"},
+        headers=world.coordinator.headers,
+    )
+    assert changed.status_code == 200
+    await sign_in(client, world.member)
+    await submit(client, f"/t/{world.timebank.slug}/give", {"to": "pot", "duration": "2"})
+    home = text_of((await client.get(f"/t/{world.timebank.slug}")).text)
+    assert "My hours" in home and "Given 0:00" in home and "Received 0:00" in home
+    assert "My balance" not in home and "\u22122:00" not in home  # no net figure

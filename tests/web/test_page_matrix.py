@@ -33,6 +33,8 @@ from tests.test_authorization_matrix import (
     SIGNED_IN,
     Ctx,
     fresh_password_reset,
+    newcomer,
+    pot_balance,
 )
 from tests.web.pages import as_person, csrf_token, page_routes
 from timebank.app import create_app
@@ -61,6 +63,9 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     f"GET {T}/log": (MEMBER_OR_MANAGER, 200),
     f"POST {T}/log": (MEMBER_OR_MANAGER, 303),
     f"GET {T}/exchanges": (MEMBER_OR_MANAGER, 200),
+    # A member logs a session they ran; coordinators choose the host.
+    f"GET {T}/sessions/new": (MEMBER_OR_MANAGER, 200),
+    f"POST {T}/sessions/new": (MEMBER_OR_MANAGER, 303),
     f"GET {EX}": (MEMBER_OR_MANAGER, 200),
     # Checked with "confirm" (the counterparty only); the other decisions go through the
     # same service call as the API's, whose matrix checks each of them.
@@ -71,6 +76,15 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     f"GET {T}/participants/new": (MANAGERS, 200),
     f"POST {T}/participants/new": (MANAGERS, 201),
     f"GET {T}/report": (MANAGERS | {"funder"}, 200),
+    # Giving hours: from one's own account (members, staff with a participant); coordinators
+    # and admins without one grant from the pot there. The pot and a participant's page (their
+    # opening balance and leaving): coordinators and admins.
+    f"GET {T}/give": (MEMBER_OR_MANAGER, 200),
+    f"POST {T}/give": (MEMBER_OR_MANAGER, 303),
+    f"GET {T}/pot": (MANAGERS, 200),
+    f"GET {T}/participants/{{participant_id}}": (MANAGERS, 200),
+    f"POST {T}/participants/{{participant_id}}/opening-balance": (MANAGERS, 303),
+    f"POST {T}/participants/{{participant_id}}/leave": (MANAGERS, 303),
 }
 
 
@@ -179,6 +193,25 @@ async def log_exchange(ctx: Ctx, role: str) -> PageCell:
     return PageCell(form=_log_form(role), snapshot=_exchange_count(ctx))
 
 
+async def log_session(ctx: Ctx, role: str) -> PageCell:
+    async def snapshot() -> int:
+        seen = await ctx.seen_by_admin(f"{ctx.base}/exchanges?limit=200")
+        return len([item for item in seen["items"] if item["group_id"] is not None])
+
+    world = ctx.world
+    form = {
+        "key": unique_slug("key"),
+        "side": "gives",
+        "attendee": [str(world.other_member.participant_id)],
+        "duration": "1",
+        "service_date": date.today().isoformat(),
+        "category": "gardening",
+    }
+    if role != "member":
+        form["host"] = str(world.member.participant_id)
+    return PageCell(form=form, snapshot=snapshot)
+
+
 async def read_exchange(ctx: Ctx, role: str) -> PageCell:
     return PageCell(params={"exchange_id": await ctx.exchange("logged")})
 
@@ -232,6 +265,77 @@ async def add_participant(ctx: Ctx, role: str) -> PageCell:
     )
 
 
+def _balances(ctx: Ctx, *people: Any) -> Callable[[], Awaitable[list[int]]]:
+    async def snapshot() -> list[int]:
+        seen = []
+        for person in people:
+            path = f"{ctx.base}/participants/{person.participant_id}/balance"
+            seen.append((await ctx.seen_by_admin(path))["balance_minutes"])
+        return seen
+
+    return snapshot
+
+
+async def give(ctx: Ctx, role: str) -> PageCell:
+    # With a participant of one's own: a gift to Bea; a coordinator or admin without one
+    # grants to Ada from the pot.
+    w = ctx.world
+    person = ctx.person(role)
+    form = {"key": unique_slug("key"), "to": "person", "who": "Bea", "duration": "0:05"}
+    if person is None or person.participant_id is None:
+        form = {**form, "mode": "grant", "who": "Ada", "note": "page matrix"}
+    snapshot = _balances(ctx, w.member, w.other_member)
+
+    async def check(response: Response) -> str | None:
+        changed = await snapshot()
+        return None if changed != [0, 0] else "no balance moved"
+
+    return PageCell(form=form, snapshot=snapshot, check=check)
+
+
+async def participant_page(ctx: Ctx, role: str) -> PageCell:
+    return PageCell(params={"participant_id": ctx.world.member.participant_id})
+
+
+async def opening_page(ctx: Ctx, role: str) -> PageCell:
+    target = await newcomer(ctx)
+    snapshot = _balances(ctx, target)
+
+    async def check(response: Response) -> str | None:
+        return None if await snapshot() == [45] else "the opening balance is not set"
+
+    return PageCell(
+        params={"participant_id": target.participant_id},
+        form={"opening_sign": "credit", "opening": "0:45"},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+async def leave_page(ctx: Ctx, role: str) -> PageCell:
+    target = await newcomer(ctx)
+    await ctx.ok(
+        "PUT",
+        f"{ctx.base}/participants/{target.participant_id}/opening-balance",
+        ctx.world.admin,
+        {"minutes": 30},
+    )
+
+    async def snapshot() -> int:
+        return await pot_balance(ctx)
+
+    async def check(response: Response) -> str | None:
+        left_with = await _balances(ctx, target)()
+        return None if left_with == [0] else f"they still hold {left_with}"
+
+    return PageCell(
+        params={"participant_id": target.participant_id},
+        form={"leave_to": "pot"},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
 SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     "GET /static/{file_path}": static_file,
     "GET /sign-in": nothing,
@@ -247,6 +351,8 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     f"GET {T}/log": nothing,
     f"POST {T}/log": log_exchange,
     f"GET {T}/exchanges": nothing,
+    f"GET {T}/sessions/new": nothing,
+    f"POST {T}/sessions/new": log_session,
     f"GET {EX}": read_exchange,
     f"POST {EX}/{{action}}": confirm,
     f"GET {T}/queue": nothing,
@@ -255,6 +361,12 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     f"GET {T}/participants/new": nothing,
     f"POST {T}/participants/new": add_participant,
     f"GET {T}/report": nothing,
+    f"GET {T}/give": nothing,
+    f"POST {T}/give": give,
+    f"GET {T}/pot": nothing,
+    f"GET {T}/participants/{{participant_id}}": participant_page,
+    f"POST {T}/participants/{{participant_id}}/opening-balance": opening_page,
+    f"POST {T}/participants/{{participant_id}}/leave": leave_page,
 }
 
 

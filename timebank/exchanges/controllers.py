@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from pydantic import Discriminator, RootModel, Tag
 
 from timebank.deps import AccessDep, CredentialsDep
 from timebank.exchanges.schemas import (
@@ -22,6 +23,8 @@ from timebank.exchanges.schemas import (
     ExchangeFilters,
     ExchangePage,
     ExchangeState,
+    GroupSessionCreate,
+    GroupSessionDetail,
 )
 from timebank.exchanges.service import Exchanges
 from timebank.openapi import MAX_ID, problems
@@ -41,6 +44,28 @@ IdempotencyKeyHeader: TypeAlias = Annotated[
 _DECISION_PROBLEMS = problems(400, 401, 403, 404, 409, 422, 503)
 
 
+# The forms a logged body takes, by the names pydantic gives them in an error's location.
+LOGGED_FORMS = ("exchange", "group")
+
+
+def _form(body: Any) -> str:
+    """Which form a logged body takes: a group session when it has ``legs``."""
+    return "group" if isinstance(body, dict) and "legs" in body else "exchange"
+
+
+class LoggedBody(
+    RootModel[
+        Annotated[
+            Annotated[ExchangeCreate, Tag("exchange")]
+            | Annotated[GroupSessionCreate, Tag("group")],
+            Discriminator(_form),
+        ]
+    ]
+):
+    """One exchange (``giver_id``, ``receiver_id``, ``minutes``) or a group session
+    (``legs``)."""
+
+
 def _decision(action: str, summary: str, description: str) -> HTTPRouteHandler:
     """The route of one decision: ``POST …/{exchange_id}/{action}`` with an optional reason."""
 
@@ -50,7 +75,7 @@ def _decision(action: str, summary: str, description: str) -> HTTPRouteHandler:
         exchanges: ExchangesDep,
         exchange_id: ExchangeId,
         data: JSONBody[DecisionRequest | None] = None,
-    ) -> ExchangeDetail:
+    ) -> ExchangeDetail | GroupSessionDetail:
         return await exchanges.decide(
             access, exchange_id, action, data.reason if data is not None else None
         )
@@ -79,19 +104,35 @@ class ExchangeController(Controller):
         self,
         credentials: CredentialsDep,
         state: State,
-        data: JSONBody[ExchangeCreate],
+        data: JSONBody[LoggedBody],
         idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[ExchangeDetail]:
-        """Log an exchange of time, as its giver or receiver, or as a coordinator for either.
+    ) -> Response[ExchangeDetail | GroupSessionDetail]:
+        """Log an exchange of time, as its giver or receiver, or as a coordinator for either;
+        or a group session (``legs``: one host and 1 to 200 attendees, each leg with its
+        minutes), as its host or as a coordinator.
 
         Its minutes are reserved on both accounts until it is approved, rejected or
-        cancelled. Send an ``Idempotency-Key`` so that a retried tap logs it only once."""
+        cancelled; a session's legs are reserved, approved and reversed together, or refused
+        together, naming the attendee at fault. Send an ``Idempotency-Key`` so that a retried
+        tap logs it only once."""
+        body = data.root
+        if isinstance(body, GroupSessionCreate):
+            auth = state.auth
+            access = credentials.access(
+                await auth.caller_in(credentials.token_hash, credentials.slug)
+            )
+            session = await state.exchanges.log_group(access, body, idempotency_key)
+            return Response(
+                session.session,
+                status_code=HTTP_201_CREATED,
+                headers={"Idempotent-Replayed": "true" if session.replayed else "false"},
+            )
         # The busiest route: the caller is looked up in the statement that reads what logging
         # needs, not in one of its own (``Credentials.access`` refuses as ``access`` would, but
         # after the body's validation), so the service comes from the state rather than from
         # the ``exchanges`` dependency, which waits for ``access``.
         exchanges: Exchanges = state.exchanges
-        logged = await exchanges.log_as(credentials, data, idempotency_key)
+        logged = await exchanges.log_as(credentials, body, idempotency_key)
         return Response(
             logged.exchange,
             status_code=HTTP_201_CREATED,
@@ -139,8 +180,9 @@ class ExchangeController(Controller):
     )
     async def get_exchange(
         self, access: AccessDep, exchanges: ExchangesDep, exchange_id: ExchangeId
-    ) -> ExchangeDetail:
-        """One exchange with every decision taken on it: who, when, on whose behalf, why."""
+    ) -> ExchangeDetail | GroupSessionDetail:
+        """One exchange with every decision taken on it: who, when, on whose behalf, why; or
+        one group session with its legs."""
         return await exchanges.get(access, exchange_id)
 
     confirm = _decision(

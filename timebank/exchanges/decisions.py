@@ -35,16 +35,28 @@ async def decide_on(
     action: str,
     reason: str | None,
 ) -> ExchangeDetail:
-    """Take ``action`` on an exchange, its row locked first so decisions on it take turns;
-    the exchange as it is afterwards."""
+    """Take ``action`` on an exchange (not a leg of a group session), its row locked first so
+    decisions on it take turns; the exchange as it is afterwards."""
     timebank_id = access.timebank_id
     exchange = policy.require_visible(
         access, await repository.get_exchange(conn, timebank_id, exchange_id, lock=True)
     )
+    return await decide_locked(conn, access, exchange, action, reason)
+
+
+async def decide_locked(
+    conn: Connection,
+    access: TimebankAccess,
+    exchange: ExchangeRecord,
+    action: str,
+    reason: str | None,
+) -> ExchangeDetail:
+    """Take ``action`` on an exchange the caller may see, its row locked; the exchange as it is
+    afterwards."""
     actor = policy.decider(access, exchange, action)
     policy.require_from_state(action, exchange)
-    await _EFFECTS[action](conn, exchange, actor, action, reason)
-    return await detail(conn, timebank_id, exchange_id)
+    await EFFECTS[action](conn, exchange, actor, action, reason)
+    return await detail(conn, exchange.timebank_id, exchange.id)
 
 
 async def review_reasons(
@@ -73,7 +85,7 @@ async def review_reasons(
     )
 
 
-async def _move(
+async def move(
     conn: Connection, exchange: ExchangeRecord, action: str, actor: Actor, **changes: Any
 ) -> tuple[ExchangeRecord, DecisionRecord]:
     """The exchange and the decision as written."""
@@ -86,12 +98,12 @@ async def _move(
     return moved
 
 
-async def _approve(
+async def approve(
     conn: Connection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
 ) -> None:
     assert exchange.pending_transfer_id is not None
     # The reservation is posted by the statement that moves the exchange: one round trip.
-    await _move(conn, exchange, action, actor, reason=reason, post_pending=True)
+    await move(conn, exchange, action, actor, reason=reason, post_pending=True)
 
 
 async def _release(
@@ -99,7 +111,7 @@ async def _release(
 ) -> None:
     assert exchange.pending_transfer_id is not None
     await ledger.void_pending(conn, exchange.timebank_id, exchange.pending_transfer_id)
-    await _move(conn, exchange, action, actor, reason=reason)
+    await move(conn, exchange, action, actor, reason=reason)
 
 
 async def _confirm(
@@ -112,12 +124,12 @@ async def _confirm(
     reasons = await review_reasons(
         conn, rules, exchange.timebank_id, giver, receiver, exchange.minutes, exchange.service_date
     )
-    await _move(
+    await move(
         conn, exchange, action, actor, reason=reason, review_reason="; ".join(reasons) or None
     )
     if policy.approves_automatically(rules, reasons):
         awaiting = replace(exchange, state="awaiting_approval")
-        await _approve(conn, awaiting, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON)
+        await approve(conn, awaiting, POLICY_ACTOR, "auto_approve", AUTO_APPROVAL_REASON)
 
 
 async def _reverse(
@@ -125,7 +137,7 @@ async def _reverse(
 ) -> None:
     assert exchange.transfer_id is not None and reason is not None
     reversal = await ledger.reverse(conn, exchange.timebank_id, exchange.transfer_id, reason)
-    await _move(
+    await move(
         conn, exchange, action, actor, reason=reason, reversal_transfer_id=reversal.transfer.id
     )
 
@@ -133,16 +145,16 @@ async def _reverse(
 async def _move_only(
     conn: Connection, exchange: ExchangeRecord, actor: Actor, action: str, reason: str | None
 ) -> None:
-    await _move(conn, exchange, action, actor, reason=reason)
+    await move(conn, exchange, action, actor, reason=reason)
 
 
 # What each decision does, given (connection, exchange, actor, action, reason).
-_EFFECTS: dict[
+EFFECTS: dict[
     str, Callable[[Connection, ExchangeRecord, Actor, str, str | None], Awaitable[None]]
 ] = {
     "confirm": _confirm,
     "dispute": _move_only,
-    "approve": _approve,
+    "approve": approve,
     "reject": _release,
     "cancel": _release,
     "reverse": _reverse,

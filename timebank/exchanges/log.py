@@ -140,7 +140,7 @@ async def _write(
         on_behalf=on_behalf,
         debit_account_id=receiver.account_id,
         credit_account_id=giver.account_id,
-        memo=_memo(category_name, data.description),
+        memo=memo(category_name, data.description),
         actor=actor,
         keyed=keyed,
     )
@@ -172,18 +172,28 @@ def _check_request(data: ExchangeCreate, key: str | None, *, today: date) -> Non
             "the giver and the receiver must be two different participants",
             errors=[field_error("receiver_id", "must differ from giver_id")],
         )
-    if data.service_date > today:
+    check_service_date(data.service_date, today=today)
+    check_key(key)
+
+
+def check_service_date(service_date: date, *, today: date) -> None:
+    """Refuse a service date in the future, or too far back to be believed."""
+    if service_date > today:
         raise ValidationFailed(
             "the service date is in the future; log help once it has been given",
             errors=[field_error("service_date", f"must be {today.isoformat()} or earlier")],
         )
-    if data.service_date < EARLIEST_SERVICE_DATE:
+    if service_date < EARLIEST_SERVICE_DATE:
         raise ValidationFailed(
             "the service date is too far back to be believed",
             errors=[
                 field_error("service_date", f"must be {EARLIEST_SERVICE_DATE.isoformat()} or later")
             ],
         )
+
+
+def check_key(key: str | None) -> None:
+    """Refuse an Idempotency-Key of the wrong length."""
     if key is not None and not 1 <= len(key) <= 255:
         raise ValidationFailed(
             "an Idempotency-Key has 1 to 255 characters",
@@ -217,7 +227,7 @@ def _require_parties_and_category(
     return giver, receiver, category
 
 
-def _memo(category_name: str, description: str) -> str:
+def memo(category_name: str, description: str) -> str:
     """What the statement shows for the exchange's transfer."""
     summary = " ".join(description.split())
     memo = f"{category_name}: {summary}" if summary else category_name

@@ -4,7 +4,7 @@ says once an exchange awaits approval. No SQL and no I/O here."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -17,6 +17,7 @@ from timebank.exchanges.schemas import (
     ExchangeCreate,
     ExchangeRecord,
     ExchangeState,
+    GroupSessionDetail,
     Side,
 )
 from timebank.policy import Policy
@@ -266,3 +267,172 @@ def approves_automatically(policy: Policy, reasons: Collection[str]) -> bool:
     if policy.approval_mode == "automatic":
         return True
     return policy.approval_mode == "automatic_unless" and not reasons
+
+
+# ---------------------------------------------------------------------------------------------
+# Group sessions: one record of many legs, decided as one.
+# ---------------------------------------------------------------------------------------------
+
+
+class LegLike(Protocol):
+    @property
+    def giver_id(self) -> int: ...
+    @property
+    def receiver_id(self) -> int: ...
+
+
+def host_of(legs: Sequence[LegLike], host_id: int | None = None) -> tuple[int, Side]:
+    """The host of a session's legs and the host's side: ``host_id`` if given, else the one
+    participant on the same side of every leg (the giver, for a single leg); each other
+    participant is on the other side of one leg only. Anything else is not one session (422,
+    naming the leg at fault)."""
+    givers = {leg.giver_id for leg in legs}
+    receivers = {leg.receiver_id for leg in legs}
+    side: Side
+    if host_id is not None and givers == {host_id}:
+        host, side = host_id, "giver"
+    elif host_id is not None and receivers == {host_id}:
+        host, side = host_id, "receiver"
+    elif host_id is not None:
+        raise ValidationFailed(
+            "the host gives to every attendee or receives from each: they are the giver of"
+            " every leg, or the receiver of every leg",
+            errors=[field_error("host_id", "must be on the same side of every leg")],
+        )
+    elif len(givers) == 1:
+        host, side = legs[0].giver_id, "giver"
+    elif len(receivers) == 1:
+        host, side = legs[0].receiver_id, "receiver"
+    else:
+        raise ValidationFailed(
+            "a group session has one host who gives to every attendee or receives from each:"
+            " every leg shares the same giver, or the same receiver",
+            errors=[field_error("legs", "one giver for every leg, or one receiver")],
+        )
+    others = [leg.receiver_id if side == "giver" else leg.giver_id for leg in legs]
+    seen: set[int] = set()
+    other_side = "receiver_id" if side == "giver" else "giver_id"
+    for n, attendee in enumerate(others):
+        if attendee == host:
+            raise ValidationFailed(
+                "the host cannot attend their own session",
+                errors=[field_error(f"legs.{n}.{other_side}", "must differ from the host")],
+            )
+        if attendee in seen:
+            raise ValidationFailed(
+                f"participant {attendee} is in the session twice; give each attendee one leg",
+                errors=[field_error(f"legs.{n}.{other_side}", "already in an earlier leg")],
+            )
+        seen.add(attendee)
+    return host, side
+
+
+def who_logs_group(
+    access: TimebankAccess, host: int, host_side: Side, attendees: Collection[int]
+) -> tuple[Actor, bool]:
+    """Who is logging this session, ``(actor, on_behalf)``: its host, for their own side; or
+    a coordinator or admin on the host's behalf. An attendee does not log a session (they
+    confirm or dispute their own leg), nor does a coordinator who attends it."""
+    me = access.party_id
+    if me is not None and me == host:
+        return party_actor(access), False
+    if me is not None and me in attendees:
+        raise Forbidden(
+            "a group session is logged by its host or a coordinator; you confirm your own leg"
+        )
+    if access.can_manage:
+        actor = manager_role(access)
+        return Actor(actor.user_id, actor.role, host), True
+    if me is not None:
+        raise Forbidden("members log sessions they host; ask a coordinator")
+    raise Forbidden("only members and coordinators of this timebank log sessions")
+
+
+def group_state(states: Collection[ExchangeState]) -> ExchangeState:
+    """A session's state from its legs': theirs when they agree; while they differ, what holds
+    the session up (a dispute, then an attendee still to confirm); once rejected or cancelled
+    (legs logged are cancelled when the rest are rejected), rejected if any leg was."""
+    distinct = set(states)
+    if len(distinct) == 1:
+        return next(iter(distinct))
+    for waiting in ("disputed", "logged", "rejected", "cancelled"):
+        if waiting in distinct:
+            return waiting  # type: ignore[return-value]
+    return "awaiting_approval"
+
+
+def group_leg_action(action: str, leg_state: ExchangeState) -> str:
+    """The decision a session's ``action`` takes on a leg in ``leg_state``: the same, except
+    that rejecting a session cancels the legs still waiting for their attendee (nobody has
+    confirmed them, so there is nothing to reject)."""
+    if action == "reject" and leg_state == "logged":
+        return "cancel"
+    return action
+
+
+def require_group_ready(action: str, states: Collection[ExchangeState]) -> None:
+    """Refuse a session's ``action`` its legs do not allow together."""
+    if action == "approve" and "logged" in states:
+        raise InvalidTransition(
+            "the session waits for attendees to confirm their legs; it can be approved once"
+            " none is left to confirm (or rejected now)",
+            state="logged",
+        )
+    if action == "cancel" and "disputed" in states:
+        raise InvalidTransition(
+            "an attendee disputed their leg; a coordinator approves or rejects the session",
+            state="disputed",
+        )
+
+
+@dataclass(frozen=True)
+class SessionLeg:
+    """A leg of a session as the rules see it: every leg shares its session's logging."""
+
+    giver_id: int
+    receiver_id: int
+    logged_for: Side
+    logged_by_user_id: int | None
+    on_behalf: bool
+    state: ExchangeState
+
+
+def session_legs(session: GroupSessionDetail) -> list[SessionLeg]:
+    """The legs of a session's answer, as the rules see them."""
+    return [
+        SessionLeg(
+            leg.giver_id,
+            leg.receiver_id,
+            session.host_side,
+            session.logged_by_user_id,
+            session.on_behalf,
+            leg.state,
+        )
+        for leg in session.legs
+    ]
+
+
+def open_group_decisions(access: TimebankAccess, legs: Sequence[SessionLeg]) -> frozenset[str]:
+    """The decisions the caller may take on a session now, by the rules ``decide`` applies:
+    confirm or dispute their own leg; approve, reject, cancel or reverse the whole."""
+    states = [leg.state for leg in legs]
+    open_now = set()
+    for action, transition in TRANSITIONS.items():
+        try:
+            require_may_attempt(access, action)
+            if action in COUNTERPARTY_DECISIONS:
+                mine = [leg for leg in legs if counterparty_of(leg) == access.party_id]
+                if not mine or mine[0].state not in transition.from_states:
+                    continue
+                decider(access, mine[0], action)
+            else:
+                require_group_ready(action, states)
+                for leg in legs:
+                    leg_action = group_leg_action(action, leg.state)
+                    if leg.state not in TRANSITIONS[leg_action].from_states:
+                        raise InvalidTransition("not now")
+                    decider(access, leg, leg_action)
+        except (Forbidden, InvalidTransition):
+            continue
+        open_now.add(action)
+    return frozenset(open_now)

@@ -158,16 +158,20 @@ _EXCHANGES = select(
         for name in _EXCHANGE_FIELDS
     )
 ).select_from(_e.join(_c, _c.c.id == _e.c.category_id))
+EXCHANGES, EXCHANGES_ROW = _EXCHANGES, _e  # exchange rows (``e``) as ``ExchangeRecord`` reads them
 _ONE_EXCHANGE = _EXCHANGES.where(_e.c.id == arg(1), _e.c.timebank_id == arg(2))
 _EXCHANGE = compiled_sql(_ONE_EXCHANGE)
-_EXCHANGE_LOCKED = compiled_sql(_ONE_EXCHANGE.with_for_update(of=_e))
+# A decision locks an exchange that is not a leg of a group session; a leg's decisions lock
+# its session first (``exchanges.groups``), so that the two never wait for each other.
+_EXCHANGE_LOCKED = compiled_sql(_ONE_EXCHANGE.where(_e.c.group_id.is_(None)).with_for_update(of=_e))
 
 
 async def get_exchange(
     conn: Connection, timebank_id: int, exchange_id: int, *, lock: bool = False
 ) -> ExchangeRecord | None:
     """One exchange of this timebank; with ``lock``, its row stays locked (FOR UPDATE) until
-    the transaction ends, so decisions on one exchange take turns."""
+    the transaction ends, so decisions on one exchange take turns, and a leg of a group session
+    is not found (it is decided through its session, ``exchanges.groups``)."""
     row = await fetch_one(conn, _EXCHANGE_LOCKED if lock else _EXCHANGE, exchange_id, timebank_id)
     return ExchangeRecord(**row) if row is not None else None
 

@@ -27,6 +27,8 @@ Side = Literal["giver", "receiver"]
 
 # The most minutes any request may log, far above every timebank's own maximum per exchange.
 MAX_LOGGED_MINUTES = 2**31 - 1
+# The most legs one group session has.
+MAX_LEGS = 200
 # Older help is not believable as logged; the bound leaves room for imported history.
 EARLIEST_SERVICE_DATE = date(2000, 1, 1)
 
@@ -56,6 +58,43 @@ class ExchangeCreate(BaseModel):
         default=None,
         description="coordinators only: the party they log on behalf of (default: the giver)",
     )
+
+
+class LegCreate(BaseModel):
+    """One leg of a group session: ``giver_id`` gave ``minutes`` of help to ``receiver_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    giver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who gave the help")
+    receiver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who received it")
+    minutes: WholeNumber = Field(
+        gt=0, le=MAX_LOGGED_MINUTES, description="whole minutes of help (an integer)"
+    )
+
+
+class GroupSessionCreate(BaseModel):
+    """A group session to log: one host gives to every attendee (a class, a lunch club) or
+    receives from each (volunteers at an organisation's event), one leg per attendee."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    legs: list[LegCreate] = Field(
+        min_length=1,
+        max_length=MAX_LEGS,
+        description=f"1 to {MAX_LEGS} legs, each between the host and one attendee",
+    )
+    host_id: WholeNumber | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="the host, on the same side of every leg (default: the one participant"
+        " who is; the giver of a single leg)",
+    )
+    service_date: CalendarDay = Field(
+        description="the day the session was held, YYYY-MM-DD: from 2000-01-01, not in the future",
+    )
+    category: Text = Field(min_length=1, max_length=100, description="a category slug")
+    description: Text = Field(default="", max_length=2000)
 
 
 class DecisionRequest(BaseModel):
@@ -108,12 +147,48 @@ class ExchangePublic(BaseModel):
     reversal_transfer_id: int | None
     created_at: datetime
     updated_at: datetime
+    group_id: int | None = Field(
+        default=None, description="the group session this exchange is one leg of, if any"
+    )
 
 
 class ExchangeDetail(ExchangePublic):
     """An exchange with every decision taken on it, oldest first."""
 
     decisions: list[DecisionPublic]
+
+
+class LegPublic(BaseModel):
+    """One leg of a group session as its answer lists it."""
+
+    id: int
+    giver_id: int
+    receiver_id: int
+    minutes: int
+    state: ExchangeState
+
+
+class GroupSessionDetail(BaseModel):
+    """A group session: one record, decided as one; each leg is an exchange of its own
+    (``GET …/exchanges/{leg id}`` gives its decisions). ``state`` is its legs' state, or, while
+    they differ, the one that holds it up (disputed, then logged: an attendee still to confirm);
+    a member who attended sees only their own leg among ``legs``."""
+
+    id: int
+    kind: Literal["group"] = "group"
+    host_id: int
+    host_side: Side
+    attendees: int = Field(description="legs in the session")
+    minutes: int = Field(description="its legs' minutes, summed")
+    service_date: date
+    category: str
+    description: str
+    state: ExchangeState
+    review_reason: str | None
+    logged_by_user_id: int | None
+    on_behalf: bool
+    created_at: datetime
+    legs: list[LegPublic]
 
 
 class ExchangePage(BaseModel):
@@ -175,6 +250,7 @@ class ExchangeRecord:
     reversal_transfer_id: int | None
     created_at: datetime
     updated_at: datetime
+    group_id: int | None = None
 
     @property
     def parties(self) -> tuple[int, int]:
@@ -226,4 +302,30 @@ class LogResult:
     """A logged exchange, and whether it was logged before under the same idempotency key."""
 
     exchange: ExchangeDetail
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """A group session's row."""
+
+    id: int
+    timebank_id: int
+    host_id: int
+    host_side: Side
+    legs: int
+    minutes: int
+    service_date: date
+    category: str
+    description: str | None
+    logged_by_user_id: int | None
+    on_behalf: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class GroupLogResult:
+    """A logged group session, and whether it was logged before under the same key."""
+
+    session: GroupSessionDetail
     replayed: bool

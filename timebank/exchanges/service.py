@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from timebank.auth.schemas import TimebankAccess
 from timebank.db.transactions import run_in_raw_statements, run_in_raw_transaction
 from timebank.errors import NotFound, TimebankError
-from timebank.exchanges import policy, repository
-from timebank.exchanges.decisions import decide_on, detail, record_fields
+from timebank.exchanges import groups, policy, repository
+from timebank.exchanges.decisions import detail, record_fields
 from timebank.exchanges.log import Caller, check, log_for, log_for_caller
 from timebank.exchanges.schemas import (
     BulkApproveResult,
@@ -31,6 +31,9 @@ from timebank.exchanges.schemas import (
     ExchangePage,
     ExchangePublic,
     ExchangeState,
+    GroupLogResult,
+    GroupSessionCreate,
+    GroupSessionDetail,
     LogResult,
 )
 
@@ -67,13 +70,31 @@ class Exchanges:
         logging = functools.partial(log_for_caller, caller=caller, data=data, key=idempotency_key)
         return await run_in_raw_statements(self._engine, logging, max_retries=self._max_retries)
 
+    async def log_group(
+        self,
+        access: TimebankAccess,
+        data: GroupSessionCreate,
+        idempotency_key: str | None = None,
+    ) -> GroupLogResult:
+        """Log a group session: every leg reserved (or posted, when the policy approves it at
+        once) in one transaction, or none; a refusal names the attendee at fault. A retry
+        with the same idempotency key and body returns the session logged the first time."""
+        groups.check(access, data, idempotency_key)
+        logging = functools.partial(groups.log_group, access=access, data=data, key=idempotency_key)
+        return await run_in_raw_transaction(self._engine, logging, max_retries=self._max_retries)
+
     # -- reading -------------------------------------------------------------------------------
 
-    async def get(self, access: TimebankAccess, exchange_id: int) -> ExchangeDetail:
-        """One exchange with its decision history; members see only their own."""
+    async def get(
+        self, access: TimebankAccess, exchange_id: int
+    ) -> ExchangeDetail | GroupSessionDetail:
+        """One exchange with its decision history, or one group session with its legs;
+        members see only their own."""
         policy.require_exchange_reader(access)
         async with self._engine.connect() as conn:
             exchange = await repository.get_exchange(conn, access.timebank_id, exchange_id)
+            if exchange is None and await groups.is_group(conn, access.timebank_id, exchange_id):
+                return await groups.group_detail(conn, access, exchange_id)
             policy.require_visible(access, exchange)
             return await detail(conn, access.timebank_id, exchange_id)
 
@@ -95,12 +116,13 @@ class Exchanges:
 
     async def decide(
         self, access: TimebankAccess, exchange_id: int, action: str, reason: str | None = None
-    ) -> ExchangeDetail:
+    ) -> ExchangeDetail | GroupSessionDetail:
         """Take one decision (confirm, dispute, approve, reject, cancel, reverse) on an
-        exchange: who may, from which state, with which effect on the ledger."""
+        exchange or a group session: who may, from which state, with which effect on the
+        ledger."""
         policy.require_may_attempt(access, action)
         deciding = functools.partial(
-            decide_on,
+            groups.decide_any,
             access=access,
             exchange_id=exchange_id,
             action=action,
@@ -135,9 +157,8 @@ class Exchanges:
     async def _state_seen_by(
         self, access: TimebankAccess, exchange_id: int
     ) -> ExchangeState | None:
-        async with self._engine.connect() as conn:
-            exchange = await repository.get_exchange(conn, access.timebank_id, exchange_id)
+        """The state of the exchange (or session) as the caller sees it; None if they do not."""
         try:
-            return policy.require_visible(access, exchange).state
+            return (await self.get(access, exchange_id)).state
         except NotFound:
             return None

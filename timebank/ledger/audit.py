@@ -198,6 +198,33 @@ _CHECKS: dict[str, str] = {
          WHERE (CAST($1 AS bigint) IS NULL OR a.timebank_id = $1)
            AND (a.closed_at IS NULL) <> (d.account_id IS NULL)
     """,
+    # A group session's legs agree with it: as many as it says, their minutes summing to its
+    # minutes, each with its host on the host's side on its date and category, and decided
+    # together (once one is approved, rejected, cancelled or reversed, every one is).
+    "group-sessions": """
+        SELECT g.timebank_id, 'group session ' || g.id AS subject,
+               format('says %s legs of %s minutes with participant %s as %s; has %s legs of %s'
+                      ' minutes, %s not with its host on that side, date and category,'
+                      ' in states %s',
+                      g.legs, g.minutes, g.host_id, g.host_side, l.n, l.total, l.strays,
+                      coalesce(l.states, 'none')) AS detail
+          FROM exchange_groups g
+         CROSS JOIN LATERAL (
+               SELECT count(*) AS n, coalesce(sum(e.minutes), 0) AS total,
+                      count(*) FILTER (WHERE CASE g.host_side WHEN 'giver' THEN e.giver_id
+                                                              ELSE e.receiver_id END <> g.host_id
+                                          OR e.service_date <> g.service_date
+                                          OR e.category_id <> g.category_id) AS strays,
+                      count(DISTINCT e.state) FILTER (WHERE e.state IN
+                          ('approved', 'rejected', 'cancelled', 'reversed')) AS decided,
+                      count(*) FILTER (WHERE e.state NOT IN
+                          ('approved', 'rejected', 'cancelled', 'reversed')) AS undecided,
+                      string_agg(DISTINCT e.state, ', ') AS states
+                 FROM exchanges e WHERE e.group_id = g.id) l
+         WHERE (CAST($1 AS bigint) IS NULL OR g.timebank_id = $1)
+           AND (l.n <> g.legs OR l.total <> g.minutes OR l.strays > 0
+                OR l.decided > 1 OR (l.decided = 1 AND l.undecided > 0))
+    """,
 }
 
 # The timebanks an audit covers: the one of slug $1, or every one (NULL).

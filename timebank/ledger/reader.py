@@ -15,6 +15,7 @@ from timebank.db.transactions import raw_connection, run_in_raw_statements
 from timebank.errors import Forbidden
 from timebank.ledger import accounts, repository
 from timebank.ledger.audit import audit
+from timebank.ledger.pot_schemas import GivenReceivedPublic
 from timebank.ledger.schemas import (
     AuditPublic,
     BalancePublic,
@@ -49,13 +50,32 @@ class LedgerReader:
         async with raw_connection(self._engine) as conn:  # one statement, no SQLAlchemy
             return await accounts.account_of(conn, access.timebank_id, participant_id)
 
-    async def balance(self, access: TimebankAccess, participant_id: int) -> BalancePublic:
-        """Posted balance, pending in and out, limits, and what is left to spend."""
+    async def balance(
+        self, access: TimebankAccess, participant_id: int
+    ) -> BalancePublic | GivenReceivedPublic:
+        """Posted balance, pending in and out, limits, and what is left to spend; or, for a
+        member of a timebank that shows balances as given and received, the minutes of the
+        exchanges they gave and received with no net figure (coordinators always see the
+        balance)."""
         self._require_reader(access, participant_id)
-        # Both reads on one pooled connection: a request that waits for a connection waits once.
+        # The reads on one pooled connection: a request that waits for a connection waits once.
         async with raw_connection(self._engine) as conn:
-            account_id = await accounts.account_of(conn, access.timebank_id, participant_id)
+            account_id, display = await accounts.account_and_display(
+                conn, access.timebank_id, participant_id
+            )
             balance = await accounts.get_balance(conn, access.timebank_id, account_id)
+            if not access.can_manage and display == "given_received":
+                given, received = await accounts.given_received(
+                    conn, access.timebank_id, account_id
+                )
+                return GivenReceivedPublic(
+                    participant_id=participant_id,
+                    account_id=account_id,
+                    given_minutes=given,
+                    received_minutes=received,
+                    pending_in_minutes=balance.pending_in_minutes,
+                    pending_out_minutes=balance.pending_out_minutes,
+                )
         floor = balance.floor_minutes or 0
         return BalancePublic(
             participant_id=participant_id,
@@ -99,12 +119,20 @@ class LedgerReader:
         """Postings newest first, each with the running balance after it."""
         account_id = await self._account(access, participant_id)
         page = await self._ledger.statement(access.timebank_id, account_id, **ask)
+        lines = [StatementLinePublic.model_validate(asdict(line)) for line in page.lines]
+        if not access.can_manage and await self._shows_given_received(access):
+            lines = [line.model_copy(update={"balance_after": None}) for line in lines]
         return StatementPublic(
             participant_id=participant_id,
             account_id=account_id,
-            lines=[StatementLinePublic.model_validate(asdict(line)) for line in page.lines],
+            lines=lines,
             next_before_version=page.next_before_version,
         )
+
+    async def _shows_given_received(self, access: TimebankAccess) -> bool:
+        """Whether the timebank shows members hours given and received, not a balance."""
+        async with raw_connection(self._engine) as conn:
+            return await accounts.balance_display(conn, access.timebank_id) == "given_received"
 
     async def verify(self, access: TimebankAccess) -> AuditPublic:
         """The ledger audit of this timebank (coordinators and admins)."""

@@ -31,6 +31,7 @@ from timebank.ledger.schemas import (
     BatchResult,
     DirectKind,
     IdempotencyKey,
+    LockedAccount,
     PendingRecord,
     PendingResult,
     PostResult,
@@ -44,6 +45,7 @@ __all__ = [
     "call_keyed",
     "grant_welcome",
     "key_answer_cte",
+    "lock_accounts",
     "post_batch",
     "post_pending",
     "post_pending_id",
@@ -143,6 +145,24 @@ post_transfer = _OneWay(_POST_TRANSFER, "post", _transfer)
 
 reserve = _OneWay(_RESERVE, "reserve", _pending)
 """Reserve minutes for a pending exchange; they count against both accounts' limits."""
+
+
+_LOCK_ACCOUNTS = (
+    "SELECT id AS account_id, balance, pending_in, pending_out, floor, ceiling,"
+    " closed_at IS NOT NULL AS closed"
+    " FROM accounts WHERE timebank_id = $1 AND id = ANY($2::bigint[])"
+    " ORDER BY id FOR UPDATE"
+)
+
+
+async def lock_accounts(
+    conn: Connection, timebank_id: int, account_ids: Sequence[int]
+) -> dict[int, LockedAccount]:
+    """Lock these accounts in ascending id order (the order every write of the door locks
+    in) until the caller's transaction ends, and read what limits them: for a write of many
+    legs, which then checks every leg before it writes one and meets no deadlock."""
+    rows = await fetch(conn, _LOCK_ACCOUNTS, timebank_id, sorted(set(account_ids)))
+    return {row["account_id"]: LockedAccount(**row) for row in rows}
 
 
 async def grant_welcome(

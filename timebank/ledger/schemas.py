@@ -145,6 +145,39 @@ class PotWrite(Generic[R]):
 
 
 @dataclass(frozen=True)
+class LockedAccount:
+    """An account as a write of many legs reads it under lock: its figures, and whether it
+    is closed (its participant left)."""
+
+    account_id: int
+    balance: int
+    pending_in: int
+    pending_out: int
+    floor: int | None
+    ceiling: int | None
+    closed: bool
+
+    def crossed(self, minutes_in: int, minutes_out: int) -> str | None:
+        """Which limit ``minutes_in`` more held in and ``minutes_out`` more held out would
+        cross ('floor' or 'ceiling'), or None. Only the way it moves counts: an account a
+        reversal left outside its limits may still move back towards them."""
+        floor, ceiling = self.floor, self.ceiling
+        if (
+            minutes_out
+            and floor is not None
+            and self.balance - self.pending_out - minutes_out < floor
+        ):
+            return "floor"
+        if (
+            minutes_in
+            and ceiling is not None
+            and self.balance + self.pending_in + minutes_in > ceiling
+        ):
+            return "ceiling"
+        return None
+
+
+@dataclass(frozen=True)
 class AccountBalance:
     account_id: int
     balance_minutes: int
@@ -187,6 +220,7 @@ class StatementPage:
 class BalancePublic(BaseModel):
     participant_id: int
     account_id: int
+    display: Literal["balance"] = "balance"
     balance_minutes: int
     pending_in_minutes: int
     pending_out_minutes: int
@@ -251,7 +285,10 @@ class StatementLinePublic(BaseModel):
     transfer_id: int
     kind: str
     minutes: int
-    balance_after: int = Field(description="the running balance after this line")
+    balance_after: int | None = Field(
+        description="the running balance after this line (null for a member whose timebank"
+        " shows hours given and received instead of a balance)"
+    )
     counterparty_account_id: int
     memo: str | None
     created_at: datetime

@@ -14,7 +14,7 @@ from timebank.auth.schemas import Role
 from timebank.fields import JsonBool, WholeNumber
 from timebank.names import clean_name
 from timebank.policy import POLICY_FIELDS as POLICY_FIELDS
-from timebank.policy import ApprovalMode, Policy
+from timebank.policy import ApprovalMode, BalanceDisplay, Policy
 
 ParticipantKind = Literal["member", "professional", "organisation"]
 
@@ -113,6 +113,7 @@ class TimebankUpdate(BaseModel):
     review_backdated_days: WholeNumber | None = None
     review_organisation: JsonBool | None = None
     review_first_exchange: JsonBool | None = None
+    balance_display: BalanceDisplay | None = None
 
     _name_present = _cleaned_name("name", 200)
 

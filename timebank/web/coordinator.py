@@ -15,7 +15,12 @@ from timebank.auth.schemas import TimebankAccess
 from timebank.deps import SettingsDep
 from timebank.errors import Conflict, Forbidden, TimebankError, ValidationFailed
 from timebank.exchanges import policy
-from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, ExchangeState
+from timebank.exchanges.schemas import (
+    ExchangeFilters,
+    ExchangePublic,
+    ExchangeState,
+    GroupSessionDetail,
+)
 from timebank.exchanges.service import Exchanges
 from timebank.participants.schemas import ParticipantCreate
 from timebank.settings import Settings
@@ -31,18 +36,41 @@ EVERY_EXCHANGE = "the timebank asks a coordinator to approve every exchange"
 _ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (str.isdigit also takes "²")
 
 
-async def _queue(exchanges: Exchanges, access: TimebankAccess) -> list[ExchangePublic]:
-    """Exchanges waiting for a coordinator that this one may decide (not those they are party
-    to: another coordinator decides those), oldest first."""
+async def _queue(
+    exchanges: Exchanges, access: TimebankAccess
+) -> list[tuple[ExchangePublic, GroupSessionDetail | None]]:
+    """Exchanges and group sessions waiting for a coordinator that this one may decide (not
+    those they are party to: another coordinator decides those), oldest first; a session is
+    one entry (its first leg beside it), there once no attendee is left to confirm."""
     waiting: list[ExchangePublic] = []
     for state in QUEUE_STATES:
         waiting += await all_exchanges(exchanges, access, ExchangeFilters(state=state))
-    mine = [e for e in waiting if {"approve", "reject"} & policy.open_decisions(access, e)]
-    return sorted(mine, key=lambda exchange: (exchange.created_at, exchange.id))
+    mine: list[tuple[ExchangePublic, GroupSessionDetail | None]] = [
+        (e, None)
+        for e in waiting
+        if e.group_id is None and {"approve", "reject"} & policy.open_decisions(access, e)
+    ]
+    sessions: dict[int, GroupSessionDetail | None] = {}
+    for leg in waiting:
+        if leg.group_id is None or leg.group_id in sessions:
+            continue
+        session = await exchanges.get(access, leg.group_id)
+        assert isinstance(session, GroupSessionDetail)
+        decides = {"approve", "reject"} & policy.open_group_decisions(
+            access, policy.session_legs(session)
+        )
+        sessions[leg.group_id] = session if session.state in QUEUE_STATES and decides else None
+        if sessions[leg.group_id] is not None:
+            mine.append((leg, session))
+    return sorted(mine, key=lambda item: (item[0].created_at, item[0].id))
 
 
-def _why(exchange: ExchangePublic) -> str:
-    """The rule that sent an exchange to the queue."""
+def _why(exchange: ExchangePublic, session: GroupSessionDetail | None = None) -> str:
+    """The rule that sent an exchange (or a session) to the queue."""
+    if session is not None:
+        if session.state == "disputed":
+            return "an attendee disputed their part"
+        return session.review_reason or EVERY_EXCHANGE
     if exchange.state == "disputed":
         return "the other party disputed it"
     return exchange.review_reason or EVERY_EXCHANGE
@@ -172,11 +200,13 @@ async def _queue_page(
     policy.require_may_attempt(access, "approve")
     queue = await _queue(exchanges, access)
     flagged = await page.request.app.state.ledger_reader.flags(access)
-    named = parties_of(queue) | {account.participant_id for account in flagged}
+    named = parties_of([exchange for exchange, _ in queue]) | {
+        account.participant_id for account in flagged
+    }
     return await page.render(
         "queue.html",
         status_code=status_code,
-        queue=[(exchange, _why(exchange)) for exchange in queue],
+        queue=[(exchange, _why(exchange, session), session) for exchange, session in queue],
         names=await page.names_of(named),
         categories=await category_names(page.participants, access),
         outcomes=outcomes or [],

@@ -14,7 +14,7 @@ from litestar.params import FromPath, QueryParameter
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import Conflict, IdempotencyMismatch, NotFound, ValidationFailed
 from timebank.exchanges import policy
-from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic
+from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, GroupSessionDetail
 from timebank.exchanges.service import Exchanges
 from timebank.exchanges.waiting import count_waiting
 from timebank.openapi import ExchangeId
@@ -54,13 +54,19 @@ class ExchangePages(Controller):
     path = "/t/{slug:str}"
 
     @get("/")
-    async def home(self, page: PageDep, ledger_reader: LedgerReaderDep) -> Response:
-        """Home: my balance, what waits for me, and the big "log hours" button."""
+    async def home(
+        self,
+        page: PageDep,
+        ledger_reader: LedgerReaderDep,
+        given: Annotated[bool, QueryParameter()] = False,
+    ) -> Response:
+        """Home: my balance (or the hours I gave and received, as the timebank chooses), what
+        waits for me, and the big "log hours" button."""
         access = page.access
         me = access.party_id
         balance = await ledger_reader.balance(access, me) if me is not None else None
         waiting = await count_waiting(page.engine, access)
-        return await page.render("home.html", balance=balance, waiting=waiting)
+        return await page.render("home.html", balance=balance, waiting=waiting, given=given)
 
     @get("/log")
     async def log_form_page(
@@ -186,6 +192,10 @@ async def _exchange(
 ) -> Response:
     access = page.access
     detail = await exchanges.get(access, exchange_id)
+    if isinstance(detail, GroupSessionDetail):
+        return await _session(
+            page, detail, logged=logged, done=done, error=error, status_code=status_code
+        )
     named = parties_of([detail]) | {decision.on_behalf_of for decision in detail.decisions}
     return await page.render(
         "exchange.html",
@@ -197,4 +207,30 @@ async def _exchange(
         done=done if done in policy.TRANSITIONS else None,
         error=error,
         open_decisions=policy.open_decisions(access, detail),
+    )
+
+
+async def _session(
+    page: TimebankPage,
+    session: GroupSessionDetail,
+    *,
+    logged: bool,
+    done: str | None,
+    error: str | None,
+    status_code: int,
+) -> Response:
+    """A group session: what was recorded, its legs as the caller may see them, and the
+    decisions open to them on it (``policy.open_group_decisions``)."""
+    access = page.access
+    named = {session.host_id} | {p for leg in session.legs for p in (leg.giver_id, leg.receiver_id)}
+    return await page.render(
+        "session.html",
+        status_code=status_code,
+        session=session,
+        names=await page.names_of(named),
+        categories=await category_names(page.participants, access),
+        logged=logged,
+        done=done if done in policy.TRANSITIONS else None,
+        error=error,
+        open_decisions=policy.open_group_decisions(access, policy.session_legs(session)),
     )

@@ -19,12 +19,14 @@ from timebank.web.account import AccountPages
 from timebank.web.coordinator import CoordinatorPages
 from timebank.web.deps import PAGE_DEPENDENCIES
 from timebank.web.exchanges import ExchangePages
+from timebank.web.pot import PotPages
 from timebank.web.render import TEMPLATE_FILTERS, error_page
 from timebank.web.report import ReportPages
 from timebank.web.security import SecurityHeaders, csrf_hook
+from timebank.web.sessions import SessionPages
 
 HERE = Path(__file__).parent
-PAGES = [AccountPages, ExchangePages, CoordinatorPages, ReportPages]
+PAGES = [AccountPages, ExchangePages, SessionPages, CoordinatorPages, PotPages, ReportPages]
 
 
 def template_config() -> TemplateConfig:

@@ -1,21 +1,33 @@
 -- A group session's legs agree with it, checked at commit of every transaction that writes a
--- session or one of its legs: as many legs as it says, their minutes summing to its minutes,
--- each between the host (on the host's side) and one attendee, on the session's date and
--- category; and the legs move together: once one is approved, rejected, cancelled or
--- reversed, every leg is.
+-- session or one of its legs (inserting, changing or deleting one): as many legs as it says,
+-- their minutes summing to its minutes, each between the host (on the host's side) and one
+-- attendee, on the session's date and category; and the legs move together: once one is
+-- approved (or reversed) every leg is, and once one is rejected or cancelled every leg is one
+-- or the other. A session's id is never an exchange's (they share one sequence).
 CREATE OR REPLACE FUNCTION exchange_groups_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     g exchange_groups;
+    checked_id bigint;
     found_legs integer;
     found_minutes bigint;
     strays integer;
     settled text[];
 BEGIN
-    SELECT * INTO g FROM exchange_groups
-     WHERE id = CASE TG_TABLE_NAME WHEN 'exchange_groups' THEN NEW.id ELSE NEW.group_id END;
+    -- One branch per table: NEW of exchange_groups has no group_id to name.
+    IF TG_TABLE_NAME = 'exchange_groups' THEN
+        checked_id := NEW.id;
+    ELSIF TG_OP = 'DELETE' THEN
+        checked_id := OLD.group_id;
+    ELSE
+        checked_id := NEW.group_id;
+    END IF;
+    SELECT * INTO g FROM exchange_groups WHERE id = checked_id;
     IF NOT FOUND THEN
         RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT FROM exchanges e WHERE e.id = g.id) THEN
+        RAISE EXCEPTION 'group session % has the id of an exchange', g.id USING ERRCODE = 'TBIN0';
     END IF;
     SELECT count(*), coalesce(sum(e.minutes), 0),
            count(*) FILTER (WHERE e.timebank_id <> g.timebank_id
@@ -36,8 +48,14 @@ BEGIN
         RAISE EXCEPTION 'group session %: every leg is between its host and one attendee, on its date and category', g.id
             USING ERRCODE = 'TBIN0';
     END IF;
-    IF cardinality(settled) > 1 OR (cardinality(settled) = 1 AND EXISTS (
-            SELECT FROM exchanges e WHERE e.group_id = g.id AND e.state <> settled[1])) THEN
+    -- Settled legs: all approved, all reversed, or all released (rejected, or cancelled
+    -- where nobody had confirmed them), never some settled and some still open.
+    IF settled IS NOT NULL AND NOT (
+            settled <@ ARRAY['rejected', 'cancelled']
+            OR cardinality(settled) = 1 AND settled[1] IN ('approved', 'reversed'))
+       OR EXISTS (SELECT FROM exchanges e
+                   WHERE e.group_id = g.id AND settled IS NOT NULL
+                     AND e.state IN ('logged', 'awaiting_approval', 'disputed')) THEN
         RAISE EXCEPTION 'group session %: its legs are decided together', g.id
             USING ERRCODE = 'TBIN0';
     END IF;
@@ -51,12 +69,23 @@ CREATE CONSTRAINT TRIGGER exchange_groups_check
     FOR EACH ROW
     EXECUTE FUNCTION exchange_groups_check();
 
+-- Every column the check reads: a leg that changes its parties, date, category, minutes or
+-- state is checked again with its session.
 DROP TRIGGER IF EXISTS exchanges_group_check ON exchanges;
 CREATE CONSTRAINT TRIGGER exchanges_group_check
-    AFTER INSERT OR UPDATE OF state, group_id, minutes ON exchanges
+    AFTER INSERT OR UPDATE OF state, group_id, minutes, giver_id, receiver_id, service_date,
+                              category_id, timebank_id ON exchanges
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW
     WHEN (NEW.group_id IS NOT NULL)
+    EXECUTE FUNCTION exchange_groups_check();
+
+DROP TRIGGER IF EXISTS exchanges_group_check_delete ON exchanges;
+CREATE CONSTRAINT TRIGGER exchanges_group_check_delete
+    AFTER DELETE ON exchanges
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW
+    WHEN (OLD.group_id IS NOT NULL)
     EXECUTE FUNCTION exchange_groups_check();
 
 -- A session's figures are history: only what erasure forgets (its description, who logged it)
