@@ -29,7 +29,7 @@ from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.bench.reports_plain import check_contribution, plain_contribution
 from timebank.cli import audit_ledger_and_reports
 from timebank.errors import TimebankError
-from timebank.exchanges.schemas import ExchangeCreate
+from timebank.exchanges.schemas import ExchangeCreate, GroupSessionCreate, LegCreate
 from timebank.exchanges.service import Exchanges
 from timebank.ledger import Ledger
 from timebank.participants.schemas import TimebankPolicy
@@ -259,3 +259,48 @@ async def test_group_legs_move_the_aggregates_as_exchanges_and_gifts_never_do(
     assert await aggregates() == (0, 0, 0)
     async with engine.begin() as conn:
         assert (await audit_ledger_and_reports(conn, timebank.slug)).ok
+
+
+async def test_a_session_logged_and_reversed_through_the_exchanges_service_counts_the_same(
+    engine: AsyncEngine, participants: Participants
+) -> None:
+    """The exchanges service's own group sessions (not the tests' writer): approved as logged
+    under an 'automatic' policy, they count in the report at once, their legs as exchanges;
+    reversed as one, they stop; the aggregates equal a recount throughout."""
+    policy = TimebankPolicy(
+        approval_mode="automatic",
+        confirmation_required=False,
+        default_floor_minutes=-10_000,
+        default_ceiling_minutes=10_000,
+    )
+    timebank = await participants.create_timebank(unique_slug("ags"), "Sessions", policy)
+    host, *attendees = [
+        (await participants.enrol(timebank, "member", f"Person {i}")).id for i in range(4)
+    ]
+    someone = await make_person(engine, "sessions-admin", is_admin=True)
+    admin = TimebankAccess(
+        principal=Principal(
+            user_id=someone.user_id, email=someone.email, is_admin=True, token_id=0
+        ),
+        timebank_id=timebank.id,
+        timebank_slug=timebank.slug,
+    )
+    day = date.today() - timedelta(days=1)
+    logged = await Exchanges(engine).log_group(
+        admin,
+        GroupSessionCreate(
+            legs=[LegCreate(giver_id=host, receiver_id=a, minutes=45) for a in attendees],
+            service_date=day,
+            category="cooking",
+        ),
+    )
+    reports = Reports(engine, Settings(report_settle_seconds=0))
+    totals = (await reports.contribution(admin, start=day, end=day)).totals
+    assert (totals.sessions, totals.session_attendances, totals.session_minutes) == (1, 3, 135)
+    assert (totals.minutes, totals.exchanges, totals.active, totals.ties) == (135, 3, 4, 3)
+    assert await mismatches(engine, timebank.id) == dict.fromkeys(CHECKS, 0)
+
+    await Exchanges(engine).decide(admin, logged.session.id, "reverse", "did not take place")
+    totals = (await reports.contribution(admin, start=day, end=day)).totals
+    assert (totals.sessions, totals.minutes, totals.active) == (0, 0, 0)
+    assert await mismatches(engine, timebank.id) == dict.fromkeys(CHECKS, 0)
