@@ -1,5 +1,6 @@
-"""Group sessions for the report tests, written as the schema accepts them (one place, to be
-swapped for the exchanges service's own group logging once it exists): the session row and
+"""Group sessions for the report tests, written as the schema accepts them (one place, so it
+can be swapped for the exchanges service's ``log_group``; test_aggregates.py checks that the
+service's sessions count the same): the session row and
 its legs in one transaction, each leg an ordinary exchange with ``group_id`` set; approved
 (every leg's transfer posted through the ledger's door and every leg moved to 'approved' in
 one transaction) and reversed (every transfer reversed, every leg 'reversed') together, as
