@@ -267,11 +267,14 @@ def bench() -> None:
 @click.option(
     "--history", default=20_000, show_default=True, help="Transfers written before measuring."
 )
+@click.option(
+    "--group-legs", default=20, show_default=True, help="Legs per group session (phase d)."
+)
 def bench_ledger(
-    clients: int, accounts: int, seconds: float, batch_size: int, history: int
+    clients: int, accounts: int, seconds: float, batch_size: int, history: int, group_legs: int
 ) -> None:
     """Transfers/s of the ledger service against the raw-SQL floor (from asyncpg, and from
-    pgbench in C), on a fresh embedded PostgreSQL."""
+    pgbench in C), and legs/s of group sessions, on a fresh embedded PostgreSQL."""
     from timebank.bench.ledger import run_ledger_benchmark
 
     asyncio.run(
@@ -281,6 +284,7 @@ def bench_ledger(
             seconds=seconds,
             batch_size=batch_size,
             history=history,
+            group_legs=group_legs,
         )
     )
 

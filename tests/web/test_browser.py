@@ -5,7 +5,9 @@ A member signs in and logs 1:30 given to another member, tapping twice and then 
 same form: one pending exchange. The other member confirms it; a coordinator approves it from
 the queue; both balances show the change; a funder opens the report of the latest published
 quarter, over other people's exchanges approved before its publication (enough people each
-month that its hours are shown, not withheld). Every page is checked with axe-core (no
+month that its hours are shown, not withheld). A coordinator records a walking group's
+session, ten people ticked at once, and another coordinator approves it from the queue, where
+it is one entry; a member gives another an hour. Every page is checked with axe-core (no
 serious or critical violations) and photographed into tests/artifacts/screenshots/.
 
 Chromium comes from the distribution (`apt-get install -y chromium`), never downloaded by
@@ -29,11 +31,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.live import running_service
-from tests.people import PASSWORD, Person, World, make_world
+from tests.people import PASSWORD, Person, World, make_person, make_world
 from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.db.engine import sqlalchemy_url
 from timebank.exchanges.schemas import ExchangeCreate
 from timebank.exchanges.service import Exchanges
+from timebank.ledger import Ledger
 from timebank.participants.service import Participants
 from timebank.reports.release import release_at
 from timebank.settings import Settings
@@ -61,6 +64,21 @@ MEMBERS = (
 )
 PROFESSIONALS = ("Nia Kaur", "Sam Reyes")
 ORGANISATIONS = ("Maple Court Care Home", "Oakfield School")
+# The walking group: its leader, and the ten who came on the walk the story records.
+WALK_HOST = "Tess Ward"
+WALKERS = (
+    "Abi Cole",
+    "Ben Frost",
+    "Cara Dunn",
+    "Dan Pike",
+    "Ella Voss",
+    "Finn Rowe",
+    "Gil Moss",
+    "Hal Reed",
+    "Isla Fox",
+    "Joss Lamb",
+)
+OPENING_MINUTES = 180  # what the member who gives an hour starts with
 
 
 def month_start(months_back: int, today: date | None = None) -> date:
@@ -162,7 +180,32 @@ async def _activity(engine, world: World) -> Activity:
     )
 
 
-async def _world(database_url: str) -> tuple[World, Activity]:
+@dataclass
+class Cast:
+    """The people of the later stories, enrolled after the funder's quarter (none of its
+    figures are theirs): a walking group's host and its ten walkers (no sign-in: a
+    coordinator logs for them), and two members who sign in, the first starting in credit."""
+
+    host_id: int
+    walkers: dict[str, int]
+    giver: Person
+    receiver: Person
+
+
+async def _cast(engine, world: World) -> Cast:
+    participants = Participants(engine)
+    host = await participants.enrol(world.timebank, "member", WALK_HOST)
+    walkers = {
+        name: (await participants.enrol(world.timebank, "member", name)).id for name in WALKERS
+    }
+    giver = await make_person(engine, "kit", timebank=world.timebank, roles=("member",))
+    receiver = await make_person(engine, "lou", timebank=world.timebank, roles=("member",))
+    assert giver.participant_id is not None
+    await Ledger(engine).set_opening(world.timebank.id, giver.participant_id, OPENING_MINUTES)
+    return Cast(host_id=host.id, walkers=walkers, giver=giver, receiver=receiver)
+
+
+async def _world(database_url: str) -> tuple[World, Activity, Cast]:
     engine = create_async_engine(sqlalchemy_url(database_url))
     try:
         world = await make_world(engine)
@@ -182,7 +225,7 @@ async def _world(database_url: str) -> tuple[World, Activity]:
             await conn.execute(
                 text("UPDATE exchanges SET approved_at = :at WHERE timebank_id = :tb"), moment
             )
-        return world, activity
+        return world, activity, await _cast(engine, world)
     finally:
         await engine.dispose()
 
@@ -204,12 +247,12 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def service(database_url: str) -> Iterator[tuple[str, World, Activity]]:
+def service(database_url: str) -> Iterator[tuple[str, World, Activity, Cast]]:
     # In a thread of its own: Playwright's sync API keeps an event loop in this one.
     with ThreadPoolExecutor(1) as pool:
-        world, activity = pool.submit(asyncio.run, _world(database_url)).result()
+        world, activity, cast = pool.submit(asyncio.run, _world(database_url)).result()
     with running_service(database_url) as base_url:
-        yield base_url, world, activity
+        yield base_url, world, activity, cast
 
 
 class Phone:
@@ -255,8 +298,14 @@ def balance_of(page: Page) -> str:
     return page.locator(".big-number").inner_text()
 
 
+def assert_fits(page: Page, viewport: dict[str, int]) -> None:
+    """Nothing on the page runs off the side: there is nothing to scroll sideways to."""
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= viewport["width"], f"{page.url} is {width} px wide at {viewport['width']} px"
+
+
 def test_a_member_logs_hours_and_everyone_sees_it_through(chromium, service):
-    base_url, world, activity = service
+    base_url, world, activity, _ = service
     slug = world.timebank.slug
     ada = Phone(chromium, base_url, "ada")
     bea = Phone(chromium, base_url, "bea")
@@ -423,10 +472,16 @@ def test_a_member_logs_hours_and_everyone_sees_it_through(chromium, service):
         # On the narrowest phones (320 px) nothing runs off the side.
         narrow = Phone(chromium, base_url, "narrow", viewport=NARROW)
         narrow.sign_in(world.member)
-        for path in (f"/t/{slug}", f"/t/{slug}/log", f"/t/{slug}/exchanges", recorded_url):
+        for path in (
+            f"/t/{slug}",
+            f"/t/{slug}/log",
+            f"/t/{slug}/exchanges",
+            recorded_url,
+            f"/t/{slug}/sessions/new",
+            f"/t/{slug}/give",
+        ):
             narrow.page.goto(path)
-            width = narrow.page.evaluate("() => document.documentElement.scrollWidth")
-            assert width <= NARROW["width"], f"{path} is {width} px wide at 320 px"
+            assert_fits(narrow.page, NARROW)
         narrow.page.goto(f"/t/{slug}/log")
         narrow.check("20-log-form-at-320px")
         narrow.close()
@@ -438,4 +493,129 @@ def test_a_member_logs_hours_and_everyone_sees_it_through(chromium, service):
         stranger.close()
     finally:
         for phone in (ada, bea, coordinator, funder):
+            phone.close()
+
+
+def test_a_coordinator_logs_a_walk_for_ten_and_another_approves_it(chromium, service):
+    base_url, world, _, cast = service
+    slug = world.timebank.slug
+    yesterday = date.today() - timedelta(days=1)
+    coordinator = Phone(chromium, base_url, "coordinator")
+    staff = Phone(chromium, base_url, "staff")
+    try:
+        # The coordinator opens the session form from home: it fits the phone's width.
+        coordinator.sign_in(world.coordinator)
+        page = coordinator.page
+        page.get_by_role("link", name="Log a group session", exact=True).click()
+        expect(page).to_have_url(re.compile(r"/sessions/new$"))
+        assert_fits(page, PHONE)
+        coordinator.check("21-session-form")
+
+        # Sent with nobody ticked: nothing is recorded, the fault is beside the list, and what
+        # was chosen and typed is kept.
+        page.get_by_label("Who ran it?").select_option(label=f"{WALK_HOST} (no. {cast.host_id})")
+        page.get_by_label("The host gave it to everyone").check()
+        page.get_by_label("How long, for each person?").fill("1:30")
+        page.get_by_label("When?").fill(yesterday.isoformat())
+        page.get_by_label("What kind of session?").select_option("wellbeing")
+        page.get_by_label("A short note").fill("Saturday walk round the reservoir")
+        page.get_by_role("button", name="Record the session").click()
+        expect(page.get_by_role("alert")).to_contain_text("Nothing was recorded yet")
+        expect(page.locator("#attendees-error")).to_contain_text("Tick everyone who came")
+        expect(page.get_by_label("Who ran it?")).to_have_value(str(cast.host_id))
+        expect(page.get_by_label("How long, for each person?")).to_have_value("1:30")
+        assert_fits(page, PHONE)
+        coordinator.check("22-session-form-with-an-error")
+
+        # The ten who came are ticked and the session recorded: one duration, ten people.
+        for name in WALKERS:
+            page.get_by_label(name).check()
+        page.get_by_role("button", name="Record the session").click()
+        expect(page).to_have_url(re.compile(r"/exchanges/\d+\?logged="))
+        session_url = page.url.split("?")[0]
+        recorded = page.get_by_role("status")
+        expect(recorded).to_contain_text("Recorded")
+        expect(recorded).to_contain_text(f"{yesterday:%-d %B %Y}, 10 people with {WALK_HOST}")
+        expect(recorded).to_contain_text("15:00 in all")
+        expect(recorded).to_contain_text("It is waiting for a coordinator")
+        expect(page.locator(".list .item")).to_have_count(10)
+        expect(page.locator(".facts")).to_contain_text("Saturday walk round the reservoir")
+        coordinator.check("23-session-recorded")
+
+        # Another coordinator, who was not on the walk, finds it in the queue as one entry
+        # and approves it.
+        staff.sign_in(world.staff)
+        staff.page.goto(f"/t/{slug}/queue")
+        queue = staff.page.locator(".list .item")
+        expect(queue).to_have_count(1)
+        expect(queue.first).to_contain_text(
+            f"Group session: {WALK_HOST} with 10 people 15:00 in all"
+        )
+        staff.check("24-queue-with-a-session")
+        queue.first.get_by_role("checkbox").check()
+        staff.page.get_by_role("button", name="Approve ticked").click()
+        expect(staff.page.get_by_role("status")).to_contain_text("approved")
+        expect(staff.page.get_by_text("Nothing waiting")).to_be_visible()
+
+        # The session and every leg are approved, and the balances show it: the host earned
+        # 15:00, each walker spent 1:30.
+        staff.page.goto(session_url)
+        expect(staff.page.locator(".facts")).to_contain_text("approved")
+        legs = staff.page.locator(".list .item")
+        expect(legs).to_have_count(10)
+        for leg in legs.all():
+            expect(leg.locator(".state")).to_have_text("approved")
+        staff.check("25-approved-session")
+        staff.page.goto(f"/t/{slug}/participants")
+        rows = staff.page.locator("tr")
+        expect(rows.filter(has_text=WALK_HOST).locator("td.num").first).to_have_text("15:00")
+        for name in WALKERS:
+            expect(rows.filter(has_text=name).locator("td.num").first).to_have_text(f"{MINUS}1:30")
+        staff.check("26-participants-after-the-session")
+    finally:
+        for phone in (coordinator, staff):
+            phone.close()
+
+
+def test_a_member_gives_another_an_hour(chromium, service):
+    base_url, world, _, cast = service
+    slug = world.timebank.slug
+    kit = Phone(chromium, base_url, "kit")
+    lou = Phone(chromium, base_url, "lou")
+    try:
+        lou.sign_in(cast.receiver)
+        assert balance_of(lou.page) == "0:00"
+        kit.sign_in(cast.giver)
+        assert balance_of(kit.page) == "3:00"
+        page = kit.page
+        page.get_by_role("link", name="Give hours").click()
+        expect(page).to_have_url(re.compile(r"/give$"))
+        assert_fits(page, PHONE)
+        kit.check("27-give-form")
+
+        # A duration the form cannot read: nothing is given, the name typed is kept.
+        page.get_by_label("A person").check()
+        page.get_by_label("Who to?").fill("Lou")
+        page.get_by_label("How many hours?").fill("an hour, say")
+        page.get_by_label("A note").fill("Thank you for the lifts")
+        page.get_by_role("button", name="Give the hours").click()
+        expect(page.get_by_role("alert")).to_contain_text("Nothing was given yet")
+        expect(page.locator("#duration-error")).to_be_visible()
+        expect(page.get_by_label("Who to?")).to_have_value("Lou")
+        assert_fits(page, PHONE)
+        kit.check("28-give-form-with-an-error")
+
+        page.get_by_label("How many hours?").fill("1")
+        page.get_by_role("button", name="Give the hours").click()
+        expect(page).to_have_url(re.compile(rf"/t/{slug}\?given="))
+        expect(page.get_by_role("status")).to_contain_text("The hours have gone")
+        assert balance_of(page) == "2:00"
+        kit.check("29-member-home-after-giving")
+
+        # Nobody approves a gift: Lou has the hour at once.
+        lou.page.reload()
+        assert balance_of(lou.page) == "1:00"
+        expect(lou.page.get_by_text("Nothing waiting to be approved")).to_be_visible()
+    finally:
+        for phone in (kit, lou):
             phone.close()

@@ -118,13 +118,11 @@ _CREATE_ACCOUNTS = """
 """
 
 
-async def create_ledger(participants: Participants, dsn: str, accounts: int) -> Accounts:
+async def create_ledger(
+    participants: Participants, dsn: str, accounts: int, policy: TimebankPolicy = WIDE_LIMITS
+) -> Accounts:
     """One timebank (through the service) and ``accounts`` participant accounts (bulk SQL)."""
-    timebank = await participants.create_timebank(
-        "bench",
-        "Ledger benchmark",
-        WIDE_LIMITS,
-    )
+    timebank = await participants.create_timebank("bench", "Ledger benchmark", policy)
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():

@@ -21,6 +21,13 @@ itself uses (``timebank.db.engine.create_engine``), with a pool of at least ``cl
 Phase c, batching: ``Ledger.post_batch`` with ``batch_size`` transfers per call (one
 transaction each, every account locked and updated once per batch).
 
+Phase d, group sessions: ``Exchanges.log_group`` with a coordinator's access, one session of
+``group_legs`` legs per call, in a timebank whose policy approves exchanges at once, so every
+leg is an exchange posted as a transfer in the transaction that logs the session
+(``timebank.bench.groups``). It counts legs: legs/s over the floor's transfers/s is the
+comparable ratio (each leg also writes an exchange row and its two decisions, which a transfer
+of phase a does not).
+
 Before anything is measured the ledger is given a history of transfers, so that no phase runs
 on empty tables. Every phase draws distinct account pairs uniformly at random and 1 to 120
 minutes, runs a short warm-up that is not counted, then counts the transfers completed within
@@ -46,6 +53,7 @@ from timebank.bench.floor import (
     run_phase,
     seed_history,
 )
+from timebank.bench.groups import APPROVES_AT_ONCE, group_ledger, phase_groups
 from timebank.bench.harness import (
     audit_line,
     cell,
@@ -60,6 +68,7 @@ from timebank.bench.harness import (
 from timebank.bench.pgbench import CFloor, c_floor
 from timebank.db import migrations
 from timebank.db.engine import asyncpg_dsn, create_engine
+from timebank.exchanges.service import Exchanges
 from timebank.ledger import Ledger, TransferRequest
 from timebank.ledger.audit import audit
 from timebank.participants.service import Participants
@@ -140,12 +149,15 @@ async def run_ledger_benchmark(
     seconds: float,
     batch_size: int,
     history: int = MIN_SEED_TRANSFERS,
+    group_legs: int = 20,
 ) -> dict:
     """Measure transfers/s of the raw-SQL floor (a), the same from pgbench (a0), the service
-    (b) and the batching path (c) on a fresh embedded PostgreSQL; print a table and return the
-    figures."""
-    if clients < 1 or accounts < 2 or seconds <= 0 or batch_size < 1:
-        raise ValueError("need clients >= 1, accounts >= 2, seconds > 0 and batch_size >= 1")
+    (b), the batching path (c) and legs/s of group sessions (d) on a fresh embedded
+    PostgreSQL; print a table and return the figures."""
+    if clients < 1 or accounts < 2 or seconds <= 0 or batch_size < 1 or group_legs < 1:
+        raise ValueError(
+            "need clients >= 1, accounts >= 2, seconds > 0, batch_size >= 1 and group_legs >= 1"
+        )
     warmup = warmup_for(seconds)
     seed_transfers = max(history, 2 * accounts)
 
@@ -164,7 +176,7 @@ async def run_ledger_benchmark(
             "of history ...",
             flush=True,
         )
-        target = await create_ledger(Participants(engine), dsn, accounts)
+        target = await create_ledger(Participants(engine), dsn, accounts, APPROVES_AT_ONCE)
         await seed_history(target, seed_transfers)
         ledger = Ledger(engine, max_retries=settings.ledger_max_retries)
         run = f"({warmup:g} s warm-up, {seconds:g} s)"
@@ -188,6 +200,12 @@ async def run_ledger_benchmark(
         batch = await _phase_batch(
             ledger, target, clients=clients, batch_size=batch_size, timing=timing
         )
+        groups_target = await group_ledger(engine, target)
+        await next_phase(f"d:  group sessions of {group_legs} legs")
+        exchanges = Exchanges(engine, max_retries=settings.ledger_max_retries)
+        groups = await phase_groups(
+            exchanges, groups_target, clients=clients, legs=group_legs, timing=timing
+        )
         async with engine.connect() as audit_conn:
             report = await audit(audit_conn)
     finally:
@@ -196,6 +214,7 @@ async def run_ledger_benchmark(
     ratio = share(service.per_second, floor.per_second) or 0.0
     function_ratio = share(function_result.per_second, floor.per_second)
     batch_ratio = share(batch.per_second, floor.per_second) or 0.0
+    group_ratio = share(groups.per_second, floor.per_second) or 0.0
     c_ratios = {
         name: share(result.per_second, c.per_second)
         for name, result in (
@@ -203,6 +222,7 @@ async def run_ledger_benchmark(
             ("function", function_result),
             ("service", service),
             ("batch", batch),
+            ("groups", groups),
         )
     }
 
@@ -211,11 +231,11 @@ async def run_ledger_benchmark(
     print(
         f"  PostgreSQL {version}; clients {clients}; accounts {accounts}; "
         f"{seed_transfers} transfers of history; {seconds:g} s per phase after a "
-        f"{warmup:g} s warm-up; batch size {batch_size}"
+        f"{warmup:g} s warm-up; batch size {batch_size}; group sessions of {group_legs} legs"
     )
     print(
         "  (latency per call; CPU in ms per transfer: client = this process, or pgbench for a0,"
-        " server = postgres)"
+        " server = postgres; for d a transfer is a leg, each posted as it is logged)"
     )
     print()
     print(_HEADER)
@@ -225,9 +245,11 @@ async def run_ledger_benchmark(
     print(_row(function_result, floor, c))
     print(_row(service, floor, c))
     print(_row(batch, floor, c))
+    print(_row(groups, floor, c))
     print()
     print(f"  service / floor (b/a): {ratio:.2f}")
     print(f"  batch / floor (c/a):   {batch_ratio:.2f}")
+    print(f"  group legs / floor (d/a): {group_ratio:.2f}")
     if c.result is not None:
         print(
             f"  C floor (pgbench, {clients} clients, same SQL): {c.result.per_second:.1f} "
@@ -236,9 +258,11 @@ async def run_ledger_benchmark(
         print(f"  floor / C floor (a/a0):   {c_ratios['floor']:.2f}")
         print(f"  service / C floor (b/a0): {c_ratios['service']:.2f}")
         print(f"  batch / C floor (c/a0):   {c_ratios['batch']:.2f}")
+        print(f"  group legs / C floor (d/a0): {c_ratios['groups']:.2f}")
     else:
         print(f"  C floor (pgbench): none: {c.note}")
-    for result in (floor, *([c.result] if c.result else []), function_result, service, batch):
+    measured = (floor, *([c.result] if c.result else []), function_result, service, batch, groups)
+    for result in measured:
         if result.errors or result.retries:
             print(
                 f"  {result.name}: {result.retries} retries, {result.errors} errors"
@@ -258,6 +282,7 @@ async def run_ledger_benchmark(
             "warmup_seconds": warmup,
             "seed_transfers": seed_transfers,
             "batch_size": batch_size,
+            "group_legs": group_legs,
             "postgresql_version": version,
         },
         "floor_transfers_per_s": round(floor.per_second, 1),
@@ -268,6 +293,8 @@ async def run_ledger_benchmark(
         "function_ratio": rounded(function_ratio, 3),
         "batch_transfers_per_s": round(batch.per_second, 1),
         "batch_ratio": round(batch_ratio, 3),
+        "group_legs_per_s": round(groups.per_second, 1),
+        "group_ratio": round(group_ratio, 3),
         "c_floor_ratios": {name: rounded(value, 3) for name, value in c_ratios.items()},
         "phases": {
             "floor": floor.as_dict(),
@@ -275,6 +302,7 @@ async def run_ledger_benchmark(
             "function": function_result.as_dict(),
             "service": service.as_dict(),
             "batch": batch.as_dict(),
+            "groups": groups.as_dict(),
         },
         "audit": report.as_dict(),
         "ledger_ok": report.ok,

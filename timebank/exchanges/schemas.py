@@ -38,8 +38,9 @@ EARLIEST_SERVICE_DATE = date(2000, 1, 1)
 # ---------------------------------------------------------------------------------------------
 
 
-class ExchangeCreate(BaseModel):
-    """An exchange of time to log: ``giver_id`` gave ``minutes`` of help to ``receiver_id``."""
+class LegCreate(BaseModel):
+    """One exchange's parties and minutes, or one leg of a group session's: ``giver_id`` gave
+    ``minutes`` of help to ``receiver_id``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -49,34 +50,32 @@ class ExchangeCreate(BaseModel):
     minutes: WholeNumber = Field(
         gt=0, le=MAX_LOGGED_MINUTES, description="whole minutes of help (an integer)"
     )
+
+
+class _WhenAndWhat(BaseModel):
+    """What an exchange and a group session both say: the day, the kind of help, a note."""
+
+    model_config = ConfigDict(extra="forbid")
+
     service_date: CalendarDay = Field(
         description="the day the help was given, YYYY-MM-DD: from 2000-01-01, not in the future",
     )
     category: Text = Field(min_length=1, max_length=100, description="a category slug")
     description: Text = Field(default="", max_length=2000)
+
+
+class ExchangeCreate(_WhenAndWhat, LegCreate):
+    """An exchange of time to log: ``giver_id`` gave ``minutes`` of help to ``receiver_id``."""
+
     logged_for: Side | None = Field(
         default=None,
         description="coordinators only: the party they log on behalf of (default: the giver)",
     )
 
 
-class LegCreate(BaseModel):
-    """One leg of a group session: ``giver_id`` gave ``minutes`` of help to ``receiver_id``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    giver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who gave the help")
-    receiver_id: WholeNumber = Field(ge=1, le=MAX_ID, description="participant who received it")
-    minutes: WholeNumber = Field(
-        gt=0, le=MAX_LOGGED_MINUTES, description="whole minutes of help (an integer)"
-    )
-
-
-class GroupSessionCreate(BaseModel):
+class GroupSessionCreate(_WhenAndWhat):
     """A group session to log: one host gives to every attendee (a class, a lunch club) or
     receives from each (volunteers at an organisation's event), one leg per attendee."""
-
-    model_config = ConfigDict(extra="forbid")
 
     legs: list[LegCreate] = Field(
         min_length=1,
@@ -90,11 +89,6 @@ class GroupSessionCreate(BaseModel):
         description="the host, on the same side of every leg (default: the one participant"
         " who is; the giver of a single leg)",
     )
-    service_date: CalendarDay = Field(
-        description="the day the session was held, YYYY-MM-DD: from 2000-01-01, not in the future",
-    )
-    category: Text = Field(min_length=1, max_length=100, description="a category slug")
-    description: Text = Field(default="", max_length=2000)
 
 
 class DecisionRequest(BaseModel):

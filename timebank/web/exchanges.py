@@ -93,11 +93,7 @@ class ExchangePages(Controller):
             try:
                 logged = await exchanges.log(access, data, form.key)
             except IdempotencyMismatch:
-                form.notice = (
-                    "This form was already used to record something else. Check your "
-                    "exchanges before sending it again: it now has a fresh key."
-                )
-                form.key = log_form.LogForm.blank(date.today()).key
+                form.used_before()
                 status = 409
             except (ValidationFailed, Conflict) as error:
                 log_form.explain(form, error, on_behalf=on_behalf)

@@ -7,7 +7,6 @@ on behalf) names both the giver and the receiver."""
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -20,6 +19,7 @@ from timebank.errors import TimebankError
 from timebank.exchanges.schemas import ExchangeCreate
 from timebank.hours import DurationError, parse_duration
 from timebank.participants.service import Participants
+from timebank.web.forms import KeyedForm, new_key, sent_text
 from timebank.web.people import find_by_name
 from timebank.web.render import sentence
 
@@ -29,10 +29,9 @@ _ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (str.isdigit also takes "Â
 
 
 @dataclass
-class LogForm:
+class LogForm(KeyedForm):
     """The values as typed (strings), the one-time key, and what is wrong with them."""
 
-    key: str
     who: str = ""
     who_id: str = ""
     giver: str = ""
@@ -40,42 +39,24 @@ class LogForm:
     receiver: str = ""
     receiver_id: str = ""
     direction: str = "gave"
-    duration: str = ""
-    service_date: str = ""
-    category: str = ""
-    description: str = ""
-    minutes: int | None = None
-    errors: dict[str, str] = field(default_factory=dict)
     choices: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
-    notice: str | None = None
 
     @classmethod
     def blank(cls, today: date) -> LogForm:
-        return cls(key=str(uuid.uuid4()), service_date=today.isoformat())
+        return cls(key=new_key(), service_date=today.isoformat())
 
     @classmethod
     def from_form(cls, form: FormMultiDict) -> LogForm:
-        def text(name: str) -> str:
-            value = form.get(name, "")
-            return value if isinstance(value, str) else ""
-
         return cls(
-            key=text("key")[:255] or str(uuid.uuid4()),
-            who=text("who"),
-            who_id=text("who_id"),
-            giver=text("giver"),
-            giver_id=text("giver_id"),
-            receiver=text("receiver"),
-            receiver_id=text("receiver_id"),
-            direction=text("direction") or "gave",
-            duration=text("duration"),
-            service_date=text("service_date"),
-            category=text("category"),
-            description=text("description"),
+            **KeyedForm.sent(form),
+            who=sent_text(form, "who"),
+            who_id=sent_text(form, "who_id"),
+            giver=sent_text(form, "giver"),
+            giver_id=sent_text(form, "giver_id"),
+            receiver=sent_text(form, "receiver"),
+            receiver_id=sent_text(form, "receiver_id"),
+            direction=sent_text(form, "direction") or "gave",
         )
-
-    def fail(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, message)
 
 
 def _int(value: str) -> int | None:

@@ -6,7 +6,6 @@ into the API's ``GroupSessionCreate`` and shows each refusal beside its field.""
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -24,6 +23,7 @@ from timebank.errors import (
 from timebank.exchanges.schemas import MAX_LEGS, GroupSessionCreate
 from timebank.hours import DurationError, parse_duration
 from timebank.web.deps import ExchangesDep, PageDep
+from timebank.web.forms import KeyedForm, new_key, sent_text
 from timebank.web.people import names
 from timebank.web.render import TimebankPage, redirect, sentence
 
@@ -39,45 +39,26 @@ _FIELD_OF = {
 
 
 @dataclass
-class SessionForm:
+class SessionForm(KeyedForm):
     """The values as sent (strings), the one-time key, and what is wrong with them."""
 
-    key: str
     host: str = ""
     side: str = "gives"
     attendees: list[str] = field(default_factory=list)
-    duration: str = ""
-    service_date: str = ""
-    category: str = ""
-    description: str = ""
-    errors: dict[str, str] = field(default_factory=dict)
-    notice: str | None = None
 
     @classmethod
     def blank(cls, today: date) -> SessionForm:
-        return cls(key=str(uuid.uuid4()), service_date=today.isoformat())
+        return cls(key=new_key(), service_date=today.isoformat())
 
     @classmethod
     def from_form(cls, form: FormMultiDict) -> SessionForm:
-        def text(name: str) -> str:
-            value = form.get(name, "")
-            return value if isinstance(value, str) else ""
-
+        ticked = [v for v in form.getall("attendee", []) if isinstance(v, str)]
         return cls(
-            key=text("key")[:255] or str(uuid.uuid4()),
-            host=text("host"),
-            side="receives" if text("side") == "receives" else "gives",
-            attendees=[v for v in form.getall("attendee", []) if isinstance(v, str)][
-                : MAX_LEGS + 1
-            ],
-            duration=text("duration"),
-            service_date=text("service_date"),
-            category=text("category"),
-            description=text("description"),
+            **KeyedForm.sent(form),
+            host=sent_text(form, "host"),
+            side="receives" if sent_text(form, "side") == "receives" else "gives",
+            attendees=ticked[: MAX_LEGS + 1],
         )
-
-    def fail(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, message)
 
 
 def _read(form: SessionForm, host: int | None) -> GroupSessionCreate | None:
@@ -94,7 +75,7 @@ def _read(form: SessionForm, host: int | None) -> GroupSessionCreate | None:
         form.fail("attendees", f"A session has at most {MAX_LEGS} people besides the host.")
     minutes = None
     try:
-        minutes = parse_duration(form.duration)
+        minutes = form.minutes = parse_duration(form.duration)
     except DurationError as error:
         form.fail("duration", sentence(str(error)))
     if form.errors or host is None or minutes is None:
@@ -179,11 +160,7 @@ class SessionPages(Controller):
             try:
                 logged = await exchanges.log_group(access, data, form.key)
             except IdempotencyMismatch:
-                form.notice = (
-                    "This form was already used to record something else. Check the"
-                    " exchanges before sending it again: it now has a fresh key."
-                )
-                form.key = SessionForm.blank(date.today()).key
+                form.used_before()
                 status = 409
             except (ValidationFailed, Conflict, Forbidden) as error:
                 _explain(form, error, await names(page.participants, access))
