@@ -26,8 +26,10 @@ from sqlalchemy import text
 
 from tests.exchanges.conftest import set_policy
 from tests.people import make_person
-from tests.web.pages import as_person
+from tests.reports.sessions import log_session
+from tests.web.pages import as_person, text_of
 from timebank.reports.csv_export import literal
+from timebank.reports.queue import catch_up
 from timebank.reports.release import (
     Release,
     funder_report,
@@ -48,6 +50,15 @@ from timebank.reports.schemas import (
 )
 
 K = 5
+# The sums of gifts, grants and group sessions a funder sees by period and month.
+KIND_SUMS = (
+    "gifted_minutes",
+    "gifted_to_pot_minutes",
+    "granted_minutes",
+    "sessions",
+    "session_attendances",
+    "session_minutes",
+)
 PUBLISH_AFTER = timedelta(days=7)  # the default of TIMEBANK_REPORT_PUBLISH_AFTER_DAYS
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +140,7 @@ def read_reports(reports: Iterable[Mapping[str, Any]]) -> Knowledge:
         period = (report["period"]["start"], report["period"]["end"])
         by_period[period] = report
         totals, series = report["totals"], report["series"]
-        for figure in ("minutes", "exchanges", "first_exchanges", "new"):
+        for figure in ("minutes", "exchanges", "first_exchanges", "new", *KIND_SUMS):
             known.see((figure, period), totals[figure])
             months = []
             for bucket in series:
@@ -572,9 +583,45 @@ def timebanks(draw: st.DrawFn) -> dict[str, Any]:
             max_size=60,
         )
     )
+    # Gifts: (giver, recipient step or None for the pot, month, minutes); a giver None is a
+    # grant from the pot.
+    gifts = draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.none(), st.integers(0, count - 1)),
+                st.one_of(st.none(), st.integers(1, count - 1)),
+                st.integers(0, 11),
+                st.integers(1, 8).map(lambda n: 15 * n),
+            ),
+            max_size=40,
+        )
+    )
+    # Group sessions: (host, attendees as steps from the host, month, category, minutes).
+    sessions = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, count - 1),
+                st.sets(st.integers(1, count - 1), min_size=1, max_size=6),
+                st.integers(0, 11),
+                st.sampled_from(("gardening", "lifts", "meals")),
+                st.integers(1, 4).map(lambda n: 30 * n),
+            ),
+            max_size=12,
+        )
+    )
     return {
         "people": people,
         "exchanges": [(g, (g + step) % count, m, c, mins) for g, step, m, c, mins in exchanges],
+        "gifts": [
+            (g, None if g is None or step is None else (g + step) % count, m, mins)
+            if g is not None
+            else (None, (step or 1) % count, m, mins)
+            for g, step, m, mins in gifts
+        ],
+        "sessions": [
+            (host, sorted((host + step) % count for step in steps), m, c, mins)
+            for host, steps, m, c, mins in sessions
+        ],
         "k": draw(st.integers(2, 5)),
         "through": draw(st.integers(2, 11)),  # the last published month of the year
     }
@@ -591,7 +638,14 @@ def _month(n: int) -> date:
 def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int]], date]:
     """Full-view reports of every published period of YEAR, and the enrolment by month, from
     a random timebank (joined on the first of a month; exchanges on the first of theirs)."""
-    people, exchanges = bank["people"], bank["exchanges"]
+    people, gifts, sessions = bank["people"], bank.get("gifts", []), bank.get("sessions", [])
+    # Each leg of a session is an exchange between its host and one attendee.
+    legs = [
+        (host, attendee, month, category, minutes, n)
+        for n, (host, attendees, month, category, minutes) in enumerate(sessions)
+        for attendee in attendees
+    ]
+    exchanges = [*bank["exchanges"], *(leg[:5] for leg in legs)]
     through = last_day(("month", _month(bank["through"])))
     firsts: dict[int, date] = {}
     for giver, receiver, month, _, _ in sorted(exchanges, key=lambda e: e[2]):
@@ -621,6 +675,35 @@ def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int
             "two_way_tie_share": 0.0,
             "first_exchanges": first_ones,
             "median_days_to_first_exchange": 0.0 if first_ones else None,
+            **kinds(first, last),
+        }
+
+    def kinds(first: date, last: date) -> dict[str, Any]:
+        made = [g for g in gifts if first <= _month(g[2]) <= last]
+        to_member = [g for g in made if g[0] is not None and g[1] is not None]
+        to_pot = [g for g in made if g[0] is not None and g[1] is None]
+        granted = [g for g in made if g[0] is None]
+        held = [leg for leg in legs if first <= _month(leg[2]) <= last]
+        figures: dict[str, Any] = {}
+        for name, chosen in (
+            ("gifted", to_member),
+            ("gifted_to_pot", to_pot),
+            ("granted", granted),
+        ):
+            minutes = sum(g[3] for g in chosen)
+            figures |= {f"{name}_minutes": minutes, f"{name}_hours": round(minutes / 60, 2)}
+        session_minutes = sum(leg[4] for leg in held)
+        return {
+            **figures,
+            "sessions": len({leg[5] for leg in held}),
+            "session_attendances": len(held),
+            "session_minutes": session_minutes,
+            "session_hours": round(session_minutes / 60, 2),
+            "gift_givers": len({g[0] for g in to_member}),
+            "gift_recipients": len({g[1] for g in to_member}),
+            "pot_givers": len({g[0] for g in to_pot}),
+            "grant_recipients": len({g[1] for g in granted}),
+            "session_people": len({who for leg in held for who in leg[:2]}),
         }
 
     def rows(first: date, last: date, key) -> list[dict[str, Any]]:
@@ -643,7 +726,7 @@ def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int
     for key in year_periods(YEAR, through):
         first, last = key[1], last_day(key)
         series = [
-            Bucket(start=m, end=last_day(("month", m)), **metrics(m, last_day(("month", m))))
+            Bucket.of(start=m, end=last_day(("month", m)), **metrics(m, last_day(("month", m))))
             for m in months_of(key)
         ]
         full[key] = ContributionReport(
@@ -654,7 +737,7 @@ def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int
             interval="month",
             view="full",
             min_cell=None,
-            totals=Metrics(**metrics(first, last)),
+            totals=Metrics.of(**metrics(first, last)),
             series=series,
             categories=[
                 CategoryRow(category=r.pop("label"), name="n", **r)
@@ -680,6 +763,12 @@ def model_reports(bank: dict[str, Any]) -> tuple[dict, dict[date, tuple[int, int
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(timebanks())
 def test_no_withheld_cell_can_be_recomputed_from_a_publication(bank):
+    check_publication(bank)
+
+
+def check_publication(bank: dict[str, Any]) -> None:
+    """Nothing withheld of one publication of ``bank`` can be worked out, and every cell shown
+    rests on k people."""
     full, enrolled, through = model_reports(bank)
     k = bank["k"]
     withheld = protect_release(full, enrolled, through, k).withheld
@@ -705,12 +794,69 @@ def test_no_withheld_cell_can_be_recomputed_from_a_publication(bank):
     for report in published:  # and the primary rule holds
         for row in (*report["categories"], *report["flows"]):
             assert row["minutes"] is None or row["people"] >= k
+    for key, report in full.items():  # for gifts, grants and sessions too
+        shown = funder_report(key, report, withheld, k)
+        for row, seen in (
+            (report.totals, shown.totals),
+            *zip(report.series, shown.series, strict=True),
+        ):
+            if seen.gifted_minutes is not None:
+                assert min(row.gift_givers, row.gift_recipients) >= k
+            if seen.gifted_to_pot_minutes is not None:
+                assert row.pot_givers >= k
+            if seen.granted_minutes is not None:
+                assert row.grant_recipients >= k
+            if seen.sessions is not None or seen.session_minutes is not None:
+                assert row.session_people >= k
+
+
+def test_a_small_month_of_sessions_or_gifts_is_not_the_quarter_less_the_others():
+    """January and March: big group sessions, gifts and grants among many; February: one
+    session of two people, one gift, one grant. February's figures rest on fewer than k and
+    are withheld, and so is something else in each relation, so the quarter less January and
+    March does not give them away."""
+    people = [("member", 0)] * 10
+    many = list(range(1, 9))
+    gifts = [
+        *[(giver, 1, month, 60) for giver in range(6) for month in (0, 2)],  # to 6 recipients
+        *[(giver, None, month, 30) for giver in range(6) for month in (0, 2)],
+        *[(None, recipient, month, 45) for recipient in range(1, 7) for month in (0, 2)],
+        (0, 1, 1, 15),
+        (0, None, 1, 15),
+        (None, 2, 1, 15),
+    ]
+    bank = {
+        "people": people,
+        "exchanges": [],
+        "gifts": [
+            (g, None if step is None else (g + step) % 10, m, mins)
+            if g is not None
+            else (None, step, m, mins)
+            for g, step, m, mins in gifts
+        ],
+        "sessions": [
+            (0, many, 0, "meals", 60),
+            (1, [2], 1, "meals", 30),
+            (0, many, 2, "meals", 90),
+        ],
+        "k": 3,
+        "through": 3,
+    }
+    full, enrolled, through = model_reports(bank)
+    withheld = protect_release(full, enrolled, through, bank["k"]).withheld
+    february = ("month", _month(1))
+    for figure in ("gifted", "gifted_to_pot", "granted", "sessions"):
+        assert (figure, february) in withheld
+        assert (figure, ("quarter", _month(0))) in withheld or any(
+            (figure, ("month", _month(n))) in withheld for n in (0, 2)
+        )
+    check_publication(bank)
 
 
 def _enrolment_only(month: date, figures: dict[str, int | None]) -> dict[str, Any]:
     """An earlier year's month as far as enrolment goes (its other figures left out)."""
     end = last_day(("month", month)).isoformat()
-    blank = {name: 0 for name in ("minutes", "exchanges", "first_exchanges")}
+    blank = {name: 0 for name in ("minutes", "exchanges", "first_exchanges", *KIND_SUMS)}
     bucket = {"start": month.isoformat(), "end": end, **blank, **figures}
     return {
         "period": {"start": month.isoformat(), "end": end},
@@ -1163,3 +1309,173 @@ def test_a_quarter_sum_is_judged_by_the_people_of_its_months_as_published():
     cell = ("category", quarter, "lifts")
     assert cell in protect_release(frozen, enrolled, through, 5, people=fewest).withheld
     assert cell not in protect_release(frozen, enrolled, through, 5).withheld  # the check sees it
+
+
+def test_a_quarter_of_sessions_is_judged_by_the_people_of_its_months_as_published():
+    """The same for group sessions: one session of two people in January and one in February
+    (each month withholds its sessions); a session of six more is approved for January after
+    it was published. The quarter's session figures are its months' as published (two
+    sessions of two people), while its own count of people, made later, is 8: withheld."""
+    from timebank.reports.frozen import frozen_periods
+
+    people = [("member", -3)] * 8
+    garden = [(n, (n + 1) % 8, month, "gardening", 60) for month in range(3) for n in range(8)]
+    small = [(0, [1], 0, "cooking", 30), (0, [1], 1, "cooking", 30)]
+    late = [(2, [3, 4, 5, 6, 7], 0, "cooking", 60)]
+    published = {"people": people, "exchanges": garden, "sessions": small, "k": 5, "through": 2}
+    counted_later = {**published, "sessions": small + late}
+    months_full, enrolled, through = model_reports(published)
+    later_full, _, _ = model_reports(counted_later)
+    quarter = ("quarter", date(YEAR, 1, 1))
+    months = {key[1]: report for key, report in months_full.items() if key[0] == "month"}
+    frozen, fewest = frozen_periods(months, {quarter: later_full[quarter]}, {m: 0 for m in months})
+    totals = frozen[quarter].totals
+    assert (totals.sessions, totals.session_minutes, totals.session_people) == (2, 60, 8)
+    cell = ("sessions", quarter)
+    assert fewest[cell] == 2
+    assert cell in protect_release(frozen, enrolled, through, 5, people=fewest).withheld
+    assert cell not in protect_release(frozen, enrolled, through, 5).withheld  # the check sees it
+
+
+async def test_sessions_and_gifts_reach_the_funder_protected_and_recorded(
+    client, engine, raw, ledger, history
+):
+    """Through the database and HTTP: in the published quarter, big group sessions and gifts
+    in months one and three, and in month two one session of two people, one gift, one grant
+    and one gift to the pot. Month two is withheld, and so is another cell of each relation,
+    so the quarter less the others does not give it away; the publication records the new cells;
+    the full view counts them all; the CSV has their columns."""
+    world, months, _ = history
+    members = [
+        row["id"]
+        for row in await raw.fetch(
+            "SELECT id FROM participants WHERE timebank_id = $1 AND kind = 'member' ORDER BY id",
+            world.timebank.id,
+        )
+    ]
+    assert len(members) >= 7
+    for month, attendees in ((months[0], members[1:7]), (months[1], members[1:2])):
+        await log_session(
+            engine,
+            world.timebank.id,
+            host_id=members[0],
+            attendees=attendees,
+            minutes=[60] * len(attendees),
+            service_date=month + timedelta(days=20),
+            category="cooking",
+        )
+    await log_session(
+        engine,
+        world.timebank.id,
+        host_id=members[6],
+        attendees=members[:6],
+        minutes=[30] * 6,
+        service_date=months[2] + timedelta(days=20),
+        category="cooking",
+        host_side="receiver",
+    )
+    made: list[tuple[int, date]] = []
+    for month, givers in ((months[0], range(6)), (months[1], range(1)), (months[2], range(6))):
+        for n in givers:
+            for to in (members[(n + 1) % 7], None):
+                gift = await ledger.gift(world.timebank.id, members[n], to, 20 + n)
+                made.append((gift.record.id, month))
+            grant = await ledger.gift(
+                world.timebank.id, None, members[n], 25, user_id=world.coordinator.user_id
+            )
+            made.append((grant.record.id, month))
+    await backdate(raw, world.timebank.id, datetime.combine(months[0], datetime.min.time(), UTC))
+    async with raw.transaction():  # gifts are stamped with the clock: made in their months
+        await raw.execute("SET LOCAL session_replication_role = replica")
+        for gift_id, month in made:
+            await raw.execute(
+                "UPDATE gifts SET created_at = $2 WHERE id = $1",
+                gift_id,
+                datetime.combine(month + timedelta(days=5), datetime.min.time(), UTC),
+            )
+    await catch_up(engine)
+
+    quarter = await funder_get(client, world, months[0], quarter_end(months))
+    assert quarter.status_code == 200, quarter.text
+    report = quarter.json()
+    first, second, third = report["series"]
+    for name in ("sessions", "session_minutes", "gifted_minutes", "granted_minutes"):
+        assert second[name] is None and name in second["suppressed"]
+    for name in ("gift_givers", "session_people"):  # what cells rest on is never shown
+        assert name not in report["totals"] and name not in second
+    answered = [report]
+    for month in months:
+        single = await funder_get(client, world, month, last_day(("month", month)))
+        assert single.status_code == 200
+        answered.append(single.json())
+    full = [
+        (
+            await client.get(
+                contribution(
+                    world,
+                    r["period"]["start"],
+                    r["period"]["end"],
+                    as_of=r["as_of"].replace("+", "%2B"),
+                ),
+                headers=world.coordinator.headers,
+            )
+        ).json()
+        for r in answered
+    ]
+    whole = full[0]
+    assert [b["sessions"] for b in whole["series"]] == [1, 1, 1]
+    assert [b["session_attendances"] for b in whole["series"]] == [6, 1, 6]
+    assert [b["session_minutes"] for b in whole["series"]] == [360, 60, 180]
+    assert [b["gifted_minutes"] for b in whole["series"]] == [135, 20, 135]
+    assert [b["gifted_to_pot_minutes"] for b in whole["series"]] == [135, 20, 135]
+    assert [b["granted_minutes"] for b in whole["series"]] == [150, 25, 150]
+    assert (whole["totals"]["minutes"], whole["totals"]["exchanges"]) == (
+        sum(b["minutes"] for b in whole["series"]),
+        sum(b["exchanges"] for b in whole["series"]),
+    )
+    for name in ("sessions", "session_minutes", "gifted_minutes", "granted_minutes"):
+        # Month two alone withheld would be the quarter less the others: one more is.
+        cells = [report["totals"][name], first[name], third[name]]
+        assert None in cells, (name, cells)
+        for shown, truth in zip(
+            cells, [whole["totals"][name], *(whole["series"][n][name] for n in (0, 2))], strict=True
+        ):
+            assert shown is None or shown == truth
+    known = read_reports(answered)
+    assert {("sessions", (months[1].isoformat(), last_day(("month", months[1])).isoformat()))} <= (
+        known.unknown()
+    )
+    assert recovered(known, truth_of(full)) == {}
+    recorded = {
+        row["figure"]
+        for row in await raw.fetch(
+            "SELECT DISTINCT figure FROM published_cells WHERE timebank_id = $1",
+            world.timebank.id,
+        )
+    }
+    assert {"gifted", "gifted_to_pot", "granted", "sessions"} <= recorded
+    # The same quarter asked again shows the same, and the CSV carries the new columns.
+    assert (await funder_get(client, world, months[0], quarter_end(months))).json() == report
+    as_csv = await funder_get(client, world, months[0], quarter_end(months), format="csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert rows[0]["section"] == "totals" and "session_minutes" in rows[0]
+    assert [row["sessions"] for row in rows if row["section"] == "series"][1] == "suppressed"
+    # The funder page shows the same totals, withheld where the JSON withholds them.
+    as_person(client, world.funder)
+    page = await client.get(
+        f"/t/{world.timebank.slug}/report",
+        params={"from": months[0].isoformat(), "to": quarter_end(months).isoformat()},
+    )
+    as_person(client, None)
+    assert page.status_code == 200
+    words = text_of(page.text)
+    for label, name in (
+        ("Group sessions held", "sessions"),
+        ("Attendances at group sessions", "session_attendances"),
+        ("Hours in group sessions", "session_hours"),
+        ("Hours gifted to members", "gifted_hours"),
+        ("Hours gifted to the community pot", "gifted_to_pot_hours"),
+        ("Hours granted from the community pot", "granted_hours"),
+    ):
+        value = report["totals"][name]
+        assert f"{label} {'withheld' if value is None else value}" in words, (label, words)

@@ -8,7 +8,10 @@ or left awaiting approval under a 'coordinator' one and approved, rejected or re
 some participants enrolled late. A moment T is read from the database clock in the middle of
 the history and the model is snapshotted there. The reports as of T, and as of now, must equal
 what the definitions in ``timebank/reports/__init__.py`` give over the snapshot, field by
-field; asked again with the same T after everything else has happened they must be identical.
+field; group sessions (their legs exchanges like any other), gifts between members and to the
+pot, grants from the pot and opening balances are mixed in, and only the legs may move a
+reciprocity figure; asked again with the same T after everything else has happened they
+must be identical.
 The funder view must carry no ids or names, and its primary suppression withhold exactly the
 cells the model says (complementary suppression: test_disclosure.py).
 
@@ -23,7 +26,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -35,11 +38,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import unique_slug
 from tests.people import make_person
+from tests.reports.sessions import approve_session, log_session, reverse_session
 from timebank.auth.schemas import Principal, TimebankAccess
 from timebank.db.engine import sqlalchemy_url
 from timebank.errors import TimebankError
 from timebank.exchanges.schemas import ExchangeCreate
 from timebank.exchanges.service import Exchanges
+from timebank.ledger import Ledger
 from timebank.participants.schemas import DEFAULT_CATEGORIES, TimebankPolicy
 from timebank.participants.service import Participants
 from timebank.reports.audit import CHECKS, aggregate_differences
@@ -68,6 +73,10 @@ MAX_EXCHANGE = 1440
 # rounding a half is accepted); a median of whole days is exact (n or n.5).
 DECIMALS = {
     "hours": 2,
+    "gifted_hours": 2,
+    "gifted_to_pot_hours": 2,
+    "granted_hours": 2,
+    "session_hours": 2,
     "active_share": 4,
     "new_share": 4,
     "reciprocal_share": 4,
@@ -76,6 +85,18 @@ DECIMALS = {
 }
 EXACT_FLOATS = ("median_days_to_first_exchange",)
 ROW_FIGURES = ("minutes", "hours", "exchanges", "people")
+KIND_FIGURES = (
+    "gifted_minutes",
+    "gifted_hours",
+    "gifted_to_pot_minutes",
+    "gifted_to_pot_hours",
+    "granted_minutes",
+    "granted_hours",
+    "sessions",
+    "session_attendances",
+    "session_minutes",
+    "session_hours",
+)
 
 EXAMPLES = settings(
     max_examples=25,
@@ -95,6 +116,7 @@ class Runtime:
     engine: AsyncEngine
     participants: Participants
     exchanges: Exchanges
+    ledger: Ledger
     admin: Principal
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -108,7 +130,9 @@ def reports_runtime(database_url: str) -> Iterator[Runtime]:
     try:
         admin = loop.run_until_complete(make_person(engine, "report-admin", is_admin=True))
         principal = Principal(user_id=admin.user_id, email=admin.email, is_admin=True, token_id=0)
-        yield Runtime(loop, engine, Participants(engine), Exchanges(engine), principal)
+        yield Runtime(
+            loop, engine, Participants(engine), Exchanges(engine), Ledger(engine), principal
+        )
     finally:
         loop.run_until_complete(engine.dispose())
         loop.close()
@@ -144,6 +168,15 @@ _log = st.tuples(
     st.integers(0, WINDOW_DAYS),  # days before today it was given
     st.sampled_from(CATEGORIES),
 )
+_session = st.tuples(
+    st.just("session"),
+    st.integers(0, 50),  # host
+    st.lists(st.integers(0, 50), min_size=1, max_size=5),  # attendees
+    st.integers(1, MAX_EXCHANGE),  # minutes of each leg
+    st.integers(0, WINDOW_DAYS),
+    st.sampled_from(CATEGORIES),
+    st.sampled_from(("giver", "receiver")),
+)
 _approve = st.tuples(st.just("approve"), st.integers(0, 50))
 _reverse = st.tuples(st.just("reverse"), st.integers(0, 50))
 _strategies: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
@@ -153,6 +186,18 @@ _strategies: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "reverse": _reverse,
     "mode": st.tuples(st.just("mode"), st.sampled_from(("automatic", "coordinator"))),
     "enrol": st.tuples(st.just("enrol"), _person()),
+    "session": _session,
+    "approve session": st.tuples(st.just("approve session"), st.integers(0, 50)),
+    "reverse session": st.tuples(st.just("reverse session"), st.integers(0, 50)),
+    # A gift to a member (recipient index) or to the pot (None), or a grant from the pot.
+    "gift": st.tuples(
+        st.just("gift"),
+        st.integers(0, 50),
+        st.one_of(st.none(), st.integers(0, 50)),
+        st.integers(1, 600),
+    ),
+    "grant": st.tuples(st.just("grant"), st.integers(0, 50), st.integers(1, 600)),
+    "opening": st.tuples(st.just("opening"), st.integers(0, 50), st.integers(-300, 300)),
     # The background applier's turn: the report aggregates catch up with their queue.
     "catch up": st.tuples(st.just("catch up")),
 }
@@ -168,6 +213,16 @@ _WEIGHTS = (
         "enrol",
         "catch up",
         "catch up",
+        "session",
+        "session",
+        "session",
+        "approve session",
+        "approve session",
+        "reverse session",
+        "gift",
+        "gift",
+        "grant",
+        "opening",
     )
 )
 _operation = st.sampled_from(_WEIGHTS).flatmap(_strategies.__getitem__)
@@ -216,12 +271,23 @@ class Exchange:
     service_date: date
     category: str
     state: str  # awaiting_approval, approved, rejected or reversed
+    group: int | None = None  # the group session it is a leg of
+
+
+@dataclass(frozen=True)
+class Gift:
+    kind: str  # 'member' (to a member), 'pot' (to the pot) or 'grant' (from the pot)
+    giver: int | None
+    recipient: int | None
+    minutes: int
+    day: date  # the UTC date it was made
 
 
 @dataclass(frozen=True)
 class Snapshot:
     people: tuple[Person, ...]
     exchanges: tuple[Exchange, ...]
+    gifts: tuple[Gift, ...] = ()
 
     def counted(self) -> list[Exchange]:
         """Approved and not reversed: what a report as of this moment counts."""
@@ -235,12 +301,23 @@ class Snapshot:
 class Model:
     people: list[Person] = field(default_factory=list)
     exchanges: dict[int, Exchange] = field(default_factory=dict)
+    gifts: list[Gift] = field(default_factory=list)
+    openings: set[int] = field(default_factory=set)
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(tuple(self.people), tuple(self.exchanges.values()))
+        return Snapshot(tuple(self.people), tuple(self.exchanges.values()), tuple(self.gifts))
 
     def in_state(self, state: str) -> list[Exchange]:
-        return sorted((e for e in self.exchanges.values() if e.state == state), key=lambda e: e.id)
+        """Single exchanges (not legs of a session) in ``state``."""
+        return sorted(
+            (e for e in self.exchanges.values() if e.state == state and e.group is None),
+            key=lambda e: e.id,
+        )
+
+    def sessions_in_state(self, state: str) -> list[int]:
+        return sorted(
+            {e.group for e in self.exchanges.values() if e.group is not None and e.state == state}
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,8 +400,33 @@ def expected_metrics(snap: Snapshot, first: date, last: date) -> dict[str, Any]:
         "two_way_tie_share": share(len(two_way), len(ties)),
         "first_exchanges": len(firsts),
         "median_days_to_first_exchange": float(statistics.median(days)) if days else None,
+        **expected_kinds(snap, first, last),
         "suppressed": set(),
     }
+
+
+def expected_kinds(snap: Snapshot, first: date, last: date) -> dict[str, Any]:
+    """Gifts, grants and group sessions over days first..last, and the people each rests on
+    (compared too, though never shown)."""
+    gifts = [g for g in snap.gifts if first <= g.day <= last]
+    figures: dict[str, Any] = {}
+    for kind, name in (("member", "gifted"), ("pot", "gifted_to_pot"), ("grant", "granted")):
+        minutes = sum(g.minutes for g in gifts if g.kind == kind)
+        figures |= {f"{name}_minutes": minutes, f"{name}_hours": minutes / 60}
+    figures["gift_givers"] = len({g.giver for g in gifts if g.kind == "member"})
+    figures["gift_recipients"] = len({g.recipient for g in gifts if g.kind == "member"})
+    figures["pot_givers"] = len({g.giver for g in gifts if g.kind == "pot"})
+    figures["grant_recipients"] = len({g.recipient for g in gifts if g.kind == "grant"})
+    legs = [e for e in snap.counted() if e.group is not None and first <= e.service_date <= last]
+    minutes = sum(e.minutes for e in legs)
+    figures |= {
+        "sessions": len({e.group for e in legs}),
+        "session_attendances": len(legs),
+        "session_minutes": minutes,
+        "session_hours": minutes / 60,
+        "session_people": len({e.giver for e in legs} | {e.receiver for e in legs}),
+    }
+    return figures
 
 
 def expected_rows(snap: Snapshot, start: date, end: date, key: str) -> dict[Any, dict[str, Any]]:
@@ -386,6 +488,16 @@ def funder_metrics(m: dict[str, Any], k: int) -> dict[str, Any]:
         hidden.add("reciprocal_share")
     if m["first_exchanges"] < k:
         hidden.add("median_days_to_first_exchange")
+    # Gifts between members rest on their givers and recipients, to the pot on its givers,
+    # grants on their recipients, sessions on everyone taking part in their legs.
+    if min(m["gift_givers"], m["gift_recipients"]) < k:
+        hidden |= {"gifted_minutes", "gifted_hours"}
+    if m["pot_givers"] < k:
+        hidden |= {"gifted_to_pot_minutes", "gifted_to_pot_hours"}
+    if m["grant_recipients"] < k:
+        hidden |= {"granted_minutes", "granted_hours"}
+    if m["session_people"] < k:
+        hidden |= {"sessions", "session_attendances", "session_minutes", "session_hours"}
     out = {f: None if f in hidden else m[f] for f in METRICS}
     out["suppressed"] = hidden
     return out
@@ -620,6 +732,31 @@ class Example:
             await self.enrol(*operation[1])
         elif what == "mode":
             await self.set_mode(operation[1])
+        elif what == "session":
+            await self.log_session(*operation[1:])
+        elif what in ("approve session", "reverse session"):
+            source = "awaiting_approval" if what == "approve session" else "approved"
+            sessions = self.model.sessions_in_state(source)
+            if not sessions:
+                return
+            session = sessions[operation[1] % len(sessions)]
+            if what == "approve session":
+                await approve_session(self.rt.engine, self.timebank.id, session)
+            else:
+                await reverse_session(self.rt.engine, self.timebank.id, session)
+            target = "approved" if what == "approve session" else "reversed"
+            for leg in [e for e in self.model.exchanges.values() if e.group == session]:
+                self.model.exchanges[leg.id] = replace(leg, state=target)
+        elif what in ("gift", "grant"):
+            await self.gift(*operation)
+        elif what == "opening":
+            _, index, minutes = operation
+            person = self.model.people[index % len(self.model.people)]
+            if person.id not in self.model.openings:
+                await self.rt.ledger.set_opening(
+                    self.timebank.id, person.id, minutes, user_id=self.rt.admin.user_id
+                )
+                self.model.openings.add(person.id)
         elif what == "log":
             _, g, r, minutes, days_ago, category = operation
             people = self.model.people
@@ -666,6 +803,74 @@ class Example:
                 action, "reversed"
             )
 
+    async def log_session(
+        self,
+        host_index: int,
+        attendee_indices: list[int],
+        minutes: int,
+        days_ago: int,
+        category: str,
+        host_side: str,
+    ) -> None:
+        """A group session through the tests' one writer of sessions, approved at once under
+        an 'automatic' policy, else awaiting approval."""
+        people = self.model.people
+        host = people[host_index % len(people)]
+        attendees = list(
+            dict.fromkeys(
+                people[i % len(people)].id
+                for i in attendee_indices
+                if people[i % len(people)].id != host.id
+            )
+        )
+        if not attendees:
+            return
+        service_date = self.today - timedelta(days=days_ago)
+        approved = self.mode == "automatic"
+        session, legs = await log_session(
+            self.rt.engine,
+            self.timebank.id,
+            host_id=host.id,
+            attendees=attendees,
+            minutes=[minutes] * len(attendees),
+            service_date=service_date,
+            category=category,
+            host_side=host_side,
+            approved=approved,
+        )
+        for leg, attendee in zip(legs, attendees, strict=True):
+            giver, receiver = (host.id, attendee) if host_side == "giver" else (attendee, host.id)
+            self.model.exchanges[leg] = Exchange(
+                leg,
+                giver,
+                receiver,
+                minutes,
+                service_date,
+                category,
+                "approved" if approved else "awaiting_approval",
+                group=session,
+            )
+
+    async def gift(self, what: str, *args: Any) -> None:
+        """A gift to a member or to the pot, or a grant from the pot, through the ledger."""
+        people = self.model.people
+        if what == "grant":
+            index, minutes = args
+            giver, recipient = None, people[index % len(people)].id
+            kind = "grant"
+        else:
+            index, to_index, minutes = args
+            giver = people[index % len(people)].id
+            recipient = None if to_index is None else people[to_index % len(people)].id
+            if recipient == giver:
+                recipient = people[(to_index + 1) % len(people)].id
+            kind = "pot" if recipient is None else "member"
+        written = await self.rt.ledger.gift(
+            self.timebank.id, giver, recipient, minutes, user_id=self.rt.admin.user_id
+        )
+        made = written.record.created_at.astimezone(UTC).date()
+        self.model.gifts.append(Gift(kind, giver, recipient, minutes, made))
+
     async def stamps_agree(self, moment: datetime, snap: Snapshot) -> None:
         """The harness itself: the database's approved_at / reversed_at and created_at say of
         T what the snapshot says (so the model's T is the database's T)."""
@@ -687,6 +892,13 @@ class Example:
                 )
             ).scalars()
             assert set(enrolled) == {p.id for p in snap.people}
+            gifts = (
+                await conn.execute(
+                    text("SELECT count(*) FROM gifts WHERE timebank_id = :id AND created_at <= :t"),
+                    {"id": self.timebank.id, "t": moment},
+                )
+            ).scalar_one()
+            assert gifts == len(snap.gifts)
         counted = {e.id for e in snap.counted()}
         for exchange_id, approved_at, reversed_at in rows:
             by_stamps = (
@@ -877,11 +1089,22 @@ def describe(at_t: Snapshot, now: Snapshot, funder_report: ContributionReport) -
             event("an exchange logged after T counts now")
     if len(now.people) > len(at_t.people):
         event("someone enrolled after T")
+    if any(e.group is not None for e in at_t.counted()):
+        event("a group session counted at T")
+    if any(e.group is not None and e.state == "reversed" for e in now.exchanges):
+        event("a group session was reversed")
+    if at_t.gifts:
+        event("gifts made before T")
+    if len(now.gifts) > len(at_t.gifts):
+        event("gifts made after T")
     if any(funder_report.totals.suppressed):
         event("the funder view suppressed a total")
     shown = [f for f in METRICS if getattr(funder_report.totals, f) is not None]
     if "minutes" in shown:
         event("the funder view showed the total minutes")
+    for figure in ("gifted_minutes", "gifted_to_pot_minutes", "granted_minutes", "sessions"):
+        if figure in shown:
+            event(f"the funder view showed {figure}")
 
 
 @EXAMPLES
@@ -952,10 +1175,53 @@ def test_model_figures_on_a_hand_made_ledger():
         "two_way_tie_share",
         "first_exchanges",
         "median_days_to_first_exchange",
+        *KIND_FIGURES,  # no gift, grant or session: resting on nobody
     }
     flows = expected_rows(snap, date(2025, 3, 1), date(2025, 3, 31), "flow")
     assert flows[("member", "member")]["people"] == 2
     assert flows[("member", "organisation")]["minutes"] == 90
+
+
+def test_model_counts_group_legs_as_exchanges_and_gifts_nowhere_but_their_own_figures():
+    d = date(2025, 3, 10)
+    people = tuple(Person(n, "member", f"P{n}", date(2025, 1, 1)) for n in range(1, 6))
+    # Session 10: host 1 gives to 2, 3 and 4; session 11 (reversed) 5 gives to 1; and a plain
+    # exchange 2 -> 1.
+    exchanges = (
+        Exchange(1, 1, 2, 60, d, "gardening", "approved", group=10),
+        Exchange(2, 1, 3, 60, d, "gardening", "approved", group=10),
+        Exchange(3, 1, 4, 60, d, "gardening", "approved", group=10),
+        Exchange(4, 5, 1, 30, d, "lifts", "reversed", group=11),
+        Exchange(5, 2, 1, 15, d, "lifts", "approved"),
+    )
+    gifts = (
+        Gift("member", 5, 2, 20, d),
+        Gift("member", 4, 2, 25, d),
+        Gift("pot", 5, None, 40, d),
+        Gift("grant", None, 3, 50, d),
+        Gift("grant", None, 3, 10, date(2025, 4, 1)),  # after the period
+    )
+    snap = Snapshot(people, exchanges, gifts)
+    m = expected_metrics(snap, date(2025, 3, 1), date(2025, 3, 31))
+    assert (m["minutes"], m["exchanges"], m["active"], m["reciprocal"]) == (195, 4, 4, 2)
+    assert (m["ties"], m["two_way_ties"], m["first_exchanges"]) == (3, 1, 4)  # 5 gave no leg
+    assert (m["sessions"], m["session_attendances"], m["session_minutes"]) == (1, 3, 180)
+    assert m["session_people"] == 4
+    assert (m["gifted_minutes"], m["gifted_to_pot_minutes"], m["granted_minutes"]) == (45, 40, 50)
+    assert (m["gift_givers"], m["gift_recipients"], m["pot_givers"], m["grant_recipients"]) == (
+        2,
+        1,
+        1,
+        1,
+    )
+    rows = expected_reciprocity(snap, date(2025, 3, 1), date(2025, 3, 31))
+    assert rows[5]["given_minutes"] == 0 and rows[5]["partners"] == 0  # gifts are no exchange
+    assert rows[1]["given_minutes"] == 180 and rows[1]["partners"] == 3
+    hidden = funder_metrics(m, 2)["suppressed"]
+    # Gifts between members rest on their one recipient, to the pot on one giver, grants on
+    # one recipient: withheld at k = 2; sessions rest on four people: shown.
+    assert {"gifted_minutes", "gifted_to_pot_minutes", "granted_minutes"} <= hidden
+    assert not hidden & {"sessions", "session_attendances", "session_minutes", "session_hours"}
 
 
 def test_every_metric_is_a_field_of_a_row():

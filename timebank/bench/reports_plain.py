@@ -24,7 +24,7 @@ PLAIN_CONTRIBUTION_SERIES = """
         SELECT $2::date, $3::date, true
     ),
     counted AS (
-        SELECT e.giver_id, e.receiver_id, e.minutes, e.service_date
+        SELECT e.giver_id, e.receiver_id, e.minutes, e.service_date, e.group_id
           FROM exchanges e
          WHERE e.timebank_id = $1
            AND e.approved_at <= $4
@@ -79,6 +79,24 @@ PLAIN_CONTRIBUTION_SERIES = """
           JOIN participants pt ON pt.id = f.participant_id
          GROUP BY p.first_day, p.whole
     ),
+    session_sums AS (
+        SELECT first_day, whole, count(DISTINCT group_id) AS sessions,
+               count(group_id) AS session_attendances,
+               sum(minutes) FILTER (WHERE group_id IS NOT NULL) AS session_minutes
+          FROM in_period GROUP BY first_day, whole
+    ),
+    gift_sums AS (
+        SELECT p.first_day, p.whole,
+               sum(g.minutes) FILTER (WHERE g.kind = 'gift' AND g.to_participant_id IS NOT NULL)
+                   AS gifted_minutes,
+               sum(g.minutes) FILTER (WHERE g.kind = 'gift' AND g.to_participant_id IS NULL)
+                   AS gifted_to_pot_minutes,
+               sum(g.minutes) FILTER (WHERE g.kind = 'grant') AS granted_minutes
+          FROM periods p
+          JOIN gifts g ON g.timebank_id = $1 AND g.created_at <= $4
+           AND CAST(g.created_at AT TIME ZONE 'UTC' AS date) BETWEEN p.first_day AND p.last_day
+         GROUP BY p.first_day, p.whole
+    ),
     enrolled AS (
         SELECT p.first_day, p.whole,
                count(pt.id) FILTER (WHERE pt.joined_on <= p.last_day) AS participants,
@@ -93,13 +111,21 @@ PLAIN_CONTRIBUTION_SERIES = """
            en.participants, en.new,
            coalesce(pe.active, 0) AS active, coalesce(pe.reciprocal, 0) AS reciprocal,
            coalesce(t.ties, 0) AS ties, coalesce(t.two_way_ties, 0) AS two_way_ties,
-           coalesce(f.first_exchanges, 0) AS first_exchanges, f.median_days
+           coalesce(f.first_exchanges, 0) AS first_exchanges, f.median_days,
+           coalesce(s.sessions, 0) AS sessions,
+           coalesce(s.session_attendances, 0) AS session_attendances,
+           coalesce(s.session_minutes, 0) AS session_minutes,
+           coalesce(gi.gifted_minutes, 0) AS gifted_minutes,
+           coalesce(gi.gifted_to_pot_minutes, 0) AS gifted_to_pot_minutes,
+           coalesce(gi.granted_minutes, 0) AS granted_minutes
       FROM periods p
       JOIN enrolled en USING (first_day, whole)
       LEFT JOIN volume v USING (first_day, whole)
       LEFT JOIN people pe USING (first_day, whole)
       LEFT JOIN ties t USING (first_day, whole)
       LEFT JOIN firsts f USING (first_day, whole)
+      LEFT JOIN session_sums s USING (first_day, whole)
+      LEFT JOIN gift_sums gi USING (first_day, whole)
      ORDER BY p.whole, p.first_day
 """
 
@@ -211,6 +237,12 @@ FIGURES_CHECKED = (
     "two_way_ties",
     "first_exchanges",
     "median_days_to_first_exchange",
+    "sessions",
+    "session_attendances",
+    "session_minutes",
+    "gifted_minutes",
+    "gifted_to_pot_minutes",
+    "granted_minutes",
 )
 RECIPROCITY_CHECKED = (
     "participant_id",

@@ -10,6 +10,25 @@ What is counted
     later. T defaults to a few seconds ago (never later), so that a transaction still in flight
     cannot change a report after it was given.
 
+Group sessions, gifts, the pot, leaving and opening balances
+    Each leg of a group session is an ordinary exchange row (``exchanges.group_id`` set)
+    between the session's host and one attendee, and counts as an exchange between those two
+    in every figure here (minutes, exchanges, partners, reciprocity, active, reciprocal, ties,
+    first exchanges, categories, flows), under the same rule "as of" T: its legs are approved
+    together and reversed together (PostgreSQL holds them to it, ``exchange_groups_check``),
+    so a session counts as of T exactly when its legs do, in the period of its service date
+    (every leg has the session's date and category). Nothing in the figures below needed to
+    change for it: they read every exchange row, and a leg is one.
+
+    Gifts (member to member, member to the pot), grants from the pot, the balance moved when
+    someone leaves and opening balances are transfers of their own kinds, not exchanges: they
+    count in none of the figures above (nobody becomes active, reciprocal, tied or has a first
+    exchange by a gift), and in none of the reciprocity report. Leaving and opening balances
+    count nowhere in the reports. Gifts and grants count only in the contribution figures
+    below. A gift or grant counts as of T when it was created at or before T
+    (``gifts.created_at``; they are never reversed), on the UTC date of its creation (it has
+    no service date), and never counts twice.
+
 Participant figures (period P)
     given_minutes, received_minutes, exchanges_given, exchanges_received; partners: distinct
     counterparties; reciprocal: gave and received at least once; reciprocity:
@@ -29,7 +48,14 @@ months, ISO weeks or quarters, clipped to the period)
     median_days_to_first_exchange: the median, over them, of days from joined_on to that first
     exchange (never below 0);
     by category and by flow between kinds (giver kind -> receiver kind): minutes, hours,
-    exchanges, people (distinct participants taking part).
+    exchanges, people (distinct participants taking part);
+    gifted_minutes, gifted_hours: minutes of gifts from a member to a member (``gifts`` of
+    kind 'gift' with a recipient); gifted_to_pot_minutes, gifted_to_pot_hours: of gifts to
+    the pot (kind 'gift', no recipient); granted_minutes, granted_hours: of grants from the
+    pot (kind 'grant'); each by the day of the gift;
+    sessions: group sessions whose legs count, by service date; session_attendances: their
+    legs counted (one per attendee); session_minutes, session_hours: the minutes of those
+    legs (also part of minutes above).
     Every share is 0 when its denominator is 0.
 
 Periods and dates
@@ -58,9 +84,12 @@ Funder view
     those of its months as published; its series is its months as published. New people in a
     month are those enrolled at its end less those enrolled at the end of the month before,
     each as first published: a late joiner (a past joining day) counts as new in the month
-    they were enrolled. An exchange approved or reversed after its month was published never
-    reaches funder figures; the full view counts it. Where a quarter's or a year's sum differs
-    from its own count made at its publication (something came late), that count of people
+    they were enrolled. Gifts and grants are never late (one created by R(M) on a day of M
+    counts; one created later falls on a later day); sessions are frozen like exchanges, a
+    quarter's or a year's session figures being the sums of its months as published. An
+    exchange approved or reversed after its month was published never reaches funder figures;
+    the full view counts it. Where a quarter's or a year's sum differs from its own count made
+    at its publication (something came late), that count of people
     can include people whose late exchanges the sum leaves out, so the sum is then
     primary-suppressed unless one of its months as published rests on k people
     (``frozen.fewest_people``).
@@ -74,7 +103,15 @@ Funder view
       (k-1)(k-2)/2, the most pairs fewer than k people can form (so more two-way ties than
       that always involve at least k people);
     - median_days_to_first_exchange: when first_exchanges is withheld;
-    - a category or flow row: every figure of it (people included) when its people are below k.
+    - a category or flow row: every figure of it (people included) when its people are below k;
+    - gifted_minutes, gifted_hours: when the distinct givers or the distinct recipients of
+      the bucket's gifts between members are below k;
+    - gifted_to_pot_minutes, gifted_to_pot_hours: when the distinct givers to the pot are
+      below k;
+    - granted_minutes, granted_hours: when the distinct recipients of grants are below k;
+    - sessions, session_attendances, session_minutes, session_hours: when the distinct
+      participants taking part in the bucket's counted legs (hosts and attendees) are below k.
+    These people counts are not shown; the cells rest on them.
     A share is withheld whenever its numerator or denominator is (active_share: active,
     participants; new_share: new, participants; reciprocal_share: reciprocal, active), so
     that a share never turns a shown figure into a withheld one.
@@ -85,7 +122,8 @@ Funder view
     - a period's minutes (and exchanges) = the sum over its categories = the sum over its
       flows (a category or flow absent from a period is known to be 0);
     - a quarter = the sum of its months, a year = the sum of its quarters, for the minutes in
-      all, for each category, for each flow, and for first_exchanges (the series of a
+      all, for each category, for each flow, for first_exchanges, for the minutes gifted,
+      gifted to the pot and granted, and for the minutes in sessions (the series of a
       period shows its months, which are the same cells as the months' own reports);
     - and over all months from the first enrolment (the count before 2000 taken as known):
       participants at the end of month m = participants at the end of m-1 + new in m; new in
@@ -102,7 +140,8 @@ Funder view
     data gives the same cells. The result: no withheld non-zero cell
     of one publication follows from its shown cells by adding and subtracting. Hours are
     minutes / 60 rounded to 0.01 (one-to-one with minutes) and are withheld with them;
-    exchanges share the minutes' pattern.
+    exchanges share the minutes' pattern, as sessions and session_attendances share the
+    session minutes' pattern (each is 0 exactly when the minutes are).
 
     Withholding only grows. A funder may keep every publication and read them together, so
     each publication starts from the earlier ones: the table ``published_cells`` records,

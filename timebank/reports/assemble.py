@@ -54,6 +54,8 @@ def _metrics(bucket: date | None, parts: dict[str, dict], participants: int, new
     reciprocal = people.get("reciprocal", 0)
     tie_count = int(ties.get("ties") or 0)
     two_way = int(ties.get("two_way_ties") or 0)
+    gifts = parts["gifts"].get(bucket, {})
+    sessions = parts["sessions"].get(bucket, {})
     median = firsts.get("median_days")
     return {
         "minutes": minutes,
@@ -71,7 +73,27 @@ def _metrics(bucket: date | None, parts: dict[str, dict], participants: int, new
         "two_way_tie_share": _share(two_way, tie_count),
         "first_exchanges": firsts.get("first_exchanges", 0),
         "median_days_to_first_exchange": float(median) if median is not None else None,
+        **_kinds(gifts, sessions),
     }
+
+
+def _kinds(gifts: Mapping, sessions: Mapping) -> dict[str, Any]:
+    """The figures of gifts, grants and group sessions, and the people they rest on."""
+    figures: dict[str, Any] = {}
+    for name in ("gifted", "gifted_to_pot", "granted"):
+        minutes = int(gifts.get(f"{name}_minutes") or 0)
+        figures |= {f"{name}_minutes": minutes, f"{name}_hours": _hours(minutes)}
+    session_minutes = int(sessions.get("session_minutes") or 0)
+    figures |= {
+        "sessions": int(sessions.get("sessions") or 0),
+        "session_attendances": int(sessions.get("session_attendances") or 0),
+        "session_minutes": session_minutes,
+        "session_hours": _hours(session_minutes),
+        "session_people": int(sessions.get("session_people") or 0),
+    }
+    for name in ("gift_givers", "gift_recipients", "pot_givers", "grant_recipients"):
+        figures[name] = int(gifts.get(name) or 0)
+    return figures
 
 
 def _volume(row: Mapping) -> dict[str, Any]:
@@ -97,12 +119,12 @@ def assemble(parts: dict[str, list[Mapping]], spans: list[tuple[date, date]]) ->
     for first, last in spans:
         counts = enrolled.get(first, {})
         figures = _metrics(first, keyed, counts.get("participants", 0), counts.get("new", 0))
-        series.append(Bucket(start=first, end=last, **figures))
+        series.append(Bucket.of(start=first, end=last, **figures))
     whole = enrolled.get(spans[-1][0], {}) if spans else {}
     new_in_period = sum(enrolled.get(first, {}).get("new", 0) for first, _ in spans)
     totals = _metrics(None, keyed, whole.get("participants", 0), new_in_period)
     return {
-        "totals": Metrics(**totals),
+        "totals": Metrics.of(**totals),
         "series": series,
         "categories": [
             CategoryRow(category=row["category"], name=row["name"], **_volume(row))

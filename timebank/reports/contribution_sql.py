@@ -9,12 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Interval,
     Select,
     Text,
+    and_,
     bindparam,
     case,
     cast,
     column,
+    distinct,
     func,
     literal,
     or_,
@@ -37,6 +44,7 @@ from timebank.reports.counting import (
     TB,
     bucket,
     counted_as_of,
+    date_in_utc,
     exchanges,
     in_period,
     masks,
@@ -277,7 +285,91 @@ def _firsts() -> Select[Any]:
     ).group_by(func.grouping_sets(tuple_(in_period_.c.bucket), tuple_()))
 
 
+def _gifts() -> Select[Any]:
+    """Gifts between members, gifts to the pot and grants from the pot by bucket and in all:
+    minutes, and the distinct people each rests on. A gift counts as of :as_of when made at
+    or before it, on the UTC date it was made (read through gifts (timebank_id, created_at))."""
+    g = tables.gifts.alias("g")
+    day = date_in_utc(g.c.created_at)
+    made = (
+        select(
+            bucket(day).label("bucket"),
+            g.c.kind,
+            g.c.from_participant_id,
+            g.c.to_participant_id,
+            g.c.minutes,
+        )
+        .where(
+            g.c.timebank_id == TB,
+            g.c.created_at <= AS_OF,
+            g.c.created_at >= func.timezone("UTC", cast(cast(START, Date), DateTime)),
+            g.c.created_at
+            < func.timezone(
+                "UTC", cast(cast(END, Date), DateTime) + cast(literal("1 day"), Interval)
+            ),
+        )
+        .cte("made")
+    )
+    to_member = and_(made.c.kind == "gift", made.c.to_participant_id.is_not(None))
+    to_pot = and_(made.c.kind == "gift", made.c.to_participant_id.is_(None))
+    grant = made.c.kind == "grant"
+    return select(
+        made.c.bucket,
+        func.coalesce(func.sum(made.c.minutes).filter(to_member), 0).label("gifted_minutes"),
+        func.count(distinct(made.c.from_participant_id)).filter(to_member).label("gift_givers"),
+        func.count(distinct(made.c.to_participant_id)).filter(to_member).label("gift_recipients"),
+        func.coalesce(func.sum(made.c.minutes).filter(to_pot), 0).label("gifted_to_pot_minutes"),
+        func.count(distinct(made.c.from_participant_id)).filter(to_pot).label("pot_givers"),
+        func.coalesce(func.sum(made.c.minutes).filter(grant), 0).label("granted_minutes"),
+        func.count(distinct(made.c.to_participant_id)).filter(grant).label("grant_recipients"),
+    ).group_by(func.grouping_sets(tuple_(made.c.bucket), tuple_()))
+
+
+def _sessions() -> Select[Any]:
+    """Group sessions by bucket and in all: sessions whose legs count as of :as_of, their legs
+    (attendances), the legs' minutes and the distinct participants taking part (read through
+    the legs' partial index by service date)."""
+    e = exchanges()
+    legs = (
+        select(
+            bucket(e.c.service_date).label("bucket"),
+            e.c.id,
+            e.c.group_id,
+            e.c.minutes,
+            e.c.giver_id,
+            e.c.receiver_id,
+        )
+        .where(
+            e.c.timebank_id == TB,
+            e.c.group_id.is_not(None),
+            in_period(e),
+            counted_as_of(e),
+        )
+        .cte("legs")
+    )
+    party = (
+        values(column("pid", BigInteger), column("gave", Boolean), name="party")
+        .data([(legs.c.giver_id, True), (legs.c.receiver_id, False)])
+        .lateral()
+    )
+    return (
+        select(
+            legs.c.bucket,
+            func.count(distinct(legs.c.group_id)).label("sessions"),
+            func.count(distinct(legs.c.id)).label("session_attendances"),
+            func.coalesce(func.sum(legs.c.minutes).filter(party.c.gave), 0).label(
+                "session_minutes"
+            ),
+            func.count(distinct(party.c.pid)).label("session_people"),
+        )
+        .select_from(legs.join(party, true()))
+        .group_by(func.grouping_sets(tuple_(legs.c.bucket), tuple_()))
+    )
+
+
 VOLUME = compiled(_volume())
 PEOPLE = compiled(_people())
 PEOPLE_BY_DIMENSION = compiled(_people_by_dimension())
 FIRSTS = compiled(_firsts())
+GIFTS = compiled(_gifts())
+SESSIONS = compiled(_sessions())

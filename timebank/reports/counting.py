@@ -75,6 +75,11 @@ def bucket(day: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.greatest(cast(func.date_trunc(UNIT, day), Date), cast(START, Date))
 
 
+def date_in_utc(moment: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The UTC date of a timestamptz (a gift's day: gifts have no service date)."""
+    return cast(func.timezone("UTC", moment), Date)
+
+
 def not_reversed_by(e: Any) -> ColumnElement[bool]:
     return or_(e.c.reversed_at.is_(None), e.c.reversed_at > AS_OF)
 

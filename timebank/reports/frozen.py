@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from timebank.reports.release import PeriodKey, last_day, month_after, months_of
 from timebank.reports.schemas import Bucket, CategoryRow, ContributionReport, FlowRow, Metrics
-from timebank.reports.suppression import Cell
+from timebank.reports.suppression import KIND_CELLS, Cell, rests_on
 
 R = TypeVar("R", CategoryRow, FlowRow)
 
@@ -86,6 +86,20 @@ def _summed_rows(
     return summed
 
 
+def _summed_kinds(months: Sequence[ContributionReport]) -> dict[str, int | float]:
+    """The figures of gifts, grants and sessions of a longer period: its months' sums (the
+    people they rest on stay as counted for the whole period)."""
+    summed: dict[str, int | float] = {}
+    for _, names, _ in KIND_CELLS:
+        for name in names:
+            if name.endswith("_hours"):
+                continue
+            summed[name] = sum(getattr(m.totals, name) or 0 for m in months)
+            if name.endswith("_minutes"):
+                summed[name.removesuffix("_minutes") + "_hours"] = _hours(int(summed[name]))
+    return summed
+
+
 def frozen_longer(
     base: ContributionReport, months: Sequence[ContributionReport]
 ) -> ContributionReport:
@@ -106,6 +120,7 @@ def frozen_longer(
         "new": new,
         "new_share": _share(new, participants),
         "active_share": _share(totals.active, participants),
+        **_summed_kinds(months),
     }
     series: list[Bucket] = [bucket for m in months for bucket in m.series]
     return base.model_copy(
@@ -139,6 +154,9 @@ def fewest_people(
             summed.totals.exchanges,
         ):
             fewest[("volume", key)] = max((m.totals.active or 0 for m in months), default=0)
+        for figure, names, _ in KIND_CELLS:
+            if any(getattr(base.totals, n) != getattr(summed.totals, n) for n in names):
+                fewest[(figure, key)] = max((rests_on(m.totals, figure) for m in months), default=0)
         for name, rows, label in (
             ("category", lambda r: r.categories, lambda row: row.category),
             ("flow", lambda r: r.flows, lambda row: f"{row.giver_kind}>{row.receiver_kind}"),

@@ -12,11 +12,13 @@ from typing import Any, Literal
 from timebank.errors import ValidationFailed
 from timebank.reports.schemas import CategoryRow, ContributionReport, FlowRow
 from timebank.reports.suppression import (
+    KIND_CELLS,
     VOLUME,
     Cell,
     Relation,
     Table,
     protect,
+    rests_on,
     suppress_metrics,
     suppress_row,
 )
@@ -145,9 +147,10 @@ def volume_table(
     full: Mapping[PeriodKey, ContributionReport], k: int, people: Mapping[Cell, int] | None = None
 ) -> Table:
     """The additive figures of one calendar year's published periods: minutes (and with them
-    hours and exchanges) in all, by category and by flow; first exchanges. Relations: each
-    period's total is the sum of its categories and of its flows; a quarter is the sum of its
-    months and a year of its quarters, in all, per category, per flow and for first exchanges.
+    hours and exchanges) in all, by category and by flow; first exchanges; minutes gifted,
+    gifted to the pot, granted and in sessions. Relations: each period's total is the sum of
+    its categories and of its flows; a quarter is the sum of its months and a year of its
+    quarters, in all, per category, per flow, for first exchanges and for each of the others.
     ``people``: for a cell whose report counts more people than its figure may rest on (a sum
     of months as published), the fewest it may rest on."""
     table = Table()
@@ -157,6 +160,10 @@ def volume_table(
         volume = ("volume", key)
         table.add(volume, totals.minutes or 0, min(totals.active or 0, fewest.get(volume, k)) < k)
         table.add(("firsts", key), totals.first_exchanges or 0, (totals.first_exchanges or 0) < k)
+        for figure, _, minutes in KIND_CELLS:
+            kind_cell = (figure, key)
+            small = min(rests_on(totals, figure), fewest.get(kind_cell, k)) < k
+            table.add(kind_cell, getattr(totals, minutes) or 0, small)
         categories = [("category", key, row.category) for row in report.categories]
         flows = [("flow", key, f"{row.giver_kind}>{row.receiver_kind}") for row in report.flows]
         rows: list[CategoryRow | FlowRow] = [*report.categories, *report.flows]
@@ -168,7 +175,7 @@ def volume_table(
         children = _children(key)
         if not children or not all(child in full for child in children):
             continue
-        for name in ("volume", "firsts"):
+        for name in ("volume", "firsts", *(figure for figure, _, _ in KIND_CELLS)):
             table.relations.append(Relation((name, key), tuple((name, c) for c in children)))
         for name in ("category", "flow"):
             labels = {
@@ -292,6 +299,9 @@ def funder_report(
             also.add("new")
         if ("enrolled", months_of(period)[-1]) in withheld:
             also.add("participants")
+        for figure, names, _ in KIND_CELLS:
+            if (figure, period) in withheld:
+                also |= set(names)
         return also
 
     return report.model_copy(

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db.compose import CompiledStatement
 from timebank.db.statements import execute, fetch, fetch_value
-from timebank.reports.contribution_sql import FIRSTS, PEOPLE, PEOPLE_BY_DIMENSION, VOLUME
+from timebank.reports.contribution_sql import (
+    FIRSTS,
+    GIFTS,
+    PEOPLE,
+    PEOPLE_BY_DIMENSION,
+    SESSIONS,
+    VOLUME,
+)
 from timebank.reports.ties_sql import TIES, TIES_BY_MONTHS
 
 # GROUPING() of the volume's rows: by bucket, by category, by flow, in all.
@@ -127,6 +134,8 @@ async def contribution_parts(
         "people": await rows(conn, PEOPLE, people_params),
         "ties": await _ties(conn, params, bucket_starts, bucket_lasts),
         "firsts": await rows(conn, FIRSTS, params),
+        "gifts": await rows(conn, GIFTS, params),
+        "sessions": await rows(conn, SESSIONS, params),
         "enrolled": list(
             await fetch(conn, _ENROLLED, timebank_id, as_of, bucket_starts, bucket_lasts)
         ),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 Interval = Literal["week", "month", "quarter"]
 View = Literal["full", "funder"]
@@ -58,7 +58,20 @@ METRICS = (
     "two_way_tie_share",
     "first_exchanges",
     "median_days_to_first_exchange",
+    "gifted_minutes",
+    "gifted_hours",
+    "gifted_to_pot_minutes",
+    "gifted_to_pot_hours",
+    "granted_minutes",
+    "granted_hours",
+    "sessions",
+    "session_attendances",
+    "session_minutes",
+    "session_hours",
 )
+
+# The people each of the figures of gifts, grants and sessions rests on (counted, not shown).
+RESTS_ON = ("gift_givers", "gift_recipients", "pot_givers", "grant_recipients", "session_people")
 
 
 class Metrics(BaseModel):
@@ -80,7 +93,49 @@ class Metrics(BaseModel):
     two_way_tie_share: float | None
     first_exchanges: int | None
     median_days_to_first_exchange: float | None
+    gifted_minutes: int | None = Field(description="gifted from members to members")
+    gifted_hours: float | None
+    gifted_to_pot_minutes: int | None = Field(description="gifted from members to the pot")
+    gifted_to_pot_hours: float | None
+    granted_minutes: int | None = Field(description="granted from the pot to members")
+    granted_hours: float | None
+    sessions: int | None = Field(description="group sessions held (their legs counting)")
+    session_attendances: int | None = Field(description="legs of those sessions")
+    session_minutes: int | None = Field(description="minutes in those legs (part of minutes)")
+    session_hours: float | None
     suppressed: list[str] = Field(default_factory=list)
+    # What the figures of gifts, grants and sessions rest on (RESTS_ON): used to suppress
+    # them, never shown nor documented as a field.
+    _rests_on: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def of(cls, **figures: Any) -> Self:
+        """A row from its figures and the people its cells rest on (``RESTS_ON``, kept
+        beside the figures, carried by ``model_copy``)."""
+        people = {name: int(figures.pop(name, 0) or 0) for name in RESTS_ON}
+        row = cls(**figures)
+        row._rests_on = people
+        return row
+
+    @property
+    def gift_givers(self) -> int:
+        return self._rests_on.get("gift_givers", 0)
+
+    @property
+    def gift_recipients(self) -> int:
+        return self._rests_on.get("gift_recipients", 0)
+
+    @property
+    def pot_givers(self) -> int:
+        return self._rests_on.get("pot_givers", 0)
+
+    @property
+    def grant_recipients(self) -> int:
+        return self._rests_on.get("grant_recipients", 0)
+
+    @property
+    def session_people(self) -> int:
+        return self._rests_on.get("session_people", 0)
 
 
 class Bucket(Metrics):

@@ -29,6 +29,31 @@ SHARES = (
     ("reciprocal_share", ("reciprocal", "active")),
 )
 ROW_FIGURES = ["exchanges", "hours", "minutes", "people"]
+# The cells of gifts, grants and group sessions: (cell figure, the metrics withheld with it,
+# the minutes it holds).
+KIND_CELLS = (
+    ("gifted", ("gifted_minutes", "gifted_hours"), "gifted_minutes"),
+    ("gifted_to_pot", ("gifted_to_pot_minutes", "gifted_to_pot_hours"), "gifted_to_pot_minutes"),
+    ("granted", ("granted_minutes", "granted_hours"), "granted_minutes"),
+    (
+        "sessions",
+        ("sessions", "session_attendances", "session_minutes", "session_hours"),
+        "session_minutes",
+    ),
+)
+
+
+def rests_on(metrics: Metrics, figure: str) -> int:
+    """The people a cell of gifts, grants or sessions (``KIND_CELLS``) rests on: gifts between
+    members on the fewer of their givers and their recipients, gifts to the pot on their
+    givers, grants on their recipients, sessions on the participants of their legs."""
+    if figure == "gifted":
+        return min(metrics.gift_givers, metrics.gift_recipients)
+    if figure == "gifted_to_pot":
+        return metrics.pot_givers
+    if figure == "granted":
+        return metrics.grant_recipients
+    return metrics.session_people
 
 
 def most_ties_among(people: int) -> int:
@@ -47,6 +72,9 @@ def primary_metrics(metrics: Metrics, k: int) -> set[str]:
         hidden |= {*VOLUME, "ties", "two_way_ties", "two_way_tie_share"}
     if (metrics.two_way_ties or 0) <= most_ties_among(k - 1):
         hidden |= {"two_way_ties", "two_way_tie_share"}
+    for figure, names, _ in KIND_CELLS:
+        if rests_on(metrics, figure) < k:
+            hidden |= set(names)
     return hidden
 
 
