@@ -68,6 +68,22 @@ async def test_a_gift_moves_minutes_to_a_member_with_its_note_beside_the_ledger(
     assert await balance(ledger, timebank, bea.account_id) == 60
 
 
+async def test_a_gift_is_stamped_when_written_not_when_its_transaction_began(
+    participants, timebank, raw
+):
+    """Reports count a gift as of its stamp: one whose transaction waited (here half a second)
+    must not carry a moment from before the wait, which a report may already have counted."""
+    from timebank.ledger import pot
+
+    ada, bea = await members(participants, timebank, "Ada", "Bea")
+    async with raw.transaction():
+        began = await raw.fetchval("SELECT now()")
+        await raw.execute("SELECT pg_sleep(0.5)")
+        written = await pot.gift(raw, timebank.id, ada.id, bea.id, 15)
+    stamped = await raw.fetchval("SELECT created_at FROM gifts WHERE id = $1", written.record.id)
+    assert (stamped - began).total_seconds() >= 0.5
+
+
 async def test_a_gift_to_the_pot_raises_it_and_a_grant_from_it_lowers_it(
     ledger, participants, timebank
 ):

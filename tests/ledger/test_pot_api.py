@@ -418,9 +418,7 @@ async def test_a_member_sees_given_and_received_hours_and_no_net_figure_where_ch
     assert by_member.status_code == 403
 
 
-async def test_a_coordinator_recording_someone_s_leaving_cannot_take_their_balance(
-    client, world
-):
+async def test_a_coordinator_recording_someone_s_leaving_cannot_take_their_balance(client, world):
     ada, staff = world.member, world.staff
     assert staff is not None and staff.participant_id is not None
     granted = await gift(

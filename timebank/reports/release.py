@@ -143,6 +143,11 @@ def _children(key: PeriodKey) -> list[PeriodKey]:
     return []
 
 
+# The minutes of a period outside its group sessions: a cell the suppression reasons with (the
+# total less the sessions' minutes), never published.
+OUTSIDE_SESSIONS = "outside_sessions"
+
+
 def volume_table(
     full: Mapping[PeriodKey, ContributionReport], k: int, people: Mapping[Cell, int] | None = None
 ) -> Table:
@@ -164,6 +169,14 @@ def volume_table(
             kind_cell = (figure, key)
             small = min(rests_on(totals, figure), fewest.get(kind_cell, k)) < k
             table.add(kind_cell, getattr(totals, minutes) or 0, small)
+        # Minutes outside group sessions: never published, but the total less the sessions'
+        # (a funder can subtract); it rests on the people of the other exchanges, at least
+        # those active beyond the sessions' people (fewer than k: withheld, so that neither
+        # the total nor the sessions give it away).
+        outside = (OUTSIDE_SESSIONS, key)
+        beside = (totals.active or 0) - totals.session_people
+        table.add(outside, (totals.minutes or 0) - (totals.session_minutes or 0), beside < k)
+        table.relations.append(Relation(volume, (("sessions", key), outside)))
         categories = [("category", key, row.category) for row in report.categories]
         flows = [("flow", key, f"{row.giver_kind}>{row.receiver_kind}") for row in report.flows]
         rows: list[CategoryRow | FlowRow] = [*report.categories, *report.flows]
@@ -175,7 +188,12 @@ def volume_table(
         children = _children(key)
         if not children or not all(child in full for child in children):
             continue
-        for name in ("volume", "firsts", *(figure for figure, _, _ in KIND_CELLS)):
+        for name in (
+            "volume",
+            "firsts",
+            OUTSIDE_SESSIONS,
+            *(figure for figure, _, _ in KIND_CELLS),
+        ):
             table.relations.append(Relation((name, key), tuple((name, c) for c in children)))
         for name in ("category", "flow"):
             labels = {
@@ -261,7 +279,17 @@ def protect_release(
         hidden = protect(table, withheld_before, shown_before)
         withheld |= hidden
         shown.update((cell, v) for cell, v in table.values.items() if cell not in hidden)
-    return Protection(withheld=frozenset(withheld), shown=shown)
+    published = {cell for cell in shown.keys() | withheld if _published(cell)}
+    return Protection(
+        withheld=frozenset(withheld & published),
+        shown={cell: v for cell, v in shown.items() if cell in published},
+    )
+
+
+def _published(cell: Cell) -> bool:
+    """Whether a cell is one a funder is shown (or told is withheld): not those only the
+    suppression reasons with (``OUTSIDE_SESSIONS``)."""
+    return not (isinstance(cell, tuple) and cell[0] == OUTSIDE_SESSIONS)
 
 
 def cell_row(cell: Cell) -> tuple[str, str, date, str]:

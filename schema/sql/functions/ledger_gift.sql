@@ -30,9 +30,13 @@ BEGIN
     transfer := ledger_apply_transfer(p_timebank_id, ledger_open_account(p_timebank_id, p_from),
                                       ledger_open_account(p_timebank_id, p_to), p_minutes,
                                       p_kind, NULL, NULL, NULL);
+    -- Stamped when written, not when the transaction began (now()): a report counts a gift
+    -- as of that moment, as it counts an exchange as of its approval (clock_timestamp() too),
+    -- so a gift whose transaction waited cannot land in a moment already reported.
     INSERT INTO gifts (timebank_id, kind, from_participant_id, to_participant_id, minutes, note,
-                       transfer_id, created_by_user_id)
-    VALUES (p_timebank_id, p_kind, p_from, p_to, p_minutes, p_note, transfer.id, p_user_id)
+                       transfer_id, created_by_user_id, created_at)
+    VALUES (p_timebank_id, p_kind, p_from, p_to, p_minutes, p_note, transfer.id, p_user_id,
+            clock_timestamp())
     RETURNING * INTO gift;
     PERFORM ledger_answer_key(p_timebank_id, p_author, p_key,
                               jsonb_build_object('gift_id', gift.id, 'transfer_id', transfer.id));
