@@ -37,6 +37,7 @@ class Exchange:
     id: int = 1
     giver_id: int = GIVER
     receiver_id: int = RECEIVER
+    group_id: int | None = None
 
 
 def _access(user_id: int, roles: set[str], participant_id: int | None = None, admin=False):
