@@ -310,6 +310,22 @@ async def test_a_coordinator_records_a_leaving_and_the_balance_goes_where_they_s
     assert await _balance(client, world, world.other_member) == 60
 
 
+async def test_a_coordinator_is_told_beside_the_name_that_a_leaver_s_balance_is_not_theirs(
+    client, world: World
+):
+    here = f"/t/{world.timebank.slug}/participants/{world.member.participant_id}"
+    await sign_in(client, world.coordinator)
+    await submit(client, f"{here}/opening-balance", {"opening_sign": "credit", "opening": "1"})
+    assert world.staff is not None
+    as_person(client, world.staff)  # a coordinator with an account of their own: Sam
+    refused = await submit(client, f"{here}/leave", {"leave_to": "person", "leave_who": "Sam"})
+    assert refused.status_code == 403
+    assert 'id="leave_who-error"' in refused.text
+    assert "does not go to you" in text_of(refused.text)
+    await sign_in(client, world.coordinator)
+    assert await _balance(client, world, world.member) == 60
+
+
 async def test_leaving_is_refused_on_the_page_while_an_exchange_waits(client, world: World):
     logged = await client.post(
         f"/api/v1/timebanks/{world.timebank.slug}/exchanges/",

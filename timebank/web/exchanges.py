@@ -12,7 +12,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath, QueryParameter
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.errors import Conflict, IdempotencyMismatch, NotFound, ValidationFailed
+from timebank.errors import Conflict, NotFound, ValidationFailed
 from timebank.exchanges import policy
 from timebank.exchanges.schemas import ExchangeFilters, ExchangePublic, GroupSessionDetail
 from timebank.exchanges.service import Exchanges
@@ -20,6 +20,7 @@ from timebank.exchanges.waiting import count_waiting
 from timebank.openapi import ExchangeId
 from timebank.web import log_form
 from timebank.web.deps import ExchangesDep, LedgerReaderDep, PageDep
+from timebank.web.forms import send_once
 from timebank.web.people import category_names, names, parties_of
 from timebank.web.render import TimebankPage, local_path, redirect
 
@@ -88,20 +89,17 @@ class ExchangePages(Controller):
         form = log_form.LogForm.from_form(sent)
         on_behalf = sent.get("mode") == "on_behalf" or access.party_id is None
         data = await log_form.read(form, page.participants, access, on_behalf=on_behalf)
-        status = 422
-        if data is not None:
-            try:
-                logged = await exchanges.log(access, data, form.key)
-            except IdempotencyMismatch:
-                form.used_before()
-                status = 409
-            except (ValidationFailed, Conflict) as error:
-                log_form.explain(form, error, on_behalf=on_behalf)
-                status = error.status_code
-            else:
-                exchange = logged.exchange
-                return redirect(f"/t/{access.timebank_slug}/exchanges/{exchange.id}", logged=1)
-        return await _form(page, form, on_behalf=on_behalf, status_code=status)
+        if data is None:
+            return await _form(page, form, on_behalf=on_behalf, status_code=422)
+        logged, status = await send_once(
+            form,
+            lambda: exchanges.log(access, data, form.key),
+            lambda error: log_form.explain(form, error, on_behalf=on_behalf),
+            (ValidationFailed, Conflict),
+        )
+        if logged is None:
+            return await _form(page, form, on_behalf=on_behalf, status_code=status)
+        return redirect(f"/t/{access.timebank_slug}/exchanges/{logged.exchange.id}", logged=1)
 
     @get("/exchanges")
     async def my_exchanges(self, page: PageDep, exchanges: ExchangesDep) -> Response:

@@ -5,10 +5,15 @@ and a note, and the faults found, each kept beside its field."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 from litestar.datastructures import FormMultiDict
+
+from timebank.errors import IdempotencyMismatch, TimebankError
+
+T = TypeVar("T")
 
 
 def sent_text(form: FormMultiDict, name: str) -> str:
@@ -65,3 +70,21 @@ class KeyedForm:
             " sending it again: it now has a fresh key."
         )
         self.key = new_key()
+
+
+async def send_once(
+    form: KeyedForm,
+    send: Callable[[], Awaitable[T]],
+    explain: Callable[[TimebankError], None],
+    refusals: tuple[type[TimebankError], ...],
+) -> tuple[T | None, int]:
+    """Send what a form says under its one-time key: the answer (and 200), or None and the
+    status to re-render the form with, its faults put beside their fields by ``explain``."""
+    try:
+        return await send(), 200
+    except IdempotencyMismatch:
+        form.used_before()
+        return None, 409
+    except refusals as error:
+        explain(error)
+        return None, error.status_code

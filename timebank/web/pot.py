@@ -391,11 +391,14 @@ class PotPages(Controller):
             try:
                 await pot_desk.leave(access, participant_id, LeaveRequest(balance_to=balance_to))
             except TimebankError as error:
-                if error.status_code in (401, 403) or (
+                to_me = balance_to is not None and balance_to == access.participant_id
+                if (error.status_code in (401, 403) and not to_me) or (
                     error.kind == "not-found" and balance_to is None
                 ):
                     raise
                 _explain(error, forms.errors, {"balance_to": "leave_who"})
+                if to_me:  # the form names its sender: say so beside the name
+                    forms.errors["leave_who"] = forms.errors.pop("form", error.detail)
                 if "form" in forms.errors:
                     forms.errors["leave_to"] = forms.errors.pop("form")
                 return await _participant_page(

@@ -16,14 +16,13 @@ from pydantic import ValidationError
 from timebank.errors import (
     Conflict,
     Forbidden,
-    IdempotencyMismatch,
     TimebankError,
     ValidationFailed,
 )
 from timebank.exchanges.schemas import MAX_LEGS, GroupSessionCreate
 from timebank.hours import DurationError, parse_duration
 from timebank.web.deps import ExchangesDep, PageDep
-from timebank.web.forms import KeyedForm, new_key, sent_text
+from timebank.web.forms import KeyedForm, new_key, send_once, sent_text
 from timebank.web.people import names
 from timebank.web.render import TimebankPage, redirect, sentence
 
@@ -155,20 +154,18 @@ class SessionPages(Controller):
         if host is not None:
             form.host = str(host)
         data = _read(form, host)
-        status = 422
-        if data is not None:
-            try:
-                logged = await exchanges.log_group(access, data, form.key)
-            except IdempotencyMismatch:
-                form.used_before()
-                status = 409
-            except (ValidationFailed, Conflict, Forbidden) as error:
-                _explain(form, error, await names(page.participants, access))
-                status = error.status_code
-            else:
-                slug = access.timebank_slug
-                return redirect(f"/t/{slug}/exchanges/{logged.session.id}", logged=1)
-        return await _form(page, form, status_code=status)
+        if data is None:
+            return await _form(page, form, status_code=422)
+        people = await names(page.participants, access)
+        logged, status = await send_once(
+            form,
+            lambda: exchanges.log_group(access, data, form.key),
+            lambda error: _explain(form, error, people),
+            (ValidationFailed, Conflict, Forbidden),
+        )
+        if logged is None:
+            return await _form(page, form, status_code=status)
+        return redirect(f"/t/{access.timebank_slug}/exchanges/{logged.session.id}", logged=1)
 
 
 def _require_logger(page: TimebankPage) -> None:
