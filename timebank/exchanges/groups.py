@@ -280,33 +280,32 @@ def _visible(
 def as_group_detail(
     group: GroupRecord, legs: Sequence[ExchangeRecord], shown: Sequence[ExchangeRecord]
 ) -> GroupSessionDetail:
-    states = [leg.state for leg in legs]
-    reasons = next((leg.review_reason for leg in legs if leg.review_reason), None)
-    return GroupSessionDetail(
-        id=group.id,
-        host_id=group.host_id,
-        host_side=group.host_side,
-        attendees=group.legs,
-        minutes=group.minutes,
-        service_date=group.service_date,
-        category=group.category,
-        description=group.description or "",
-        state=policy.group_state(states),
-        review_reason=reasons,
-        logged_by_user_id=group.logged_by_user_id,
-        on_behalf=group.on_behalf,
-        created_at=group.created_at,
-        legs=[
-            LegPublic(
-                id=leg.id,
-                giver_id=leg.giver_id,
-                receiver_id=leg.receiver_id,
-                minutes=leg.minutes,
-                state=leg.state,
-            )
-            for leg in shown
-        ],
+    """A session's answer: its row, its state and review reason from all its legs, and the
+    legs the caller may see (``shown``)."""
+    return GroupSessionDetail.model_validate(
+        {
+            **{name: getattr(group, name) for name in _AS_RECORDED},
+            "attendees": group.legs,
+            "description": group.description or "",
+            "state": policy.group_state([leg.state for leg in legs]),
+            "review_reason": next((leg.review_reason for leg in legs if leg.review_reason), None),
+            "legs": [LegPublic.model_validate(leg, from_attributes=True) for leg in shown],
+        }
     )
+
+
+# The fields of a session's answer that are its row's as recorded.
+_AS_RECORDED = (
+    "id",
+    "host_id",
+    "host_side",
+    "minutes",
+    "service_date",
+    "category",
+    "logged_by_user_id",
+    "on_behalf",
+    "created_at",
+)
 
 
 async def group_detail(
