@@ -42,8 +42,11 @@ _JOIN_LEGS = (
     " AND group_id IS NULL"
 )
 _CATEGORY = "SELECT id, name FROM categories WHERE timebank_id = $1 AND slug = $2"
-_IS_GROUP = "SELECT EXISTS (SELECT FROM exchange_groups WHERE id = $1 AND timebank_id = $2)"
-_GROUP_OF = "SELECT group_id FROM exchanges WHERE id = $1 AND timebank_id = $2"
+# A session's own id, or the session of the leg of that id (ids are shared, so at most one).
+_GROUP_OF = (
+    "SELECT id AS group_id FROM exchange_groups WHERE id = $1 AND timebank_id = $2"
+    " UNION ALL SELECT group_id FROM exchanges WHERE id = $1 AND timebank_id = $2"
+)
 
 _e = EXCHANGES_ROW
 _legs = EXCHANGES.where(_e.c.group_id == arg(1), _e.c.timebank_id == arg(2)).order_by(_e.c.id)
@@ -73,9 +76,6 @@ async def legs_of(
 async def group_of(conn: Connection, timebank_id: int, exchange_id: int) -> int | None:
     """The session exchange ``exchange_id`` is a leg of (None: not a leg, or no such
     exchange); its own id when it names a session."""
-    found = await fetch_one(conn, _IS_GROUP, exchange_id, timebank_id)
-    if found is not None and found["exists"]:
-        return exchange_id
     row = await fetch_one(conn, _GROUP_OF, exchange_id, timebank_id)
     return row["group_id"] if row is not None else None
 

@@ -317,10 +317,6 @@ async def group_detail(
     return as_group_detail(group, legs, _visible(access, group, legs))  # type: ignore[arg-type]
 
 
-async def is_group(conn: Connection, timebank_id: int, exchange_id: int) -> bool:
-    return await sql.group_of(conn, timebank_id, exchange_id) == exchange_id
-
-
 # ---------------------------------------------------------------------------------------------
 # Deciding.
 # ---------------------------------------------------------------------------------------------
@@ -441,4 +437,4 @@ async def _lock_accounts_of(conn: Connection, group: GroupRecord, found: dict[in
     await ledger.lock_accounts(conn, group.timebank_id, [p.account_id for p in found.values()])
 
 
-__all__ = ["check", "decide_any", "group_detail", "is_group", "log_group"]
+__all__ = ["check", "decide_any", "group_detail", "log_group"]

@@ -93,7 +93,7 @@ class Exchanges:
         policy.require_exchange_reader(access)
         async with self._engine.connect() as conn:
             exchange = await repository.get_exchange(conn, access.timebank_id, exchange_id)
-            if exchange is None and await groups.is_group(conn, access.timebank_id, exchange_id):
+            if exchange is None:  # a session's id, or nothing: NotFound either way otherwise
                 return await groups.group_detail(conn, access, exchange_id)
             policy.require_visible(access, exchange)
             return await detail(conn, access.timebank_id, exchange_id)
