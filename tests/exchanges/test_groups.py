@@ -225,6 +225,9 @@ async def test_at_most_two_hundred_legs(api: Api, world: World, engine: AsyncEng
     body = session(host, list(range(10**6, 10**6 + 201)))
     refused = await api.log(world.coordinator, body)
     assert refused.status_code == 422
+    # Refused for its length, before anyone in it is looked up.
+    (error,) = refused.json()["errors"]
+    assert error["key"] == "legs" and "200" in error["message"], error
 
 
 async def test_a_retried_session_is_logged_once(
