@@ -220,6 +220,12 @@ participants = Table(
     Column("created_at", TIMESTAMPTZ, nullable=False),
     Column("user_id", BigInteger),
     Column("ordinal", Integer, nullable=False),
+    Column("email", Text),
+    Column("phone", Text),
+    Column("postal_address", Text),
+    Column("contact_preference", Text, nullable=False),
+    Column("external_id", Text),
+    Column("deactivated_at", TIMESTAMPTZ),
 )
 
 password_resets = Table(
