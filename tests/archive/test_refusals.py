@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.archive.conftest import FreshDatabase
 from tests.conftest import unique_slug
 from tests.test_cli import env_with, run_cli
 from timebank.archive import Archives
+from timebank.db.engine import sqlalchemy_url
 from timebank.demo import load_demo
-from timebank.errors import Conflict, ValidationFailed
+from timebank.errors import Conflict, Forbidden, ValidationFailed
 from timebank.participants.service import Participants
 from timebank.settings import Settings
 
@@ -182,3 +185,24 @@ async def test_a_restore_into_an_instance_that_is_not_empty_is_refused(
     with pytest.raises(Conflict, match="already exists here"):
         await Archives(empty).restore(archive)
     assert await _timebanks(empty) == 1
+
+
+async def test_a_database_role_that_may_not_turn_triggers_off_is_told_so(
+    demo_archive: tuple[str, Path], fresh_database: FreshDatabase
+):
+    _, archive = demo_archive
+    url, engine = await fresh_database()
+    role = f"restorer_{uuid.uuid4().hex[:8]}"
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        await conn.exec_driver_sql(f"GRANT SELECT, UPDATE ON timebanks TO {role}")
+    as_role = create_async_engine(sqlalchemy_url(url).replace("postgres@", f"{role}@", 1))
+    try:
+        with pytest.raises(Forbidden, match="session_replication_role"):
+            await Archives(as_role).restore(archive)
+    finally:
+        await as_role.dispose()
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(f"REVOKE ALL ON timebanks FROM {role}")
+            await conn.exec_driver_sql(f"DROP ROLE {role}")
+    assert await _timebanks(engine) == 0

@@ -15,7 +15,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank.db.transactions import sqlstate_of
+from timebank.errors import Forbidden
+
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 async def driver(conn: AsyncConnection) -> asyncpg.Connection:
@@ -30,7 +36,15 @@ async def triggers_off(conn: AsyncConnection) -> AsyncIterator[None]:
     """Within the caller's transaction: user triggers and foreign-key triggers do not fire
     until the block ends (constraints other than foreign keys still hold). The caller checks
     what they would have checked before it commits."""
-    await conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    try:
+        await conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    except DBAPIError as error:
+        if sqlstate_of(error) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        raise Forbidden(
+            "restoring needs a database role that may set session_replication_role (a "
+            "superuser, as on the embedded server); this one may not"
+        ) from error
     try:
         yield
     finally:
