@@ -138,6 +138,28 @@ async def _add_what_the_demo_lacks(client: AsyncTestClient, admin: Person, slug:
     await _get(client, admin, f"{base}/reports/contribution?view=funder")  # publishes cells
 
 
+async def _life_goes_on(
+    client: AsyncTestClient, admin: Person, slug: str, people: list[dict[str, Any]]
+) -> None:
+    """The restored timebank takes new people, invitations and grants (new ids, past the
+    restored ones)."""
+    base = f"/api/v1/timebanks/{slug}"
+    joined = await client.post(
+        f"{base}/participants",
+        json={"display_name": "Newcomer", "kind": "member", "email": "new@example.org"},
+        headers=admin.headers,
+    )
+    assert joined.status_code == 201, joined.text
+    assert joined.json()["id"] > max(person["id"] for person in people)
+    assert joined.json()["invitation_token"]  # the way everyone is invited back
+    granted = await client.post(
+        f"{base}/gifts",
+        json={"from_id": None, "to_id": joined.json()["id"], "minutes": 30, "note": "welcome"},
+        headers=admin.headers,
+    )
+    assert granted.status_code == 201, granted.text
+
+
 async def test_the_demo_timebank_comes_back_the_same_in_a_fresh_database(
     database_url: str,
     engine,
@@ -165,10 +187,14 @@ async def test_the_demo_timebank_comes_back_the_same_in_a_fresh_database(
     ):
         assert restored.rows[file] >= 1, file  # every kind of row made the trip
 
+    again = tmp_path / "again.zip"
+    await Archives(restored_engine).export_to(slug, again)
+
     as_of = datetime.now(UTC)
     restored_admin = await make_person(restored_engine, "admin", is_admin=True)
     async with AsyncTestClient(app=create_app(SETTINGS, database_url=restored_url)) as there:
         after = await what_a_coordinator_reads(there, restored_admin, slug, as_of)
+        await _life_goes_on(there, restored_admin, slug, after["participants"])
     before = await what_a_coordinator_reads(client, admin, slug, as_of)
     assert after.keys() == before.keys()
     for key in before:
@@ -182,9 +208,8 @@ async def test_the_demo_timebank_comes_back_the_same_in_a_fresh_database(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "ledger OK" in verified.stdout
 
-    # Exported again, the restored timebank gives the very same files.
-    again = tmp_path / "again.zip"
-    await Archives(restored_engine).export_to(slug, again)
+    # Exported again (before anything new happened there), the restored timebank gives the
+    # very same files.
     with zipfile.ZipFile(archive) as first, zipfile.ZipFile(again) as second:
         for name in first.namelist():
             if name != "manifest.json":
@@ -196,3 +221,42 @@ async def test_the_demo_timebank_comes_back_the_same_in_a_fresh_database(
         everything = b"".join(first.read(name) for name in names).lower()
     assert names[-1] == "manifest.json"
     assert b"argon2" not in everything and b"password" not in everything
+
+
+async def test_the_commands_move_a_timebank_into_a_fresh_embedded_database(
+    database_url: str, tmp_path: Path
+):
+    slug = unique_slug("demo")
+    await load_demo(database_url, SETTINGS, slug=slug, seed=11)
+    archive = tmp_path / "moving.zip"
+    exported = run_cli(
+        "export",
+        "--timebank",
+        slug,
+        "--out",
+        str(archive),
+        env=env_with(TIMEBANK_DATABASE_URL=database_url),
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert f"timebank {slug} exported to {archive}" in exported.stdout
+
+    # Without TIMEBANK_DATABASE_URL: the embedded server the service itself would use.
+    embedded = env_with(TIMEBANK_DATA_DIR=str(tmp_path / "data"))
+    imported = run_cli("import", "archive", str(archive), env=embedded)
+    assert imported.returncode == 0, imported.stderr
+    assert f"timebank {slug} restored" in imported.stdout
+    assert "invite" in imported.stdout  # users are not in an archive
+    verified = run_cli("verify", env=embedded)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "checked 1 timebank(s)" in verified.stdout and "ledger OK" in verified.stdout
+
+    missing = run_cli(
+        "export",
+        "--timebank",
+        "no-such-bank",
+        "--out",
+        str(tmp_path / "x.zip"),
+        env=env_with(TIMEBANK_DATABASE_URL=database_url),
+    )
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert not (tmp_path / "x.zip").exists()
