@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from timebank.db import tables
 from timebank.db.compose import arg, compiled_sql
+from timebank.ledger.restore import LEDGER_TABLES
 
 # Columns that name a user of the instance the archive was made on: users are not in an
 # archive (no emails of accounts, no password hashes, no tokens), so these are left out and
@@ -61,22 +62,26 @@ class ArchivedTable:
     columns: tuple[str, ...]
     # Rows of the timebank, by primary key, from a server-side cursor: $1 is the timebank's id.
     select_sql: str
-    ledger: bool
 
     @property
     def name(self) -> str:
         return self.table.name
 
+    @property
+    def ledger(self) -> bool:
+        """Whether the rows are the ledger's, restored through its door."""
+        return self.name in LEDGER_TABLES
+
     def decoders(self) -> list[Callable[[str], Any]]:
         return [_decoder(self.table.c[name].type) for name in self.columns]
 
 
-def _archived(file: str, table: Table, *, ledger: bool = False) -> ArchivedTable:
+def _archived(file: str, table: Table) -> ArchivedTable:
     columns = tuple(c.name for c in table.columns if c.name not in USER_COLUMNS)
     scope = table.c.id if table is tables.timebanks else table.c.timebank_id
     order = list(table.primary_key.columns)
     statement = select(*(table.c[name] for name in columns)).where(scope == arg(1)).order_by(*order)
-    return ArchivedTable(file, table, columns, compiled_sql(statement), ledger)
+    return ArchivedTable(file, table, columns, compiled_sql(statement))
 
 
 # In the order a restore writes them.
@@ -84,19 +89,39 @@ ARCHIVED: tuple[ArchivedTable, ...] = (
     _archived("timebank.csv", tables.timebanks),  # the timebank and its policy
     _archived("categories.csv", tables.categories),
     _archived("participants.csv", tables.participants),
-    _archived("accounts.csv", tables.accounts, ledger=True),
-    _archived("pending_transfers.csv", tables.pending_transfers, ledger=True),
-    _archived("transfers.csv", tables.transfers, ledger=True),
-    _archived("postings.csv", tables.postings, ledger=True),
-    _archived("account_limit_changes.csv", tables.account_limit_changes, ledger=True),
+    _archived("accounts.csv", tables.accounts),
+    _archived("pending_transfers.csv", tables.pending_transfers),
+    _archived("transfers.csv", tables.transfers),
+    _archived("postings.csv", tables.postings),
+    _archived("account_limit_changes.csv", tables.account_limit_changes),
     _archived("exchange_groups.csv", tables.exchange_groups),
     _archived("exchanges.csv", tables.exchanges),
     _archived("decisions.csv", tables.exchange_decisions),
-    _archived("gifts.csv", tables.gifts, ledger=True),
-    _archived("opening_balances.csv", tables.opening_balances, ledger=True),
-    _archived("departures.csv", tables.departures, ledger=True),
+    _archived("gifts.csv", tables.gifts),
+    _archived("opening_balances.csv", tables.opening_balances),
+    _archived("departures.csv", tables.departures),
     _archived("published_cells.csv", tables.published_cells),
 )
+
+# Every other table, and why it is not in an archive.
+NOT_ARCHIVED: dict[str, str] = {
+    "users": "users sign in to an instance; they are invited again",
+    "api_tokens": "secrets of users",
+    "password_resets": "secrets of users",
+    "sign_in_counters": "the instance's own record of failed sign-ins",
+    "sign_in_key": "the instance's own key",
+    "timebank_roles": "roles are held by users",
+    "role_changes": "the record of users' roles",
+    "invitations": "hashes of tokens sent to users; people are invited again",
+    "idempotency_keys": "answers to retries by users, only useful while a request is retried",
+    "report_days": "derived: built again from the exchanges",
+    "report_day_people": "derived: built again from the exchanges",
+    "report_month_people": "derived: built again from the exchanges",
+    "report_pair_months": "derived: built again from the exchanges",
+    "report_tie_steps": "derived: built again from the exchanges",
+    "report_firsts": "derived: built again from the exchanges",
+    "report_queue": "derived: the restore queues every exchange again",
+}
 
 MANIFEST = "manifest.json"
 FORMAT = "timebank-archive"
