@@ -105,6 +105,12 @@ TAMPERINGS: list[tuple[str, Edit, bool, str]] = [
         "participants.csv, line 2: a row of another timebank",
     ),
     (
+        "a kind of participant that is not one",
+        _replace_cell("participants.csv", "kind", "alien"),
+        True,
+        'violates check constraint "participants_kind_valid"',
+    ),
+    (
         "a cell that is not a number",
         _replace_cell("accounts.csv", "balance", "lots"),
         True,

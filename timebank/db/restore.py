@@ -45,10 +45,9 @@ async def triggers_off(conn: AsyncConnection) -> AsyncIterator[None]:
             "restoring needs a database role that may set session_replication_role (a "
             "superuser, as on the embedded server); this one may not"
         ) from error
-    try:
-        yield
-    finally:
-        await conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
+    yield
+    # Not in a finally: after a refusal the transaction is aborted and only rolls back.
+    await conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
 
 
 async def copy_rows(
