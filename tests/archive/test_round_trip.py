@@ -260,3 +260,12 @@ async def test_the_commands_move_a_timebank_into_a_fresh_embedded_database(
     )
     assert missing.returncode == 1 and "not found" in missing.stderr
     assert not (tmp_path / "x.zip").exists()
+    nowhere = run_cli(
+        "export",
+        "--timebank",
+        slug,
+        "--out",
+        str(tmp_path / "no" / "such" / "dir.zip"),
+        env=env_with(TIMEBANK_DATABASE_URL=database_url),
+    )
+    assert nowhere.returncode == 1 and "cannot write" in nowhere.stderr

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from timebank.archive.service import Archives
 from timebank.db.engine import create_engine
+from timebank.errors import ValidationFailed
 from timebank.settings import Settings
 
 
@@ -14,6 +15,8 @@ async def export_command(url: str, settings: Settings, slug: str, out: Path) -> 
     engine = create_engine(url, settings)
     try:
         size = await Archives(engine).export_to(slug, out)
+    except OSError as error:
+        raise ValidationFailed(f"cannot write {out}: {error.strerror or error}") from error
     finally:
         await engine.dispose()
     return f"timebank {slug} exported to {out} ({size:,} bytes)"
