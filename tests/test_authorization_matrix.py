@@ -18,7 +18,10 @@ route cannot be forgotten here.
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -142,6 +145,8 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     # The contribution report and its charts: coordinators, admins, and funders granted it.
     f"GET {TB}/reports/contribution": (MANAGERS | {"funder"}, 200),
     f"GET {TB}/reports/contribution/charts/{{file}}": (MANAGERS | {"funder"}, 200),
+    # The archive of the whole timebank (everyone's contact details): coordinators and admins.
+    f"GET {TB}/export": (MANAGERS, 200),
 }
 
 # Refusals other than the default of `refusal` (e.g. a 404 where the service hides a resource
@@ -761,6 +766,15 @@ async def chart(ctx: Ctx, role: str) -> Cell:
     return Cell(params={"file": "series.svg"}, check=check)
 
 
+async def export(ctx: Ctx, role: str) -> Cell:
+    async def check(response: Response) -> str | None:
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+        return None if manifest["timebank"] == ctx.world.timebank.slug else "another timebank"
+
+    return Cell(check=check)
+
+
 SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     "GET /health": nothing,
     "GET /ready": nothing,
@@ -811,6 +825,7 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     f"GET {TB}/reports/reciprocity": reciprocity,
     f"GET {TB}/reports/contribution": contribution,
     f"GET {TB}/reports/contribution/charts/{{file}}": chart,
+    f"GET {TB}/export": export,
 }
 
 

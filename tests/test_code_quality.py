@@ -59,6 +59,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "timebank.auth.csrf",
         ),
     ),
+    # A whole timebank at once: reads and restores every domain's rows.
+    ("whole timebank", ("timebank.archive",)),
     ("domains", ("timebank.exchanges", "timebank.participants", "timebank.reports")),
     ("ledger", ("timebank.ledger",)),
     ("accounts and access", ("timebank.auth",)),

@@ -27,6 +27,8 @@ from litestar.openapi.spec import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import timebank
+from timebank.archive import controllers as archive_controllers
+from timebank.archive.service import Archives
 from timebank.auth.controllers import AuthController
 from timebank.auth.csrf import ApiRequestGuard
 from timebank.auth.deps import (
@@ -73,6 +75,7 @@ API_ROUTES = [
     *exchanges_controllers.ROUTES,
     *ledger_controllers.ROUTES,
     *reports_controllers.ROUTES,
+    *archive_controllers.ROUTES,
 ]
 
 
@@ -167,6 +170,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.ledger_reader = LedgerReader(engine, app.state.ledger)
         app.state.pot_desk = PotDesk(engine, app.state.ledger)
         app.state.reports = Reports(engine, settings)
+        app.state.archives = Archives(engine)
         applier = asyncio.create_task(keep_applying(engine), name="report aggregates")
         # What is built by now lives as long as the process: frozen, the garbage collector no
         # longer walks it in every full collection (the pauses: docs/performance.md).
@@ -209,6 +213,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             "ledger_reader": once_let_in("ledger_reader"),
             "pot_desk": once_let_in("pot_desk"),
             "reports": once_let_in("reports"),
+            "archives": once_let_in("archives"),
         },
         exception_handlers={
             TimebankError: _timebank_error_handler,

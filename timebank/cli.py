@@ -1,4 +1,4 @@
-"""The ``timebank`` command: serve, migrate, audit, load a demo, benchmark."""
+"""The ``timebank`` command: serve, migrate, audit, export and import, load a demo, benchmark."""
 
 from __future__ import annotations
 
@@ -189,6 +189,34 @@ def verify(slug: str | None, as_json: bool) -> None:
             click.echo(f"BROKEN {finding}")
         click.echo("ledger OK" if report.ok else f"{len(report.findings)} problem(s) found")
     sys.exit(0 if report.ok else 1)
+
+
+@main.command("export")
+@click.option("--timebank", "slug", required=True, help="Slug of the timebank to export.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def export(slug: str, out: Path) -> None:
+    """Write one zip archive of a whole timebank: CSV files and a manifest of their hashes."""
+    from timebank.archive.commands import export_command
+
+    settings = get_settings()
+    url = _database(settings, migrate_embedded=True)
+    click.echo(_run(export_command(url, settings, slug, out)))
+
+
+@main.group("import")
+def import_() -> None:
+    """Bring a timebank in: `import archive FILE.zip` restores a whole one."""
+
+
+@import_.command("archive")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_archive(file: Path) -> None:
+    """Restore an archive made by `timebank export` into an empty instance."""
+    from timebank.archive.commands import import_archive_command
+
+    settings = get_settings()
+    url = _database(settings, migrate_embedded=True)
+    click.echo(_run(import_archive_command(url, settings, file)))
 
 
 @main.group()

@@ -259,6 +259,12 @@ async def audit(conn: AsyncConnection, timebank_slug: str | None = None) -> Audi
     snapshot that a caller may go on reading (``timebank verify`` adds the report checks)."""
     # One snapshot for every check, so a busy ledger cannot look inconsistent between queries.
     await execute(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    return await audit_as_seen(conn, timebank_slug)
+
+
+async def audit_as_seen(conn: AsyncConnection, timebank_slug: str | None = None) -> AuditReport:
+    """``audit`` in the caller's transaction as it stands, its own writes included (a restore
+    checks the rows it copied before it commits)."""
     slugs = await audited_timebanks(conn, timebank_slug)
     timebank_id = next(iter(slugs)) if timebank_slug is not None else None
     counts = await fetch_one(conn, _COUNTS, timebank_id)

@@ -12,8 +12,9 @@ import asyncio
 import logging
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from timebank.db.statements import execute
 from timebank.db.transactions import raw_connection
 
 # How long the background applier waits between batches when the queue has run dry. A batch
@@ -63,3 +64,24 @@ async def keep_applying(engine: AsyncEngine, *, interval: float = APPLY_INTERVAL
                 _log.warning("report aggregates not brought up to date: %s", exc)
             failing = True
         await asyncio.sleep(interval)
+
+
+# Every approval and reversal of a timebank's exchanges, in the order they happened (all the
+# approvals first: an approval is always queued before its reversal).
+_QUEUE_TIMEBANK = """
+INSERT INTO report_queue (exchange_id, counting)
+SELECT id, counting
+  FROM (SELECT id, true AS counting, approved_at AS happened
+          FROM exchanges WHERE timebank_id = $1 AND approved_at IS NOT NULL
+        UNION ALL
+        SELECT id, false, reversed_at
+          FROM exchanges WHERE timebank_id = $1 AND reversed_at IS NOT NULL) AS changes
+ ORDER BY NOT counting, happened, id
+"""
+
+
+async def queue_whole_timebank(conn: AsyncConnection, timebank_id: int) -> None:
+    """Queue every exchange of a timebank that ever counted, as its approval and reversal would
+    have: for a timebank whose exchanges were written without their triggers (a restore). Its
+    aggregates are then built by the applier like anyone's; reports are exact meanwhile."""
+    await execute(conn, _QUEUE_TIMEBANK, timebank_id)
