@@ -254,6 +254,21 @@ def demo(slug: str, seed: int) -> None:
     click.echo(_run(load_demo(url, settings, slug=slug, seed=seed)))
 
 
+@main.command("import")
+@click.argument("kind", type=click.Choice(["people", "history"]))
+@click.argument("file", type=click.File("rb"))
+@click.option("--timebank", "slug", required=True, help="The timebank's slug.")
+@click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
+@click.option("--good-rows-only", is_flag=True, help="Import the good rows, skipping bad ones.")
+def import_file(kind: str, file: Any, slug: str, dry_run: bool, good_rows_only: bool) -> None:
+    """Import people or history from a CSV file: checked whole, then all or nothing."""
+    from timebank.imports.command import run_import
+
+    settings = get_settings()
+    url = _database(settings, migrate_embedded=True)
+    _run(run_import(url, settings, kind, file.read(), slug, dry=dry_run, good=good_rows_only))
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: programs that print figures measured against a baseline in the same run."""
