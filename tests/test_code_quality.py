@@ -59,6 +59,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "timebank.auth.csrf",
         ),
     ),
+    # Moving a timebank in: reads and writes across the domains, in one transaction.
+    ("imports", ("timebank.imports",)),
     ("domains", ("timebank.exchanges", "timebank.participants", "timebank.reports")),
     ("ledger", ("timebank.ledger",)),
     ("accounts and access", ("timebank.auth",)),
