@@ -78,6 +78,9 @@ async def run_import(
     for problem in sorted(report.problems):
         column = f", column {problem.column}" if problem.column else ""
         click.echo(f"skipped line {problem.line}{column}: {problem.reason}", err=True)
-    verdict = "dry run, nothing written" if dry else "imported"
+    if dry:
+        verdict = "dry run, nothing written"
+    else:
+        verdict = "imported" if report.written else "nothing new to import"
     click.echo(f"{verdict}: {report.summary()}")
     return report
