@@ -7,6 +7,7 @@ from typing import Annotated, TypeAlias
 from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -27,7 +28,13 @@ class ImportsController(Controller):
         summary="Import people or history from a CSV file",
         status_code=HTTP_201_CREATED,
         request_max_body_size=MAX_UPLOAD_BYTES,
-        responses=problems(400, 401, 403, 404, 413, 422),
+        responses={
+            200: ResponseSpec(
+                data_container=ImportReportPublic,
+                description="A dry run, or a file whose rows were all there already: the report",
+            ),
+            **problems(400, 401, 403, 404, 413, 422),
+        },
     )
     async def create(
         self,
