@@ -195,3 +195,24 @@ async def test_a_timeoverflow_member_list_imports_with_its_balances(engine, raw,
         )
     assert refused.value.problems[0].column == "Balance"
     assert "whole number of minutes" in refused.value.problems[0].reason
+
+
+async def test_someone_found_by_email_gets_the_files_external_id(engine, raw, timebank):
+    imports = Imports(engine)
+    # Added by hand before the move: an email, no external id.
+    await imports.run(
+        timebank.slug, "people", csv_bytes(("name", "email"), [("Ada", "ada@example.org")])
+    )
+    data = csv_bytes(("name", "email", "external_id"), [("Ada L", "ada@example.org", "T-17")])
+    first = await imports.run(timebank.slug, "people", data)
+    assert (first.new, first.already_there, first.external_ids_recorded, first.written) == (
+        0,
+        1,
+        1,
+        True,
+    )
+    assert await balances(raw, timebank.id) == {"T-17": 0}
+    before = await counts(raw, timebank.id)
+    again = await imports.run(timebank.slug, "people", data)
+    assert (again.already_there, again.external_ids_recorded, again.written) == (1, 0, False)
+    assert await counts(raw, timebank.id) == before

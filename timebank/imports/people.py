@@ -2,7 +2,8 @@
 new people written in one statement and the opening balances set through the ledger.
 
 Someone already in the timebank is found by external id, then by email (ignoring case), and
-left as they are: only an opening balance they do not have yet is set. So importing the same
+left as they are: only an opening balance they do not have yet is set, and the file's external
+id when they had none (so that a history file can name them by it). So importing the same
 file twice changes nothing the second time. New people get the timebank's default limits and
 no welcome hours: their opening balance is what they bring."""
 
@@ -61,6 +62,11 @@ class PeoplePlan:
     new: list[PersonRow] = field(default_factory=list)
     openings_new: dict[int, int] = field(default_factory=dict)
     openings_existing: dict[int, int] = field(default_factory=dict)
+    # Existing people found by email who had no external id: the file's, recorded.
+    external_ids: dict[int, str] = field(default_factory=dict)
+
+    def writes(self) -> bool:
+        return bool(self.new or self.openings_new or self.openings_existing or self.external_ids)
 
 
 class _Faults:
@@ -186,12 +192,15 @@ def check_people(
             continue
         if match is not None:
             report.already_there += 1
+            if match.external_id is None and person.external_id is not None:
+                plan.external_ids[match.id] = person.external_id
             continue
         if person.opening is not None:
             plan.openings_new[len(plan.new)] = person.opening
         plan.new.append(person)
     report.new = len(plan.new)
     report.opening_balances = len(plan.openings_new) + len(plan.openings_existing)
+    report.external_ids_recorded = len(plan.external_ids)
     return plan
 
 
@@ -267,6 +276,8 @@ async def write_people(
             place.ceiling,
         )
     progress("people", len(ids), len(new))
+    if plan.external_ids:
+        await repository.record_external_ids(conn, place.id, plan.external_ids)
     openings = dict(plan.openings_existing)
     openings.update({ids[index]: minutes for index, minutes in plan.openings_new.items()})
     connection = await repository.raw(conn)

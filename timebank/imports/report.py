@@ -34,6 +34,7 @@ class ImportReport:
     new: int = 0
     already_there: int = 0
     opening_balances: int = 0
+    external_ids_recorded: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     dry_run: bool = False
     good_rows_only: bool = False
@@ -56,6 +57,8 @@ class ImportReport:
         parts.append(f"{self.already_there} already there")
         if self.kind == "people":
             parts.append(f"{self.opening_balances} opening balances")
+            if self.external_ids_recorded:
+                parts.append(f"{self.external_ids_recorded} external ids recorded")
         if self.problems:
             skipped = ", skipped" if self.good_rows_only else ""
             parts.append(f"{len(self.problems)} bad rows{skipped}")

@@ -95,6 +95,12 @@ _INSERT_PEOPLE = """
     RETURNING participant_id
 """
 
+_RECORD_EXTERNAL_IDS = """
+    UPDATE participants p SET external_id = u.external_id
+      FROM unnest($2::bigint[], $3::text[]) AS u(id, external_id)
+     WHERE p.timebank_id = $1 AND p.id = u.id AND p.external_id IS NULL
+"""
+
 _INSERT_EXCHANGES = """
     INSERT INTO exchanges (timebank_id, giver_id, receiver_id, minutes, service_date,
                            category_id, description, state, logged_by_user_id, logged_for,
@@ -199,6 +205,14 @@ async def insert_people(
         ceiling,
     )
     return [row["participant_id"] for row in rows]
+
+
+async def record_external_ids(
+    conn: AsyncConnection, timebank_id: int, external_ids: dict[int, str]
+) -> None:
+    """Give people who had no external id the one the file names them by."""
+    ids = sorted(external_ids)
+    await execute(conn, _RECORD_EXTERNAL_IDS, timebank_id, ids, [external_ids[i] for i in ids])
 
 
 @dataclass

@@ -41,6 +41,9 @@ class ImportReportPublic(BaseModel):
     new: int = Field(description="rows to import, or imported")
     already_there: int = Field(description="rows found from an earlier import: nothing to do")
     opening_balances: int
+    external_ids_recorded: int = Field(
+        description="people found by email who had no external id: the file's, recorded"
+    )
     problems: list[RowProblemPublic]
     dry_run: bool
     good_rows_only: bool

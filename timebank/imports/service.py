@@ -111,7 +111,7 @@ class Imports:
         people = await repository.people(conn, place.id, lock=writing)
         if kind == "people":
             plan = check_people(table, place, people, report)
-            if writing and not report.refused and (plan.new or report.opening_balances):
+            if writing and not report.refused and plan.writes():
                 await write_people(conn, place, plan, user_id, progress)
                 report.written = True
             return
