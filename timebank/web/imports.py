@@ -1,7 +1,8 @@
 """The coordinators' upload page: choose a CSV file of people or history, see the check (every
-bad row beside its line), then confirm to import it. The page calls the same service as the
-API (``timebank.imports.service.Imports``); the file checked travels back with the confirming
-form, and is checked again, whole, as it is imported."""
+bad row beside its line), then confirm to import it, or, explicitly, its good rows only. The
+page calls the same service as the API (``timebank.imports.service.Imports``); the file
+checked travels back with the confirming form, and is checked again, whole, as it is
+imported."""
 
 from __future__ import annotations
 
@@ -95,13 +96,23 @@ class ImportPages(Controller):
         if kind is None or data is None:
             return await _page(page, errors=errors, status_code=422)
         confirmed = sent.get("action") == "import"
+        good_rows_only = confirmed and sent.get("good_rows_only") == "yes"
         try:
             report = await imports.run(
-                access.timebank_slug, kind, data, dry_run=not confirmed, access=access
+                access.timebank_slug,
+                kind,
+                data,
+                dry_run=not confirmed,
+                good_rows_only=good_rows_only,
+                access=access,
             )
         except FileRefused as refused:
-            shown = refused.report or _unread(kind, refused)
-            return await _page(page, kind=kind, report=shown, status_code=422)
+            if refused.report is None:  # not read: nothing to offer but choosing another
+                return await _page(page, kind=kind, report=_unread(kind, refused), status_code=422)
+            text = data.decode("utf-8-sig")
+            return await _page(
+                page, kind=kind, report=refused.report, content=text, status_code=422
+            )
         if confirmed:
             return redirect(f"/t/{access.timebank_slug}/imports", imported=report.new, kind=kind)
         text = data.decode("utf-8-sig")
