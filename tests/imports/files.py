@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import subprocess
 from collections.abc import Sequence
 
 import asyncpg
@@ -56,3 +58,12 @@ async def balances(raw: asyncpg.Connection, timebank_id: int) -> dict[str, int]:
         timebank_id,
     )
     return {row["who"]: row["balance"] for row in rows}
+
+
+async def run_command(command: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run a command to its end: its exit status, standard output and standard error."""
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=300)
+    return process.returncode or 0, out.decode(), err.decode()

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import asyncpg
 
 from tests.conftest import unique_slug
-from tests.imports.files import HISTORY_HEADER, PEOPLE_HEADER, counts, csv_bytes
+from tests.imports.files import HISTORY_HEADER, PEOPLE_HEADER, counts, csv_bytes, run_command
 from tests.ops.server import TIMEBANK, environment
 from timebank.imports.service import Imports
 from timebank.ledger.audit import audit
@@ -40,14 +40,6 @@ def _files() -> tuple[bytes, bytes]:
         for i in range(EXCHANGES)
     ]
     return csv_bytes(PEOPLE_HEADER, people), csv_bytes(HISTORY_HEADER, history)
-
-
-async def _run(command: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=300)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def _writing(
@@ -106,7 +98,7 @@ async def test_an_import_killed_mid_write_leaves_nothing_and_a_rerun_completes_i
     await _backends_gone(raw)
     assert await counts(raw, timebank.id) == before
 
-    status, out, err = await _run(command, env)
+    status, out, err = await run_command(command, env)
     assert status == 0, err
     assert f"{EXCHANGES} imported" in out
     after = await counts(raw, timebank.id)
@@ -114,6 +106,6 @@ async def test_an_import_killed_mid_write_leaves_nothing_and_a_rerun_completes_i
     assert after["transfers"] == before["transfers"] + EXCHANGES
     async with engine.connect() as conn:
         assert (await audit(conn, timebank.slug)).findings == []
-    status, out, err = await _run(command, env)
+    status, out, err = await run_command(command, env)
     assert status == 0 and "nothing new to import" in out, err
     assert await counts(raw, timebank.id) == after
