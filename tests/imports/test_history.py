@@ -182,3 +182,20 @@ async def test_a_timeoverflow_transfer_list_imports_with_the_right_balances(engi
     assert (report.format, report.new) == ("timeoverflow", 2)
     assert await balances(raw, timebank.id) == {"1": 60 - 90, "2": 90 - 30, "3": 30}
     await _audit_is_clean(engine, timebank.slug)
+
+
+@pytest.mark.parametrize("quantity", ["-3600", "0", "90", "1:75", "0.01", "x"])
+async def test_a_timeoverflow_quantity_that_is_not_a_positive_whole_minute(
+    engine, raw, timebank, quantity
+):
+    await _people(engine, timebank)
+    transfers = csv_bytes(
+        ("Date", "From", "To", "Post", "Quantity"),
+        [("2019-05-01 18:00:00 +0200", "Ada Lovelace", "Bea Smith", "", quantity)],
+    )
+    before = await counts(raw, timebank.id)
+    with pytest.raises(FileRefused) as refused:
+        await Imports(engine).run(timebank.slug, "history", transfers)
+    assert [(p.line, p.column) for p in refused.value.problems] == [(2, "Quantity")]
+    assert "bad duration" in refused.value.problems[0].reason
+    assert await counts(raw, timebank.id) == before

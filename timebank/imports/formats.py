@@ -134,12 +134,13 @@ def read_minutes(text: str, *, timeoverflow: bool) -> int:
             raise CellError(f"{value!r} hours is not a positive whole number of minutes")
         return int(exact)
     if timeoverflow and _WHOLE.match(value):
-        return seconds_to_minutes(value)
-    try:
-        minutes = parse_balance(value)
-    except DurationError as error:
-        unit = "seconds, h:mm or decimal hours" if timeoverflow else "minutes (90) or h:mm (1:30)"
-        raise CellError(f"{value!r} is not a duration: write it in {unit}") from error
+        minutes = seconds_to_minutes(value)
+    else:
+        try:
+            minutes = parse_balance(value)
+        except DurationError as error:
+            unit = "seconds, h:mm or decimal hours" if timeoverflow else "minutes (90) or h:mm"
+            raise CellError(f"{value!r} is not a duration: write it in {unit}") from error
     if minutes <= 0:
         raise CellError("the time must be more than zero")
     return minutes

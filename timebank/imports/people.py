@@ -23,7 +23,7 @@ from timebank.imports.reading import Row, Table
 from timebank.imports.report import ImportReport, RowProblem
 from timebank.imports.repository import NewPeople, Person, Place
 from timebank.ledger import pot
-from timebank.names import clean_name
+from timebank.names import BIDI_CONTROLS, clean_name
 from timebank.participants.schemas import (
     EARLIEST_JOINED_ON,
     EMAIL_PATTERN,
@@ -99,7 +99,11 @@ def parse_person(row: Row, *, timeoverflow: bool, faults: _Faults) -> PersonRow 
     if phone is not None and not _PHONE.match(phone):
         faults.add("phone", f"{phone!r} is not a phone number (digits, spaces, + ( ) -)")
     address = _optional(row.get("postal_address"))
-    if address is not None and (len(address) > 500 or _CONTROL.search(address.replace("\n", ""))):
+    if address is not None and (
+        len(address) > 500
+        or _CONTROL.search(address.replace("\n", ""))
+        or any(char in BIDI_CONTROLS for char in address)
+    ):
         faults.add("postal_address", "the address needs 1 to 500 printable characters")
     preference = row.get("contact_preference").lower() or "email"
     if preference not in CONTACT_PREFERENCES:
