@@ -45,3 +45,24 @@ async def test_the_page_says_what_to_choose(client, world):
     response = await _post(client, world, {})
     assert response.status_code == 422
     assert "Choose a CSV file" in response.text and "people or past exchanges" in response.text
+
+
+async def test_odd_files_on_the_page_are_refused_with_a_page(client, world, raw):
+    before = await counts(raw, world.timebank.id)
+    nul = await _post(client, world, {"kind": "people", "content": "name\nAda\x00\n"})
+    assert nul.status_code == 422 and "text/html" in nul.headers["content-type"]
+    latin = await _post(
+        client,
+        world,
+        {"kind": "people"},
+        files={"file": ("p.csv", "name\nB\u00e9a\n".encode("latin-1"), "text/csv")},
+    )
+    assert latin.status_code == 422 and "UTF-8" in latin.text
+    huge = await _post(
+        client,
+        world,
+        {"kind": "people"},
+        files={"file": ("p.csv", b"name\n" + b"A" * (17 * 1024 * 1024), "text/csv")},
+    )
+    assert huge.status_code == 413
+    assert await counts(raw, world.timebank.id) == before
