@@ -140,6 +140,8 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     # Opening balances and the community pot: coordinators and admins.
     f"PUT {PARTICIPANT}/opening-balance": (MANAGERS, 200),
     f"GET {TB}/pot": (MANAGERS, 200),
+    # Imports (people here; history is the same route): coordinators and admins.
+    f"POST {TB}/imports": (MANAGERS, 201),
     # Reciprocity names people: a member their own row, coordinators and admins everyone's.
     f"GET {TB}/reports/reciprocity": (MEMBER_OR_MANAGER, 200),
     # The contribution report and its charts: coordinators, admins, and funders granted it.
@@ -209,6 +211,14 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 @dataclass
+class Upload:
+    """A multipart body: form fields and files."""
+
+    fields: dict[str, str]
+    files: dict[str, tuple[str, bytes, str]]
+
+
+@dataclass
 class Cell:
     """One call: its path parameters and body; the headers if not the caller's own; what must
     not change if it is refused; and what must hold after it is allowed (a complaint or
@@ -241,6 +251,10 @@ class Ctx:
         self.client.cookies.clear()
         if body is NO_BODY:
             return await self.client.request(method, path, headers=headers)
+        if isinstance(body, Upload):
+            return await self.client.request(
+                method, path, headers=headers, data=body.fields, files=body.files
+            )
         return await self.client.request(method, path, headers=headers, json=body)
 
     async def ok(self, method: str, path: str, by: Person, body: Any = NO_BODY) -> Any:
@@ -734,6 +748,24 @@ async def set_opening(ctx: Ctx, role: str) -> Cell:
     )
 
 
+async def import_people(ctx: Ctx, role: str) -> Cell:
+    external_id = f"import-{role}"
+    csv = f"name,external_id\nNewcomer {role},{external_id}\n".encode()
+    path = f"{ctx.base}/participants"
+
+    async def snapshot() -> int:
+        return len((await ctx.seen_by_admin(path))["items"])
+
+    async def check(response: Response) -> str | None:
+        return _expect("the people imported", response.json()["new"], 1)
+
+    return Cell(
+        body=Upload({"kind": "people"}, {"file": ("people.csv", csv, "text/csv")}),
+        snapshot=snapshot,
+        check=check,
+    )
+
+
 async def see_pot(ctx: Ctx, role: str) -> Cell:
     async def check(response: Response) -> str | None:
         return _expect("the pot's balance", response.json()["balance_minutes"], 0)
@@ -822,6 +854,7 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     f"POST {PARTICIPANT}/leave": leave,
     f"PUT {PARTICIPANT}/opening-balance": set_opening,
     f"GET {TB}/pot": see_pot,
+    f"POST {TB}/imports": import_people,
     f"GET {TB}/reports/reciprocity": reciprocity,
     f"GET {TB}/reports/contribution": contribution,
     f"GET {TB}/reports/contribution/charts/{{file}}": chart,

@@ -61,6 +61,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     # A whole timebank at once: reads and restores every domain's rows.
     ("whole timebank", ("timebank.archive",)),
+    # Moving a timebank in: reads and writes across the domains, in one transaction.
+    ("imports", ("timebank.imports",)),
     ("domains", ("timebank.exchanges", "timebank.participants", "timebank.reports")),
     ("ledger", ("timebank.ledger",)),
     ("accounts and access", ("timebank.auth",)),

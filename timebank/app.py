@@ -52,6 +52,8 @@ from timebank.errors import (
 from timebank.exchanges import controllers as exchanges_controllers
 from timebank.exchanges.controllers import LOGGED_FORMS
 from timebank.exchanges.service import Exchanges
+from timebank.imports import controllers as imports_controllers
+from timebank.imports.service import Imports
 from timebank.ledger import Ledger
 from timebank.ledger import controllers as ledger_controllers
 from timebank.ledger.pot_desk import PotDesk
@@ -76,6 +78,7 @@ API_ROUTES = [
     *ledger_controllers.ROUTES,
     *reports_controllers.ROUTES,
     *archive_controllers.ROUTES,
+    *imports_controllers.ROUTES,
 ]
 
 
@@ -171,6 +174,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.pot_desk = PotDesk(engine, app.state.ledger)
         app.state.reports = Reports(engine, settings)
         app.state.archives = Archives(engine)
+        app.state.imports = Imports(engine)
         applier = asyncio.create_task(keep_applying(engine), name="report aggregates")
         # What is built by now lives as long as the process: frozen, the garbage collector no
         # longer walks it in every full collection (the pauses: docs/performance.md).
@@ -214,6 +218,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             "pot_desk": once_let_in("pot_desk"),
             "reports": once_let_in("reports"),
             "archives": once_let_in("archives"),
+            "imports": once_let_in("imports"),
         },
         exception_handlers={
             TimebankError: _timebank_error_handler,

@@ -206,7 +206,8 @@ def export(slug: str, out: Path) -> None:
 
 @main.group("import")
 def import_() -> None:
-    """Bring a timebank in: `import archive FILE.zip` restores a whole one."""
+    """Bring a timebank in: `import people|history FILE` adds to one from CSV, `import archive
+    FILE.zip` restores a whole one."""
 
 
 @import_.command("archive")
@@ -281,6 +282,36 @@ def demo(slug: str, seed: int) -> None:
     settings = get_settings()
     url = _database(settings, migrate_embedded=True)
     click.echo(_run(load_demo(url, settings, slug=slug, seed=seed)))
+
+
+@import_.command("people")
+@click.argument("file", type=click.File("rb"))
+@click.option("--timebank", "slug", required=True, help="The timebank's slug.")
+@click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
+@click.option("--good-rows-only", is_flag=True, help="Import the good rows, skipping bad ones.")
+def import_people(file: Any, slug: str, dry_run: bool, good_rows_only: bool) -> None:
+    """Import people from a CSV file (ours or TimeOverflow's): checked whole, then all or
+    nothing."""
+    _import_csv("people", file, slug, dry_run, good_rows_only)
+
+
+@import_.command("history")
+@click.argument("file", type=click.File("rb"))
+@click.option("--timebank", "slug", required=True, help="The timebank's slug.")
+@click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
+@click.option("--good-rows-only", is_flag=True, help="Import the good rows, skipping bad ones.")
+def import_history(file: Any, slug: str, dry_run: bool, good_rows_only: bool) -> None:
+    """Import past exchanges from a CSV file (ours or TimeOverflow's): checked whole, then all
+    or nothing."""
+    _import_csv("history", file, slug, dry_run, good_rows_only)
+
+
+def _import_csv(kind: str, file: Any, slug: str, dry_run: bool, good_rows_only: bool) -> None:
+    from timebank.imports.command import run_import
+
+    settings = get_settings()
+    url = _database(settings, migrate_embedded=True)
+    _run(run_import(url, settings, kind, file.read(), slug, dry=dry_run, good=good_rows_only))
 
 
 main.add_command(bench)

@@ -85,3 +85,26 @@ def describe_minutes(minutes: int) -> str:
     if rest or not hours:
         parts.append(f"{rest} minute{'s' if rest != 1 else ''}")
     return ("minus " if minutes < 0 else "") + " ".join(parts)
+
+
+_SIGNED_BALANCE = re.compile(
+    r"^(?P<sign>[-+\u2212]?)\s*(?:(?P<h>[0-9]{1,5}):(?P<m>[0-9]{2})|(?P<n>[0-9]{1,7}))$"
+)
+
+
+def parse_balance(text: str) -> int:
+    """Signed whole minutes from a balance as a file gives it: ``h:mm`` ("-1:30") or a whole
+    number of minutes ("-90"); a minus (or U+2212) for a debt. Anything else is refused."""
+    cleaned = text.strip()
+    match = _SIGNED_BALANCE.match(cleaned)
+    if match is None:
+        raise DurationError(
+            f"{cleaned!r} is not a balance; write it as h:mm (-1:30) or minutes (-90)"
+        )
+    if match["n"] is not None:
+        minutes = int(match["n"])
+    else:
+        if int(match["m"]) >= 60:
+            raise DurationError(f"{cleaned!r}: minutes after the colon go up to 59")
+        minutes = int(match["h"]) * 60 + int(match["m"])
+    return -minutes if match["sign"] in ("-", MINUS) else minutes

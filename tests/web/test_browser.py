@@ -619,3 +619,50 @@ def test_a_member_gives_another_an_hour(chromium, service):
     finally:
         for phone in (kit, lou):
             phone.close()
+
+
+def test_a_coordinator_imports_people_from_a_file(chromium, service):
+    base_url, world, _, _ = service
+    slug = world.timebank.slug
+    coordinator = Phone(chromium, base_url, "coordinator")
+    header = "name,kind,email,opening_balance,external_id\n"
+    try:
+        coordinator.sign_in(world.coordinator)
+        page = coordinator.page
+        page.get_by_role("link", name="Import people or history").click()
+        expect(page).to_have_url(re.compile(rf"/t/{slug}/imports$"))
+        assert_fits(page, PHONE)
+        coordinator.check("30-import-form")
+
+        # One bad row (line 3: an opening balance that does not read): nothing is imported,
+        # and the reason stands beside its line.
+        bad = header + "Rosa Quint,member,,1:30,R1\nSol Varga,member,,an hour,R2\n"
+        page.get_by_label("People").check()
+        page.get_by_label("CSV file").set_input_files(
+            {"name": "people.csv", "mimeType": "text/csv", "buffer": bad.encode()}
+        )
+        page.get_by_role("button", name="Check the file").click()
+        expect(page.get_by_role("alert")).to_contain_text("Nothing was imported")
+        line = page.locator("#line-3")
+        expect(line).to_contain_text("opening_balance")
+        expect(line).to_contain_text("bad duration")
+        assert_fits(page, PHONE)
+        coordinator.check("31-import-check-with-a-bad-row")
+
+        # The file corrected: the check says what importing it would do; confirming does it.
+        good = header + "Rosa Quint,member,,1:30,R1\nSol Varga,member,,-0:45,R2\n"
+        page.get_by_label("CSV file").set_input_files(
+            {"name": "people.csv", "mimeType": "text/csv", "buffer": good.encode()}
+        )
+        page.get_by_role("button", name="Check the file").click()
+        expect(page.locator("#check-summary")).to_contain_text("2 to import")
+        coordinator.check("32-import-check-good")
+        page.get_by_role("button", name="Import 2 rows").click()
+        expect(page.get_by_role("status")).to_contain_text("Imported: 2 rows added")
+        coordinator.check("33-import-done")
+
+        page.goto(f"/t/{slug}/participants")
+        expect(page.get_by_text("Rosa Quint")).to_be_visible()
+        expect(page.get_by_text("Sol Varga")).to_be_visible()
+    finally:
+        coordinator.close()

@@ -85,6 +85,9 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     f"GET {T}/participants/{{participant_id}}": (MANAGERS, 200),
     f"POST {T}/participants/{{participant_id}}/opening-balance": (MANAGERS, 303),
     f"POST {T}/participants/{{participant_id}}/leave": (MANAGERS, 303),
+    # Imports: coordinators and admins (the confirming form, which imports, is checked).
+    f"GET {T}/imports": (MANAGERS, 200),
+    f"POST {T}/imports": (MANAGERS, 303),
 }
 
 
@@ -336,6 +339,25 @@ async def leave_page(ctx: Ctx, role: str) -> PageCell:
     )
 
 
+async def import_page(ctx: Ctx, role: str) -> PageCell:
+    path = f"{ctx.base}/participants"
+
+    async def snapshot() -> int:
+        return len((await ctx.seen_by_admin(path))["items"])
+
+    before = await snapshot()
+
+    async def check(response: Response) -> str | None:
+        return None if await snapshot() == before + 1 else "nobody was imported"
+
+    content = f"name,external_id\nImported {role},page-{role}\n"
+    return PageCell(
+        form={"kind": "people", "action": "import", "content": content},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
 SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     "GET /static/{file_path}": static_file,
     "GET /sign-in": nothing,
@@ -367,6 +389,8 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     f"GET {T}/participants/{{participant_id}}": participant_page,
     f"POST {T}/participants/{{participant_id}}/opening-balance": opening_page,
     f"POST {T}/participants/{{participant_id}}/leave": leave_page,
+    f"GET {T}/imports": nothing,
+    f"POST {T}/imports": import_page,
 }
 
 

@@ -2,7 +2,10 @@
 act with the visitor's session cookie, nor sign them in to an account of its choosing:
 
 - a body whose Content-Type is not ``application/json`` (415): an HTML form can send
-  ``text/plain`` that happens to be JSON, but never ``application/json``;
+  ``text/plain`` that happens to be JSON, but never ``application/json``. A file upload
+  (``multipart/form-data``, the imports) is read with a bearer token (which a form on
+  another site cannot send) or with no cookie at all (then refused unsigned-in), never on
+  the session cookie;
 - a write not carrying a bearer token that the browser marks as coming from another site
   (``Sec-Fetch-Site``), or whose ``Origin`` is not the service's own (403).
 
@@ -21,6 +24,7 @@ from timebank.errors import Forbidden, TimebankError, UnsupportedMediaType
 API_PREFIX = "/api/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON = "application/json"
+MULTIPART = "multipart/form-data"
 CROSS_SITE = "a write from another site is refused; use the service's own pages or a bearer token"
 
 
@@ -39,7 +43,8 @@ def refusal(
     if method in SAFE_METHODS:
         return None
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if not (scheme.lower() == "bearer" and credentials.strip()):
+    bearer = scheme.lower() == "bearer" and bool(credentials.strip())
+    if not bearer:
         fetch_site = headers.get("sec-fetch-site", "").lower()
         origin = headers.get("origin")
         if fetch_site:
@@ -51,7 +56,9 @@ def refusal(
         "transfer-encoding" in headers
     )
     media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    if has_body and media_type != JSON:
+    # A file upload cannot ride on the session cookie: with a bearer token or no cookie at all.
+    upload = media_type == MULTIPART and (bearer or "cookie" not in headers)
+    if has_body and media_type != JSON and not upload:
         return UnsupportedMediaType(f"send the body as {JSON}", accepted=[JSON])
     return None
 

@@ -136,6 +136,7 @@ exchanges = Table(
     Column("approved_at", TIMESTAMPTZ),
     Column("reversed_at", TIMESTAMPTZ),
     Column("group_id", BigInteger),
+    Column("import_key", LargeBinary),
 )
 
 exchange_groups = Table(

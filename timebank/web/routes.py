@@ -19,6 +19,7 @@ from timebank.web.account import AccountPages
 from timebank.web.coordinator import CoordinatorPages
 from timebank.web.deps import PAGE_DEPENDENCIES
 from timebank.web.exchanges import ExchangePages
+from timebank.web.imports import ImportPages
 from timebank.web.pot import PotPages
 from timebank.web.render import TEMPLATE_FILTERS, error_page
 from timebank.web.report import ReportPages
@@ -26,7 +27,15 @@ from timebank.web.security import SecurityHeaders, csrf_hook
 from timebank.web.sessions import SessionPages
 
 HERE = Path(__file__).parent
-PAGES = [AccountPages, ExchangePages, SessionPages, CoordinatorPages, PotPages, ReportPages]
+PAGES = [
+    AccountPages,
+    ExchangePages,
+    SessionPages,
+    CoordinatorPages,
+    PotPages,
+    ReportPages,
+    ImportPages,
+]
 
 
 def template_config() -> TemplateConfig:
