@@ -269,5 +269,7 @@ def import_file(kind: str, file: Any, slug: str, dry_run: bool, good_rows_only: 
     _run(run_import(url, settings, kind, file.read(), slug, dry=dry_run, good=good_rows_only))
 
 
+main.add_command(bench)
+
 if __name__ == "__main__":
     main()
