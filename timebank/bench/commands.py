@@ -150,3 +150,22 @@ def bench_reports(
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from error
+
+
+@bench.command("import")
+@click.option("--people", default=10_000, show_default=True, help="People in the file.")
+@click.option(
+    "--exchanges", default=1_000_000, show_default=True, help="Past exchanges in the file."
+)
+@click.option("--years", default=3, show_default=True, help="Years of service dates.")
+def bench_import(people: int, exchanges: int, years: int) -> None:
+    """Seconds to import a timebank's people and history, beside PostgreSQL's COPY of the same
+    rows into plain tables, on a fresh embedded PostgreSQL; then checks every balance."""
+    from timebank.bench.imports import run_import_benchmark
+
+    try:
+        figures = asyncio.run(run_import_benchmark(people=people, exchanges=exchanges, years=years))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    if not all(figures["checks"].values()) or not figures["audit_ok"]:  # type: ignore[attr-defined]
+        raise SystemExit(1)
