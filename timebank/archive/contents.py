@@ -3,8 +3,9 @@ after the rows it names), each with the columns of ``timebank.db.tables`` less t
 user; and how a value is written into a cell and read back.
 
 Cells. A header row names the columns. An empty cell is NULL. Numbers, dates (ISO 8601),
-timestamps (ISO 8601 with their offset, to the microsecond) and booleans (``true``/``false``)
-are written as they are: a spreadsheet reads a number as a number, a minus sign included. A
+timestamps (ISO 8601 with their offset, to the microsecond), booleans (``true``/``false``) and
+bytes (hexadecimal: an exchange's import key) are written as they are: a spreadsheet reads a
+number as a number, a minus sign included. A
 text cell that is empty, or begins with ``=``, ``+``, ``-``, ``@``, a tab, a carriage return or
 a single quote, is written with one single quote in front: a spreadsheet then shows it as text
 instead of running it as a formula, and a restore strips exactly that one quote, so every
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Integer,
+    LargeBinary,
     SmallInteger,
     Table,
     Text,
@@ -138,6 +140,8 @@ def cell(value: Any) -> str:
         return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
     text = str(value)
     if text == "" or text.startswith(_RISKY_START):
         return "'" + text
@@ -166,6 +170,8 @@ def _decoder(column_type: Any) -> Callable[[str], Any]:
         parse = date.fromisoformat
     elif isinstance(column_type, Text):
         parse = _text
+    elif isinstance(column_type, LargeBinary):
+        parse = bytes.fromhex
     else:  # pragma: no cover - every archived column is one of the above
         raise TypeError(f"no cell format for {column_type!r}")
 
