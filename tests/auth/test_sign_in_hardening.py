@@ -246,9 +246,16 @@ async def test_sign_in_keeps_no_email_or_address_and_bounded_rows(database_url, 
         assert hashlib.sha256(email.encode()).digest() not in stored
     finally:
         await raw.execute("UPDATE sign_in_counters SET expires_at = now() - interval '1 second'")
+    # Each try forgets up to 100 expired counters (other tests' too), so a few tries clear them.
+    expired = "SELECT count(*) FROM sign_in_counters WHERE expires_at < now()"
     async with _client(database_url) as client:
-        await client.post(LOGIN, json={"email": "late@example.org", "password": "a wrong guess"})
-    assert await raw.fetchval("SELECT count(*) FROM sign_in_counters WHERE expires_at < now()") == 0
+        for _ in range(await raw.fetchval(expired) // 100 + 1):
+            left = await raw.fetchval(expired)
+            await client.post(
+                LOGIN, json={"email": "late@example.org", "password": "a wrong guess"}
+            )
+            assert await raw.fetchval(expired) == max(0, left - 100)
+    assert await raw.fetchval(expired) == 0
 
 
 # --- 6. Hashing off the event loop ---------------------------------------------------------------
