@@ -41,6 +41,8 @@ def _printable(value: str, *, lines: bool = False) -> str:
         raise ValueError("must be on one line")
     if _UNPRINTABLE.search(value):
         raise ValueError("cannot contain control characters")
+    if not value.strip():
+        raise ValueError("cannot be blank (null clears it)")
     return value.strip()
 
 
