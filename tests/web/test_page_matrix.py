@@ -85,6 +85,10 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     f"GET {T}/participants/{{participant_id}}": (MANAGERS, 200),
     f"POST {T}/participants/{{participant_id}}/opening-balance": (MANAGERS, 303),
     f"POST {T}/participants/{{participant_id}}/leave": (MANAGERS, 303),
+    # A participant's details and whether they are active: coordinators and admins.
+    f"POST {T}/participants/{{participant_id}}/details": (MANAGERS, 303),
+    f"POST {T}/participants/{{participant_id}}/deactivate": (MANAGERS, 303),
+    f"POST {T}/participants/{{participant_id}}/reactivate": (MANAGERS, 303),
 }
 
 
@@ -336,6 +340,58 @@ async def leave_page(ctx: Ctx, role: str) -> PageCell:
     )
 
 
+async def details_page(ctx: Ctx, role: str) -> PageCell:
+    target = await newcomer(ctx)
+    path = f"{ctx.base}/participants/{target.participant_id}"
+    phone = f"01234 {ROLES.index(role):06d}"
+
+    async def snapshot() -> tuple[str | None, str]:
+        seen = await ctx.seen_by_admin(path)
+        return seen["phone"], seen["contact_preference"]
+
+    async def check(response: Response) -> str | None:
+        after = await snapshot()
+        return None if after == (phone, "phone") else f"the details are {after}"
+
+    form = {
+        "display_name": "Lee",
+        "contact_preference": "phone",
+        "phone": phone,
+        "email": "",
+        "postal_address": "",
+        "external_id": "",
+    }
+    return PageCell(
+        params={"participant_id": target.participant_id},
+        form=form,
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+def active_page(active: bool) -> Callable[[Ctx, str], Awaitable[PageCell]]:
+    async def setup(ctx: Ctx, role: str) -> PageCell:
+        target = await newcomer(ctx)
+        path = f"{ctx.base}/participants/{target.participant_id}"
+        if active:
+            await ctx.ok("POST", f"{path}/deactivate", ctx.world.admin)
+
+        async def snapshot() -> bool:
+            return (await ctx.seen_by_admin(path))["deactivated_at"] is None
+
+        async def check(response: Response) -> str | None:
+            return None if await snapshot() == active else "not changed"
+
+        return PageCell(
+            params={"participant_id": target.participant_id},
+            form={},
+            snapshot=snapshot,
+            check=check,
+        )
+
+    return setup
+
+
 SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     "GET /static/{file_path}": static_file,
     "GET /sign-in": nothing,
@@ -367,6 +423,9 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     f"GET {T}/participants/{{participant_id}}": participant_page,
     f"POST {T}/participants/{{participant_id}}/opening-balance": opening_page,
     f"POST {T}/participants/{{participant_id}}/leave": leave_page,
+    f"POST {T}/participants/{{participant_id}}/details": details_page,
+    f"POST {T}/participants/{{participant_id}}/deactivate": active_page(False),
+    f"POST {T}/participants/{{participant_id}}/reactivate": active_page(True),
 }
 
 

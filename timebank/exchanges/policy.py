@@ -134,6 +134,9 @@ def who_logs(access: TimebankAccess, data: ExchangeCreate) -> tuple[Actor, Side,
     raise Forbidden("only members and coordinators of this timebank log exchanges")
 
 
+DEACTIVATED = "is deactivated"
+
+
 def require_active_parties(named: Iterable[tuple[str, Party]]) -> None:
     """Refuse a new exchange or session with someone a coordinator has deactivated (409),
     naming the first of them by the field that names them: ``(field, party)`` pairs."""
@@ -143,7 +146,7 @@ def require_active_parties(named: Iterable[tuple[str, Party]]) -> None:
                 f"participant {party.id} is deactivated in this timebank; a coordinator"
                 " reactivates them before anything new is logged with them",
                 participant_id=party.id,
-                errors=[field_error(name, "is deactivated")],
+                errors=[field_error(name, DEACTIVATED)],
             )
 
 

@@ -208,6 +208,7 @@ async def _queue_page(
         status_code=status_code,
         queue=[(exchange, _why(exchange, session), session) for exchange, session in queue],
         names=await page.names_of(named),
+        reach=await page.reach_of(named),
         categories=await category_names(page.participants, access),
         outcomes=outcomes or [],
         error=error,

@@ -27,6 +27,7 @@ from timebank.ledger.pot_schemas import (
     OpeningBalanceUpdate,
 )
 from timebank.openapi import ParticipantId
+from timebank.participants.schemas import ParticipantPublic
 from timebank.participants.service import Participants
 from timebank.web.deps import LedgerReaderDep, PageDep
 from timebank.web.people import find_by_name, names
@@ -185,7 +186,7 @@ async def _read_gift(form: GiveForm, page: TimebankPage) -> GiftCreate | None:
 
 async def _give_page(page: TimebankPage, form: GiveForm, status_code: int = 200) -> Response:
     access = page.access
-    people = await names(page.participants, access)
+    people = await names(page.participants, access, active_only=True)
     if not form.grant:
         people.pop(access.party_id or 0, None)
     return await page.render(
@@ -199,18 +200,42 @@ async def _give_page(page: TimebankPage, form: GiveForm, status_code: int = 200)
 # --- A participant's opening balance and leaving ------------------------------------------------
 
 
+# The ways to reach someone, as the "Edit details" form offers them.
+PREFERENCES = (
+    ("email", "Email"),
+    ("phone", "Phone call"),
+    ("text", "Text message"),
+    ("post", "Post"),
+)
+DETAIL_FIELDS = (
+    "display_name",
+    "email",
+    "phone",
+    "postal_address",
+    "contact_preference",
+    "external_id",
+)
+
+
+def details_of(person: ParticipantPublic) -> dict[str, str]:
+    """A participant's details as the "Edit details" form shows them (blank: none)."""
+    return {name: getattr(person, name) or "" for name in DETAIL_FIELDS}
+
+
 @dataclass
 class ParticipantForms:
-    """The two forms of a participant's page as typed, with what is wrong with them."""
+    """The forms of a participant's page as typed, with what is wrong with them."""
 
     opening_sign: str = "credit"
     opening: str = ""
     leave_to: str = "pot"
     leave_who: PersonField = field(default_factory=PersonField)
+    # The "Edit details" form as sent (empty: as stored).
+    details: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
 
-async def _participant_page(
+async def participant_page(
     page: TimebankPage,
     ledger_reader: LedgerReaderDep,
     pot_desk: PotDesk,
@@ -235,6 +260,8 @@ async def _participant_page(
         standing=standing,
         names=names,
         forms=forms or ParticipantForms(),
+        details=(forms.details if forms and forms.details else details_of(person)),
+        preferences=PREFERENCES,
         own=access.participant_id == participant_id,
         done=done,
     )
@@ -288,9 +315,14 @@ class PotPages(Controller):
     ) -> Response:
         """The community pot: its balance and its recent movements (coordinators)."""
         seen = await pot_desk.pot(page.access, limit=RECENT_MOVEMENTS)
-        names = await page.names_of(m.participant_id for m in seen.movements)
+        listed = [m.participant_id for m in seen.movements]
         return await page.render(
-            "pot.html", pot=seen, names=names, kinds=KIND_LABELS, granted=granted
+            "pot.html",
+            pot=seen,
+            names=await page.names_of(listed),
+            reach=await page.reach_of(listed),
+            kinds=KIND_LABELS,
+            granted=granted,
         )
 
     @get("/participants/{participant_id:int}")
@@ -303,8 +335,10 @@ class PotPages(Controller):
         done: Annotated[str | None, QueryParameter(max_length=20)] = None,
     ) -> Response:
         """One participant for coordinators: their balance, opening balance and leaving."""
-        shown = done if done in ("opening", "left") else None
-        return await _participant_page(page, ledger_reader, pot_desk, participant_id, done=shown)
+        shown = (
+            done if done in ("opening", "left", "details", "deactivated", "reactivated") else None
+        )
+        return await participant_page(page, ledger_reader, pot_desk, participant_id, done=shown)
 
     @post("/participants/{participant_id:int}/opening-balance")
     async def set_opening(
@@ -342,7 +376,7 @@ class PotPages(Controller):
                     if error.kind == "invalid-transition"
                     else error.detail
                 )
-                return await _participant_page(
+                return await participant_page(
                     page,
                     ledger_reader,
                     pot_desk,
@@ -353,7 +387,7 @@ class PotPages(Controller):
             return redirect(
                 f"/t/{access.timebank_slug}/participants/{participant_id}", done="opening"
             )
-        return await _participant_page(
+        return await participant_page(
             page, ledger_reader, pot_desk, participant_id, forms, status_code=422
         )
 
@@ -401,7 +435,7 @@ class PotPages(Controller):
                     forms.errors["leave_who"] = forms.errors.pop("form", error.detail)
                 if "form" in forms.errors:
                     forms.errors["leave_to"] = forms.errors.pop("form")
-                return await _participant_page(
+                return await participant_page(
                     page,
                     ledger_reader,
                     pot_desk,
@@ -410,6 +444,6 @@ class PotPages(Controller):
                     status_code=error.status_code,
                 )
             return redirect(f"/t/{access.timebank_slug}/participants/{participant_id}", done="left")
-        return await _participant_page(
+        return await participant_page(
             page, ledger_reader, pot_desk, participant_id, forms, status_code=422
         )

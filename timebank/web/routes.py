@@ -18,6 +18,7 @@ from timebank.settings import Settings
 from timebank.web.account import AccountPages
 from timebank.web.coordinator import CoordinatorPages
 from timebank.web.deps import PAGE_DEPENDENCIES
+from timebank.web.details import DetailsPages
 from timebank.web.exchanges import ExchangePages
 from timebank.web.pot import PotPages
 from timebank.web.render import TEMPLATE_FILTERS, error_page
@@ -26,7 +27,15 @@ from timebank.web.security import SecurityHeaders, csrf_hook
 from timebank.web.sessions import SessionPages
 
 HERE = Path(__file__).parent
-PAGES = [AccountPages, ExchangePages, SessionPages, CoordinatorPages, PotPages, ReportPages]
+PAGES = [
+    AccountPages,
+    ExchangePages,
+    SessionPages,
+    CoordinatorPages,
+    PotPages,
+    DetailsPages,
+    ReportPages,
+]
 
 
 def template_config() -> TemplateConfig:
