@@ -89,6 +89,10 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     f"POST {T}/participants/{{participant_id}}/details": (MANAGERS, 303),
     f"POST {T}/participants/{{participant_id}}/deactivate": (MANAGERS, 303),
     f"POST {T}/participants/{{participant_id}}/reactivate": (MANAGERS, 303),
+    # A statement to read or print: one's own (those with an account here: the member, staff
+    # with a participant), and anyone's for coordinators and admins (here the member's).
+    f"GET {T}/statement": (frozenset({"member", "staff"}), 200),
+    f"GET {T}/participants/{{participant_id}}/statement": (MEMBER_OR_MANAGER, 200),
 }
 
 
@@ -426,6 +430,8 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     f"POST {T}/participants/{{participant_id}}/details": details_page,
     f"POST {T}/participants/{{participant_id}}/deactivate": active_page(False),
     f"POST {T}/participants/{{participant_id}}/reactivate": active_page(True),
+    f"GET {T}/statement": nothing,
+    f"GET {T}/participants/{{participant_id}}/statement": participant_page,
 }
 
 

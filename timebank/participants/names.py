@@ -28,6 +28,14 @@ _REACH = (
     " WHERE p.timebank_id = $1 AND p.id = ANY($2::bigint[])"
 )
 
+# The holders of accounts $2 of timebank $1: a participant's name, or null for the pot.
+_ACCOUNT_HOLDERS = (
+    "SELECT a.id, p.display_name FROM accounts a"
+    " LEFT JOIN participants p ON p.timebank_id = a.timebank_id AND p.id = a.participant_id"
+    " WHERE a.timebank_id = $1 AND a.id = ANY($2::bigint[])"
+)
+POT_NAME = "the community pot"
+
 
 def require_directory_reader(access: TimebankAccess) -> None:
     """Coordinators, admins and members see who is in the timebank; funders see aggregates."""
@@ -67,3 +75,17 @@ async def reach_of(
         )
         for row in rows
     }
+
+
+async def account_holders(
+    engine: AsyncEngine, access: TimebankAccess, account_ids: Iterable[int]
+) -> dict[int, str]:
+    """Account id → the name of whoever holds it (``POT_NAME`` for the community pot), for
+    these accounts of the caller's timebank: what a statement's lines are with."""
+    require_directory_reader(access)
+    wanted = sorted(set(account_ids))
+    if not wanted:
+        return {}
+    async with engine.connect() as conn:
+        rows = await fetch(conn, _ACCOUNT_HOLDERS, access.timebank_id, wanted)
+    return {row["id"]: row["display_name"] or POT_NAME for row in rows}

@@ -25,6 +25,7 @@ from timebank.web.render import TEMPLATE_FILTERS, error_page
 from timebank.web.report import ReportPages
 from timebank.web.security import SecurityHeaders, csrf_hook
 from timebank.web.sessions import SessionPages
+from timebank.web.statement import StatementPages
 
 HERE = Path(__file__).parent
 PAGES = [
@@ -34,6 +35,7 @@ PAGES = [
     CoordinatorPages,
     PotPages,
     DetailsPages,
+    StatementPages,
     ReportPages,
 ]
 
