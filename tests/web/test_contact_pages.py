@@ -287,3 +287,26 @@ async def test_member_pages_never_show_other_peoples_contact_details(client, wor
         f"/t/{slug}/participants/{world.other_member.participant_id}",
     ):
         assert (await client.get(path)).status_code == 403
+
+
+async def test_someone_without_email_is_added_with_a_phone_on_the_page(client, world: World):
+    as_person(client, world.coordinator)
+    path = f"/t/{world.timebank.slug}/participants/new"
+    form = {
+        "display_name": "Tom Landline",
+        "kind": "member",
+        "email": "",
+        "phone": "01234 111222",
+        "postal_address": "",
+        "contact_preference": "phone",
+        "key": unique_slug("key"),
+    }
+    refused = await submit(client, path, {**form, "contact_preference": "post"})
+    assert refused.status_code == 422
+    assert 'id="postal_address-error"' in refused.text and "needs an address" in refused.text
+    added = await submit(client, path, form)
+    assert added.status_code == 201, added.text
+    listed = text_of((await client.get(f"/t/{world.timebank.slug}/participants")).text)
+    assert "Tom Landline" in listed and "Phone 01234 111222" in listed
+    odd = await submit(client, path, {**form, "phone": "ring me", "key": unique_slug("key")})
+    assert odd.status_code == 422 and 'id="phone-error"' in odd.text
