@@ -434,3 +434,50 @@ async def test_the_directory_can_leave_out_those_deactivated(client, world):
     active_ids = {item["id"] for item in active.json()["items"]}
     assert world.other_member.participant_id in ids - active_ids
     assert world.member.participant_id in active_ids
+
+
+async def test_two_edits_racing_for_one_email_leave_it_with_one_person(client, world):
+    import asyncio
+
+    first = await enrol(client, world, phone="0123 456")
+    second = await enrol(client, world, phone="0123 457")
+    email = f"{unique_slug('race')}@example.org"
+    answers = await asyncio.gather(
+        *(
+            client.patch(
+                f"{base(world)}/participants/{person['id']}",
+                json={"email": email, "external_id": "RACE-1"},
+                headers=world.coordinator.headers,
+            )
+            for person in (first, second)
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [200, 409], [
+        answer.text for answer in answers
+    ]
+    refused = next(answer for answer in answers if answer.status_code == 409)
+    assert refused.json()["field"] in ("email", "external_id")
+    held = [await seen(client, world, person["id"]) for person in (first, second)]
+    assert sorted(bool(person["email"]) for person in held) == [False, True]
+
+
+async def test_the_databases_own_refusal_of_a_taken_id_names_the_field(client, world, engine):
+    from sqlalchemy import text
+
+    from timebank.db.transactions import run_in_transaction
+    from timebank.errors import Conflict
+
+    first = await enrol(client, world, external_id="DB-1", email=f"{unique_slug('db')}@x.org")
+    second = await enrol(client, world, phone="0123 456")
+    for column, value in (("external_id", "DB-1"), ("email", first["email"].upper())):
+
+        async def work(conn, column=column, value=value):
+            await conn.execute(
+                text(f"UPDATE participants SET {column} = :value WHERE id = :id"),
+                {"value": value, "id": second["id"]},
+            )
+
+        with pytest.raises(Conflict) as refused:
+            await run_in_transaction(engine, work)
+        assert refused.value.status_code == 409
+        assert refused.value.extra == {"field": column}
