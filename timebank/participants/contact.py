@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 ContactPreference = Literal["email", "phone", "text", "post"]
-CONTACT_PREFERENCES: tuple[ContactPreference, ...] = ("email", "phone", "text", "post")
 # What each preference needs recorded, as the participant's field name.
 NEEDS: dict[str, str] = {
     "email": "email",

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.auth.schemas import TimebankAccess
 from timebank.db.transactions import transaction
 from timebank.errors import Forbidden
-from timebank.participants import repository
+from timebank.participants import details_repository, repository
 from timebank.participants.contact import NEEDS
 from timebank.participants.enrolment import (
     refuse_a_second_participant,
@@ -45,7 +45,7 @@ class Details(Staff):
         data: ParticipantUpdate,
     ) -> ParticipantPublic:
         timebank_id = access.timebank_id
-        stored = await repository.stored_details(conn, timebank_id, participant_id)
+        stored = await details_repository.stored_details(conn, timebank_id, participant_id)
         changes = data.model_dump(include=data.model_fields_set)
         merged: dict[str, Any] = {**stored, **changes}
         preference = merged["contact_preference"]
@@ -64,7 +64,7 @@ class Details(Staff):
             await refuse_taken_external_id(
                 conn, timebank_id, changes["external_id"], but=participant_id
             )
-        await repository.update_details(conn, timebank_id, participant_id, merged)
+        await details_repository.update_details(conn, timebank_id, participant_id, merged)
         row = await repository.get_participant(conn, timebank_id, participant_id)
         return ParticipantPublic(**row)
 
@@ -92,6 +92,8 @@ class Details(Staff):
     async def _store_active(
         self, conn: AsyncConnection, access: TimebankAccess, participant_id: int, active: bool
     ) -> ParticipantPublic:
-        await repository.set_deactivated(conn, access.timebank_id, participant_id, not active)
+        await details_repository.set_deactivated(
+            conn, access.timebank_id, participant_id, not active
+        )
         row = await repository.get_participant(conn, access.timebank_id, participant_id)
         return ParticipantPublic(**row)

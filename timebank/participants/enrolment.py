@@ -15,7 +15,7 @@ from timebank.db.transactions import in_transaction, transaction
 from timebank.errors import Conflict, Forbidden, ValidationFailed
 from timebank.ledger import idempotency
 from timebank.ledger import repository as ledger_repository
-from timebank.participants import repository
+from timebank.participants import details_repository, repository
 from timebank.participants.contact import contact_problem, default_preference
 from timebank.participants.schemas import (
     ParticipantCreate,
@@ -294,7 +294,7 @@ async def refuse_taken_external_id(
     conn: AsyncConnection, timebank_id: int, external_id: str, *, but: int | None = None
 ) -> None:
     """One external id is one participant per timebank (``but`` this one may hold it)."""
-    existing = await repository.participant_with_external_id(
+    existing = await details_repository.participant_with_external_id(
         conn, timebank_id, external_id, but=but
     )
     if existing is not None:
