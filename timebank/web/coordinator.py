@@ -26,8 +26,8 @@ from timebank.participants.schemas import ParticipantCreate
 from timebank.settings import Settings
 from timebank.web.deps import ExchangesDep, PageDep
 from timebank.web.exchanges import all_exchanges
+from timebank.web.participant import PREFERENCES
 from timebank.web.people import MAX_PEOPLE_LISTED, category_names, parties_of
-from timebank.web.pot import PREFERENCES
 from timebank.web.render import TimebankPage, sentence
 
 QUEUE_STATES: tuple[ExchangeState, ...] = ("awaiting_approval", "disputed")

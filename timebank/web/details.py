@@ -11,13 +11,13 @@ from timebank.errors import Forbidden, TimebankError
 from timebank.openapi import ParticipantId
 from timebank.participants.schemas import ParticipantUpdate
 from timebank.web.deps import LedgerReaderDep, PageDep
-from timebank.web.pot import (
+from timebank.web.participant import (
     DETAIL_FIELDS,
     ParticipantForms,
-    PotDeskDep,
     details_of,
     participant_page,
 )
+from timebank.web.pot import PotDeskDep
 from timebank.web.render import redirect, sentence
 
 # What a refused field is told on the page, in place of the validator's words.
