@@ -95,6 +95,11 @@ EXPECTED: dict[str, tuple[frozenset[str], int]] = {
     f"PATCH {TB}": (MANAGERS, 200),
     f"POST {TB}/participants": (MANAGERS, 201),
     f"PUT {PARTICIPANT}/roles": (MANAGERS, 200),
+    # A participant's details, and deactivating or reactivating them (never one's own; the
+    # member is refused even their own details here).
+    f"PATCH {PARTICIPANT}": (MANAGERS, 200),
+    f"POST {PARTICIPANT}/deactivate": (MANAGERS, 200),
+    f"POST {PARTICIPANT}/reactivate": (MANAGERS, 200),
     f"POST {PARTICIPANT}/invitation": (MANAGERS, 201),  # a participant not yet signed up
     f"POST {TB}/categories": (MANAGERS, 201),
     # Staff (coordinators, funders without a participant) and the record of role changes.
@@ -541,6 +546,54 @@ async def set_roles(ctx: Ctx, role: str) -> Cell:
     )
 
 
+async def _details_target(ctx: Ctx, role: str) -> Person:
+    """The member's own participant for the member (refused even that), someone new for the
+    others, so an allowed change touches nobody of another cell."""
+    if role == "member":
+        return ctx.world.member
+    return await make_person(ctx.engine, "una", timebank=ctx.world.timebank, roles=("member",))
+
+
+async def edit_details(ctx: Ctx, role: str) -> Cell:
+    target = await _details_target(ctx, role)
+    phone = f"01234 {ROLES.index(role):06d}"
+    path = f"{ctx.base}/participants/{target.participant_id}"
+
+    async def snapshot() -> tuple[str | None, str]:
+        seen = await ctx.seen_by_admin(path)
+        return seen["phone"], seen["contact_preference"]
+
+    async def check(response: Response) -> str | None:
+        return _expect("phone and preference", await snapshot(), (phone, "text"))
+
+    return Cell(
+        params={"participant_id": target.participant_id},
+        body={"phone": phone, "contact_preference": "text"},
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+def set_active(active: bool) -> Callable[[Ctx, str], Awaitable[Cell]]:
+    async def setup(ctx: Ctx, role: str) -> Cell:
+        target = await _details_target(ctx, role)
+        path = f"{ctx.base}/participants/{target.participant_id}"
+        if active:  # someone deactivated, to reactivate
+            await ctx.ok("POST", f"{path}/deactivate", ctx.world.admin)
+
+        async def snapshot() -> bool:
+            return (await ctx.seen_by_admin(path))["deactivated_at"] is None
+
+        async def check(response: Response) -> str | None:
+            return _expect("active", await snapshot(), active)
+
+        return Cell(
+            params={"participant_id": target.participant_id}, snapshot=snapshot, check=check
+        )
+
+    return setup
+
+
 async def reinvite(ctx: Ctx, role: str) -> Cell:
     invitee = await ctx.invitee()
 
@@ -827,6 +880,9 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[Cell]]] = {
     f"PATCH {TB}": update_timebank,
     f"POST {TB}/participants": add_participant,
     f"PUT {PARTICIPANT}/roles": set_roles,
+    f"PATCH {PARTICIPANT}": edit_details,
+    f"POST {PARTICIPANT}/deactivate": set_active(False),
+    f"POST {PARTICIPANT}/reactivate": set_active(True),
     f"POST {PARTICIPANT}/invitation": reinvite,
     f"POST {TB}/categories": add_category,
     f"POST {TB}/staff": invite_staff,

@@ -88,6 +88,14 @@ PAGES: dict[str, tuple[frozenset[str], int | frozenset[int]]] = {
     # Imports: coordinators and admins (the confirming form, which imports, is checked).
     f"GET {T}/imports": (MANAGERS, 200),
     f"POST {T}/imports": (MANAGERS, 303),
+    # A participant's details and whether they are active: coordinators and admins.
+    f"POST {T}/participants/{{participant_id}}/details": (MANAGERS, 303),
+    f"POST {T}/participants/{{participant_id}}/deactivate": (MANAGERS, 303),
+    f"POST {T}/participants/{{participant_id}}/reactivate": (MANAGERS, 303),
+    # A statement to read or print: one's own (those with an account here: the member, staff
+    # with a participant), and anyone's for coordinators and admins (here the member's).
+    f"GET {T}/statement": (frozenset({"member", "staff"}), 200),
+    f"GET {T}/participants/{{participant_id}}/statement": (MEMBER_OR_MANAGER, 200),
 }
 
 
@@ -358,6 +366,58 @@ async def import_page(ctx: Ctx, role: str) -> PageCell:
     )
 
 
+async def details_page(ctx: Ctx, role: str) -> PageCell:
+    target = await newcomer(ctx)
+    path = f"{ctx.base}/participants/{target.participant_id}"
+    phone = f"01234 {ROLES.index(role):06d}"
+
+    async def snapshot() -> tuple[str | None, str]:
+        seen = await ctx.seen_by_admin(path)
+        return seen["phone"], seen["contact_preference"]
+
+    async def check(response: Response) -> str | None:
+        after = await snapshot()
+        return None if after == (phone, "phone") else f"the details are {after}"
+
+    form = {
+        "display_name": "Lee",
+        "contact_preference": "phone",
+        "phone": phone,
+        "email": "",
+        "postal_address": "",
+        "external_id": "",
+    }
+    return PageCell(
+        params={"participant_id": target.participant_id},
+        form=form,
+        snapshot=snapshot,
+        check=check,
+    )
+
+
+def active_page(active: bool) -> Callable[[Ctx, str], Awaitable[PageCell]]:
+    async def setup(ctx: Ctx, role: str) -> PageCell:
+        target = await newcomer(ctx)
+        path = f"{ctx.base}/participants/{target.participant_id}"
+        if active:
+            await ctx.ok("POST", f"{path}/deactivate", ctx.world.admin)
+
+        async def snapshot() -> bool:
+            return (await ctx.seen_by_admin(path))["deactivated_at"] is None
+
+        async def check(response: Response) -> str | None:
+            return None if await snapshot() == active else "not changed"
+
+        return PageCell(
+            params={"participant_id": target.participant_id},
+            form={},
+            snapshot=snapshot,
+            check=check,
+        )
+
+    return setup
+
+
 SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     "GET /static/{file_path}": static_file,
     "GET /sign-in": nothing,
@@ -391,6 +451,11 @@ SETUPS: dict[str, Callable[[Ctx, str], Awaitable[PageCell]]] = {
     f"POST {T}/participants/{{participant_id}}/leave": leave_page,
     f"GET {T}/imports": nothing,
     f"POST {T}/imports": import_page,
+    f"POST {T}/participants/{{participant_id}}/details": details_page,
+    f"POST {T}/participants/{{participant_id}}/deactivate": active_page(False),
+    f"POST {T}/participants/{{participant_id}}/reactivate": active_page(True),
+    f"GET {T}/statement": nothing,
+    f"GET {T}/participants/{{participant_id}}/statement": participant_page,
 }
 
 

@@ -107,6 +107,7 @@ def principal_in_timebank_query(token_hash: Expr, slug: Expr) -> Select[Any]:
     p = tables.participants.alias("p")
     roles = select(r.c.role).where(r.c.user_id == u.c.id, r.c.timebank_id == b.c.id)
     participant = select(p.c.id).where(p.c.user_id == u.c.id, p.c.timebank_id == b.c.id)
+    deactivated = participant.where(p.c.deactivated_at.is_not(None)).exists()
     return (
         select(
             t.c.id.label("token_id"),
@@ -116,6 +117,7 @@ def principal_in_timebank_query(token_hash: Expr, slug: Expr) -> Select[Any]:
             b.c.id.label("timebank_id"),
             func.ARRAY(roles.scalar_subquery()).label("roles"),
             participant.scalar_subquery().label("participant_id"),
+            deactivated.label("participant_deactivated"),
         )
         .select_from(t.join(u, u.c.id == t.c.user_id).outerjoin(b, b.c.slug == slug))
         .where(
@@ -213,7 +215,9 @@ _ROLES_IN = (
     "SELECT ARRAY(SELECT r.role FROM timebank_roles r"
     "   WHERE r.user_id = $1 AND r.timebank_id = $2) AS roles,"
     " (SELECT p.id FROM participants p"
-    "   WHERE p.user_id = $1 AND p.timebank_id = $2) AS participant_id"
+    "   WHERE p.user_id = $1 AND p.timebank_id = $2) AS participant_id,"
+    " EXISTS (SELECT 1 FROM participants p WHERE p.user_id = $1 AND p.timebank_id = $2"
+    "   AND p.deactivated_at IS NOT NULL) AS participant_deactivated"
 )
 _MEMBERSHIPS = (
     "SELECT t.slug, t.name, array_agg(r.role ORDER BY r.role) AS roles,"
@@ -256,11 +260,12 @@ async def timebank_id(conn: Connection, slug: str) -> int | None:
 
 async def roles_in(
     conn: Connection, user_id: int, timebank_id: int
-) -> tuple[frozenset[str], int | None]:
-    """The user's roles in the timebank, and the participant they act as there (if any)."""
+) -> tuple[frozenset[str], int | None, bool]:
+    """The user's roles in the timebank, the participant they act as there (if any), and
+    whether a coordinator deactivated that participant."""
     row = await fetch_one(conn, _ROLES_IN, user_id, timebank_id)
     assert row is not None, "a SELECT without FROM returns one row"
-    return frozenset(row["roles"]), row["participant_id"]
+    return frozenset(row["roles"]), row["participant_id"], row["participant_deactivated"]
 
 
 async def memberships(conn: Connection, user_id: int) -> Sequence[Mapping[str, Any]]:

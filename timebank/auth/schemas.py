@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from timebank.errors import Forbidden
 from timebank.fields import WholeNumber
 
 Role = Literal["member", "coordinator", "funder"]
@@ -45,6 +46,8 @@ class TimebankAccess:
     timebank_slug: str
     roles: frozenset[str] = field(default_factory=frozenset)
     participant_id: int | None = None
+    # A coordinator deactivated that participant: the user logs nothing new here (DESIGN.md §5).
+    participant_deactivated: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -69,6 +72,15 @@ class TimebankAccess:
         in one they log or confirm, and never a decider of one they are party to. Funders take
         no part in exchanges."""
         return self.participant_id if self.can_manage or "member" in self.roles else None
+
+    def require_active(self, what: str) -> None:
+        """Refuse ``what`` (something new: an exchange, a session, a gift) to a user whose
+        participant a coordinator has deactivated here (DESIGN.md §5)."""
+        if self.participant_deactivated:
+            raise Forbidden(
+                f"your participation in this timebank is paused by a coordinator: you cannot"
+                f" {what} here until they reactivate it"
+            )
 
     @property
     def member_participant_id(self) -> int | None:

@@ -215,7 +215,9 @@ class Sessions:
             timebank_id = await repository.timebank_id(conn, slug)
             if timebank_id is None:
                 raise NotFound(f"timebank {slug!r} not found")
-            roles, participant_id = await repository.roles_in(conn, principal.user_id, timebank_id)
+            roles, participant_id, deactivated = await repository.roles_in(
+                conn, principal.user_id, timebank_id
+            )
         if not has_part(principal.is_admin, roles):
             raise NotFound(f"timebank {slug!r} not found")
         return TimebankAccess(
@@ -224,6 +226,7 @@ class Sessions:
             timebank_slug=slug,
             roles=roles,
             participant_id=participant_id,
+            participant_deactivated=deactivated,
         )
 
     # --- API tokens --------------------------------------------------------------------------
@@ -297,4 +300,5 @@ def access_from_row(
         timebank_slug=slug,
         roles=roles,
         participant_id=row["participant_id"],
+        participant_deactivated=bool(row["participant_deactivated"]),
     )

@@ -66,6 +66,12 @@ _ERRORS_BY_CONSTRAINT: dict[str, tuple[type[TimebankError], str]] = {
     "transfers_pending_transfer_id_key": (InvalidTransition, "this reservation is already posted"),
 }
 
+# Unique indexes whose refusal names the field another participant already holds.
+_TAKEN_BY_CONSTRAINT = {
+    "participants_timebank_email_key": "email",
+    "participants_timebank_external_id_key": "external_id",
+}
+
 
 def _postgres_error(exc: BaseException) -> asyncpg.PostgresError | None:
     """The PostgreSQL error itself, under SQLAlchemy's wrapper if there is one."""
@@ -105,6 +111,9 @@ def translate(exc: BaseException) -> TimebankError | None:
     if constraint in _ERRORS_BY_CONSTRAINT:
         error_type, detail = _ERRORS_BY_CONSTRAINT[constraint]
         return error_type(detail)
+    if constraint in _TAKEN_BY_CONSTRAINT:
+        field = _TAKEN_BY_CONSTRAINT[constraint]
+        return Conflict(f"another participant of this timebank has this {field}", field=field)
     if state == "23503":  # foreign key: an account or row of another timebank, or none at all
         return NotFound("an account named in the request does not exist in this timebank")
     if state == "23505":

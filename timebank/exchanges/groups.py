@@ -87,6 +87,11 @@ async def log_group(
     category = await sql.category(conn, timebank_id, data.category)
     _require_parties_and_category(data, found, category, rules)
     assert category is not None
+    policy.require_active_parties(
+        (f"legs.{n}.{name}", found[getattr(leg, name)])
+        for n, leg in enumerate(data.legs)
+        for name in ("giver_id", "receiver_id")
+    )
     accounts = await ledger.lock_accounts(conn, timebank_id, [p.account_id for p in found.values()])
     _require_open(data, found, accounts, host_side)
 

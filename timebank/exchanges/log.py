@@ -224,6 +224,7 @@ def _require_parties_and_category(
     if errors or giver is None or receiver is None or category is None:
         names = ", ".join(error["key"] for error in errors)
         raise ValidationFailed(f"please check: {names}", errors=errors)
+    policy.require_active_parties((("giver_id", giver), ("receiver_id", receiver)))
     return giver, receiver, category
 
 

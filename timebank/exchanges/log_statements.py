@@ -102,7 +102,7 @@ def _context_columns(
 
 
 def _party_row(participant: Expr, timebank: Expr) -> ScalarSelect[Any]:
-    """``party`` as one composite value (id, kind, account_id, takes_part)."""
+    """``party`` as one composite value (id, kind, account_id, takes_part, active)."""
     found = party(participant, timebank)
     return found.with_only_columns(func.ROW(*found.selected_columns)).scalar_subquery()
 
@@ -154,7 +154,7 @@ def _context(row: Mapping[str, Any]) -> LogContext:
 def _party(row: Any) -> Party | None:
     if row is None:
         return None
-    return Party(id=row[0], kind=row[1], account_id=row[2], takes_part=row[3])
+    return Party(id=row[0], kind=row[1], account_id=row[2], takes_part=row[3], active=row[4])
 
 
 async def log_context(

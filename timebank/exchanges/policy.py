@@ -18,6 +18,7 @@ from timebank.exchanges.schemas import (
     ExchangeRecord,
     ExchangeState,
     GroupSessionDetail,
+    Party,
     Side,
 )
 from timebank.policy import Policy
@@ -113,6 +114,7 @@ def who_logs(access: TimebankAccess, data: ExchangeCreate) -> tuple[Actor, Side,
     Whoever is party to it logs it as that party, for their own side, coordinators included
     (so the other side confirms and another coordinator approves); a coordinator or admin
     logs any other on behalf of either party (the giver unless told otherwise)."""
+    access.require_active("log exchanges")
     me = access.party_id
     if me is not None and me in (data.giver_id, data.receiver_id):
         side: Side = "giver" if me == data.giver_id else "receiver"
@@ -130,6 +132,22 @@ def who_logs(access: TimebankAccess, data: ExchangeCreate) -> tuple[Actor, Side,
     if me is not None:
         raise Forbidden("members log exchanges they gave or received; ask a coordinator")
     raise Forbidden("only members and coordinators of this timebank log exchanges")
+
+
+DEACTIVATED = "is deactivated"
+
+
+def require_active_parties(named: Iterable[tuple[str, Party]]) -> None:
+    """Refuse a new exchange or session with someone a coordinator has deactivated (409),
+    naming the first of them by the field that names them: ``(field, party)`` pairs."""
+    for name, party in named:
+        if not party.active:
+            raise InvalidTransition(
+                f"participant {party.id} is deactivated in this timebank; a coordinator"
+                " reactivates them before anything new is logged with them",
+                participant_id=party.id,
+                errors=[field_error(name, DEACTIVATED)],
+            )
 
 
 def require_may_attempt(access: TimebankAccess, action: str) -> None:
@@ -337,6 +355,7 @@ def who_logs_group(
     """Who is logging this session, ``(actor, on_behalf)``: its host, for their own side; or
     a coordinator or admin on the host's behalf. An attendee does not log a session (they
     confirm or dispute their own leg), nor does a coordinator who attends it."""
+    access.require_active("log sessions")
     me = access.party_id
     if me is not None and me == host:
         return party_actor(access), False

@@ -73,12 +73,18 @@ def takes_part(p: FromClause) -> Expr:
 
 def party(participant: Expr, timebank: Expr) -> Select[Any]:
     """Participant ``participant`` of timebank ``timebank`` as a party to an exchange: its id,
-    kind, account and whether it takes part."""
+    kind, account, whether it takes part and whether it is active (not deactivated)."""
     p = tables.participants.alias("p")
     a = tables.accounts.alias("a")
     account = a.c.participant_id == p.c.id, a.c.timebank_id == p.c.timebank_id
     return (
-        select(p.c.id, p.c.kind, a.c.id.label("account_id"), takes_part(p).label("takes_part"))
+        select(
+            p.c.id,
+            p.c.kind,
+            a.c.id.label("account_id"),
+            takes_part(p).label("takes_part"),
+            p.c.deactivated_at.is_(None).label("active"),
+        )
         .select_from(p.join(a, and_(*account)))
         .where(p.c.id == participant, p.c.timebank_id == timebank)
     )

@@ -216,12 +216,14 @@ class BulkApproveResult(BaseModel):
 @dataclass(frozen=True)
 class Party:
     """A participant as an exchange sees them; ``takes_part`` is false when their user is in
-    the timebank as a funder only (or has no role left): someone who can never confirm."""
+    the timebank as a funder only (or has no role left): someone who can never confirm;
+    ``active`` is false once a coordinator has deactivated them."""
 
     id: int
     kind: str
     account_id: int
     takes_part: bool = True
+    active: bool = True
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,9 @@ _FLAGGED = (
     " ORDER BY flagged_by_reversal_id"
 )
 _ACCOUNT_OF = "SELECT id FROM accounts WHERE participant_id = $1 AND timebank_id = $2"
+_DEACTIVATED = (
+    "SELECT 1 FROM participants WHERE timebank_id = $1 AND id = $2 AND deactivated_at IS NOT NULL"
+)
 _POT_ACCOUNT = "SELECT id FROM accounts WHERE timebank_id = $1 AND system_role = 'community_fund'"
 # The pot's postings, newest first, each with the participant on the other side and, for a gift
 # or grant, its note (kept in gifts, beside the ledger).
@@ -105,6 +108,11 @@ async def account_of(conn: Connection, timebank_id: int, participant_id: int) ->
     if row is None:
         raise NotFound(f"participant {participant_id} not found in this timebank")
     return int(row["id"])
+
+
+async def is_deactivated(conn: Connection, timebank_id: int, participant_id: int) -> bool:
+    """Whether a coordinator has deactivated this participant (False for none such)."""
+    return await fetch_one(conn, _DEACTIVATED, timebank_id, participant_id) is not None
 
 
 async def pot_account(conn: Connection, timebank_id: int) -> int:

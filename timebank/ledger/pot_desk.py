@@ -9,7 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.db.transactions import raw_connection
-from timebank.errors import Forbidden, LimitExceeded, ValidationFailed
+from timebank.errors import (
+    Forbidden,
+    InvalidTransition,
+    LimitExceeded,
+    ValidationFailed,
+    field_error,
+)
 from timebank.hours import format_minutes
 from timebank.ledger import accounts
 from timebank.ledger.pot_schemas import (
@@ -52,6 +58,7 @@ class PotDesk:
         """Gift minutes from one's own account to a member or the pot, or (a coordinator)
         grant them from the pot to a member with a reason; posted at once. Answers the gift
         and whether it is a replay of a request under the same key."""
+        access.require_active("give or grant hours")
         if data.from_id is None:
             _check_grant(access, data)
         elif access.party_id is None:
@@ -60,6 +67,8 @@ class PotDesk:
             raise Forbidden("you can only give hours from your own account")
         if data.from_id is not None and data.from_id == data.to_id:
             raise ValidationFailed("nobody gives hours to themselves", field="to_id")
+        if data.to_id is not None:
+            await self._require_active(access, data.to_id)
         try:
             written = await self._ledger.gift(
                 access.timebank_id,
@@ -73,6 +82,17 @@ class PotDesk:
         except LimitExceeded as refused:
             raise await self._named_limit(access, data, refused) from refused
         return _gift_public(written.record), written.replayed
+
+    async def _require_active(self, access: TimebankAccess, participant_id: int) -> None:
+        async with raw_connection(self._engine) as conn:
+            deactivated = await accounts.is_deactivated(conn, access.timebank_id, participant_id)
+        if deactivated:
+            raise InvalidTransition(
+                f"participant {participant_id} is deactivated in this timebank; a coordinator"
+                " reactivates them before they are given hours",
+                participant_id=participant_id,
+                errors=[field_error("to_id", "is deactivated")],
+            )
 
     async def _named_limit(
         self, access: TimebankAccess, data: GiftCreate, refused: LimitExceeded

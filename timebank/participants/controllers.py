@@ -8,7 +8,7 @@ from typing import Annotated, TypeAlias
 from litestar import Controller, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from timebank.deps import AccessDep, EngineDep, PrincipalDep, SettingsDep
 from timebank.openapi import MAX_ID, ParticipantId, problems
@@ -20,6 +20,7 @@ from timebank.participants.schemas import (
     ParticipantDirectoryPage,
     ParticipantPage,
     ParticipantPublic,
+    ParticipantUpdate,
     TimebankCreate,
     TimebankPublic,
     TimebankUpdate,
@@ -109,9 +110,15 @@ class TimebanksController(Controller):
             QueryParameter(ge=0, le=MAX_ID, description="next_after_id of the previous page"),
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
+        active: Annotated[
+            bool, QueryParameter(description="true: only those not deactivated")
+        ] = False,
     ) -> ParticipantPage | ParticipantDirectoryPage:
-        """Participants: in full for coordinators and admins, a directory for members."""
-        return await participants.list_participants(access, q=q, after_id=after_id, limit=limit)
+        """Participants: in full for coordinators and admins (with how to reach them), a
+        directory for members."""
+        return await participants.list_participants(
+            access, q=q, after_id=after_id, limit=limit, active_only=active
+        )
 
     @get("/{slug:str}/participants/{participant_id:int}", responses=problems(401, 403, 404, 422))
     async def show_participant(
@@ -119,6 +126,43 @@ class TimebanksController(Controller):
     ) -> ParticipantPublic:
         """One participant (coordinators and admins; a member: only themselves)."""
         return await participants.show_participant(access, participant_id)
+
+    @patch(
+        "/{slug:str}/participants/{participant_id:int}",
+        responses=problems(401, 403, 404, 409, 422),
+    )
+    async def update_participant(
+        self,
+        participant_id: ParticipantId,
+        data: JSONBody[ParticipantUpdate],
+        access: AccessDep,
+        participants: ParticipantsDep,
+    ) -> ParticipantPublic:
+        """Change a participant's name and contact details (coordinators, admins)."""
+        return await participants.update_details(access, participant_id, data)
+
+    @post(
+        "/{slug:str}/participants/{participant_id:int}/deactivate",
+        status_code=HTTP_200_OK,
+        responses=problems(401, 403, 404),
+    )
+    async def deactivate_participant(
+        self, participant_id: ParticipantId, access: AccessDep, participants: ParticipantsDep
+    ) -> ParticipantPublic:
+        """Deactivate a participant: nothing new is logged with them (coordinators, admins;
+        not oneself)."""
+        return await participants.deactivate(access, participant_id)
+
+    @post(
+        "/{slug:str}/participants/{participant_id:int}/reactivate",
+        status_code=HTTP_200_OK,
+        responses=problems(401, 403, 404),
+    )
+    async def reactivate_participant(
+        self, participant_id: ParticipantId, access: AccessDep, participants: ParticipantsDep
+    ) -> ParticipantPublic:
+        """Reactivate a deactivated participant (coordinators, admins; not oneself)."""
+        return await participants.reactivate(access, participant_id)
 
     @put(
         "/{slug:str}/participants/{participant_id:int}/roles",

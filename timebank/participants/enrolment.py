@@ -4,6 +4,7 @@ account of their own, listed and shown."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,7 +15,8 @@ from timebank.db.transactions import in_transaction, transaction
 from timebank.errors import Conflict, Forbidden, ValidationFailed
 from timebank.ledger import idempotency
 from timebank.ledger import repository as ledger_repository
-from timebank.participants import repository
+from timebank.participants import details_repository, repository
+from timebank.participants.contact import contact_problem, default_preference
 from timebank.participants.schemas import (
     ParticipantCreate,
     ParticipantCreated,
@@ -62,6 +64,8 @@ class Enrolment(Timebanks):
         participant and is granted the roles (default: member). No user is looked up by the
         email: the answer is the same whether the address is known elsewhere or not."""
         require_manager(access, "add participants")
+        if data.contact_preference is not None:
+            require_reachable(data.contact_preference, data.email, data.phone, data.postal_address)
         return await self._add_participant(access, data, idempotency_key)
 
     @transaction
@@ -86,8 +90,12 @@ class Enrolment(Timebanks):
                 return ParticipantCreated(**row, invited_roles=invited_roles)
         timebank = await repository.get_timebank_by_id(conn, access.timebank_id)
         if data.email is not None:
-            await _refuse_a_second_participant(conn, timebank.id, data.email)
-        record = await _enrol(conn, timebank, data.kind, data.display_name, data.joined_on)
+            await refuse_a_second_participant(conn, timebank.id, data.email)
+        if data.external_id is not None:
+            await refuse_taken_external_id(conn, timebank.id, data.external_id)
+        record = await _enrol(
+            conn, timebank, data.kind, data.display_name, data.joined_on, _contact_of(data)
+        )
         invitation = None
         if data.email is not None:
             invitation = await self._invite(conn, access, record.id, data.email, roles)
@@ -165,9 +173,11 @@ class Enrolment(Timebanks):
         q: str | None = None,
         after_id: int | None = None,
         limit: int = 50,
+        active_only: bool = False,
     ) -> ParticipantPage | ParticipantDirectoryPage:
-        """Coordinators and admins: everyone, with balances and roles. Members: a directory
-        (id, name, kind) to pick whom they exchanged with. Funders see aggregates only."""
+        """Coordinators and admins: everyone, with balances, roles and contact details.
+        Members: a directory (id, name, kind) to pick whom they exchanged with. Funders see
+        aggregates only. ``active_only``: leave out those deactivated."""
         full = access.can_manage
         if not full and access.member_participant_id is None:
             raise Forbidden("funders see aggregate reports, not the list of participants")
@@ -181,6 +191,7 @@ class Enrolment(Timebanks):
             name_contains=q.strip() if q and q.strip() else None,
             after_id=after_id,
             limit=limit + 1,
+            active_only=active_only,
         )
         next_after_id = rows[limit - 1]["id"] if len(rows) > limit else None
         rows = rows[:limit]
@@ -224,9 +235,10 @@ async def _enrol(
     kind: str,
     display_name: str,
     joined_on: date | None,
+    contact: dict[str, Any] | None = None,
 ) -> ParticipantRecord:
     participant_id, joined, account_id = await repository.insert_participant(
-        conn, timebank, kind, display_name, joined_on
+        conn, timebank, kind, display_name, joined_on, contact=contact
     )
     await grant_welcome_hours(conn, timebank, account_id)
     return ParticipantRecord(
@@ -253,10 +265,52 @@ async def grant_welcome_hours(
         )
 
 
-async def _refuse_a_second_participant(conn: AsyncConnection, timebank_id: int, email: str) -> None:
+def _contact_of(data: ParticipantCreate) -> dict[str, Any]:
+    """The contact columns of a new participant; the preference, unless given, is the first
+    way recorded."""
+    preference = data.contact_preference or default_preference(
+        data.email, data.phone, data.postal_address
+    )
+    return {
+        "email": data.email,
+        "phone": data.phone,
+        "postal_address": data.postal_address,
+        "contact_preference": preference,
+        "external_id": data.external_id,
+    }
+
+
+def require_reachable(
+    preference: str, email: str | None, phone: str | None, postal_address: str | None
+) -> None:
+    """Refuse (422, naming the field) a contact preference whose way is not recorded."""
+    problem = contact_problem(preference, email, phone, postal_address)
+    if problem is not None:
+        field, message = problem
+        raise ValidationFailed(message, field=field)
+
+
+async def refuse_taken_external_id(
+    conn: AsyncConnection, timebank_id: int, external_id: str, *, but: int | None = None
+) -> None:
+    """One external id is one participant per timebank (``but`` this one may hold it)."""
+    existing = await details_repository.participant_with_external_id(
+        conn, timebank_id, external_id, but=but
+    )
+    if existing is not None:
+        raise Conflict(
+            f"external id {external_id!r} is already participant {existing} of this timebank",
+            field="external_id",
+            participant_id=existing,
+        )
+
+
+async def refuse_a_second_participant(
+    conn: AsyncConnection, timebank_id: int, email: str, *, but: int | None = None
+) -> None:
     """One address is one participant per timebank (this timebank's own participants only:
-    nothing is told about any other)."""
-    existing = await repository.participant_with_email(conn, timebank_id, email)
+    nothing is told about any other; ``but`` this one may hold it)."""
+    existing = await repository.participant_with_email(conn, timebank_id, email, but=but)
     if existing is not None:
         raise Conflict(
             f"{email} is already participant {existing} of this timebank",

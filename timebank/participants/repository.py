@@ -10,12 +10,15 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Select,
     Text,
     and_,
+    cast,
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -132,8 +135,10 @@ async def get_timebank_by_id(
 # --- Participants ------------------------------------------------------------------------------
 
 _INSERT_PARTICIPANT = (
-    "INSERT INTO participants (timebank_id, kind, display_name, joined_on, user_id)"
-    " VALUES ($1, $2, $3, coalesce($4, current_date), $5) RETURNING id, joined_on"
+    "INSERT INTO participants (timebank_id, kind, display_name, joined_on, user_id, email,"
+    " phone, postal_address, contact_preference, external_id)"
+    " VALUES ($1, $2, $3, coalesce($4, current_date), $5, $6, $7, $8, coalesce($9, 'email'),"
+    " $10) RETURNING id, joined_on"
 )
 _INSERT_ACCOUNT = (
     "INSERT INTO accounts (timebank_id, participant_id, floor, ceiling)"
@@ -148,10 +153,21 @@ async def insert_participant(
     display_name: str,
     joined_on: date | None,
     user_id: int | None = None,
+    contact: Mapping[str, Any] | None = None,
 ) -> tuple[int, date, int]:
-    """Insert a participant and their account (limits from the timebank's policy)."""
+    """Insert a participant (with ``contact``: their email, phone, postal_address,
+    contact_preference and external_id, each optional) and their account (limits from the
+    timebank's policy)."""
+    how = contact or {}
     row = await fetch_one(
-        conn, _INSERT_PARTICIPANT, timebank.id, kind, display_name, joined_on, user_id
+        conn,
+        _INSERT_PARTICIPANT,
+        timebank.id,
+        kind,
+        display_name,
+        joined_on,
+        user_id,
+        *(how.get(name) for name in CONTACT_COLUMNS),
     )
     assert row is not None, "an INSERT … RETURNING returns its row"
     limits = timebank.policy.default_floor_minutes, timebank.policy.default_ceiling_minutes
@@ -187,7 +203,9 @@ def _participants(*, full: bool) -> tuple[Select[Any], FromClause]:
         *(p.c[name] for name in ("id", "kind", "display_name", "joined_on", "user_id")),
         a.c.id.label("account_id"),
         *(a.c[name].label(f"{name}_minutes") for name in _ACCOUNT_MINUTES),
-        func.coalesce(u.c.email, last_invited.scalar_subquery()).label("email"),
+        func.coalesce(p.c.email, u.c.email, last_invited.scalar_subquery()).label("email"),
+        *(p.c[name] for name in CONTACT_COLUMNS[1:]),
+        p.c.deactivated_at,
         p.c.user_id.is_not(None).label("signed_up"),
         func.coalesce(func.ARRAY(roles.scalar_subquery()), literal("{}")).label("roles"),
     )
@@ -195,6 +213,7 @@ def _participants(*, full: bool) -> tuple[Select[Any], FromClause]:
 
 
 _ACCOUNT_MINUTES = ("balance", "pending_in", "pending_out", "floor", "ceiling")
+CONTACT_COLUMNS = ("email", "phone", "postal_address", "contact_preference", "external_id")
 
 
 _full, _p = _participants(full=True)
@@ -203,7 +222,8 @@ _PARTICIPANT = compiled_sql(_full.where(_p.c.timebank_id == arg(1), _p.c.id == a
 
 def _page(*, full: bool) -> str:
     """A page of participants ($1 timebank, $2 after this id, $3 a name contains this, $4 at
-    most so many), in full or as the directory shows them."""
+    most so many, $5 true: only those not deactivated), in full or as the directory shows
+    them."""
     listed, p = _participants(full=full)
     name_contains = func.strpos(func.lower(p.c.display_name), func.lower(arg(3))) > 0
     return compiled_sql(
@@ -211,6 +231,7 @@ def _page(*, full: bool) -> str:
             p.c.timebank_id == arg(1),
             unless_null(arg(2), BigInteger, p.c.id > arg(2)),
             unless_null(arg(3), Text, name_contains),
+            or_(~cast(arg(5), Boolean), p.c.deactivated_at.is_(None)),
         )
         .order_by(p.c.id)
         .limit(arg(4))
@@ -238,16 +259,21 @@ async def list_participants(
     name_contains: str | None,
     after_id: int | None,
     limit: int,
+    active_only: bool = False,
 ) -> list[Mapping[str, Any]]:
     """Participants in id order after ``after_id`` (keyset pagination), optionally those whose
-    name contains ``name_contains`` (case-insensitively; no wildcards)."""
+    name contains ``name_contains`` (case-insensitively; no wildcards), optionally only those
+    not deactivated."""
     sql = _PAGE_IN_FULL if full else _DIRECTORY_PAGE
-    return list(await fetch(conn, sql, timebank_id, after_id, name_contains, limit))
+    return list(await fetch(conn, sql, timebank_id, after_id, name_contains, limit, active_only))
 
 
-# The participant of timebank $1 with address $2 (see ``_participants``), if any.
+# The participant of timebank $1 with address $2 (see ``_participants``), other than $3, if any.
 _PARTICIPANT_WITH_EMAIL = (
-    "SELECT p.id FROM users u JOIN participants p"
+    "SELECT id FROM ("
+    " SELECT p.id FROM participants p WHERE p.timebank_id = $1 AND lower(p.email) = lower($2)"
+    " UNION ALL"
+    " SELECT p.id FROM users u JOIN participants p"
     "   ON p.user_id = u.id AND p.timebank_id = $1"
     " WHERE lower(u.email) = lower($2)"
     " UNION ALL"
@@ -256,7 +282,7 @@ _PARTICIPANT_WITH_EMAIL = (
     " WHERE i.timebank_id = $1 AND lower(i.email) = lower($2)"
     "   AND p.user_id IS NULL AND i.id = (SELECT max(j.id) FROM invitations j"
     "     WHERE j.timebank_id = i.timebank_id AND j.participant_id = p.id)"
-    " LIMIT 1"
+    ") AS holders WHERE id IS DISTINCT FROM CAST($3 AS bigint) LIMIT 1"
 )
 _LAST_INVITATION = (
     "SELECT email, roles FROM invitations WHERE timebank_id = $1 AND participant_id = $2"
@@ -273,14 +299,17 @@ _EXPIRE_OPEN_INVITATIONS = (
 
 
 # Until the transaction ends, whoever takes the lock named $1 waits for whoever holds it.
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
 
-async def participant_with_email(conn: AsyncConnection, timebank_id: int, email: str) -> int | None:
-    """The participant of this timebank with this address (see ``_participants``), if any.
-    Additions of one address take turns until the transaction ends."""
-    await fetch(conn, _LOCK, f"participant-email:{timebank_id}:{email.lower()}")
-    row = await fetch_one(conn, _PARTICIPANT_WITH_EMAIL, timebank_id, email)
+async def participant_with_email(
+    conn: AsyncConnection, timebank_id: int, email: str, *, but: int | None = None
+) -> int | None:
+    """The participant of this timebank (other than ``but``) with this address (recorded to
+    reach them, or see ``_participants``), if any. Uses of one address take turns until the
+    transaction ends."""
+    await fetch(conn, LOCK, f"participant-email:{timebank_id}:{email.lower()}")
+    row = await fetch_one(conn, _PARTICIPANT_WITH_EMAIL, timebank_id, email, but)
     return row["id"] if row is not None else None
 
 

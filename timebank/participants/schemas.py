@@ -13,6 +13,8 @@ from timebank.auth.roles import participant_roles_problem
 from timebank.auth.schemas import Role
 from timebank.fields import JsonBool, WholeNumber
 from timebank.names import clean_name
+from timebank.participants.contact import EMAIL_PATTERN as EMAIL_PATTERN
+from timebank.participants.contact import ContactFields, ContactPreference, Email
 from timebank.policy import POLICY_FIELDS as POLICY_FIELDS
 from timebank.policy import ApprovalMode, BalanceDisplay, Policy
 
@@ -32,8 +34,6 @@ DEFAULT_CATEGORIES: dict[str, str] = {
 }
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
-# The users table's own check, so a bad address is a 422 here and not a refusal later.
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 # A believable date of joining: nobody joined before 1900, nor more than a year from now.
 EARLIEST_JOINED_ON = date(1900, 1, 1)
 JOINED_ON_DAYS_AHEAD = 366
@@ -144,17 +144,15 @@ class TimebankPublic(Policy, TimebankNamed):
 # --- Participants ------------------------------------------------------------------------------
 
 
-class ParticipantCreate(BaseModel):
+class ParticipantCreate(ContactFields):
     model_config = ConfigDict(extra="forbid")
 
     display_name: str = Field(min_length=1, max_length=200)
     kind: ParticipantKind
-    email: str | None = Field(
+    email: Email | None = Field(
         default=None,
-        max_length=254,
-        pattern=EMAIL_PATTERN,
-        description="with an email, an invitation for that address: whoever accepts it "
-        "takes part as this participant, with the roles",
+        description="how to reach them by email; with an email, also an invitation for that"
+        " address: whoever accepts it takes part as this participant, with the roles",
     )
     roles: list[Role] | None = Field(
         default=None,
@@ -181,15 +179,33 @@ class ParticipantCreate(BaseModel):
             raise ValueError(problem)
         return value
 
-    @field_validator("email")
-    @classmethod
-    def _email_trimmed(cls, value: str | None) -> str | None:
-        return value.strip() if value is not None else None
-
     @model_validator(mode="after")
     def _roles_need_an_email(self) -> ParticipantCreate:
         if self.roles and self.email is None:
             raise ValueError("roles belong to a user: give an email to grant roles")
+        return self
+
+
+class ParticipantUpdate(ContactFields):
+    """A participant's details to change (coordinators, admins): fields left out keep their
+    value, ``null`` clears one (not the name). The preference must still name a way that is
+    recorded. Changing the email sends no invitation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: Email | None = None
+
+    _display_name_present = _cleaned_name("display_name", 200)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ParticipantUpdate:
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        if "display_name" in self.model_fields_set and self.display_name is None:
+            raise ValueError("a participant keeps a name: display_name cannot be null")
+        if "contact_preference" in self.model_fields_set and self.contact_preference is None:
+            raise ValueError("contact_preference cannot be null: choose email, phone, text, post")
         return self
 
 
@@ -207,8 +223,15 @@ class ParticipantPublic(ParticipantDirectoryEntry):
     account_id: int
     joined_on: date
     email: str | None = Field(
-        description="the address of whoever accepted their invitation, else the address "
-        "it was sent to"
+        description="the email recorded to reach them, else the address of whoever accepted"
+        " their invitation, else the address it was sent to"
+    )
+    phone: str | None
+    postal_address: str | None
+    contact_preference: ContactPreference
+    external_id: str | None
+    deactivated_at: datetime | None = Field(
+        description="when a coordinator deactivated them (null: active); see DESIGN.md §5"
     )
     signed_up: bool = Field(description="someone has accepted their invitation")
     roles: list[Role]

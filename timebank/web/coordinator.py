@@ -26,12 +26,15 @@ from timebank.participants.schemas import ParticipantCreate
 from timebank.settings import Settings
 from timebank.web.deps import ExchangesDep, PageDep
 from timebank.web.exchanges import all_exchanges
+from timebank.web.participant import PREFERENCES
 from timebank.web.people import MAX_PEOPLE_LISTED, category_names, parties_of
-from timebank.web.render import TimebankPage
+from timebank.web.render import TimebankPage, sentence
 
 QUEUE_STATES: tuple[ExchangeState, ...] = ("awaiting_approval", "disputed")
 KINDS = (("member", "Member"), ("professional", "Professional"), ("organisation", "Organisation"))
 EVERY_EXCHANGE = "the timebank asks a coordinator to approve every exchange"
+# How to reach someone, beside the email, as the form to add them takes it.
+CONTACT_FIELDS = ("phone", "postal_address", "contact_preference")
 
 _ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (str.isdigit also takes "²")
 
@@ -150,17 +153,20 @@ class CoordinatorPages(Controller):
         """Add a participant; with an email, hand over the one-time invitation link."""
         form = await page.request.form()
         values = {
-            name: str(form.get(name, "")).strip()
-            for name in ("display_name", "kind", "email", "key")
+            name: str(form.get(name, "")).replace("\r\n", "\n").strip()
+            for name in ("display_name", "kind", "email", "key", *CONTACT_FIELDS)
         }
         values["key"] = values["key"][:255] or str(uuid.uuid4())
         errors: dict[str, str] = {}
         status = 422
         try:
-            data = ParticipantCreate(
-                display_name=values["display_name"],
-                kind=values["kind"],  # type: ignore[arg-type]
-                email=values["email"] or None,
+            data = ParticipantCreate.model_validate(
+                {
+                    "display_name": values["display_name"],
+                    "kind": values["kind"],
+                    "email": values["email"] or None,
+                    **{name: values[name] or None for name in CONTACT_FIELDS},
+                }
             )
         except ValidationError as error:
             for problem in error.errors():
@@ -170,7 +176,8 @@ class CoordinatorPages(Controller):
             try:
                 created = await page.participants.add_participant(page.access, data, values["key"])
             except (ValidationFailed, Conflict) as error:
-                errors[str(error.extra.get("field", "form"))] = error.detail
+                named = error.extra.get("errors") or [{"key": error.extra.get("field", "form")}]
+                errors[str(named[0].get("key") or "form")] = sentence(error.detail)
                 status = error.status_code
             else:
                 return await page.render(
@@ -208,6 +215,7 @@ async def _queue_page(
         status_code=status_code,
         queue=[(exchange, _why(exchange, session), session) for exchange, session in queue],
         names=await page.names_of(named),
+        reach=await page.reach_of(named),
         categories=await category_names(page.participants, access),
         outcomes=outcomes or [],
         error=error,
@@ -219,7 +227,12 @@ async def _invite_page(
     page: TimebankPage, values: dict[str, str], errors: dict[str, str], status_code: int = 200
 ) -> Response:
     return await page.render(
-        "invite.html", status_code=status_code, values=values, errors=errors, kinds=KINDS
+        "invite.html",
+        status_code=status_code,
+        values=values,
+        errors=errors,
+        kinds=KINDS,
+        preferences=PREFERENCES,
     )
 
 
@@ -233,7 +246,8 @@ def _public_base(request: Request, settings: Settings) -> str:
 
 
 def _blank_invite() -> dict[str, str]:
-    return {"display_name": "", "kind": "member", "email": "", "key": str(uuid.uuid4())}
+    blank = {"display_name": "", "kind": "member", "email": "", "key": str(uuid.uuid4())}
+    return {**blank, **dict.fromkeys(CONTACT_FIELDS, "")}
 
 
 def _plain(field: str, message: str) -> str:
@@ -241,4 +255,7 @@ def _plain(field: str, message: str) -> str:
         "display_name": "Give a name.",
         "email": "That does not look like an email address.",
         "kind": "Choose member, professional or organisation.",
+        "phone": "Use digits, spaces, brackets and hyphens, like 01234 567890.",
+        "postal_address": "Up to 500 characters, without control characters.",
+        "contact_preference": "Choose email, phone call, text message or post.",
     }.get(field, message)

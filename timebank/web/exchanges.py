@@ -161,7 +161,7 @@ async def _form(
 ) -> Response:
     access = page.access
     on_behalf = access.can_manage and (on_behalf or access.party_id is None)
-    people = await names(page.participants, access)
+    people = await names(page.participants, access, active_only=True)
     people.pop(access.party_id or 0, None)
     return await page.render(
         "log.html",
@@ -196,6 +196,7 @@ async def _exchange(
         status_code=status_code,
         exchange=detail,
         names=await page.names_of(named),
+        reach=await page.reach_of(parties_of([detail])),
         categories=await category_names(page.participants, access),
         logged=logged,
         done=done if done in policy.TRANSITIONS else None,
@@ -222,6 +223,7 @@ async def _session(
         status_code=status_code,
         session=session,
         names=await page.names_of(named),
+        reach=await page.reach_of(named),
         categories=await category_names(page.participants, access),
         logged=logged,
         done=done if done in policy.TRANSITIONS else None,

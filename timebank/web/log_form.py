@@ -16,12 +16,18 @@ from pydantic import ValidationError
 
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import TimebankError
+from timebank.exchanges.policy import DEACTIVATED
 from timebank.exchanges.schemas import ExchangeCreate
 from timebank.hours import DurationError, parse_duration
 from timebank.participants.service import Participants
 from timebank.web.forms import KeyedForm, new_key, sent_text
 from timebank.web.people import find_by_name
 from timebank.web.render import sentence
+
+DEACTIVATED_ON_PAGE = (
+    "They are deactivated in this timebank: nothing new is logged with them until a"
+    " coordinator reactivates them."
+)
 
 MAX_NOTE = 500
 
@@ -163,6 +169,9 @@ def explain(form: LogForm, error: TimebankError, *, on_behalf: bool) -> None:
             name = people[key] if on_behalf else "who"
         else:
             name = FIELD_OF.get(key, "form")
+        if problem.get("message") == DEACTIVATED:
+            form.fail(name, DEACTIVATED_ON_PAGE)
+            continue
         plain = len(problems) == 1 and not error.detail.startswith("please check")
         form.fail(name, sentence(error.detail if plain else str(problem.get("message", ""))))
     if not problems:

@@ -22,12 +22,17 @@ class Match:
     choices: list[tuple[int, str]]
 
 
-async def names(participants: Participants, access: TimebankAccess) -> dict[int, str]:
-    """Participant id → display name, for the people the caller may see."""
+async def names(
+    participants: Participants, access: TimebankAccess, *, active_only: bool = False
+) -> dict[int, str]:
+    """Participant id → display name, for the people the caller may see (``active_only``:
+    leaving out those deactivated, as the forms' pickers do)."""
     found: dict[int, str] = {}
     after_id = None
     while len(found) < MAX_PEOPLE_LISTED:
-        listed = await participants.list_participants(access, after_id=after_id, limit=MAX_PAGE)
+        listed = await participants.list_participants(
+            access, after_id=after_id, limit=MAX_PAGE, active_only=active_only
+        )
         found.update((entry.id, entry.display_name) for entry in listed.items)
         if listed.next_after_id is None:
             break

@@ -1,7 +1,8 @@
 """Giving hours (a member to another or to the community pot; a coordinator granting from the
-pot), the community pot's page, and a participant's page for coordinators with their opening
-balance and their leaving. Every rule is the pot desk's (``timebank.ledger.pot_desk``): a form
-sent still goes through it, and its refusals come back beside the field they are about."""
+pot), the community pot's page, and on a participant's page (``web.participant``) their
+opening balance and their leaving. Every rule is the pot desk's (``timebank.ledger.pot_desk``):
+a form sent still goes through it, and its refusals come back beside the field they are
+about."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from timebank.ledger.pot_schemas import (
 from timebank.openapi import ParticipantId
 from timebank.participants.service import Participants
 from timebank.web.deps import LedgerReaderDep, PageDep
+from timebank.web.participant import ParticipantForms, PersonField, participant_page
 from timebank.web.people import find_by_name, names
 from timebank.web.render import TimebankPage, redirect, sentence
 
@@ -55,15 +57,6 @@ def _text(form: FormMultiDict, name: str) -> str:
 
 def _int(value: str) -> int | None:
     return int(value) if _ID.fullmatch(value) else None
-
-
-@dataclass
-class PersonField:
-    """A person named on a form: as typed, the one chosen among matches, and the matches."""
-
-    typed: str = ""
-    chosen: str = ""
-    choices: list[tuple[int, str]] = field(default_factory=list)
 
 
 async def _resolve(
@@ -185,7 +178,7 @@ async def _read_gift(form: GiveForm, page: TimebankPage) -> GiftCreate | None:
 
 async def _give_page(page: TimebankPage, form: GiveForm, status_code: int = 200) -> Response:
     access = page.access
-    people = await names(page.participants, access)
+    people = await names(page.participants, access, active_only=True)
     if not form.grant:
         people.pop(access.party_id or 0, None)
     return await page.render(
@@ -197,47 +190,6 @@ async def _give_page(page: TimebankPage, form: GiveForm, status_code: int = 200)
 
 
 # --- A participant's opening balance and leaving ------------------------------------------------
-
-
-@dataclass
-class ParticipantForms:
-    """The two forms of a participant's page as typed, with what is wrong with them."""
-
-    opening_sign: str = "credit"
-    opening: str = ""
-    leave_to: str = "pot"
-    leave_who: PersonField = field(default_factory=PersonField)
-    errors: dict[str, str] = field(default_factory=dict)
-
-
-async def _participant_page(
-    page: TimebankPage,
-    ledger_reader: LedgerReaderDep,
-    pot_desk: PotDesk,
-    participant_id: int,
-    forms: ParticipantForms | None = None,
-    *,
-    status_code: int = 200,
-    done: str | None = None,
-) -> Response:
-    access = page.access
-    if not access.can_manage:
-        raise Forbidden("a participant's page is for coordinators")
-    person = await page.participants.show_participant(access, participant_id)
-    balance = await ledger_reader.balance(access, participant_id)
-    standing = await pot_desk.standing(access, participant_id)
-    names = await page.names_of([standing.left_balance_to])
-    return await page.render(
-        "participant.html",
-        status_code=status_code,
-        person=person,
-        balance=balance,
-        standing=standing,
-        names=names,
-        forms=forms or ParticipantForms(),
-        own=access.participant_id == participant_id,
-        done=done,
-    )
 
 
 class PotPages(Controller):
@@ -288,9 +240,14 @@ class PotPages(Controller):
     ) -> Response:
         """The community pot: its balance and its recent movements (coordinators)."""
         seen = await pot_desk.pot(page.access, limit=RECENT_MOVEMENTS)
-        names = await page.names_of(m.participant_id for m in seen.movements)
+        listed = [m.participant_id for m in seen.movements]
         return await page.render(
-            "pot.html", pot=seen, names=names, kinds=KIND_LABELS, granted=granted
+            "pot.html",
+            pot=seen,
+            names=await page.names_of(listed),
+            reach=await page.reach_of(listed),
+            kinds=KIND_LABELS,
+            granted=granted,
         )
 
     @get("/participants/{participant_id:int}")
@@ -303,8 +260,10 @@ class PotPages(Controller):
         done: Annotated[str | None, QueryParameter(max_length=20)] = None,
     ) -> Response:
         """One participant for coordinators: their balance, opening balance and leaving."""
-        shown = done if done in ("opening", "left") else None
-        return await _participant_page(page, ledger_reader, pot_desk, participant_id, done=shown)
+        shown = (
+            done if done in ("opening", "left", "details", "deactivated", "reactivated") else None
+        )
+        return await participant_page(page, ledger_reader, pot_desk, participant_id, done=shown)
 
     @post("/participants/{participant_id:int}/opening-balance")
     async def set_opening(
@@ -342,7 +301,7 @@ class PotPages(Controller):
                     if error.kind == "invalid-transition"
                     else error.detail
                 )
-                return await _participant_page(
+                return await participant_page(
                     page,
                     ledger_reader,
                     pot_desk,
@@ -353,7 +312,7 @@ class PotPages(Controller):
             return redirect(
                 f"/t/{access.timebank_slug}/participants/{participant_id}", done="opening"
             )
-        return await _participant_page(
+        return await participant_page(
             page, ledger_reader, pot_desk, participant_id, forms, status_code=422
         )
 
@@ -401,7 +360,7 @@ class PotPages(Controller):
                     forms.errors["leave_who"] = forms.errors.pop("form", error.detail)
                 if "form" in forms.errors:
                     forms.errors["leave_to"] = forms.errors.pop("form")
-                return await _participant_page(
+                return await participant_page(
                     page,
                     ledger_reader,
                     pot_desk,
@@ -410,6 +369,6 @@ class PotPages(Controller):
                     status_code=error.status_code,
                 )
             return redirect(f"/t/{access.timebank_slug}/participants/{participant_id}", done="left")
-        return await _participant_page(
+        return await participant_page(
             page, ledger_reader, pot_desk, participant_id, forms, status_code=422
         )

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from timebank.auth.schemas import TimebankAccess
 from timebank.errors import TimebankError, Unauthenticated
 from timebank.hours import describe_minutes, format_minutes
-from timebank.participants.names import names_of
+from timebank.participants.contact import how_to_reach
+from timebank.participants.names import names_of, reach_of
 from timebank.participants.service import Participants
 
 SIGN_IN = "/sign-in"
@@ -75,6 +76,13 @@ class TimebankPage:
         """Participant id → display name, for the people this page names."""
         return await names_of(self.engine, self.access, ids)
 
+    async def reach_of(self, ids: Iterable[int | None]) -> dict[int, str]:
+        """Participant id → how to reach them, for the people this page names: for
+        coordinators and admins; empty for anyone else, whose pages never show it."""
+        if not self.access.can_manage:
+            return {}
+        return await reach_of(self.engine, self.access, ids)
+
 
 def redirect(path: str, **query: Any) -> Redirect:
     """See other (303): after a form, the browser asks for the next page with GET, so that
@@ -117,4 +125,8 @@ TEMPLATE_FILTERS = {
     "hm_signed": lambda minutes: format_minutes(minutes, signed=True),
     "in_words": describe_minutes,
     "state_label": lambda state: STATE_LABELS.get(state, state),
+    # A participant as coordinators see them (``ParticipantPublic``) → how to reach them.
+    "reach": lambda person: how_to_reach(
+        person.contact_preference, person.email, person.phone, person.postal_address
+    ),
 }

@@ -18,6 +18,7 @@ from timebank.settings import Settings
 from timebank.web.account import AccountPages
 from timebank.web.coordinator import CoordinatorPages
 from timebank.web.deps import PAGE_DEPENDENCIES
+from timebank.web.details import DetailsPages
 from timebank.web.exchanges import ExchangePages
 from timebank.web.imports import ImportPages
 from timebank.web.pot import PotPages
@@ -25,6 +26,7 @@ from timebank.web.render import TEMPLATE_FILTERS, error_page
 from timebank.web.report import ReportPages
 from timebank.web.security import SecurityHeaders, csrf_hook
 from timebank.web.sessions import SessionPages
+from timebank.web.statement import StatementPages
 
 HERE = Path(__file__).parent
 PAGES = [
@@ -33,8 +35,10 @@ PAGES = [
     SessionPages,
     CoordinatorPages,
     PotPages,
-    ReportPages,
+    DetailsPages,
     ImportPages,
+    ReportPages,
+    StatementPages,
 ]
 
 

@@ -19,6 +19,7 @@ from timebank.errors import (
     TimebankError,
     ValidationFailed,
 )
+from timebank.exchanges.policy import DEACTIVATED
 from timebank.exchanges.schemas import MAX_LEGS, GroupSessionCreate
 from timebank.hours import DurationError, parse_duration
 from timebank.web.deps import ExchangesDep, PageDep
@@ -122,6 +123,12 @@ def _explain(form: SessionForm, error: TimebankError, people: dict[int, str]) ->
         )
         form.fail("host" if who == _host_of(form) else "attendees", message)
         return
+    if name is not None and _deactivated(error):
+        form.fail(
+            "host" if who == _host_of(form) else "attendees",
+            f"{name} is deactivated: untick them, or ask a coordinator to reactivate them.",
+        )
+        return
     if name is not None:
         form.fail("attendees", f"{name} has left the timebank: untick them.")
         return
@@ -130,6 +137,11 @@ def _explain(form: SessionForm, error: TimebankError, people: dict[int, str]) ->
         form.fail(_FIELD_OF.get(where, "form"), sentence(str(problem.get("message", ""))))
     if not form.errors:
         form.fail("form", sentence(error.detail))
+
+
+def _deactivated(error: TimebankError) -> bool:
+    """Whether the service refused someone for being deactivated."""
+    return any(p.get("message") == DEACTIVATED for p in error.extra.get("errors") or [])
 
 
 def _host_of(form: SessionForm) -> int | None:
@@ -176,7 +188,7 @@ def _require_logger(page: TimebankPage) -> None:
 
 async def _form(page: TimebankPage, form: SessionForm, *, status_code: int = 200) -> Response:
     access = page.access
-    people = await names(page.participants, access)
+    people = await names(page.participants, access, active_only=True)
     host = None if access.can_manage else access.party_id
     return await page.render(
         "session_form.html",
