@@ -20,7 +20,7 @@ GOOD = [
         "2:30",
         "A1",
     ),
-    ("Bea Smith", "", "", "", "phone", "", "-90", "A2"),
+    ("Bea Smith", "", "", "01632 960002", "phone", "", "-90", "A2"),
     ("Riverside Library", "organisation", "lib@example.org", "", "", "2020-01-02", "", "A3"),
 ]
 
@@ -46,6 +46,28 @@ async def test_people_import_writes_people_and_opening_balances(engine, raw, tim
     assert (
         await raw.fetchval("SELECT sum(balance) FROM accounts WHERE timebank_id = $1", timebank.id)
         == 0
+    )
+
+
+async def test_a_person_s_preference_is_a_way_the_file_records(engine, raw, timebank):
+    # Without a preference: the first way recorded (email, phone); with one, it must be there.
+    rows = [
+        ("Cal", "", "", "01632 960003", "", "", "", "C1"),
+        ("Dee", "", "dee@example.org", "", "text", "", "", "C2"),
+    ]
+    with pytest.raises(FileRefused) as refused:
+        await Imports(engine).run(timebank.slug, "people", csv_bytes(PEOPLE_HEADER, rows))
+    [problem] = refused.value.problems
+    assert (problem.line, problem.column) == (3, "contact_preference")
+    assert "needs a phone number" in problem.reason
+    await Imports(engine).run(timebank.slug, "people", csv_bytes(PEOPLE_HEADER, rows[:1]))
+    assert (
+        await raw.fetchval(
+            "SELECT contact_preference FROM participants"
+            " WHERE timebank_id = $1 AND external_id = 'C1'",
+            timebank.id,
+        )
+        == "phone"
     )
 
 

@@ -24,6 +24,7 @@ from timebank.imports.report import ImportReport, RowProblem
 from timebank.imports.repository import NewPeople, Person, Place
 from timebank.ledger import pot
 from timebank.names import BIDI_CONTROLS, clean_name
+from timebank.participants.contact import contact_problem, default_preference
 from timebank.participants.schemas import (
     EARLIEST_JOINED_ON,
     EMAIL_PATTERN,
@@ -105,9 +106,13 @@ def parse_person(row: Row, *, timeoverflow: bool, faults: _Faults) -> PersonRow 
         or any(char in BIDI_CONTROLS for char in address)
     ):
         faults.add("postal_address", "the address needs 1 to 500 printable characters")
-    preference = row.get("contact_preference").lower() or "email"
+    preference = row.get("contact_preference").lower() or default_preference(email, phone, address)
     if preference not in CONTACT_PREFERENCES:
         faults.add("contact_preference", "the contact preference is email, phone, text or post")
+    elif row.get("contact_preference") and (
+        missing := contact_problem(preference, email, phone, address)
+    ):
+        faults.add("contact_preference", missing[1])
     joined_on = None
     if row.get("joined_on"):
         try:
