@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from timebank.imports.service import Imports
 from timebank.ledger import Ledger
 
 TIMEBANK = [sys.executable, "-m", "timebank.cli"]
@@ -104,6 +105,31 @@ async def test_verify_passes_then_names_the_tampered_account(
     assert broken.returncode == 1
     assert f"account {b.account_id}" in broken.stdout
     assert "BROKEN" in broken.stdout
+
+
+async def test_verify_names_an_exchange_that_disagrees_with_its_transfer(
+    database_url, raw, engine, timebank
+):
+    imports = Imports(engine)
+    await imports.run(timebank.slug, "people", b"name,external_id\nAda,A\nBea,B\n")
+    await imports.run(
+        timebank.slug, "history", b"service_date,giver,receiver,minutes\n2026-01-05,A,B,45\n"
+    )
+    env = env_with(TIMEBANK_DATABASE_URL=database_url)
+    assert run_cli("verify", "--timebank", timebank.slug, env=env).returncode == 0
+
+    # The exchange now says 12 hours while the ledger moved 45 minutes: reports and balances
+    # would disagree.
+    async with raw.transaction():
+        await raw.execute("SET LOCAL session_replication_role = replica")
+        exchange_id = await raw.fetchval(
+            "UPDATE exchanges SET minutes = 720 WHERE timebank_id = $1 RETURNING id", timebank.id
+        )
+    broken = run_cli("verify", "--timebank", timebank.slug, env=env)
+    assert broken.returncode == 1
+    assert f"BROKEN [exchanges] timebank {timebank.slug}, exchange {exchange_id}: its transfer" in (
+        broken.stdout
+    )
 
 
 def test_verify_of_an_unknown_timebank_says_so(database_url):

@@ -156,12 +156,15 @@ def upgrade() -> None:
 
 
 async def audit_ledger_and_reports(conn: AsyncConnection, slug: str | None) -> AuditReport:
-    """What ``timebank verify`` checks, in one snapshot: every ledger invariant, then the report
-    aggregates against a recount of the exchanges that count (a pass over all of them)."""
+    """What ``timebank verify`` checks, in one snapshot: every ledger invariant, every exchange
+    against what the ledger holds for it, then the report aggregates against a recount of the
+    exchanges that count (a pass over all of them)."""
+    from timebank.exchanges.audit import exchange_findings
     from timebank.ledger.audit import audit
     from timebank.reports.audit import aggregate_findings
 
     report = await audit(conn, slug)
+    report.findings += await exchange_findings(conn, slug)
     report.findings += await aggregate_findings(conn, slug)
     return report
 

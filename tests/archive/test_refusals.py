@@ -59,6 +59,21 @@ def _replace_cell(file: str, column: str, value: str, row: int = 1) -> Edit:
     return edit
 
 
+def _swap_cells(file: str, first: str, second: str, row: int = 1) -> Edit:
+    """Swap two columns' cells in data row ``row`` of ``file``."""
+
+    def edit(files: dict[str, bytes]) -> None:
+        lines = files[file].decode().split("\r\n")
+        header = lines[0].split(",")
+        cells = lines[row].split(",")
+        a, b = header.index(first), header.index(second)
+        cells[a], cells[b] = cells[b], cells[a]
+        lines[row] = ",".join(cells)
+        files[file] = "\r\n".join(lines).encode()
+
+    return edit
+
+
 def _change_a_byte(files: dict[str, bytes]) -> None:
     files["exchanges.csv"] = files["exchanges.csv"].replace(b",approved,", b",rejected,", 1)
 
@@ -91,6 +106,18 @@ TAMPERINGS: list[tuple[str, Edit, bool, str]] = [
         _replace_cell("postings.csv", "balance_after", "999999"),
         True,
         "the archive's ledger does not add up",
+    ),
+    (
+        "an exchange's minutes changed",
+        _replace_cell("exchanges.csv", "minutes", "719"),
+        True,
+        "[exchanges] timebank",
+    ),
+    (
+        "an exchange's giver and receiver swapped",
+        _swap_cells("exchanges.csv", "giver_id", "receiver_id"),
+        True,
+        "[exchanges] timebank",
     ),
     (
         "a category that is not there",

@@ -24,6 +24,7 @@ from timebank.archive.contents import ARCHIVED, FORMAT, FORMAT_VERSION, MANIFEST
 from timebank.db.restore import check_references, copy_rows, move_sequence_past, triggers_off
 from timebank.db.statements import fetch
 from timebank.errors import Conflict, ValidationFailed
+from timebank.exchanges.audit import exchange_findings
 from timebank.ledger.restore import copy_ledger_rows, restored_ledger_findings
 from timebank.reports.queue import queue_whole_timebank
 
@@ -190,6 +191,7 @@ async def restore_rows(conn: AsyncConnection, archive: zipfile.ZipFile) -> Resto
             restored.rows[archived.file] = copied
     await check_references(conn, [archived.name for archived in ARCHIVED])
     findings = await restored_ledger_findings(conn, restored.slug)
+    findings += await exchange_findings(conn, restored.slug)
     if findings:
         listed = "; ".join(str(finding) for finding in findings[:20])
         raise ValidationFailed(f"the archive's ledger does not add up: {listed}")
