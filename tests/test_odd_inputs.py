@@ -542,3 +542,20 @@ async def test_a_body_not_sent_in_time_is_given_up():
     await guarded(scope, receive, send)
 
     assert sent[0]["status"] == 408
+
+
+async def test_form_fields_that_are_not_utf8_are_refused_not_a_crash(client, world):
+    # A multipart field's bytes are decoded as UTF-8 before anything else looks at the form.
+    not_text = {"email": (None, b"\xff\xfe"), "password": (None, b"x")}
+    for path in ("/sign-in", f"/t/{world.timebank.slug}/imports"):
+        page = await client.post(path, files=not_text)
+        assert page.status_code == 400, (path, page.status_code)
+        assert page.headers["content-type"].startswith("text/html")
+        assert "not UTF-8" in page.text
+    api = await client.post(
+        f"/api/v1/timebanks/{world.timebank.slug}/imports",
+        files={"file": ("people.csv", b"name\nAda\n"), "kind": (None, b"\xffpeople")},
+        headers=world.coordinator.headers,
+    )
+    assert api.status_code == 422, api.text
+    assert api.json()["detail"] == "what was sent is not UTF-8 text"

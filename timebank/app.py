@@ -43,6 +43,7 @@ from timebank.deps import once_let_in
 from timebank.edges import MAX_BODY_BYTES, CheckedRequest, RequestGuard
 from timebank.errors import (
     PROBLEM_BASE,
+    UNDECODABLE,
     ServiceUnavailable,
     TimebankError,
     ValidationFailed,
@@ -113,6 +114,11 @@ def _validation_error_handler(request: Request, exc: ValidationException) -> Res
     ]
     error = ValidationFailed(exc.detail, errors=errors)
     return _problem_response(error, request)
+
+
+def _undecodable_error_handler(request: Request, exc: UnicodeDecodeError) -> Response:
+    """A form field or body that is not UTF-8 text is the client's mistake: 400, not a bug."""
+    return _problem_response(ValidationFailed(UNDECODABLE), request)
 
 
 def _untagged(key: str) -> str:
@@ -223,6 +229,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         exception_handlers={
             TimebankError: _timebank_error_handler,
             ValidationException: _validation_error_handler,
+            UnicodeDecodeError: _undecodable_error_handler,
             HTTPException: _http_error_handler,
             Exception: _unexpected_error_handler,
         },

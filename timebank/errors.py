@@ -55,6 +55,9 @@ def field_error(key: str, message: str, source: str = "body") -> dict[str, str]:
     return {"key": key, "message": message, "source": source}
 
 
+UNDECODABLE = "what was sent is not UTF-8 text"
+
+
 class ValidationFailed(
     TimebankError, status=422, kind="validation", title="The request is not valid"
 ):

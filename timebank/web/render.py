@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.auth.schemas import TimebankAccess
-from timebank.errors import TimebankError, Unauthenticated
+from timebank.errors import UNDECODABLE, TimebankError, Unauthenticated
 from timebank.hours import describe_minutes, format_minutes
 from timebank.participants.contact import how_to_reach
 from timebank.participants.names import names_of, reach_of
@@ -107,6 +107,8 @@ def error_page(request: Request, exc: Exception) -> Response:
         status, title, detail = exc.status_code, exc.title, exc.detail
     elif isinstance(exc, HTTPException):
         status, title, detail = exc.status_code, "Something is not right", exc.detail
+    elif isinstance(exc, UnicodeDecodeError):
+        status, title, detail = 400, "Something is not right", UNDECODABLE
     else:  # pragma: no cover (the app's own handler logs the rest)
         raise exc
     return page(request, "error.html", status_code=status, title=title, detail=detail)

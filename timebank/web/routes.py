@@ -66,6 +66,7 @@ def web_routers(settings: Settings) -> list[Router]:
             TimebankError: error_page,
             ValidationException: error_page,
             HTTPException: error_page,
+            UnicodeDecodeError: error_page,
         },
         middleware=[SecurityHeaders(no_store=True)],
     )
