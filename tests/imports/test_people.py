@@ -238,3 +238,28 @@ async def test_someone_found_by_email_gets_the_files_external_id(engine, raw, ti
     again = await imports.run(timebank.slug, "people", data)
     assert (again.already_there, again.external_ids_recorded, again.written) == (1, 0, False)
     assert await counts(raw, timebank.id) == before
+
+
+async def test_someone_who_signed_up_is_found_by_the_email_they_sign_in_with(engine, raw, world):
+    # Their participant row holds no email of its own: the address is their user's.
+    slug, member = world.timebank.slug, world.member
+    before = await counts(raw, world.timebank.id)
+    rows = [("Dylan Again", "", member.email.upper(), "", "", "", "", "D1")]
+    report = await Imports(engine).run(slug, "people", csv_bytes(PEOPLE_HEADER, rows))
+    assert (report.new, report.already_there) == (0, 1)
+    assert (await counts(raw, world.timebank.id))["people"] == before["people"]
+    assert (
+        await raw.fetchval(
+            "SELECT external_id FROM participants WHERE id = $1", member.participant_id
+        )
+        == "D1"
+    )
+
+
+async def test_an_address_outside_ascii_is_a_bad_row(engine, timebank):
+    rows = [("Ida", "", "\u0130da@example.org", "", "", "", "", "I1")]
+    with pytest.raises(FileRefused) as refused:
+        await Imports(engine).run(timebank.slug, "people", csv_bytes(PEOPLE_HEADER, rows))
+    [problem] = refused.value.problems
+    assert (problem.line, problem.column) == (2, "email")
+    assert "plain ASCII" in problem.reason

@@ -96,6 +96,12 @@ def parse_person(row: Row, *, timeoverflow: bool, faults: _Faults) -> PersonRow 
     email = _optional(row.get("email"))
     if email is not None and (not 3 <= len(email) <= 254 or not _EMAIL.match(email)):
         faults.add("email", f"{email!r} is not an email address")
+    elif email is not None and not (email.isascii() and email.isprintable()):
+        # Matching ignores case, as PostgreSQL's lower() does; outside ASCII the two can
+        # disagree (a dotted capital I), so an import takes addresses as mail systems send them.
+        faults.add(
+            "email", f"{email!r}: write the address in plain ASCII (a domain in its xn-- form)"
+        )
     phone = _optional(row.get("phone")) or _optional(row.get("alt_phone"))
     if phone is not None and not _PHONE.match(phone):
         faults.add("phone", f"{phone!r} is not a phone number (digits, spaces, + ( ) -)")

@@ -60,11 +60,18 @@ _PLACE = """
 _ONE_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtextextended('timebank import', $1))"
 
 _PEOPLE = """
-    SELECT p.id, p.display_name, p.email, p.external_id, a.id AS account_id, a.balance,
+    SELECT p.id, p.display_name, p.external_id, a.id AS account_id, a.balance,
            a.pending_in, a.pending_out, a.floor, a.ceiling, a.closed_at IS NOT NULL AS closed,
-           o.minutes AS opening
+           o.minutes AS opening,
+           -- The email the participant answers show: recorded, else their user's, else the
+           -- last address they were invited at (someone who signed up has only the second).
+           coalesce(p.email, u.email, (SELECT i.email FROM invitations i
+                                        WHERE i.timebank_id = p.timebank_id
+                                          AND i.participant_id = p.id
+                                        ORDER BY i.id DESC LIMIT 1)) AS email
       FROM participants p
       JOIN accounts a ON a.participant_id = p.id
+      LEFT JOIN users u ON u.id = p.user_id
       LEFT JOIN opening_balances o ON o.account_id = a.id
      WHERE p.timebank_id = $1
      ORDER BY a.id
